@@ -1,0 +1,4 @@
+//! Messaging channels. Channels never depend on gateway internals; they report status through
+//! typed status values and events.
+
+pub mod whatsapp;

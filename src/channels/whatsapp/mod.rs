@@ -1,0 +1,1 @@
+//! The WhatsApp Web (multi-device) channel: our own client over tokio-tungstenite.

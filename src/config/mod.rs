@@ -1,0 +1,6 @@
+//! The config compiler: the only module that reads config files.
+//!
+//! System layer (`/etc/openclaw/openclaw.json`) + state layer (`<state>/openclaw.json`) →
+//! strict JSON5 parse → merge with provenance → schema + semantic validation → [`Snapshot`].
+
+pub mod secrets;

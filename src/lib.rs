@@ -1,0 +1,9 @@
+//! openclaw: a NixOS-first personal AI assistant gateway, compatible with OpenClaw.
+//!
+//! See `ARCHITECTURE.md` for the code map and invariants.
+
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod store;

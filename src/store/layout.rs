@@ -1,0 +1,86 @@
+//! Where things live under the state directory.
+//!
+//! The state dir is `--state-dir`, else `$OPENCLAW_STATE_DIR`, else `~/.openclaw` (on the NixOS
+//! appliance `/var/lib/sokrates/periphery`). Every path the program writes under it is named here,
+//! so the layout is in one place.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming the state directory (as upstream OpenClaw).
+pub const STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
+
+/// The default state directory: `$OPENCLAW_HOME/.openclaw`, else `$HOME/.openclaw`, else
+/// `./.openclaw` when no home is known.
+pub fn default_state_dir() -> PathBuf {
+    let home = std::env::var_os("OPENCLAW_HOME")
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".openclaw")
+}
+
+/// Resolves the state dir from an explicit flag, then the environment, then the default.
+pub fn resolve_state_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os(STATE_DIR_ENV) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => default_state_dir(),
+    }
+}
+
+/// Paths inside one state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateLayout {
+    root: PathBuf,
+}
+
+impl StateLayout {
+    /// A layout rooted at `root` (not created here).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The state directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The mutable state-layer config file, `<state>/openclaw.json`.
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("openclaw.json")
+    }
+
+    /// The directory for credentials, `<state>/credentials` (mode 0700).
+    pub fn credentials_dir(&self) -> PathBuf {
+        self.root.join("credentials")
+    }
+
+    /// The generated gateway token, persisted once and reused (mode 0600).
+    pub fn gateway_token_file(&self) -> PathBuf {
+        self.credentials_dir().join("gateway-token")
+    }
+
+    /// The gateway's lock file: one gateway per state dir.
+    pub fn gateway_lock_file(&self) -> PathBuf {
+        self.root.join("gateway.lock")
+    }
+
+    /// Paired and pending devices of the control protocol.
+    pub fn devices_dir(&self) -> PathBuf {
+        self.root.join("devices")
+    }
+
+    /// WhatsApp credentials of one account: `<state>/credentials/whatsapp/<accountId>/`.
+    pub fn whatsapp_account_dir(&self, account_id: &str) -> PathBuf {
+        self.credentials_dir().join("whatsapp").join(account_id)
+    }
+
+    /// Per-channel runtime state that must survive a restart (cooldowns):
+    /// `<state>/channels/<channel>/<accountId>/`.
+    pub fn channel_state_dir(&self, channel: &str, account_id: &str) -> PathBuf {
+        self.root.join("channels").join(channel).join(account_id)
+    }
+}
