@@ -3,4 +3,5 @@
 //! System layer (`/etc/openclaw/openclaw.json`) + state layer (`<state>/openclaw.json`) →
 //! strict JSON5 parse → merge with provenance → schema + semantic validation → [`Snapshot`].
 
+pub mod json5;
 pub mod secrets;
