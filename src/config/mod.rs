@@ -4,4 +4,11 @@
 //! strict JSON5 parse → merge with provenance → schema + semantic validation → [`Snapshot`].
 
 pub mod json5;
+pub mod model;
 pub mod secrets;
+pub mod diagnostic;
+pub mod env;
+pub mod hints;
+pub mod merge;
+pub mod path;
+pub mod schema;

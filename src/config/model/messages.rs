@@ -1,0 +1,38 @@
+//! `messages`: handling shared by every channel.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Message handling settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// Emoji reacted to an accepted inbound message (e.g. `👀`); empty or unset disables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_reaction: Option<String>,
+    /// Which messages get the ack reaction.
+    #[serde(default)]
+    pub ack_reaction_scope: AckReactionScope,
+    /// Text put in front of every reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_prefix: Option<String>,
+}
+
+/// Scope of the ack reaction (upstream enum).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AckReactionScope {
+    /// Group messages that mention the assistant (default).
+    #[default]
+    GroupMentions,
+    /// Every group message.
+    GroupAll,
+    /// Direct messages.
+    Direct,
+    /// Everything.
+    All,
+    /// Never.
+    Off,
+    /// Never (alias of `off`).
+    None,
+}

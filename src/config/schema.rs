@@ -1,0 +1,122 @@
+//! The JSON Schema of the config, generated from the Rust types.
+//!
+//! `schema/openclaw.schema.json` is this output, committed for editors and the NixOS module; a
+//! test regenerates it and fails when it is stale.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use super::model::OpenClawConfig;
+
+/// Generates the schema (draft 2020-12). `Option<T>` fields are optional, not nullable: `null`
+/// in a config file is an error, as upstream's strict schema has it.
+pub fn generate() -> Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<OpenClawConfig>();
+    let mut v = schema.to_value();
+    strip_null(&mut v);
+    v
+}
+
+/// The schema as pretty JSON with a trailing newline, as committed.
+pub fn generate_pretty() -> String {
+    let mut s = serde_json::to_string_pretty(&generate()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The schema, generated once per process.
+pub fn get() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(generate)
+}
+
+/// Removes `null` from `type` arrays and `{"type":"null"}` from `anyOf` (collapsing a single
+/// remaining branch), which schemars emits for `Option<T>`.
+fn strip_null(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let t = types.remove(0);
+                    map.insert("type".into(), t);
+                }
+            }
+            if let Some(Value::Array(branches)) = map.get_mut("anyOf") {
+                branches.retain(|b| b.get("type").and_then(Value::as_str) != Some("null"));
+                if branches.len() == 1 {
+                    let only = branches.remove(0);
+                    map.remove("anyOf");
+                    if let Value::Object(o) = only {
+                        for (k, val) in o {
+                            map.entry(k).or_insert(val);
+                        }
+                    }
+                }
+            }
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            for (_, child) in map.iter_mut() {
+                strip_null(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
+}
+
+/// The sub-schema that describes the value at `path` (following `$ref`, `properties`,
+/// `additionalProperties`, `items`, and the object branch of `anyOf`).
+pub fn at<'s>(schema: &'s Value, path: &super::path::KeyPath) -> Option<&'s Value> {
+    use super::path::Seg;
+    let mut cur = resolve(schema, schema)?;
+    for seg in &path.0 {
+        cur = match seg {
+            Seg::Key(k) => {
+                let obj = object_branch(schema, cur)?;
+                match obj.get("properties").and_then(|p| p.get(k)) {
+                    Some(s) => s,
+                    None => match obj.get("additionalProperties") {
+                        Some(s @ Value::Object(_)) => s,
+                        _ => return None,
+                    },
+                }
+            }
+            Seg::Index(_) => cur.get("items")?,
+        };
+        cur = resolve(schema, cur)?;
+    }
+    Some(cur)
+}
+
+/// The names of the keys allowed at an object schema.
+pub fn allowed_keys(schema: &Value, sub: &Value) -> Vec<String> {
+    object_branch(schema, sub)
+        .and_then(|o| o.get("properties"))
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn object_branch<'s>(root: &'s Value, s: &'s Value) -> Option<&'s Value> {
+    let s = resolve(root, s)?;
+    if s.get("properties").is_some() || s.get("additionalProperties").is_some() {
+        return Some(s);
+    }
+    s.get("anyOf")?.as_array()?.iter().filter_map(|b| resolve(root, b)).find(|b| b.get("properties").is_some())
+}
+
+fn resolve<'s>(root: &'s Value, s: &'s Value) -> Option<&'s Value> {
+    let mut s = s;
+    for _ in 0..16 {
+        match s.get("$ref").and_then(Value::as_str) {
+            Some(r) => s = root.pointer(r.strip_prefix('#')?)?,
+            None => return Some(s),
+        }
+    }
+    None
+}
