@@ -14,8 +14,10 @@
 
 use std::fmt;
 
+use super::path::KeyPath;
+
 /// A position in the source text: 1-based line and column (columns count characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Pos {
     /// 1-based line number.
     pub line: u32,
@@ -106,6 +108,8 @@ pub enum ParseErrorKind {
         key: String,
         /// Where the first one is.
         first: Pos,
+        /// The path of the duplicated member.
+        path: KeyPath,
     },
     /// `Infinity`, `NaN` or a number too large for a double. Replaced by `null`.
     NonFinite(String),
@@ -124,7 +128,7 @@ impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ParseErrorKind::Syntax(m) => write!(f, "{}: {m}", self.pos),
-            ParseErrorKind::DuplicateKey { key, first } => {
+            ParseErrorKind::DuplicateKey { key, first, .. } => {
                 write!(f, "{}: duplicate key {key:?} (first defined at {first})", self.pos)
             }
             ParseErrorKind::NonFinite(t) => {
@@ -148,7 +152,7 @@ pub const MAX_DEPTH: usize = 128;
 
 /// Parses a JSON5 document.
 pub fn parse(text: &str) -> Parsed {
-    let mut p = Parser { src: text, i: 0, line: 1, col: 1, errors: Vec::new() };
+    let mut p = Parser { src: text, i: 0, line: 1, col: 1, errors: Vec::new(), path: KeyPath::root() };
     let node = match p.document() {
         Ok(n) => Some(n),
         Err(e) => {
@@ -165,6 +169,8 @@ struct Parser<'a> {
     line: u32,
     col: u32,
     errors: Vec<ParseError>,
+    /// Path of the value being parsed (for duplicate-key reports).
+    path: KeyPath,
 }
 
 type PResult<T> = Result<T, ParseError>;
@@ -356,11 +362,15 @@ impl<'a> Parser<'a> {
             }
             self.bump();
             self.skip_ws()?;
-            let value = self.value(depth)?;
+            let outer = std::mem::replace(&mut self.path, KeyPath::root());
+            self.path = outer.key(&key);
+            let value = self.value(depth);
+            let member_path = std::mem::replace(&mut self.path, outer);
+            let value = value?;
             if let Some(first) = members.iter().find(|m| m.key == key) {
                 self.errors.push(ParseError {
                     pos: key_pos,
-                    kind: ParseErrorKind::DuplicateKey { key, first: first.key_pos },
+                    kind: ParseErrorKind::DuplicateKey { key, first: first.key_pos, path: member_path },
                 });
             } else {
                 members.push(Member { key, key_pos, value });
@@ -392,7 +402,11 @@ impl<'a> Parser<'a> {
                 self.bump();
                 return Ok(Node { pos, value: NodeValue::Array(items) });
             }
-            items.push(self.value(depth)?);
+            let outer = std::mem::replace(&mut self.path, KeyPath::root());
+            self.path = outer.index(items.len());
+            let item = self.value(depth);
+            self.path = outer;
+            items.push(item?);
             self.skip_ws()?;
             match self.peek() {
                 Some(',') => {

@@ -12,3 +12,13 @@ pub mod hints;
 pub mod merge;
 pub mod path;
 pub mod schema;
+pub mod compile;
+pub mod locate;
+pub mod semantic;
+pub mod snapshot;
+pub mod sources;
+pub mod validate;
+
+pub use compile::{compile, Compilation, Compiled, Options};
+pub use diagnostic::{Diagnostic, Severity};
+pub use snapshot::Snapshot;

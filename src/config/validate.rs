@@ -1,0 +1,171 @@
+//! Schema validation of the merged config: every leaf error becomes a diagnostic at the
+//! position the offending key or value was written, with the allowed keys and a "did you mean".
+
+use std::sync::OnceLock;
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::ValidationError;
+use serde_json::Value;
+
+use super::diagnostic::Diagnostic;
+use super::hints;
+use super::locate::Locator;
+use super::path::KeyPath;
+use super::schema;
+
+fn validator() -> Option<&'static jsonschema::Validator> {
+    static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
+    V.get_or_init(|| jsonschema::validator_for(schema::get()).ok()).as_ref()
+}
+
+/// Validates `value` against the config schema; returns every error.
+pub fn check(value: &Value, loc: &Locator<'_>) -> Vec<Diagnostic> {
+    let Some(v) = validator() else {
+        return vec![Diagnostic::error("internal", KeyPath::root(), "the built-in config schema does not compile")];
+    };
+    let mut out = Vec::new();
+    for err in v.iter_errors(value) {
+        leaf(&err, value, loc, &mut out);
+    }
+    out.dedup();
+    out
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn expected_type(path: &KeyPath) -> String {
+    let root = schema::get();
+    match schema::at(root, path).and_then(|s| s.get("type")) {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "),
+        _ => "another type".into(),
+    }
+}
+
+fn leaf(err: &ValidationError<'_>, value: &Value, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
+    let path = KeyPath::from_pointer(err.instance_path().as_str(), value);
+    let found = path.get(value);
+    match err.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for key in unexpected {
+                out.push(unknown_key(&path, key, loc));
+            }
+        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            // Keep the branches whose type matched; report their leaves if exactly one did.
+            let here = err.instance_path().as_str();
+            let matching: Vec<_> = context
+                .iter()
+                .filter(|branch| {
+                    !branch.iter().any(|e| {
+                        e.instance_path().as_str() == here && matches!(e.kind(), ValidationErrorKind::Type { .. })
+                    })
+                })
+                .collect();
+            if let [only] = matching.as_slice() {
+                for e in only.iter() {
+                    leaf(e, value, loc, out);
+                }
+            } else {
+                let d = Diagnostic::error(
+                    "invalid-type",
+                    &path,
+                    format!("{} is not one of the accepted forms", found.map_or("value", json_type)),
+                )
+                .hint(schema_description(&path).unwrap_or_else(|| "see `openclaw config schema`".into()));
+                out.push(loc.at_value(d, &path));
+            }
+        }
+        ValidationErrorKind::Type { .. } => {
+            let d = Diagnostic::error(
+                "invalid-type",
+                &path,
+                format!("expected {}, found {}", expected_type(&path), found.map_or("nothing", json_type)),
+            );
+            let d = match schema_description(&path) {
+                Some(h) => d.hint(h),
+                None => d,
+            };
+            out.push(loc.at_value(d, &path));
+        }
+        ValidationErrorKind::Enum { options } => {
+            let opts: Vec<String> =
+                options.as_array().map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default();
+            let shown = found.map(|v| v.to_string()).unwrap_or_default();
+            let mut d = Diagnostic::error(
+                "invalid-value",
+                &path,
+                format!("invalid value {shown}: expected one of {}", quoted_list(&opts)),
+            );
+            if let Some(s) = found.and_then(Value::as_str).and_then(|s| hints::did_you_mean(s, &opts)) {
+                d = d.hint(format!("did you mean \"{s}\"?"));
+            }
+            out.push(loc.at_value(d, &path));
+        }
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or("?");
+            let d = Diagnostic::error("missing-key", &path, format!("missing required key \"{name}\""));
+            out.push(loc.at_key(d, &path));
+        }
+        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => {
+            let shown = found.map(|v| v.to_string()).unwrap_or_default();
+            let d = Diagnostic::error("out-of-range", &path, format!("{shown} is below the minimum {limit}"));
+            out.push(loc.at_value(d, &path));
+        }
+        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => {
+            let shown = found.map(|v| v.to_string()).unwrap_or_default();
+            let d = Diagnostic::error("out-of-range", &path, format!("{shown} is above the maximum {limit}"));
+            out.push(loc.at_value(d, &path));
+        }
+        _ => {
+            let d = Diagnostic::error("invalid-value", &path, err.to_string());
+            out.push(loc.at_value(d, &path));
+        }
+    }
+}
+
+fn schema_description(path: &KeyPath) -> Option<String> {
+    let root = schema::get();
+    let s = schema::at(root, path)?;
+    let d = s.get("description")?.as_str()?;
+    Some(d.split("\n\n").next().unwrap_or(d).replace('\n', " "))
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+}
+
+/// The diagnostic for `key`, not allowed under `parent`.
+pub fn unknown_key(parent: &KeyPath, key: &str, loc: &Locator<'_>) -> Diagnostic {
+    let path = parent.key(key);
+    let where_ = if parent.is_root() { "at the top level".to_string() } else { format!("in {parent}") };
+    let root = schema::get();
+    let allowed = schema::at(root, parent).map(|s| schema::allowed_keys(root, s)).unwrap_or_default();
+    let d = if hints::unsupported_upstream(parent, key) {
+        Diagnostic::error(
+            "unsupported",
+            &path,
+            format!("\"{key}\" {where_} is an OpenClaw setting not supported by this gateway yet"),
+        )
+        .hint("remove it; this gateway would silently ignore it otherwise")
+    } else {
+        let d = Diagnostic::error("unknown-key", &path, format!("unknown key \"{key}\" {where_}"));
+        let list = format!("allowed keys: {}", allowed.join(", "));
+        match (hints::misplaced(parent, key), hints::did_you_mean(key, &allowed)) {
+            (Some(h), _) => d.hint(h),
+            (None, Some(s)) => d.hint(format!("did you mean \"{s}\"? {list}")),
+            (None, None) => d.hint(list),
+        }
+    };
+    loc.at_key(d, &path)
+}
