@@ -120,3 +120,36 @@ fn resolve<'s>(root: &'s Value, s: &'s Value) -> Option<&'s Value> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `schema/openclaw.schema.json` is generated: this test rewrites it and fails when it was
+    /// stale, so a change to the config types without the regenerated file cannot land.
+    #[test]
+    fn committed_schema_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/openclaw.schema.json");
+        let want = generate_pretty();
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        if have != want {
+            if std::env::var_os("CI").is_none() {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &want).unwrap();
+            }
+            panic!("schema/openclaw.schema.json was stale; it has been regenerated: run `cargo test` locally and commit it");
+        }
+    }
+
+    #[test]
+    fn schema_is_strict_and_documented() {
+        let s = generate();
+        assert_eq!(s["additionalProperties"], Value::Bool(false));
+        assert_eq!(s["$defs"]["WhatsAppConfig"]["additionalProperties"], Value::Bool(false));
+        // Option<T> is optional, not nullable.
+        assert_eq!(s["$defs"]["GatewayAuth"]["properties"]["tokenFile"]["type"], "string");
+        // Doc comments become descriptions; defaults are recorded.
+        assert!(s["$defs"]["GatewayConfig"]["properties"]["port"]["description"].as_str().unwrap().contains("TCP port"));
+        assert_eq!(s["$defs"]["GatewayConfig"]["properties"]["port"]["default"], 18789);
+    }
+}
