@@ -140,15 +140,15 @@ pub fn compile_sources(inputs: Inputs, srcs: Vec<Source>, env: &dyn EnvSource, r
             let d = match &e.kind {
                 ParseErrorKind::Syntax(m) => {
                     syntax_failed = true;
-                    Diagnostic::error("syntax", KeyPath::root(), format!("invalid JSON5: {m}"))
+                    Diagnostic::error("syntax", &e.path, format!("invalid JSON5: {m}"))
                 }
-                ParseErrorKind::DuplicateKey { key, first, path } => {
-                    Diagnostic::error("duplicate-key", path, format!("duplicate key {key:?} (first defined at {first})"))
+                ParseErrorKind::DuplicateKey { key, first } => {
+                    Diagnostic::error("duplicate-key", &e.path, format!("duplicate key {key:?} (first defined at {first})"))
                         .hint("JSON5 readers keep only one of them silently; delete one")
                 }
                 ParseErrorKind::NonFinite(t) => Diagnostic::error(
                     "non-finite",
-                    KeyPath::root(),
+                    &e.path,
                     format!("non-finite number {t} is not allowed"),
                 ),
             };
@@ -253,14 +253,19 @@ pub fn compile_sources(inputs: Inputs, srcs: Vec<Source>, env: &dyn EnvSource, r
     // 5. Schema, then typed decoding and the semantic rules.
     // When the schema finds errors, the semantic rules still run on the config without the
     // offending keys, so one run reports everything it can.
-    let schema_errors = validate::check(&merged.value, &loc);
+    let mut schema_errors = validate::check(&merged.value, &loc);
+    // A non-finite number was already reported and replaced by null: no second error for it.
+    let non_finite: Vec<(Option<std::path::PathBuf>, Option<u32>, Option<u32>)> =
+        diags.iter().filter(|d| d.code == "non-finite").map(|d| (d.file.clone(), d.line, d.column)).collect();
+    schema_errors.retain(|d| !non_finite.contains(&(d.file.clone(), d.line, d.column)));
+    diags.extend(schema_errors);
     let mut checked = merged.value.clone();
-    for d in &schema_errors {
+    for d in diags.iter().filter(|d| d.is_error()) {
         if let Some(p) = KeyPath::parse_dotted(&d.path) {
             prune(&mut checked, p);
         }
     }
-    diags.extend(schema_errors);
+    let earlier_errors = diags.iter().any(Diagnostic::is_error);
     let mut output = None;
     {
         match serde_json::from_value::<OpenClawConfig>(checked.clone()) {
@@ -275,10 +280,14 @@ pub fn compile_sources(inputs: Inputs, srcs: Vec<Source>, env: &dyn EnvSource, r
                     secrets: resolved.infos,
                 });
             }
-            Err(e) => diags.push(
+            // With errors already reported the pruned config may still not decode: nothing more
+            // to check then. Without them, schema and types disagree: a bug.
+            Err(_) if earlier_errors => {}
+            Err(e) => diags.push(loc.at_key(
                 Diagnostic::error("internal", KeyPath::root(), format!("the config passed the schema but does not decode: {e}"))
                     .hint("this is a bug in openclaw; please report it with the config"),
-            ),
+                &KeyPath::root(),
+            )),
         }
     }
     finish(inputs, srcs, diags, output)

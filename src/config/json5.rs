@@ -108,8 +108,6 @@ pub enum ParseErrorKind {
         key: String,
         /// Where the first one is.
         first: Pos,
-        /// The path of the duplicated member.
-        path: KeyPath,
     },
     /// `Infinity`, `NaN` or a number too large for a double. Replaced by `null`.
     NonFinite(String),
@@ -120,6 +118,8 @@ pub enum ParseErrorKind {
 pub struct ParseError {
     /// Where (for duplicates, the second key).
     pub pos: Pos,
+    /// The config path of the value being parsed.
+    pub path: KeyPath,
     /// What.
     pub kind: ParseErrorKind,
 }
@@ -247,7 +247,7 @@ impl<'a> Parser<'a> {
     }
 
     fn err<T>(&self, pos: Pos, msg: impl Into<String>) -> PResult<T> {
-        Err(ParseError { pos, kind: ParseErrorKind::Syntax(msg.into()) })
+        Err(ParseError { pos, path: self.path.clone(), kind: ParseErrorKind::Syntax(msg.into()) })
     }
 
     fn unexpected<T>(&self, expected: &str) -> PResult<T> {
@@ -370,7 +370,8 @@ impl<'a> Parser<'a> {
             if let Some(first) = members.iter().find(|m| m.key == key) {
                 self.errors.push(ParseError {
                     pos: key_pos,
-                    kind: ParseErrorKind::DuplicateKey { key, first: first.key_pos, path: member_path },
+                    path: member_path,
+                    kind: ParseErrorKind::DuplicateKey { key, first: first.key_pos },
                 });
             } else {
                 members.push(Member { key, key_pos, value });
@@ -559,6 +560,7 @@ impl<'a> Parser<'a> {
                 }
                 self.errors.push(ParseError {
                     pos,
+                    path: self.path.clone(),
                     kind: ParseErrorKind::NonFinite(self.src[start..self.i].to_string()),
                 });
                 NodeValue::Null
@@ -647,6 +649,7 @@ impl<'a> Parser<'a> {
             None => {
                 self.errors.push(ParseError {
                     pos,
+                    path: self.path.clone(),
                     kind: ParseErrorKind::NonFinite(self.src[start..self.i].to_string()),
                 });
                 NodeValue::Null

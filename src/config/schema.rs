@@ -110,7 +110,8 @@ fn object_branch<'s>(root: &'s Value, s: &'s Value) -> Option<&'s Value> {
     s.get("anyOf")?.as_array()?.iter().filter_map(|b| resolve(root, b)).find(|b| b.get("properties").is_some())
 }
 
-fn resolve<'s>(root: &'s Value, s: &'s Value) -> Option<&'s Value> {
+/// Follows `$ref`s from `s` to the schema they name.
+pub fn resolve<'s>(root: &'s Value, s: &'s Value) -> Option<&'s Value> {
     let mut s = s;
     for _ in 0..16 {
         match s.get("$ref").and_then(Value::as_str) {

@@ -76,11 +76,13 @@ fn leaf(err: &ValidationError<'_>, value: &Value, loc: &Locator<'_>, out: &mut V
                 for e in only.iter() {
                     leaf(e, value, loc, out);
                 }
+            } else if let Some(opts) = constant_options(&path) {
+                out.push(loc.at_value(enum_error(&path, found, &opts), &path));
             } else {
                 let d = Diagnostic::error(
                     "invalid-type",
                     &path,
-                    format!("{} is not one of the accepted forms", found.map_or("value", json_type)),
+                    format!("expected {}, found {}", branch_types(&path), found.map_or("nothing", json_type)),
                 )
                 .hint(schema_description(&path).unwrap_or_else(|| "see `openclaw config schema`".into()));
                 out.push(loc.at_value(d, &path));
@@ -101,16 +103,7 @@ fn leaf(err: &ValidationError<'_>, value: &Value, loc: &Locator<'_>, out: &mut V
         ValidationErrorKind::Enum { options } => {
             let opts: Vec<String> =
                 options.as_array().map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default();
-            let shown = found.map(|v| v.to_string()).unwrap_or_default();
-            let mut d = Diagnostic::error(
-                "invalid-value",
-                &path,
-                format!("invalid value {shown}: expected one of {}", quoted_list(&opts)),
-            );
-            if let Some(s) = found.and_then(Value::as_str).and_then(|s| hints::did_you_mean(s, &opts)) {
-                d = d.hint(format!("did you mean \"{s}\"?"));
-            }
-            out.push(loc.at_value(d, &path));
+            out.push(loc.at_value(enum_error(&path, found, &opts), &path));
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or("?");
@@ -132,6 +125,48 @@ fn leaf(err: &ValidationError<'_>, value: &Value, loc: &Locator<'_>, out: &mut V
             out.push(loc.at_value(d, &path));
         }
     }
+}
+
+fn enum_error(path: &KeyPath, found: Option<&Value>, opts: &[String]) -> Diagnostic {
+    let shown = found.map(|v| v.to_string()).unwrap_or_default();
+    let d = Diagnostic::error("invalid-value", path, format!("invalid value {shown}: expected one of {}", quoted_list(opts)));
+    match found.and_then(Value::as_str).and_then(|s| hints::did_you_mean(s, opts)) {
+        Some(s) => d.hint(format!("did you mean \"{s}\"?")),
+        None => d,
+    }
+}
+
+/// The branches of the `oneOf`/`anyOf` at `path`, resolved.
+fn branches(path: &KeyPath) -> Vec<&'static Value> {
+    let root = schema::get();
+    let Some(s) = schema::at(root, path) else { return Vec::new() };
+    let list = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(Value::as_array);
+    list.into_iter().flatten().filter_map(|b| schema::resolve(root, b)).collect()
+}
+
+/// When every branch is a constant (a documented enum), the allowed values.
+fn constant_options(path: &KeyPath) -> Option<Vec<String>> {
+    let bs = branches(path);
+    if bs.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for b in bs {
+        if let Some(c) = b.get("const").and_then(Value::as_str) {
+            out.push(c.to_string());
+        } else if let Some(e) = b.get("enum").and_then(Value::as_array) {
+            out.extend(e.iter().filter_map(Value::as_str).map(String::from));
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn branch_types(path: &KeyPath) -> String {
+    let mut types: Vec<&str> = branches(path).iter().filter_map(|b| b.get("type").and_then(Value::as_str)).collect();
+    types.dedup();
+    if types.is_empty() { "another type".into() } else { types.join(" or ") }
 }
 
 fn schema_description(path: &KeyPath) -> Option<String> {
