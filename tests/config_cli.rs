@@ -88,13 +88,15 @@ fn explain_shows_origin_shadowing_and_defaults() {
         let mut args = vec!["config", "explain", key];
         args.extend(base);
         let o = openclaw(dir.path(), &args);
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+        let prefix = format!("{}/", dir.path().display());
+        let text = |b: &[u8]| String::from_utf8_lossy(b).replace(&prefix, "");
+        (o.status.code(), text(&o.stdout), text(&o.stderr))
     };
     let (code, out, _) = run("gateway.port");
     assert_eq!(code, Some(0));
     assert_eq!(out, "gateway.port = 18789\n  set in system system.json5:2:14\n  shadows state state/openclaw.json:1:14\n");
     let (_, out, _) = run("gateway.bind");
-    assert_eq!(out, "gateway.bind = \"loopback\"\n  set in state state/openclaw.json:1:30\n");
+    assert_eq!(out, "gateway.bind = \"loopback\"\n  set in state state/openclaw.json:1:26\n");
     let (_, out, _) = run("hooks.maxBodyBytes");
     assert_eq!(out, "hooks.maxBodyBytes = 262144\n  default (not set in any file)\n");
     let (_, out, _) = run("hooks.token");

@@ -10,7 +10,7 @@ use super::locate::Locator;
 use super::merge::{self, LayerInput, Provenance};
 use super::model::OpenClawConfig;
 use super::path::KeyPath;
-use super::secrets::{self, SecretInfo};
+use super::secrets::{self, SecretInfo, SecretSource};
 use super::snapshot::{CompilerInfo, Location, ProvenanceInfo, Snapshot, SourceInfo, FORMAT};
 use super::sources::{self, InputError, Inputs, Layer, Source, SourceRequest};
 use super::{semantic, validate};
@@ -71,10 +71,12 @@ impl Compilation {
         for (path, _) in &out.secrets {
             remove(&mut config, path);
         }
+        // The snapshot outlives the working directory: it records absolute paths.
+        let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let loc = |o: &merge::Origin| {
             let s = &self.sources[o.source];
             let p = o.pos();
-            Location { layer: s.layer, file: s.path.clone(), line: p.line, column: p.col }
+            Location { layer: s.layer, file: abs(&s.path), line: p.line, column: p.col }
         };
         let provenance = out
             .provenance
@@ -91,11 +93,21 @@ impl Compilation {
             sources: self
                 .sources
                 .iter()
-                .map(|s| SourceInfo { layer: s.layer, path: s.path.clone(), sha256: s.sha256.clone() })
+                .map(|s| SourceInfo { layer: s.layer, path: abs(&s.path), sha256: s.sha256.clone() })
                 .collect(),
             config,
             provenance,
-            secrets: out.secrets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            secrets: out
+                .secrets
+                .iter()
+                .map(|(k, v)| {
+                    let mut v = v.clone();
+                    if let SecretSource::Inline { file, .. } = &mut v.source {
+                        *file = abs(file);
+                    }
+                    (k.to_string(), v)
+                })
+                .collect(),
             warnings: self.warnings().cloned().collect(),
         })
     }
