@@ -9,10 +9,11 @@ use serde_json::Value;
 
 use super::model::OpenClawConfig;
 
-/// Generates the schema (draft 2020-12). `Option<T>` fields are optional, not nullable: `null`
+/// Generates the schema (draft-07: its meta-schema is the cheapest for jsonschema to build, which
+/// matters for a 5 ms `config check`). `Option<T>` fields are optional, not nullable: `null`
 /// in a config file is an error, as upstream's strict schema has it.
 pub fn generate() -> Value {
-    let schema = schemars::generate::SchemaSettings::draft2020_12()
+    let schema = schemars::generate::SchemaSettings::draft07()
         .into_generator()
         .into_root_schema_for::<OpenClawConfig>();
     let mut v = schema.to_value();
@@ -27,10 +28,14 @@ pub fn generate_pretty() -> String {
     s
 }
 
-/// The schema, generated once per process.
+/// The committed schema, embedded at build time. Parsing it is cheaper than generating it at
+/// every start; `committed_schema_is_current` keeps it equal to [`generate`].
+const EMBEDDED: &str = include_str!("../../schema/openclaw.schema.json");
+
+/// The schema, loaded once per process.
 pub fn get() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(generate)
+    SCHEMA.get_or_init(|| serde_json::from_str(EMBEDDED).unwrap_or_else(|_| generate()))
 }
 
 /// Removes `null` from `type` arrays and `{"type":"null"}` from `anyOf` (collapsing a single
@@ -114,9 +119,14 @@ fn object_branch<'s>(root: &'s Value, s: &'s Value) -> Option<&'s Value> {
 pub fn resolve<'s>(root: &'s Value, s: &'s Value) -> Option<&'s Value> {
     let mut s = s;
     for _ in 0..16 {
-        match s.get("$ref").and_then(Value::as_str) {
-            Some(r) => s = root.pointer(r.strip_prefix('#')?)?,
-            None => return Some(s),
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            s = root.pointer(r.strip_prefix('#')?)?;
+            continue;
+        }
+        // Draft-07 output wraps a described `$ref` as `allOf: [{"$ref": ...}]`.
+        match s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+            Some([only]) if s.get("properties").is_none() => s = only,
+            _ => return Some(s),
         }
     }
     None
@@ -146,11 +156,11 @@ mod tests {
     fn schema_is_strict_and_documented() {
         let s = generate();
         assert_eq!(s["additionalProperties"], Value::Bool(false));
-        assert_eq!(s["$defs"]["WhatsAppConfig"]["additionalProperties"], Value::Bool(false));
+        assert_eq!(s["definitions"]["WhatsAppConfig"]["additionalProperties"], Value::Bool(false));
         // Option<T> is optional, not nullable.
-        assert_eq!(s["$defs"]["GatewayAuth"]["properties"]["tokenFile"]["type"], "string");
+        assert_eq!(s["definitions"]["GatewayAuth"]["properties"]["tokenFile"]["type"], "string");
         // Doc comments become descriptions; defaults are recorded.
-        assert!(s["$defs"]["GatewayConfig"]["properties"]["port"]["description"].as_str().unwrap().contains("TCP port"));
-        assert_eq!(s["$defs"]["GatewayConfig"]["properties"]["port"]["default"], 18789);
+        assert!(s["definitions"]["GatewayConfig"]["properties"]["port"]["description"].as_str().unwrap().contains("TCP port"));
+        assert_eq!(s["definitions"]["GatewayConfig"]["properties"]["port"]["default"], 18789);
     }
 }
