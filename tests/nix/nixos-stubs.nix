@@ -96,6 +96,11 @@ let
           type = with types; listOf (oneOf [ package str ]);
           default = [ ];
         };
+        # NixOS turns it into a store script for ExecStart; not rendered here.
+        script = mkOption {
+          type = types.lines;
+          default = "";
+        };
         serviceConfig = mkOption {
           type = types.attrsOf unitOption;
           default = { };

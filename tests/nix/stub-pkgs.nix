@@ -52,6 +52,8 @@ let
     valueType;
 in
 {
+  inherit lib;
+
   formats.json = _: {
     type = jsonValue;
     generate = name: value: builtins.toFile name (builtins.toJSON value);
