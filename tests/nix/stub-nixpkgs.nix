@@ -10,17 +10,19 @@ let
     "aarch64-linux"
   ];
 
-  # `derivation` shaped enough for `nix flake check --no-build`; never built.
+  # A real derivation, instantiated (as `nix flake check --no-build` requires) but never built.
   fake =
     name: extra:
-    extra
-    // {
-      type = "derivation";
+    derivation {
       inherit name;
-      outPath = "/nix/store/00000000000000000000000000000000-${name}";
-      drvPath = "/nix/store/00000000000000000000000000000000-${name}.drv";
-      outputName = "out";
-    };
+      system = "x86_64-linux";
+      builder = "/bin/sh";
+      args = [
+        "-c"
+        "echo stub derivation, not buildable; exit 1"
+      ];
+    }
+    // extra;
 
   # What NixOS declares beyond tests/nix/nixos-stubs.nix, for vm-tests/eval-system.nix and the
   # VM test nodes.

@@ -2,9 +2,8 @@
 # nixpkgs' lib (no full nixpkgs, no binary cache, Nix 2.8). Shapes follow nixpkgs:
 # - formats.json's `type` is the "JSON value" type of pkgs/pkgs-lib/formats.nix; `generate` writes
 #   the JSON with builtins.toFile (nixpkgs pretty-prints it with jq inside a derivation);
-# - writeText / writeShellScriptBin return store files with the same text;
-# - runCommand cannot build here: it returns a derivation-like attrset with a deterministic fake
-#   out path, its passthru, and the build script as `buildCommand`, so the tests can run that
+# - runCommand and writeShellScriptBin return real but never-built derivations (builder /bin/sh)
+#   with their passthru, and the build script as `buildCommand`, so the tests can run that
 #   script against the real binary.
 # The package is `{ type = "derivation"; outPath = binDir; }`, so "${cfg.package}/bin/openclaw"
 # renders as "<binDir>/bin/openclaw", which the tests rewrite to target/debug.
@@ -14,22 +13,22 @@
 }:
 
 let
-  fakeStorePath =
-    name: seed:
-    "${builtins.storeDir}/${
-      builtins.substring 0 32 (builtins.hashString "sha256" (builtins.unsafeDiscardStringContext seed))
-    }-${name}";
-
-  fakeDerivation =
-    name: outPath: extra:
-    extra
-    // {
-      type = "derivation";
-      inherit name outPath;
-      drvPath = outPath + ".drv";
-      outputName = "out";
-      meta = { };
-    };
+  # A real derivation (instantiated, so `nix flake check --no-build` accepts it), never built.
+  unbuilt =
+    name: script: env: extra:
+    derivation (
+      env
+      // {
+        inherit name;
+        system = "x86_64-linux";
+        builder = "/bin/sh";
+        args = [
+          "-c"
+          script
+        ];
+      }
+    )
+    // extra;
 
   jsonValue =
     let
@@ -59,28 +58,33 @@ in
     generate = name: value: builtins.toFile name (builtins.toJSON value);
   };
 
-  writeText = name: text: builtins.toFile name text;
+  # A derivation, not builtins.toFile: the text may name other derivations' outputs.
+  writeText = name: text: unbuilt name ''printf '%s' "$text" > "$out"'' { inherit text; } { };
 
   writeShellScriptBin =
     name: text:
-    fakeDerivation name (fakeStorePath name text) {
+    let
       # What nixpkgs writes to $out/bin/<name>.
-      text = "#!/bin/sh\n" + text;
-    };
+      script = "#!/bin/sh\n" + text;
+    in
+    unbuilt name script { } { text = script; };
 
   runCommand =
     name: env: buildCommand:
-    fakeDerivation name (fakeStorePath name buildCommand) (
-      (env.passthru or { })
-      // {
-        inherit buildCommand;
-      }
-    );
+    unbuilt name buildCommand { } ((env.passthru or { }) // { inherit buildCommand; });
 
-  openclaw = fakeDerivation "openclaw-stub" binDir { };
-
+  # Packages whose paths the tests rewrite: not derivations, only shaped like them.
+  openclaw = {
+    type = "derivation";
+    name = "openclaw-stub";
+    outPath = binDir;
+  };
   # setpriv lives in /usr/bin on Debian, so the rendered CLI wrapper runs there too.
-  util-linux = fakeDerivation "util-linux-stub" "/usr" { };
+  util-linux = {
+    type = "derivation";
+    name = "util-linux-stub";
+    outPath = "/usr";
+  };
 
   callPackage = _: _: throw "stub pkgs: set services.openclaw.package explicitly";
 }
