@@ -44,7 +44,10 @@ fn failure(what: &str, out: &Output) -> String {
     } else {
         ""
     };
-    format!("rung 5 (real openclaw binary against the module's rendered files): {what}{note}\n{}", describe(out))
+    format!(
+        "rung 5 (real openclaw binary against the module's rendered files): {what}{note}\n{}",
+        describe(out)
+    )
 }
 
 /// A temporary root holding what NixOS would put in /etc, /var/lib and /run for the unit.
@@ -54,24 +57,37 @@ struct Root {
 
 impl Root {
     fn new() -> Self {
-        let root = Root { dir: tempfile::tempdir().unwrap() };
+        let root = Root {
+            dir: tempfile::tempdir().unwrap(),
+        };
         let etc = root.path().join("etc/openclaw");
         std::fs::create_dir_all(&etc).unwrap();
-        std::fs::write(etc.join("openclaw.json"), root.rewrite(&golden("openclaw.json"))).unwrap();
+        std::fs::write(
+            etc.join("openclaw.json"),
+            root.rewrite(&golden("openclaw.json")),
+        )
+        .unwrap();
 
         // StateDirectory= (0700) with the state-layer fixture.
         let state = root.path().join("var/lib/sokrates/periphery");
         std::fs::create_dir_all(&state).unwrap();
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-        std::fs::copy(repo_root().join("tests/nix/periphery/openclaw.json"), state.join("openclaw.json"))
-            .unwrap();
+        std::fs::copy(
+            repo_root().join("tests/nix/periphery/openclaw.json"),
+            state.join("openclaw.json"),
+        )
+        .unwrap();
 
         // LoadCredential= (files 0400 in /run/credentials/<unit>/) and RuntimeDirectory= (0700).
         let creds = root.path().join("run/credentials/openclaw.service");
         std::fs::create_dir_all(&creds).unwrap();
-        for (name, secret) in [("gateway-token", GATEWAY_TOKEN), ("hooks-token", HOOKS_TOKEN)] {
+        for (name, secret) in [
+            ("gateway-token", GATEWAY_TOKEN),
+            ("hooks-token", HOOKS_TOKEN),
+        ] {
             std::fs::write(creds.join(name), secret).unwrap();
-            std::fs::set_permissions(creds.join(name), std::fs::Permissions::from_mode(0o400)).unwrap();
+            std::fs::set_permissions(creds.join(name), std::fs::Permissions::from_mode(0o400))
+                .unwrap();
         }
         let runtime = root.path().join("run/openclaw");
         std::fs::create_dir_all(&runtime).unwrap();
@@ -155,7 +171,11 @@ fn run_check_script(config_text: &str) -> (Output, PathBuf, tempfile::TempDir) {
         .to_string();
     let script = script.replace(&store_file, &config.display().to_string());
     let bin_dir = Path::new(binary()).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut cmd = Command::new("sh");
     cmd.args(["-e", "-c", &script])
         .env("out", dir.path().join("out"))
@@ -176,9 +196,15 @@ fn build_time_check_accepts_the_example_config() {
     assert!(
         out.status.success(),
         "{}",
-        failure("the build-time `openclaw config check --no-state` rejects the sokrates-dev config", &out)
+        failure(
+            "the build-time `openclaw config check --no-state` rejects the sokrates-dev config",
+            &out
+        )
     );
-    assert!(dir.path().join("out").exists(), "the check did not produce $out");
+    assert!(
+        dir.path().join("out").exists(),
+        "the check did not produce $out"
+    );
 }
 
 #[test]
@@ -191,9 +217,15 @@ fn build_time_check_rejects_an_unknown_whatsapp_key_with_file_line_col() {
         describe(&out)
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let key_line = bad.lines().position(|l| l.contains("\"streamMode\"")).unwrap() + 1;
+    let key_line = bad
+        .lines()
+        .position(|l| l.contains("\"streamMode\""))
+        .unwrap()
+        + 1;
     let prefix = format!("{}:{key_line}:", config.display());
-    let diagnostic = stderr.lines().find(|l| l.starts_with(&prefix) && l.contains(": error: "));
+    let diagnostic = stderr
+        .lines()
+        .find(|l| l.starts_with(&prefix) && l.contains(": error: "));
     assert!(
         diagnostic.is_some_and(|d| d.contains("streamMode")),
         "{}",
@@ -208,13 +240,21 @@ fn build_time_check_rejects_an_unknown_whatsapp_key_with_file_line_col() {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
@@ -226,7 +266,11 @@ fn unit_command_lines_run_in_a_temporary_root() {
 
     // ExecStartPre: compile the system file and the state dir into the runtime dir.
     let pre = run(&mut service_command(&root, &unit_command("ExecStartPre")));
-    assert!(pre.status.success(), "{}", failure("ExecStartPre (config compile) failed", &pre));
+    assert!(
+        pre.status.success(),
+        "{}",
+        failure("ExecStartPre (config compile) failed", &pre)
+    );
     let snapshot = root.path().join("run/openclaw/snapshot.json");
     let meta = std::fs::metadata(&snapshot).expect("ExecStartPre wrote no snapshot");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600, "snapshot mode");
@@ -239,7 +283,9 @@ fn unit_command_lines_run_in_a_temporary_root() {
     // ExecStart: the gateway from the snapshot, on a free port (18789 may be taken here).
     let notify_path = root.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let port = free_port();
     let mut gateway = service_command(&root, &unit_command("ExecStart"));
     gateway
@@ -254,11 +300,19 @@ fn unit_command_lines_run_in_a_temporary_root() {
     while Instant::now() < deadline && !(ready && health.is_some()) {
         if let Ok(Some(status)) = child.try_wait() {
             let out = child.wait_with_output().unwrap();
-            panic!("{}", failure(&format!("ExecStart (gateway run) exited early: {status}"), &out));
+            panic!(
+                "{}",
+                failure(
+                    &format!("ExecStart (gateway run) exited early: {status}"),
+                    &out
+                )
+            );
         }
         let mut buf = [0u8; 4096];
         if let Ok(n) = notify.recv(&mut buf) {
-            ready |= String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1");
+            ready |= String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1");
         }
         if health.is_none() {
             health = http_get(port, "/health").filter(|r| r.starts_with("HTTP/1.1 200"));
@@ -266,11 +320,26 @@ fn unit_command_lines_run_in_a_temporary_root() {
     }
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
-    assert!(ready, "{}", failure("the gateway sent no READY=1 to NOTIFY_SOCKET (Type=notify)", &out));
-    let health = health.unwrap_or_else(|| panic!("{}", failure("GET /health never answered 200", &out)));
-    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        ready,
+        "{}",
+        failure(
+            "the gateway sent no READY=1 to NOTIFY_SOCKET (Type=notify)",
+            &out
+        )
+    );
+    let health =
+        health.unwrap_or_else(|| panic!("{}", failure("GET /health never answered 200", &out)));
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     for secret in [GATEWAY_TOKEN, HOOKS_TOKEN] {
-        assert!(!health.contains(secret) && !logs.contains(secret), "a token leaked into /health or the logs");
+        assert!(
+            !health.contains(secret) && !logs.contains(secret),
+            "a token leaked into /health or the logs"
+        );
     }
 }
 
@@ -280,11 +349,17 @@ fn cli_wrapper_finds_the_service_config_and_state() {
     let wrapper = root.path().join("openclaw-cli");
     std::fs::write(&wrapper, root.rewrite(&golden("openclaw-cli"))).unwrap();
     let syntax = run(Command::new("sh").arg("-n").arg(&wrapper));
-    assert!(syntax.status.success(), "the CLI wrapper is not valid sh:\n{}", describe(&syntax));
+    assert!(
+        syntax.status.success(),
+        "the CLI wrapper is not valid sh:\n{}",
+        describe(&syntax)
+    );
 
     // Without flags, as the operator types it (OPENCLAW_CLI_AS_ROOT: no service user here).
     let mut cmd = Command::new("sh");
-    cmd.arg(&wrapper).args(["config", "check"]).env("OPENCLAW_CLI_AS_ROOT", "1");
+    cmd.arg(&wrapper)
+        .args(["config", "check"])
+        .env("OPENCLAW_CLI_AS_ROOT", "1");
     for (key, _) in std::env::vars() {
         if key.starts_with("OPENCLAW_") && key != "OPENCLAW_CLI_AS_ROOT" {
             cmd.env_remove(key);
@@ -294,6 +369,9 @@ fn cli_wrapper_finds_the_service_config_and_state() {
     assert!(
         out.status.success(),
         "{}",
-        failure("`openclaw config check` through the CLI wrapper (the service's config and state dir)", &out)
+        failure(
+            "`openclaw config check` through the CLI wrapper (the service's config and state dir)",
+            &out
+        )
     );
 }

@@ -26,7 +26,11 @@ fn tools(what: &str) -> Option<(PathBuf, PathBuf)> {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "module evaluation failed:\n{}", describe(out));
+    assert!(
+        out.status.success(),
+        "module evaluation failed:\n{}",
+        describe(out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Nix 2.8 has no abort-on-warn: a lib warning (e.g. a deprecated option type) only shows here.
     assert!(
@@ -37,7 +41,9 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 fn field<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or_else(|| panic!("{key} missing in {value}"))
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing in {value}"))
 }
 
 /// Compares `actual` with the golden file `name`, or rewrites it when UPDATE_GOLDEN is set.
@@ -65,13 +71,22 @@ fn eval(nix: &Path, lib: &Path, extra: Option<&str>) -> Output {
 
 #[test]
 fn rendered_outputs_match_golden_files() {
-    let Some((nix, lib)) = tools("rung 2: module evaluation against nixpkgs.lib (golden files)") else {
+    let Some((nix, lib)) = tools("rung 2: module evaluation against nixpkgs.lib (golden files)")
+    else {
         return;
     };
     let out = json(&eval(&nix, &lib, None));
-    assert_eq!(out["warnings"], serde_json::json!([]), "the example config warns");
+    assert_eq!(
+        out["warnings"],
+        serde_json::json!([]),
+        "the example config warns"
+    );
     assert_eq!(out["etcMode"], "0644");
-    assert_eq!(out["firewall"], serde_json::json!([]), "firewall opened by default");
+    assert_eq!(
+        out["firewall"],
+        serde_json::json!([]),
+        "firewall opened by default"
+    );
 
     check_golden("openclaw.json", &pretty_json(field(&out, "etcText")));
     check_golden("openclaw.service", field(&out, "unitText"));
@@ -80,8 +95,15 @@ fn rendered_outputs_match_golden_files() {
 
     // The unknown-WhatsApp-key config of vm-tests/bad-config.nix evaluates (the module cannot know
     // plugin keys); the real compiler must reject it (tests/nix_binary.rs).
-    let bad = json(&eval(&nix, &lib, Some("import ./vm-tests/bad-whatsapp-key.nix")));
-    check_golden("bad-whatsapp-key.json", &pretty_json(field(&bad, "etcText")));
+    let bad = json(&eval(
+        &nix,
+        &lib,
+        Some("import ./vm-tests/bad-whatsapp-key.nix"),
+    ));
+    check_golden(
+        "bad-whatsapp-key.json",
+        &pretty_json(field(&bad, "etcText")),
+    );
 }
 
 /// Each case: an extra module, and a piece of the error message it must produce.
@@ -158,7 +180,9 @@ fn bad_values_are_refused_at_evaluation() {
         let out = eval(&nix, &lib, Some(module));
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
-            problems.push(format!("{case}: evaluation succeeded, expected an error with {expected:?}"));
+            problems.push(format!(
+                "{case}: evaluation succeeded, expected an error with {expected:?}"
+            ));
         } else if !stderr.contains(expected) {
             problems.push(format!("{case}: error lacks {expected:?}:\n{stderr}"));
         }
@@ -175,20 +199,35 @@ fn secret_references_and_escape_hatches_evaluate() {
     let out = json(&eval(
         &nix,
         &lib,
-        Some(r#"{ services.openclaw.settings.models.providers.openai.apiKey = "\${OPENAI_API_KEY}"; }"#),
+        Some(
+            r#"{ services.openclaw.settings.models.providers.openai.apiKey = "\${OPENAI_API_KEY}"; }"#,
+        ),
     ));
     assert!(field(&out, "etcText").contains("${OPENAI_API_KEY}"));
-
-    let out = json(&eval(&nix, &lib, Some(r#"{ services.openclaw.checkConfig = "syntax-only"; }"#)));
-    assert!(field(&out, "checkScript").contains("syntax-only"), "{out}");
-
-    let out = json(&eval(&nix, &lib, Some("{ services.openclaw.checkConfig = false; }")));
-    assert!(out["checkScript"].is_null(), "checkConfig = false still checks: {out}");
 
     let out = json(&eval(
         &nix,
         &lib,
-        Some(r#"{ lib, ... }: { services.openclaw = { openFirewall = true; settings.gateway.bind = lib.mkForce "lan"; }; }"#),
+        Some(r#"{ services.openclaw.checkConfig = "syntax-only"; }"#),
+    ));
+    assert!(field(&out, "checkScript").contains("syntax-only"), "{out}");
+
+    let out = json(&eval(
+        &nix,
+        &lib,
+        Some("{ services.openclaw.checkConfig = false; }"),
+    ));
+    assert!(
+        out["checkScript"].is_null(),
+        "checkConfig = false still checks: {out}"
+    );
+
+    let out = json(&eval(
+        &nix,
+        &lib,
+        Some(
+            r#"{ lib, ... }: { services.openclaw = { openFirewall = true; settings.gateway.bind = lib.mkForce "lan"; }; }"#,
+        ),
     ));
     assert_eq!(out["firewall"], serde_json::json!([18789]));
     assert_eq!(out["warnings"], serde_json::json!([]));
@@ -211,12 +250,16 @@ fn collisions_and_useless_options_warn() {
         "no collision warning: {collision}"
     );
     let firewall = warnings("{ services.openclaw.openFirewall = true; }");
-    assert!(firewall.contains("binds loopback only"), "no openFirewall warning: {firewall}");
+    assert!(
+        firewall.contains("binds loopback only"),
+        "no openFirewall warning: {firewall}"
+    );
 }
 
 #[test]
 fn flake_outputs_have_the_expected_shape() {
-    let Some((nix, lib)) = tools("rung 8: flake outputs evaluated against a stubbed nixpkgs") else {
+    let Some((nix, lib)) = tools("rung 8: flake outputs evaluated against a stubbed nixpkgs")
+    else {
         return;
     };
     let out = json(&nix_eval(&nix, "tests/nix/eval-flake.nix", &lib, None));
@@ -228,15 +271,28 @@ fn flake_outputs_have_the_expected_shape() {
         );
         assert_eq!(
             out["checks"][system],
-            serde_json::json!(["bad-config", "module-eval", "package", "vm-boot", "vm-restart", "vm-whatsapp"]),
+            serde_json::json!([
+                "bad-config",
+                "module-eval",
+                "package",
+                "vm-boot",
+                "vm-restart",
+                "vm-whatsapp"
+            ]),
             "{out}"
         );
     }
-    assert_eq!(out["moduleIsFunction"], true, "Nix 2.8 needs nixosModules.default to be a function");
+    assert_eq!(
+        out["moduleIsFunction"], true,
+        "Nix 2.8 needs nixosModules.default to be a function"
+    );
     assert_eq!(out["package"]["pname"], "openclaw");
     assert_eq!(out["package"]["buildFeatures"], serde_json::json!([]));
     assert_eq!(out["package"]["defaultIsOpenclaw"], true);
-    assert_eq!(out["waMock"]["buildFeatures"], serde_json::json!(["wa-mock"]));
+    assert_eq!(
+        out["waMock"]["buildFeatures"],
+        serde_json::json!(["wa-mock"])
+    );
     assert_eq!(out["devShells"], serde_json::json!(["default"]));
     assert_eq!(out["moduleEval"], "openclaw-module-eval");
     assert_eq!(out["badConfigCheck"], "openclaw-bad-config-rejected");
@@ -244,7 +300,10 @@ fn flake_outputs_have_the_expected_shape() {
         let node = &test["nodes"]["machine"];
         assert_eq!(node["warnings"], serde_json::json!([]), "{name} node warns");
         let unit = node["openclawUnit"].as_str().unwrap_or_default();
-        assert!(unit.contains("\nType=notify\n"), "{name}: no openclaw unit:\n{unit}");
+        assert!(
+            unit.contains("\nType=notify\n"),
+            "{name}: no openclaw unit:\n{unit}"
+        );
     }
 
     // The lock pins nixpkgs to an exact revision and hash.
@@ -254,5 +313,110 @@ fn flake_outputs_have_the_expected_shape() {
     .unwrap();
     let locked = &lock["nodes"]["nixpkgs"]["locked"];
     assert_eq!(locked["rev"].as_str().map(str::len), Some(40), "{lock}");
-    assert!(locked["narHash"].as_str().is_some_and(|h| h.starts_with("sha256-")), "{lock}");
+    assert!(
+        locked["narHash"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha256-")),
+        "{lock}"
+    );
+}
+
+/// Copies `files` (relative to `from`) into `to`, and commits them there as a fresh git repo:
+/// flakes see only git-tracked files.
+fn git_copy(git: &Path, from: &Path, files: &[String], to: &Path) {
+    for file in files {
+        let target = to.join(file);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(file), &target).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+    for args in [
+        vec!["init", "-q"],
+        vec!["add", "-A"],
+        vec![
+            "-c",
+            "user.email=nix-tests@localhost",
+            "-c",
+            "user.name=nix tests",
+            "commit",
+            "-qm",
+            "snapshot",
+        ],
+    ] {
+        let out = common::run(std::process::Command::new(git).current_dir(to).args(&args));
+        assert!(
+            out.status.success(),
+            "git {args:?} in {}:\n{}",
+            to.display(),
+            describe(&out)
+        );
+    }
+}
+
+#[test]
+fn nix_flake_check_passes_with_a_stubbed_nixpkgs() {
+    let what = "rung 8: nix flake check --no-build (Nix 2.8) with nixpkgs overridden by a stub";
+    let (Some(nix), Some(git), Some(lib)) =
+        (tool("nix", what), tool("git", what), nixpkgs_lib(what))
+    else {
+        return;
+    };
+    let root = common::repo_root();
+    let listed = common::run(std::process::Command::new(&git).current_dir(&root).args([
+        "ls-files",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]));
+    if !listed.status.success() {
+        common::loud(&format!(
+            "SKIPPED: {what} (the source tree is not a git checkout)"
+        ));
+        return;
+    }
+    let files: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|f| root.join(f).is_file())
+        .map(String::from)
+        .collect();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, stub) = (tmp.path().join("repo"), tmp.path().join("stub"));
+    git_copy(&git, &root, &files, &repo);
+
+    let stub_files: Vec<String> = ["stub-nixpkgs.nix", "stub-pkgs.nix", "nixos-stubs.nix"]
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    std::fs::create_dir_all(&stub).unwrap();
+    std::fs::write(
+        stub.join("flake.nix"),
+        format!(
+            "{{\n  inputs.nixpkgs-lib.url = \"path:{}\";\n  outputs = {{ nixpkgs-lib, ... }}:\n    \
+             import ./stub-nixpkgs.nix {{ libPath = \"${{nixpkgs-lib}}/lib\"; }};\n}}\n",
+            lib.parent().unwrap().display()
+        ),
+    )
+    .unwrap();
+    git_copy(&git, &root.join("tests/nix"), &stub_files, &stub);
+
+    let out = common::run(
+        std::process::Command::new(nix)
+            .args(["--extra-experimental-features", "nix-command flakes"])
+            .args([
+                "flake",
+                "check",
+                "--no-build",
+                "--offline",
+                "--no-write-lock-file",
+            ])
+            .arg("--override-input")
+            .arg("nixpkgs")
+            .arg(format!("git+file://{}", stub.display()))
+            .arg(format!("git+file://{}", repo.display())),
+    );
+    assert!(
+        out.status.success(),
+        "nix flake check rejects the flake:\n{}",
+        describe(&out)
+    );
 }

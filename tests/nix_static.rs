@@ -11,13 +11,16 @@ use common::{describe, nix_files, repo_root, run, tool};
 
 #[test]
 fn every_nix_file_parses() {
-    let Some(nix) = tool("nix-instantiate", "rung 0: nix-instantiate --parse on every .nix file")
-    else {
+    let Some(nix) = tool(
+        "nix-instantiate",
+        "rung 0: nix-instantiate --parse on every .nix file",
+    ) else {
         return;
     };
     let files = nix_files();
     assert!(
-        files.iter().any(|f| f.ends_with("nix/module.nix")) && files.iter().any(|f| f.ends_with("flake.nix")),
+        files.iter().any(|f| f.ends_with("nix/module.nix"))
+            && files.iter().any(|f| f.ends_with("flake.nix")),
         "nix files not found: {files:?}"
     );
     let mut failures = Vec::new();
@@ -27,7 +30,11 @@ fn every_nix_file_parses() {
             failures.push(format!("{}:\n{}", file.display(), describe(&out)));
         }
     }
-    assert!(failures.is_empty(), "Nix syntax errors:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "Nix syntax errors:\n{}",
+        failures.join("\n")
+    );
     eprintln!("rung 0: {} .nix files parse", files.len());
 }
 
@@ -50,10 +57,17 @@ fn vm_test_scripts_are_valid_python() {
     let (Some(nix), Some(python)) = (tool("nix-instantiate", what), tool("python3", what)) else {
         return;
     };
-    let scripts = run(Command::new(nix)
-        .current_dir(repo_root())
-        .args(["--eval", "--strict", "--json", "tests/nix/vm-scripts.nix"]));
-    assert!(scripts.status.success(), "evaluating the VM test specs failed:\n{}", describe(&scripts));
+    let scripts = run(Command::new(nix).current_dir(repo_root()).args([
+        "--eval",
+        "--strict",
+        "--json",
+        "tests/nix/vm-scripts.nix",
+    ]));
+    assert!(
+        scripts.status.success(),
+        "evaluating the VM test specs failed:\n{}",
+        describe(&scripts)
+    );
 
     let mut child = Command::new(python)
         .arg(repo_root().join("tests/nix/check_vm_script.py"))
@@ -63,9 +77,18 @@ fn vm_test_scripts_are_valid_python() {
         .spawn()
         .expect("start python3");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(&scripts.stdout).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&scripts.stdout)
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "VM test scripts are broken:\n{}", describe(&out));
+    assert!(
+        out.status.success(),
+        "VM test scripts are broken:\n{}",
+        describe(&out)
+    );
     let checked = String::from_utf8_lossy(&out.stdout);
     for name in ["boot", "restart", "whatsapp"] {
         assert!(

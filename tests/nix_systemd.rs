@@ -25,18 +25,33 @@ fn materialized_unit(dir: &Path) -> PathBuf {
 
 #[test]
 fn rendered_unit_verifies_without_unknown_keys() {
-    let Some(analyze) = tool("systemd-analyze", "rung 6: systemd-analyze verify on the rendered unit")
-    else {
+    let Some(analyze) = tool(
+        "systemd-analyze",
+        "rung 6: systemd-analyze verify on the rendered unit",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let unit = materialized_unit(dir.path());
-    let out = run(Command::new(analyze).args(["verify", "--man=no"]).arg(&unit));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "systemd-analyze verify rejects the rendered unit:\n{}", describe(&out));
+    let out = run(Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(&unit));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify rejects the rendered unit:\n{}",
+        describe(&out)
+    );
     // Unknown keys and unparsable values only warn (the exit code stays 0). Warnings about the
     // host's own units (pulled in through After=/Wants=) are not ours.
-    let ours: Vec<&str> = text.lines().filter(|l| l.contains("openclaw.service")).collect();
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("openclaw.service"))
+        .collect();
     assert!(
         ours.is_empty(),
         "systemd-analyze verify warns about the rendered unit:\n{}",
@@ -46,9 +61,10 @@ fn rendered_unit_verifies_without_unknown_keys() {
 
 #[test]
 fn rendered_unit_hardening_scores_at_most_2() {
-    let Some(analyze) =
-        tool("systemd-analyze", "rung 6: systemd-analyze security --offline on the rendered unit")
-    else {
+    let Some(analyze) = tool(
+        "systemd-analyze",
+        "rung 6: systemd-analyze security --offline on the rendered unit",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -61,11 +77,16 @@ fn rendered_unit_hardening_scores_at_most_2() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let score: f64 = stdout
         .lines()
-        .find_map(|l| l.split("Overall exposure level for openclaw.service:").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for openclaw.service:")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in the output:\n{}", describe(&out)));
-    loud(&format!("rung 6: systemd-analyze security --offline: openclaw.service exposure {score}"));
+    loud(&format!(
+        "rung 6: systemd-analyze security --offline: openclaw.service exposure {score}"
+    ));
     assert!(
         score <= MAX_EXPOSURE && out.status.success(),
         "the rendered unit's exposure is {score}, above {MAX_EXPOSURE}:\n{stdout}"

@@ -51,9 +51,7 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// The path of an external tool, or `None` after printing `SKIPPED: <what> (<why>)`.
@@ -100,7 +98,9 @@ pub fn nixpkgs_lib(what: &str) -> Option<PathBuf> {
 /// Every `.nix` file of the repository (tracked or not), outside `target/` and `.git/`.
 pub fn nix_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name();
@@ -138,7 +138,12 @@ pub fn describe(output: &Output) -> String {
 
 /// `nix-instantiate --read-write-mode --eval --strict --json <file> --argstr libPath <lib>
 /// [--arg extraConfig <expr>]`, run from the repository root.
-pub fn nix_eval(nix_instantiate: &Path, file: &str, lib: &Path, extra_config: Option<&str>) -> Output {
+pub fn nix_eval(
+    nix_instantiate: &Path,
+    file: &str,
+    lib: &Path,
+    extra_config: Option<&str>,
+) -> Output {
     let mut cmd = Command::new(nix_instantiate);
     cmd.current_dir(repo_root())
         .args(["--read-write-mode", "--eval", "--strict", "--json", file])
