@@ -135,6 +135,7 @@ let
     ''}
     if [ "$(id -u)" = 0 ] && [ -z "''${OPENCLAW_CLI_AS_ROOT:-}" ]; then
       # Files written under the state dir must stay readable by the gateway.
+      export HOME=${cfg.stateDir}
       exec ${pkgs.util-linux}/bin/setpriv --reuid=${cfg.user} --regid=${cfg.group} --init-groups \
         ${exe} "$@"
     fi
@@ -401,7 +402,8 @@ in
         mode = "0644";
       };
 
-      environment.systemPackages = [ cliWrapper ];
+      # Wins over a plain `openclaw` package that is also in systemPackages.
+      environment.systemPackages = [ (lib.hiPrio cliWrapper) ];
 
       users.users = mkIf (cfg.user == "openclaw") {
         openclaw = {
