@@ -338,6 +338,7 @@ in
     configFile = mkOption {
       type = types.path;
       readOnly = true;
+      internal = true;
       description = "The rendered and (per `checkConfig`) checked `${configPath}`; for tests.";
     };
   };
