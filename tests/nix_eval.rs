@@ -88,6 +88,28 @@ fn rendered_outputs_match_golden_files() {
         "firewall opened by default"
     );
 
+    let docs = out["optionDocs"].as_array().expect("optionDocs");
+    let undocumented: Vec<_> = docs.iter().filter(|o| o["described"] != true).collect();
+    assert!(
+        undocumented.is_empty(),
+        "options without a description: {undocumented:?}"
+    );
+    let names: Vec<&str> = docs.iter().filter_map(|o| o["name"].as_str()).collect();
+    for typed in [
+        "services.openclaw.settings.gateway.port",
+        "services.openclaw.settings.gateway.bind",
+        "services.openclaw.settings.channels.whatsapp.dmPolicy",
+        "services.openclaw.settings.channels.whatsapp.allowFrom",
+        "services.openclaw.checkConfig",
+        "services.openclaw.tokenFile",
+        "services.openclaw.hooksTokenFile",
+    ] {
+        assert!(
+            names.contains(&typed),
+            "option {typed} is not documented: {names:?}"
+        );
+    }
+
     check_golden("openclaw.json", &pretty_json(field(&out, "etcText")));
     check_golden("openclaw.service", field(&out, "unitText"));
     check_golden("openclaw-cli", field(&out, "cliWrapper"));

@@ -42,6 +42,16 @@ let
     cliWrapper = cli.text;
     firewall = config.networking.firewall.allowedTCPPorts;
     inherit (config) warnings;
+    # What the NixOS manual renders for our options (forces every default or defaultText).
+    optionDocs = map (o: {
+      inherit (o) name type;
+      described = o.description or null != null && o.description != "";
+      default = o.default.text or null;
+    }) (
+      lib.filter (
+        o: lib.hasPrefix "services.openclaw." o.name && !lib.hasInfix "._module." o.name
+      ) (lib.optionAttrSetToDocList evaluated.options)
+    );
   };
 in
 if failed != [ ] then
