@@ -216,7 +216,8 @@ fn build_time_check_rejects_an_unknown_whatsapp_key_with_file_line_col() {
         "rung 5: an unknown WhatsApp key (channels.whatsapp.streamMode) passed the build-time check:\n{}",
         describe(&out)
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // `config check` prints its report on stdout; the build log shows both streams.
+    let stderr = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let key_line = bad
         .lines()
         .position(|l| l.contains("\"streamMode\""))
