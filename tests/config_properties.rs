@@ -136,3 +136,44 @@ proptest! {
         check_compile(sys.map(render), state);
     }
 }
+
+/// The appliance fixture with one number replaced, to probe the schema's ranges.
+fn appliance_with(path: &[&str], n: i64) -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config/valid-appliance/system.json5")).unwrap();
+    let mut v = json5::parse(&text).node.unwrap().to_value();
+    let mut cur = &mut v;
+    for (i, k) in path.iter().enumerate() {
+        if i + 1 == path.len() {
+            cur[*k] = serde_json::Value::from(n);
+        } else {
+            cur = &mut cur[*k];
+        }
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The fast path may skip the jsonschema validator only when the schema agrees.
+    #[test]
+    fn fast_path_implies_schema_valid(v in value()) {
+        let schema = openclaw::config::schema::get();
+        if openclaw::config::validate::fast_valid(&v) {
+            prop_assert!(jsonschema::is_valid(schema, &v), "fast path accepted a schema-invalid config: {v}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_on_ranges(which in 0usize..4, n in prop::sample::select(vec![-1i64, 0, 1, 4000, 65535, 65536, 1 << 40])) {
+        let paths: [&[&str]; 4] = [
+            &["gateway", "port"],
+            &["hooks", "maxBodyBytes"],
+            &["channels", "whatsapp", "textChunkLimit"],
+            &["channels", "whatsapp", "mediaMaxMb"],
+        ];
+        let v = appliance_with(paths[which], n);
+        let schema = openclaw::config::schema::get();
+        prop_assert_eq!(openclaw::config::validate::fast_valid(&v), jsonschema::is_valid(schema, &v), "{:?} = {}", paths[which], n);
+    }
+}

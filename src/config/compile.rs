@@ -265,7 +265,8 @@ pub fn compile_sources(inputs: Inputs, srcs: Vec<Source>, env: &dyn EnvSource, r
     // 5. Schema, then typed decoding and the semantic rules.
     // When the schema finds errors, the semantic rules still run on the config without the
     // offending keys, so one run reports everything it can.
-    let mut schema_errors = validate::check(&merged.value, &loc);
+    let mut schema_errors =
+        if validate::fast_valid(&merged.value) { Vec::new() } else { validate::check(&merged.value, &loc) };
     // A non-finite number was already reported and replaced by null: no second error for it.
     let non_finite: Vec<(Option<std::path::PathBuf>, Option<u32>, Option<u32>)> =
         diags.iter().filter(|d| d.code == "non-finite").map(|d| (d.file.clone(), d.line, d.column)).collect();

@@ -39,7 +39,7 @@ pub fn get() -> &'static Value {
 }
 
 /// Removes `null` from `type` arrays and `{"type":"null"}` from `anyOf` (collapsing a single
-/// remaining branch), which schemars emits for `Option<T>`.
+/// remaining branch), which schemars emits for `Option<T>`, and adds unsigned integers' maximums.
 fn strip_null(v: &mut Value) {
     match v {
         Value::Object(map) => {
@@ -64,6 +64,18 @@ fn strip_null(v: &mut Value) {
             }
             if map.get("default") == Some(&Value::Null) {
                 map.remove("default");
+            }
+            // schemars records only the lower bound of unsigned integers; the typed decoding
+            // refuses values above the type's maximum, so the schema must too.
+            let max: Option<Value> = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some(u8::MAX.into()),
+                Some("uint16") => Some(u16::MAX.into()),
+                Some("uint32") => Some(u32::MAX.into()),
+                Some("uint64") => Some(u64::MAX.into()),
+                _ => None,
+            };
+            if let Some(m) = max {
+                map.entry("maximum").or_insert(m);
             }
             for (_, child) in map.iter_mut() {
                 strip_null(child);

@@ -18,6 +18,73 @@ fn validator() -> Option<&'static jsonschema::Validator> {
     V.get_or_init(|| jsonschema::validator_for(schema::get()).ok()).as_ref()
 }
 
+/// The cheap check for the common case, a valid config: `value` decodes into the typed model
+/// (which enforces types, enums, unknown keys and required keys exactly as the schema does) and
+/// every number is within the schema's `minimum`/`maximum`. When this holds, the schema has no
+/// errors either (a property test checks this), so the jsonschema validator, whose build
+/// dominates a `config check` process, is only built for configs that have errors.
+pub fn fast_valid(value: &Value) -> bool {
+    serde_json::from_value::<super::model::OpenClawConfig>(value.clone()).is_ok() && numbers_in_range(schema::get(), schema::get(), value)
+}
+
+fn numbers_in_range(root: &Value, s: &Value, v: &Value) -> bool {
+    let Some(s) = schema::resolve(root, s) else { return false };
+    if s.get("anyOf").is_some() || s.get("oneOf").is_some() || s.get("allOf").is_some() {
+        // Unions: only a value without numbers inside is decided here.
+        return !contains_number(v);
+    }
+    if !type_matches(s.get("type"), v) {
+        return false;
+    }
+    match v {
+        Value::Number(n) => {
+            let Some(x) = n.as_f64() else { return false };
+            let min_ok = s.get("minimum").and_then(Value::as_f64).is_none_or(|m| x >= m);
+            let max_ok = s.get("maximum").and_then(Value::as_f64).is_none_or(|m| x <= m);
+            min_ok && max_ok
+        }
+        Value::Object(map) => map.iter().all(|(k, child)| {
+            match s.get("properties").and_then(|p| p.get(k)).or_else(|| s.get("additionalProperties").filter(|a| a.is_object())) {
+                Some(sub) => numbers_in_range(root, sub, child),
+                None => false,
+            }
+        }),
+        Value::Array(items) => match s.get("items") {
+            Some(sub) => items.iter().all(|i| numbers_in_range(root, sub, i)),
+            None => items.is_empty(),
+        },
+        _ => true,
+    }
+}
+
+fn type_matches(t: Option<&Value>, v: &Value) -> bool {
+    let one = |t: &str| match t {
+        "integer" => v.as_i64().is_some() || v.as_u64().is_some(),
+        "number" => v.is_number(),
+        "string" => v.is_string(),
+        "boolean" => v.is_boolean(),
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "null" => v.is_null(),
+        _ => false,
+    };
+    match t {
+        None => true,
+        Some(Value::String(t)) => one(t),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).any(one),
+        Some(_) => false,
+    }
+}
+
+fn contains_number(v: &Value) -> bool {
+    match v {
+        Value::Number(_) => true,
+        Value::Array(a) => a.iter().any(contains_number),
+        Value::Object(m) => m.values().any(contains_number),
+        _ => false,
+    }
+}
+
 /// Validates `value` against the config schema; returns every error.
 pub fn check(value: &Value, loc: &Locator<'_>) -> Vec<Diagnostic> {
     let Some(v) = validator() else {
