@@ -230,6 +230,11 @@ impl Prepared {
     pub fn local_addr(&self) -> SocketAddr {
         self.st.local_addr
     }
+
+    /// The shared state (for in-process tests and embedding).
+    pub fn state(&self) -> Arc<AppState> {
+        self.st.clone()
+    }
 }
 
 /// Startup before the runtime serves: lock, token checks (before binding), device store, bind.
