@@ -261,3 +261,68 @@ fn one_gateway_per_state_dir_and_port_in_use_names_holder() {
     assert_eq!(f.code, Some(22), "{}", f.stderr);
     assert!(f.stderr.contains(&format!("by pid {}", std::process::id())), "{}", f.stderr);
 }
+
+#[test]
+fn sd_notify_ready_and_stopping_json_logs_and_drain() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &json!({"hooks": {"enabled": true, "token": HOOK_TOKEN}}));
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut gw = start(dir.path(), &[], &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]).expect("start");
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.contains("READY=1"), "{msg}");
+    // A request in flight when SIGTERM arrives still completes.
+    let body = r#"{"message":"in flight"}"#;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    write!(s, "POST /hooks/agent HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {HOOK_TOKEN}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}", body.len(), &body[..5]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(gw.child.id().to_string()).status();
+    let n = sock.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    s.write_all(body[5..].as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(gw.sigterm().code(), Some(0));
+    // Logs are JSON lines when stderr is not a terminal; each run logs its runId; no secrets.
+    let logs = gw.stderr();
+    assert!(logs.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{logs}");
+    let run_id = resp.split("\"runId\":\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(logs.lines().any(|l| l.contains(run_id) && l.contains("run accepted")), "{logs}");
+    assert!(!logs.contains(HOOK_TOKEN));
+    assert!(logs.contains("shutdown completed cleanly"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_while_starting_or_draining() {
+    use openclaw::gateway::state::Phase;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = openclaw::gateway::GatewaySettings::new(openclaw::store::StateLayout::new(dir.path()));
+    settings.port = 0;
+    let prepared = openclaw::gateway::prepare(
+        settings,
+        openclaw::gateway::logbuf::LogBuffer::new(),
+        openclaw::channels::status::ChannelStatusHandle::new(),
+    )
+    .unwrap();
+    let st = prepared.state();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = openclaw::gateway::server::router(st.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let get = move |path: &'static str| tokio::task::spawn_blocking(move || http(port, "GET", path, &[], b""));
+    assert_eq!(st.phase(), Phase::Starting);
+    let r = get("/ready").await.unwrap();
+    assert_eq!((r.status, r.json()["failing"].clone()), (503, json!(["starting"])));
+    st.set_phase(Phase::Ready);
+    assert_eq!(get("/readyz").await.unwrap().status, 200);
+    st.set_phase(Phase::Draining);
+    let r = get("/ready").await.unwrap();
+    assert_eq!((r.status, r.json()["failing"].clone()), (503, json!(["draining"])));
+    assert_eq!(get("/health").await.unwrap().json()["status"], "draining");
+}

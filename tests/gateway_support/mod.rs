@@ -40,6 +40,7 @@ pub struct Gw {
     pub port: u16,
     pub dir: PathBuf,
     pub stdout: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 /// Why a start failed: exit status and stderr.
@@ -73,10 +74,15 @@ pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Gw, Sta
             if v["pid"].as_u64() == Some(child.id() as u64) {
                 let port = v["port"].as_u64().unwrap() as u16;
                 // Drain stderr in the background so the pipe never fills.
-                let mut err = child.stderr.take().unwrap();
+                let err = child.stderr.take().unwrap();
+                let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+                let sink = stderr.clone();
                 std::thread::spawn(move || {
-                    let mut sink = Vec::new();
-                    let _ = err.read_to_end(&mut sink);
+                    for line in BufReader::new(err).lines().map_while(Result::ok) {
+                        let mut s = sink.lock().unwrap();
+                        s.push_str(&line);
+                        s.push('\n');
+                    }
                 });
                 let mut stdout = Vec::new();
                 let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -90,7 +96,7 @@ pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Gw, Sta
                     let mut sink = Vec::new();
                     let _ = out.read_to_end(&mut sink);
                 });
-                return Ok(Gw { child, port, dir: dir.to_path_buf(), stdout });
+                return Ok(Gw { child, port, dir: dir.to_path_buf(), stdout, stderr });
             }
         }
         assert!(Instant::now() < deadline, "gateway did not start in time");
@@ -99,6 +105,11 @@ pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Gw, Sta
 }
 
 impl Gw {
+    /// Everything the gateway wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// `ws://127.0.0.1:<port>`.
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
