@@ -90,16 +90,24 @@ pub fn run_gateway(args: GatewayArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return refuse(&format!("{e:#}"), "fix the config file named above, then retry", EXIT_CONFIG),
     };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return refuse(&format!("cannot start the async runtime: {e}"), "check process limits", 1),
+    };
+    // Signal handlers before binding: a SIGTERM right after the port opens still drains cleanly.
+    let signal = {
+        let _guard = rt.enter();
+        match crate::gateway::server::shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => return refuse(&format!("cannot install signal handlers: {e}"), "check process limits", 1),
+        }
+    };
     let prepared = match crate::gateway::prepare(settings, ring, crate::channels::status::ChannelStatusHandle::new()) {
         Ok(p) => p,
         Err(e) => return refuse(&e.to_string(), &e.hint(), e.exit_code()),
     };
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, addr = %prepared.local_addr(), "bound");
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return refuse(&format!("cannot start the async runtime: {e}"), "check process limits", 1),
-    };
-    match rt.block_on(crate::gateway::serve(prepared, crate::gateway::RunOptions { banner: true })) {
+    match rt.block_on(crate::gateway::serve(prepared, crate::gateway::RunOptions { banner: true }, signal)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gateway stopped with an error: {e}");

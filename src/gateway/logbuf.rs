@@ -53,17 +53,20 @@ struct LineVisitor(String);
 
 impl Visit for LineVisitor {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
         if field.name() == "message" {
             self.0.insert_str(0, &format!("{value:?} "));
         } else {
-            self.0.push_str(&format!("{}={:?} ", field.name(), value));
+            let _ = write!(self.0, "{}={:?} ", field.name(), value);
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
+        use std::fmt::Write;
         if field.name() == "message" {
-            self.0.insert_str(0, &format!("{value} "));
+            self.0.insert_str(0, value);
+            self.0.insert(value.len(), ' ');
         } else {
-            self.0.push_str(&format!("{}={} ", field.name(), value));
+            let _ = write!(self.0, "{}={} ", field.name(), value);
         }
     }
 }

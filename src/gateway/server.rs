@@ -325,21 +325,24 @@ fn print_banner(st: &AppState) {
     }
 }
 
-async fn wait_for_signal() {
+/// Registers SIGTERM and SIGINT handlers now (call it before binding, inside the runtime, so a
+/// signal that arrives early still drains cleanly) and returns a future that completes on either.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
-        }
-        _ => std::future::pending::<()>().await,
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    })
 }
 
 /// Serves until SIGTERM/SIGINT, then drains: `/ready` turns 503, new connections stop, WS clients
 /// get a `shutdown` event, in-flight requests and queued runs finish (bounded by [`DRAIN_TIMEOUT`]).
-pub async fn serve(p: Prepared, opts: RunOptions) -> Result<(), GatewayError> {
+pub async fn serve(
+    p: Prepared,
+    opts: RunOptions,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
     let Prepared { st, listener, _lock, shutdown_tx, worker, warnings } = p;
     for w in &warnings {
         tracing::warn!("{w}");
@@ -358,7 +361,7 @@ pub async fn serve(p: Prepared, opts: RunOptions) -> Result<(), GatewayError> {
     let app = router(st.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let drain_st = st.clone();
     let shutdown = async move {
-        wait_for_signal().await;
+        signal.await;
         drain_st.set_phase(Phase::Draining);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutdown requested; draining");
