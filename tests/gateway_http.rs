@@ -293,7 +293,7 @@ fn sd_notify_ready_and_stopping_json_logs_and_drain() {
     let logs = gw.stderr();
     assert!(logs.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{logs}");
     let run_id = resp.split("\"runId\":\"").nth(1).unwrap().split('"').next().unwrap();
-    assert!(logs.lines().any(|l| l.contains(run_id) && l.contains("run accepted")), "{logs}");
+    assert!(logs.lines().any(|l| l.contains(run_id) && l.contains("run failed") && l.contains("no LLM provider")), "{logs}");
     assert!(!logs.contains(HOOK_TOKEN));
     assert!(logs.contains("shutdown completed cleanly"));
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// How many finished runs are kept for `GET /hooks/runs/{id}` before the oldest are dropped.
-pub const DEFAULT_RETENTION: usize = 100_000;
+pub const DEFAULT_RETENTION: usize = 20_000;
 /// How many admitted runs may wait for the worker before admission answers "busy".
 pub const QUEUE_CAPACITY: usize = 65_536;
 
@@ -204,12 +204,11 @@ impl RunRegistry {
         let run_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string();
         {
             let mut inner = self.lock();
-            if let Some(key) = idempotency_key {
-                if let Some(first) = inner.idempotency.get(key).cloned() {
+            if let Some(key) = idempotency_key
+                && let Some(first) = inner.idempotency.get(key).cloned() {
                     inner.counters.replayed += 1;
                     return Ok(Submitted { run_id: first, replayed: true });
                 }
-            }
             let permit = self.tx.try_reserve().map_err(|e| match e {
                 mpsc::error::TrySendError::Full(()) => SubmitError::Busy,
                 mpsc::error::TrySendError::Closed(()) => SubmitError::Closed,
@@ -232,17 +231,16 @@ impl RunRegistry {
             if let Some(key) = idempotency_key {
                 inner.idempotency.insert(key.to_string(), run_id.clone());
                 inner.idem_order.push_back(key.to_string());
-                if inner.idem_order.len() > self.retention {
-                    if let Some(old) = inner.idem_order.pop_front() {
+                if inner.idem_order.len() > self.retention
+                    && let Some(old) = inner.idem_order.pop_front() {
                         inner.idempotency.remove(&old);
                     }
-                }
             }
             self.evict(&mut inner);
             permit.send(run_id.clone());
         }
         self.seq.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(runId = %run_id, kind = ?req.kind, origin = req.origin, "run accepted");
+        tracing::debug!(runId = %run_id, kind = ?req.kind, origin = req.origin, "run accepted");
         Ok(Submitted { run_id, replayed: false })
     }
 
@@ -272,11 +270,17 @@ impl RunRegistry {
                 })
                 .collect()
         };
-        let outcomes: Vec<(String, Result<(), String>)> =
-            records.into_iter().map(|r| { let o = executor.execute(&r); (r.run_id, o) }).collect();
+        let outcomes: Vec<(String, RunKind, &'static str, Result<(), String>)> = records
+            .into_iter()
+            .map(|r| {
+                let o = executor.execute(&r);
+                (r.run_id, r.kind, r.origin, o)
+            })
+            .collect();
         let now = (self.clock)();
         let mut inner = self.lock();
-        for (id, outcome) in outcomes {
+        // One line per run, at its end, with its runId (admission is logged at debug level).
+        for (id, kind, origin, outcome) in outcomes {
             match &outcome {
                 Ok(()) => inner.counters.done += 1,
                 Err(_) => inner.counters.failed += 1,
@@ -286,10 +290,10 @@ impl RunRegistry {
                 match outcome {
                     Ok(()) => {
                         r.state = RunState::Done;
-                        tracing::info!(runId = %id, "run done");
+                        tracing::info!(runId = %id, kind = ?kind, origin, "run done");
                     }
                     Err(e) => {
-                        tracing::warn!(runId = %id, error = %e, "run failed");
+                        tracing::warn!(runId = %id, kind = ?kind, origin, error = %e, "run failed");
                         r.state = RunState::Failed;
                         r.error = Some(e);
                     }

@@ -148,11 +148,10 @@ pub fn load_settings(args: &GatewayArgs) -> anyhow::Result<GatewaySettings> {
 
     let get = |ptr: &str| layers.iter().find_map(|(_, v)| v.pointer(ptr).filter(|x| !x.is_null()).cloned());
 
-    if let Some(mode) = get("/gateway/mode") {
-        if mode.as_str() == Some("remote") {
+    if let Some(mode) = get("/gateway/mode")
+        && mode.as_str() == Some("remote") {
             bail!("gateway.mode is \"remote\": this machine is configured as a client of another gateway");
         }
-    }
     // Port: --port > OPENCLAW_GATEWAY_PORT > gateway.port > 18789.
     settings.port = match (args.port, std::env::var("OPENCLAW_GATEWAY_PORT").ok().filter(|v| !v.is_empty())) {
         (Some(p), _) => p,
@@ -203,8 +202,8 @@ pub fn load_settings(args: &GatewayArgs) -> anyhow::Result<GatewaySettings> {
     if let Some((path, v)) = layers.iter().find(|(_, v)| v.pointer("/gateway/remote/token").is_some()) {
         let url = v.pointer("/gateway/remote/url").and_then(Value::as_str);
         let this = url.is_none_or(|u| points_here(u, settings.port));
-        if this {
-            if let Some(t) = v.pointer("/gateway/remote/token").and_then(Value::as_str) {
+        if this
+            && let Some(t) = v.pointer("/gateway/remote/token").and_then(Value::as_str) {
                 settings.remote_token = Some(TokenSource {
                     kind: TokenSourceKind::ConfigToken,
                     label: format!("gateway.remote.token in {}", path.display()),
@@ -212,7 +211,6 @@ pub fn load_settings(args: &GatewayArgs) -> anyhow::Result<GatewaySettings> {
                     file: Some(crate::gateway::token::secret_file_info(path).with_context(|| format!("cannot stat {}", path.display()))?),
                 });
             }
-        }
     }
     // Control UI.
     if let Some(b) = get("/gateway/controlUi/enabled").and_then(|v| v.as_bool()) {

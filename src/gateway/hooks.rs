@@ -138,11 +138,10 @@ pub async fn handle(
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, Response> {
     let too_large = || json_err(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if len > limit {
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+        && len > limit {
             return Err(too_large());
         }
-    }
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(b)) => Ok(b),
         Ok(Err(_)) => Err(too_large()),
@@ -177,11 +176,10 @@ fn agent(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
         return json_err(StatusCode::BAD_REQUEST, "message required");
     };
     let agent_id = str_field(p, "agentId").map(str::to_string);
-    if let (Some(id), Some(allowed)) = (&agent_id, &st.settings.hooks.allowed_agent_ids) {
-        if !allowed.iter().any(|a| a == "*" || a == id) {
+    if let (Some(id), Some(allowed)) = (&agent_id, &st.settings.hooks.allowed_agent_ids)
+        && !allowed.iter().any(|a| a == "*" || a == id) {
             return json_err(StatusCode::BAD_REQUEST, format!("agentId {id:?} is not in hooks.allowedAgentIds"));
         }
-    }
     let session_key = str_field(p, "sessionKey").map(str::to_string).or_else(|| st.settings.hooks.default_session_key.clone());
     let channel = str_field(p, "channel").filter(|c| *c != "last");
     let to = str_field(p, "to");

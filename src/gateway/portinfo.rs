@@ -21,11 +21,10 @@ pub fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
         }
         let local_port = cols[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
         // State 0A = TCP_LISTEN.
-        if local_port == Some(port) && cols[3] == "0A" {
-            if let Ok(inode) = cols[9].parse::<u64>() {
+        if local_port == Some(port) && cols[3] == "0A"
+            && let Ok(inode) = cols[9].parse::<u64>() {
                 out.push(inode);
             }
-        }
     }
     out
 }
@@ -46,12 +45,11 @@ pub fn find_holder(port: u16) -> Option<PortHolder> {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let Ok(fds) = fs::read_dir(entry.path().join("fd")) else { continue };
         for fd in fds.flatten() {
-            if let Ok(link) = fs::read_link(fd.path()) {
-                if targets.iter().any(|t| link.as_os_str() == t.as_str()) {
+            if let Ok(link) = fs::read_link(fd.path())
+                && targets.iter().any(|t| link.as_os_str() == t.as_str()) {
                     let name = fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string();
                     return Some(PortHolder { pid, name });
                 }
-            }
         }
     }
     None

@@ -260,11 +260,10 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
         None
     };
     let mut warnings = resolved.warnings.clone();
-    if let (Some(h), Some(g)) = (&hooks_token, &resolved.token) {
-        if token::tokens_equal(h.expose(), g.expose()) {
+    if let (Some(h), Some(g)) = (&hooks_token, &resolved.token)
+        && token::tokens_equal(h.expose(), g.expose()) {
             warnings.push("hooks.token equals the gateway token; use a separate hooks token so a leaked webhook URL cannot control the gateway".into());
         }
-    }
     if resolved.generated_now {
         warnings.push(format!("generated a gateway token ({}) and stored it in {}; it is reused on every start", resolved.token.as_ref().map(|t| t.fingerprint()).unwrap_or_default(), settings.state.gateway_token_file().display()));
     }

@@ -175,7 +175,7 @@ pub fn check_source(src: &TokenSource) -> Result<(), TokenError> {
 }
 
 /// Checks a list of explicit sources: each safe, all equal. Returns the agreed source, if any.
-pub fn agree<'a>(sources: &'a [TokenSource]) -> Result<Option<&'a TokenSource>, TokenError> {
+pub fn agree(sources: &[TokenSource]) -> Result<Option<&TokenSource>, TokenError> {
     for s in sources {
         check_source(s)?;
     }
@@ -245,8 +245,8 @@ pub fn resolve(
     let mut warnings = Vec::new();
     let (token, label, generated_now) = match explicit {
         Some(src) => {
-            if let Ok(Some(old)) = load_generated(layout) {
-                if !tokens_equal(old.expose(), src.value.expose()) {
+            if let Ok(Some(old)) = load_generated(layout)
+                && !tokens_equal(old.expose(), src.value.expose()) {
                     warnings.push(format!(
                         "ignoring the generated token file {} ({}) because {} is set ({}); clients that saved the old token must update",
                         layout.gateway_token_file().display(),
@@ -255,7 +255,6 @@ pub fn resolve(
                         src.value.fingerprint()
                     ));
                 }
-            }
             (src.value.clone(), src.label.clone(), false)
         }
         None => match load_generated(layout)? {
