@@ -1,4 +1,5 @@
 //! Messaging channels. Channels never depend on gateway internals; they report status through
 //! typed status values and events.
 
+pub mod status;
 pub mod whatsapp;

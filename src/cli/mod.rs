@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod config_cmd;
+pub mod devices_cmd;
+pub mod gateway_cmd;
+pub mod status_cmd;
 
 /// openclaw: a NixOS-first personal AI assistant gateway (OpenClaw compatible).
 #[derive(Debug, Parser)]
@@ -21,6 +24,23 @@ pub enum Command {
     /// Check, compile, explain and describe the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Run the gateway (default) or show its status.
+    Gateway(gateway_cmd::GatewayCli),
+    /// List, approve, reject and revoke paired devices.
+    #[command(subcommand)]
+    Devices(devices_cmd::DevicesCommand),
+    /// Show the running gateway's status (tokens as fingerprints).
+    Status {
+        /// Include devices, config files and recent log lines.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        args: status_cmd::ClientArgs,
+    },
+    /// Ask the running gateway for its health.
+    Health(status_cmd::ClientArgs),
+    /// Print the Control UI URL (with the token in the #token= fragment).
+    Dashboard(status_cmd::ClientArgs),
 }
 
 /// Parses the process arguments and runs the command; returns the process exit code.
@@ -28,5 +48,10 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Gateway(cmd) => gateway_cmd::run(cmd),
+        Command::Devices(cmd) => devices_cmd::run(cmd),
+        Command::Status { all, args } => status_cmd::status(args, all),
+        Command::Health(args) => status_cmd::health(args),
+        Command::Dashboard(args) => status_cmd::dashboard(args),
     }
 }

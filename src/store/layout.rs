@@ -68,6 +68,21 @@ impl StateLayout {
         self.root.join("gateway.lock")
     }
 
+    /// Runtime facts of the running gateway (pid, address), written after the port is bound.
+    pub fn gateway_runtime_file(&self) -> PathBuf {
+        self.root.join("gateway.json")
+    }
+
+    /// Paired devices of the control protocol (mode 0600).
+    pub fn paired_devices_file(&self) -> PathBuf {
+        self.devices_dir().join("paired.json")
+    }
+
+    /// Pending device pairing requests (mode 0600).
+    pub fn pending_devices_file(&self) -> PathBuf {
+        self.devices_dir().join("pending.json")
+    }
+
     /// Paired and pending devices of the control protocol.
     pub fn devices_dir(&self) -> PathBuf {
         self.root.join("devices")

@@ -1,0 +1,433 @@
+//! Paired and pending devices of the control protocol, persisted as two JSON files in
+//! `<state>/devices/` (atomic writes, mode 0600). Device tokens are stored as SHA-256 digests.
+//!
+//! Every method that depends on time takes `now_ms`, so expiry is tested without sleeping.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::{write_atomic, AtomicWriteError, StateLayout};
+
+/// How long a pending pairing request stays valid.
+pub const PENDING_TTL_MS: u64 = 10 * 60 * 1000;
+/// At most this many pending requests are kept (the oldest are dropped).
+pub const MAX_PENDING: usize = 64;
+
+/// Errors reading or writing the device files.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceStoreError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not valid JSON of the expected shape.
+    #[error("{} is corrupt: {source}", .path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A write failed (the old file is intact).
+    #[error(transparent)]
+    Write(#[from] AtomicWriteError),
+    /// No pending request has this id.
+    #[error("No pending device request matches {0}.")]
+    UnknownRequest(String),
+    /// No paired device has this id.
+    #[error("No paired device matches {0}.")]
+    UnknownDevice(String),
+}
+
+/// What a client presented when it connected, kept with a request and a pairing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    /// Hex SHA-256 of the public key.
+    pub device_id: String,
+    /// Raw public key, base64url.
+    pub public_key: String,
+    /// `client.platform`.
+    #[serde(default)]
+    pub platform: String,
+    /// `client.deviceFamily`.
+    #[serde(default)]
+    pub device_family: String,
+    /// `client.id`.
+    #[serde(default)]
+    pub client_id: String,
+    /// `client.mode`.
+    #[serde(default)]
+    pub client_mode: String,
+    /// `client.displayName`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A paired device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedDevice {
+    /// Identity and client metadata.
+    #[serde(flatten)]
+    pub info: DeviceInfo,
+    /// Approved roles.
+    pub roles: Vec<String>,
+    /// Approved scopes.
+    pub scopes: Vec<String>,
+    /// How it was approved: `auto-local`, `cli`, `control`.
+    pub approved_via: String,
+    /// First seen.
+    pub created_at_ms: u64,
+    /// Last approval.
+    pub approved_at_ms: u64,
+    /// SHA-256 (hex) of the current device token, if one was issued.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// When the current token was issued.
+    #[serde(default)]
+    pub token_issued_at_ms: Option<u64>,
+}
+
+/// A pending pairing request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRequest {
+    /// The request id (a UUID) shown to the operator.
+    pub request_id: String,
+    /// Identity and client metadata.
+    #[serde(flatten)]
+    pub info: DeviceInfo,
+    /// Requested role.
+    pub role: String,
+    /// Requested scopes.
+    pub scopes: Vec<String>,
+    /// `not-paired`, `role-upgrade` or `scope-upgrade`.
+    pub reason: String,
+    /// Peer address at request time.
+    #[serde(default)]
+    pub remote_addr: Option<String>,
+    /// Created.
+    pub created_at_ms: u64,
+    /// Expires.
+    pub expires_at_ms: u64,
+}
+
+/// The result of checking a device against the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairCheck {
+    /// Paired with the requested role and scopes.
+    Paired,
+    /// Unknown device.
+    NotPaired,
+    /// Paired, but the role or scopes asked for need approval (`role-upgrade`/`scope-upgrade`).
+    Upgrade(&'static str),
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PairedFile {
+    version: u32,
+    devices: Vec<PairedDevice>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PendingFile {
+    version: u32,
+    requests: Vec<PendingRequest>,
+}
+
+/// The device store.
+#[derive(Debug)]
+pub struct DeviceStore {
+    layout: StateLayout,
+    paired: Vec<PairedDevice>,
+    pending: Vec<PendingRequest>,
+}
+
+fn sha_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// True when `granted` covers `wanted`: equal, or `operator.admin` covers every `operator.*`.
+pub fn scope_covered(granted: &[String], wanted: &str) -> bool {
+    granted.iter().any(|g| g == wanted || (g == "operator.admin" && wanted.starts_with("operator.")))
+}
+
+impl DeviceStore {
+    /// Loads both files (missing files mean empty).
+    pub fn load(layout: &StateLayout) -> Result<Self, DeviceStoreError> {
+        fn read<T: Default + for<'de> Deserialize<'de>>(path: PathBuf) -> Result<T, DeviceStoreError> {
+            match std::fs::read_to_string(&path) {
+                Ok(t) => serde_json::from_str(&t).map_err(|source| DeviceStoreError::Corrupt { path, source }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+                Err(source) => Err(DeviceStoreError::Read { path, source }),
+            }
+        }
+        let paired: PairedFile = read(layout.paired_devices_file())?;
+        let pending: PendingFile = read(layout.pending_devices_file())?;
+        Ok(Self { layout: layout.clone(), paired: paired.devices, pending: pending.requests })
+    }
+
+    fn save_paired(&self) -> Result<(), DeviceStoreError> {
+        let f = PairedFile { version: 1, devices: self.paired.clone() };
+        let bytes = serde_json::to_vec_pretty(&f).unwrap_or_default();
+        write_atomic(&self.layout.paired_devices_file(), &bytes, 0o600)?;
+        Ok(())
+    }
+
+    fn save_pending(&self) -> Result<(), DeviceStoreError> {
+        let f = PendingFile { version: 1, requests: self.pending.clone() };
+        let bytes = serde_json::to_vec_pretty(&f).unwrap_or_default();
+        write_atomic(&self.layout.pending_devices_file(), &bytes, 0o600)?;
+        Ok(())
+    }
+
+    /// Drops expired pending requests (persisting if any were dropped).
+    pub fn expire(&mut self, now_ms: u64) -> Result<(), DeviceStoreError> {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.expires_at_ms > now_ms);
+        if self.pending.len() != before {
+            self.save_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Paired devices.
+    pub fn paired(&self) -> &[PairedDevice] {
+        &self.paired
+    }
+
+    /// Pending requests not expired at `now_ms`.
+    pub fn pending(&self, now_ms: u64) -> Vec<PendingRequest> {
+        self.pending.iter().filter(|p| p.expires_at_ms > now_ms).cloned().collect()
+    }
+
+    /// Checks whether `device_id` may connect with `role` and `scopes`.
+    pub fn check(&self, device_id: &str, role: &str, scopes: &[String]) -> PairCheck {
+        match self.paired.iter().find(|d| d.info.device_id == device_id) {
+            None => PairCheck::NotPaired,
+            Some(d) if !d.roles.iter().any(|r| r == role) => PairCheck::Upgrade("role-upgrade"),
+            Some(d) if !scopes.iter().all(|s| scope_covered(&d.scopes, s)) => PairCheck::Upgrade("scope-upgrade"),
+            Some(_) => PairCheck::Paired,
+        }
+    }
+
+    /// Records (or refreshes) a pending request for this device; one per device.
+    pub fn request(
+        &mut self,
+        info: DeviceInfo,
+        role: &str,
+        scopes: &[String],
+        reason: &str,
+        remote_addr: Option<String>,
+        now_ms: u64,
+    ) -> Result<PendingRequest, DeviceStoreError> {
+        self.pending.retain(|p| p.expires_at_ms > now_ms);
+        let request_id = match self.pending.iter().position(|p| p.info.device_id == info.device_id) {
+            Some(i) => self.pending.remove(i).request_id,
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let req = PendingRequest {
+            request_id,
+            info,
+            role: role.to_string(),
+            scopes: scopes.to_vec(),
+            reason: reason.to_string(),
+            remote_addr,
+            created_at_ms: now_ms,
+            expires_at_ms: now_ms + PENDING_TTL_MS,
+        };
+        self.pending.push(req.clone());
+        while self.pending.len() > MAX_PENDING {
+            self.pending.remove(0);
+        }
+        self.save_pending()?;
+        Ok(req)
+    }
+
+    /// Pairs a device directly (local auto-approval) and returns the stored record.
+    pub fn pair(
+        &mut self,
+        info: DeviceInfo,
+        role: &str,
+        scopes: &[String],
+        via: &str,
+        now_ms: u64,
+    ) -> Result<PairedDevice, DeviceStoreError> {
+        let dev = match self.paired.iter_mut().find(|d| d.info.device_id == info.device_id) {
+            Some(d) => {
+                if !d.roles.iter().any(|r| r == role) {
+                    d.roles.push(role.to_string());
+                }
+                for s in scopes {
+                    if !d.scopes.contains(s) {
+                        d.scopes.push(s.clone());
+                    }
+                }
+                d.info = info;
+                d.approved_via = via.to_string();
+                d.approved_at_ms = now_ms;
+                d.clone()
+            }
+            None => {
+                let d = PairedDevice {
+                    info,
+                    roles: vec![role.to_string()],
+                    scopes: scopes.to_vec(),
+                    approved_via: via.to_string(),
+                    created_at_ms: now_ms,
+                    approved_at_ms: now_ms,
+                    token_sha256: None,
+                    token_issued_at_ms: None,
+                };
+                self.paired.push(d.clone());
+                d
+            }
+        };
+        self.save_paired()?;
+        Ok(dev)
+    }
+
+    /// Approves a pending request: pairs the device with the requested role and scopes.
+    pub fn approve(&mut self, request_id: &str, via: &str, now_ms: u64) -> Result<PairedDevice, DeviceStoreError> {
+        let i = self
+            .pending
+            .iter()
+            .position(|p| p.request_id == request_id && p.expires_at_ms > now_ms)
+            .ok_or_else(|| DeviceStoreError::UnknownRequest(request_id.to_string()))?;
+        let req = self.pending.remove(i);
+        let dev = self.pair(req.info, &req.role, &req.scopes, via, now_ms)?;
+        self.save_pending()?;
+        Ok(dev)
+    }
+
+    /// Rejects a pending request.
+    pub fn reject(&mut self, request_id: &str, now_ms: u64) -> Result<PendingRequest, DeviceStoreError> {
+        let i = self
+            .pending
+            .iter()
+            .position(|p| p.request_id == request_id && p.expires_at_ms > now_ms)
+            .ok_or_else(|| DeviceStoreError::UnknownRequest(request_id.to_string()))?;
+        let req = self.pending.remove(i);
+        self.save_pending()?;
+        Ok(req)
+    }
+
+    /// Removes a paired device and its token (it must pair again).
+    pub fn revoke(&mut self, device_id: &str) -> Result<PairedDevice, DeviceStoreError> {
+        let i = self
+            .paired
+            .iter()
+            .position(|d| d.info.device_id == device_id)
+            .ok_or_else(|| DeviceStoreError::UnknownDevice(device_id.to_string()))?;
+        let d = self.paired.remove(i);
+        self.save_paired()?;
+        Ok(d)
+    }
+
+    /// Issues a fresh device token for a paired device (replacing the old one); returns it.
+    pub fn issue_token(&mut self, device_id: &str, now_ms: u64) -> Result<String, DeviceStoreError> {
+        let token = crate::gateway::token::generate_token();
+        let d = self
+            .paired
+            .iter_mut()
+            .find(|d| d.info.device_id == device_id)
+            .ok_or_else(|| DeviceStoreError::UnknownDevice(device_id.to_string()))?;
+        d.token_sha256 = Some(sha_hex(token.expose()));
+        d.token_issued_at_ms = Some(now_ms);
+        self.save_paired()?;
+        Ok(token.expose().to_string())
+    }
+
+    /// Checks a device token in constant time.
+    pub fn verify_token(&self, device_id: &str, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(stored) = self.paired.iter().find(|d| d.info.device_id == device_id).and_then(|d| d.token_sha256.as_ref())
+        else {
+            return false;
+        };
+        let presented = sha_hex(token);
+        presented.as_bytes().ct_eq(stored.as_bytes()).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str) -> DeviceInfo {
+        DeviceInfo {
+            device_id: id.into(),
+            public_key: "pk".into(),
+            platform: "linux".into(),
+            device_family: String::new(),
+            client_id: "cli".into(),
+            client_mode: "cli".into(),
+            display_name: None,
+        }
+    }
+
+    fn scopes(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn request_approve_token_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = StateLayout::new(dir.path());
+        let mut st = DeviceStore::load(&layout).unwrap();
+        assert_eq!(st.check("d1", "operator", &[]), PairCheck::NotPaired);
+        let r1 = st.request(info("d1"), "operator", &scopes(&["operator.read"]), "not-paired", None, 1000).unwrap();
+        let r2 = st.request(info("d1"), "operator", &scopes(&["operator.read"]), "not-paired", None, 2000).unwrap();
+        assert_eq!(r1.request_id, r2.request_id, "one request per device");
+        let mut st = DeviceStore::load(&layout).unwrap();
+        assert_eq!(st.pending(2000).len(), 1);
+        st.approve(&r1.request_id, "cli", 3000).unwrap();
+        let t = st.issue_token("d1", 3000).unwrap();
+        let st = DeviceStore::load(&layout).unwrap();
+        assert_eq!(st.check("d1", "operator", &scopes(&["operator.read"])), PairCheck::Paired);
+        assert_eq!(st.check("d1", "operator", &scopes(&["operator.admin"])), PairCheck::Upgrade("scope-upgrade"));
+        assert_eq!(st.check("d1", "node", &[]), PairCheck::Upgrade("role-upgrade"));
+        assert!(st.verify_token("d1", &t));
+        assert!(!st.verify_token("d1", "nope"));
+        let text = std::fs::read_to_string(layout.paired_devices_file()).unwrap();
+        assert!(!text.contains(&t), "device tokens are stored hashed");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(layout.paired_devices_file()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn pending_requests_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = DeviceStore::load(&StateLayout::new(dir.path())).unwrap();
+        let r = st.request(info("d1"), "operator", &[], "not-paired", None, 0).unwrap();
+        assert_eq!(st.pending(PENDING_TTL_MS - 1).len(), 1);
+        assert!(st.pending(PENDING_TTL_MS).is_empty());
+        assert!(matches!(st.approve(&r.request_id, "cli", PENDING_TTL_MS), Err(DeviceStoreError::UnknownRequest(_))));
+        st.expire(PENDING_TTL_MS).unwrap();
+        assert!(DeviceStore::load(&StateLayout::new(dir.path())).unwrap().pending(0).is_empty());
+    }
+
+    #[test]
+    fn reject_and_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = DeviceStore::load(&StateLayout::new(dir.path())).unwrap();
+        let r = st.request(info("d1"), "operator", &[], "not-paired", None, 0).unwrap();
+        st.reject(&r.request_id, 1).unwrap();
+        assert!(st.pending(1).is_empty());
+        st.pair(info("d2"), "operator", &scopes(&["operator.admin"]), "auto-local", 1).unwrap();
+        assert_eq!(st.check("d2", "operator", &scopes(&["operator.pairing"])), PairCheck::Paired);
+        st.revoke("d2").unwrap();
+        assert_eq!(st.check("d2", "operator", &[]), PairCheck::NotPaired);
+        assert!(st.revoke("d2").is_err());
+    }
+}

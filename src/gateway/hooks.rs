@@ -1,0 +1,251 @@
+//! The hooks HTTP surface, upstream-compatible (`POST {hooks.path}/agent`, `/wake`), plus
+//! `GET {hooks.path}/runs/{runId}`. Order of checks: method → query token → auth (throttled) →
+//! route → body size → JSON → payload. Status codes and bodies follow upstream (reference §2.2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::agent::runs::{Delivery, RunKind, RunRequest, SubmitError};
+use crate::gateway::ratelimit::FailureVerdict;
+use crate::gateway::state::AppState;
+use crate::gateway::token::tokens_equal;
+
+/// Upstream's answer to a token in the query string (`src/gateway/server/hooks-request-handler.ts`).
+pub const QUERY_TOKEN_MESSAGE: &str = "Hook token must be provided via Authorization: Bearer <token> or X-OpenClaw-Token header (query parameters are not allowed).";
+/// Upstream's body-read timeout.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn json_resp(status: StatusCode, v: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], v.to_string()).into_response()
+}
+
+fn json_err(status: StatusCode, msg: impl Into<String>) -> Response {
+    json_resp(status, json!({"ok": false, "error": msg.into()}))
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// The presented token: `Authorization: Bearer …` or `X-OpenClaw-Token`.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(v[7..].trim());
+        }
+    }
+    headers.get("x-openclaw-token").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn query_has_token(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|kv| {
+        let k = kv.split('=').next().unwrap_or("");
+        k.eq_ignore_ascii_case("token") || k.eq_ignore_ascii_case("hooktoken")
+    }))
+}
+
+enum Route<'a> {
+    Agent,
+    Wake,
+    Run(&'a str),
+    Unknown,
+}
+
+/// Handles every request under `hooks.path`.
+pub async fn handle(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let base = st.settings.hooks.path.as_str();
+    let path = req.uri().path().to_string();
+    let sub = path.strip_prefix(base).unwrap_or("");
+    let route = match sub {
+        "/agent" => Route::Agent,
+        "/wake" => Route::Wake,
+        s if s.starts_with("/runs/") && s.len() > 6 && !s[6..].contains('/') => Route::Run(&s[6..]),
+        _ => Route::Unknown,
+    };
+    let method = req.method().clone();
+    match route {
+        Route::Run(_) if method != Method::GET => return method_not_allowed("GET"),
+        Route::Agent | Route::Wake | Route::Unknown if method != Method::POST => return method_not_allowed("POST"),
+        _ => {}
+    }
+    if query_has_token(req.uri().query()) {
+        return text(StatusCode::BAD_REQUEST, QUERY_TOKEN_MESSAGE);
+    }
+    let ok = match (&st.hooks_token, presented_token(req.headers())) {
+        (Some(expected), Some(given)) => tokens_equal(expected.expose(), given),
+        _ => false,
+    };
+    if !ok {
+        return match st.hooks_limiter.failure(peer.ip(), Instant::now()) {
+            FailureVerdict::Unauthorized => {
+                tracing::warn!(peer = %peer.ip(), path = %path, "hook rejected: bad or missing token");
+                text(StatusCode::UNAUTHORIZED, "Unauthorized")
+            }
+            FailureVerdict::Throttled { retry_after_secs } => {
+                let mut r = text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
+            }
+        };
+    }
+    st.hooks_limiter.success(peer.ip());
+    let run_id = match route {
+        Route::Run(id) => id.to_string(),
+        Route::Unknown => return text(StatusCode::NOT_FOUND, "Not Found"),
+        _ => String::new(),
+    };
+    if !run_id.is_empty() {
+        return match st.runs.get(&run_id) {
+            Some(r) => json_resp(StatusCode::OK, json!({"ok": true, "run": r})),
+            None => json_err(StatusCode::NOT_FOUND, "unknown runId (never accepted, or no longer retained)"),
+        };
+    }
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, &parts.headers, st.settings.hooks.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let payload: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return json_err(StatusCode::BAD_REQUEST, "body must be a JSON object"),
+        Err(e) => return json_err(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+    };
+    match route {
+        Route::Agent => agent(&st, &parts.headers, &payload),
+        _ => wake(&st, &parts.headers, &payload),
+    }
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, Response> {
+    let too_large = || json_err(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+        && len > limit {
+            return Err(too_large());
+        }
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(json_err(StatusCode::REQUEST_TIMEOUT, "request body timeout")),
+    }
+}
+
+fn str_field<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+    v.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn idempotency_key<'a>(headers: &'a HeaderMap, payload: &'a Value) -> Option<&'a str> {
+    headers
+        .get("idempotency-key")
+        .or_else(|| headers.get("x-openclaw-idempotency-key"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .or_else(|| str_field(payload, "idempotencyKey"))
+}
+
+fn submit(st: &AppState, req: RunRequest, key: Option<&str>) -> Result<String, Response> {
+    match st.runs.submit(req, key) {
+        Ok(s) => Ok(s.run_id),
+        Err(SubmitError::Busy) => Err(json_err(StatusCode::SERVICE_UNAVAILABLE, "run queue is full; retry shortly")),
+        Err(SubmitError::Closed) => Err(json_err(StatusCode::SERVICE_UNAVAILABLE, "the gateway is shutting down")),
+    }
+}
+
+fn agent(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
+    let Some(message) = str_field(p, "message") else {
+        return json_err(StatusCode::BAD_REQUEST, "message required");
+    };
+    let agent_id = str_field(p, "agentId").map(str::to_string);
+    if let (Some(id), Some(allowed)) = (&agent_id, &st.settings.hooks.allowed_agent_ids)
+        && !allowed.iter().any(|a| a == "*" || a == id) {
+            return json_err(StatusCode::BAD_REQUEST, format!("agentId {id:?} is not in hooks.allowedAgentIds"));
+        }
+    let session_key = str_field(p, "sessionKey").map(str::to_string).or_else(|| st.settings.hooks.default_session_key.clone());
+    let channel = str_field(p, "channel").filter(|c| *c != "last");
+    let to = str_field(p, "to");
+    let delivery = if p.get("deliver").and_then(Value::as_bool) == Some(true) {
+        match (channel, to) {
+            (Some(c), Some(t)) => Some(Delivery { channel: c.to_string(), to: t.to_string() }),
+            _ => {
+                // There is no session store yet, so no "last recipient" is ever known.
+                return json_err(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "deliver:true needs a recipient: give channel and to (no last recipient is known for this session)",
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let req = RunRequest {
+        kind: RunKind::Agent,
+        message: message.to_string(),
+        agent_id,
+        session_key,
+        delivery,
+        origin: "hook",
+    };
+    match submit(st, req, idempotency_key(headers, p)) {
+        Ok(run_id) => json_resp(StatusCode::OK, json!({"ok": true, "runId": run_id})),
+        Err(r) => r,
+    }
+}
+
+fn wake(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
+    let Some(text_) = str_field(p, "text") else {
+        return json_err(StatusCode::BAD_REQUEST, "text required");
+    };
+    let mode = match str_field(p, "mode").unwrap_or("now") {
+        m @ ("now" | "next-heartbeat") => m,
+        _ => return json_err(StatusCode::BAD_REQUEST, "mode must be \"now\" or \"next-heartbeat\""),
+    };
+    let req = RunRequest {
+        kind: RunKind::Wake,
+        message: text_.to_string(),
+        agent_id: None,
+        session_key: None,
+        delivery: None,
+        origin: "hook",
+    };
+    match submit(st, req, idempotency_key(headers, p)) {
+        Ok(run_id) => json_resp(StatusCode::OK, json!({"ok": true, "mode": mode, "eventOutcome": "queued", "runId": run_id})),
+        Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_extraction() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(presented_token(&h), Some("abc"));
+        let mut h = HeaderMap::new();
+        h.insert("x-openclaw-token", HeaderValue::from_static("xyz"));
+        assert_eq!(presented_token(&h), Some("xyz"));
+        assert!(query_has_token(Some("a=1&token=x")));
+        assert!(!query_has_token(Some("tokens=1")));
+    }
+}

@@ -1,0 +1,396 @@
+//! The HTTP server: routes, security headers, Control UI placeholder, Origin checks on the
+//! WebSocket upgrade, and the start/drain lifecycle.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::agent::runs::{NoProvider, RunRegistry, DEFAULT_RETENTION};
+use crate::channels::status::ChannelStatusHandle;
+use crate::gateway::devices::{DeviceStore, DeviceStoreError};
+use crate::gateway::lock::{self, LockError};
+use crate::gateway::logbuf::LogBuffer;
+use crate::gateway::portinfo;
+use crate::gateway::settings::GatewaySettings;
+use crate::gateway::state::{AppState, Phase, VERSION};
+use crate::gateway::token::{self, TokenError};
+use crate::gateway::{control, health, hooks, protocol};
+use crate::store::write_atomic;
+
+/// How long SIGTERM waits for in-flight requests and runs before exiting anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the gateway could not start (or stopped with an error). Each has an exit code and hint.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A token consistency check failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Another gateway holds the state dir.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The port is taken.
+    #[error("port {port} on {host} is already in use{}", holder_text(.holder))]
+    PortInUse {
+        /// Host.
+        host: IpAddr,
+        /// Port.
+        port: u16,
+        /// Who holds it, when visible.
+        holder: Option<portinfo::PortHolder>,
+    },
+    /// Binding failed for another reason.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The device store is unreadable.
+    #[error(transparent)]
+    Devices(#[from] DeviceStoreError),
+    /// The server failed while running.
+    #[error("gateway server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+fn holder_text(h: &Option<portinfo::PortHolder>) -> String {
+    match h {
+        Some(h) => format!(" by pid {} ({})", h.pid, h.name),
+        None => String::new(),
+    }
+}
+
+impl GatewayError {
+    /// The exit code (distinct per refusal).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            GatewayError::Token(e) => e.exit_code(),
+            GatewayError::Lock(e) => e.exit_code(),
+            GatewayError::PortInUse { .. } => 22,
+            GatewayError::Bind { .. } => 23,
+            GatewayError::Devices(_) => 24,
+            GatewayError::Serve(_) => 1,
+        }
+    }
+
+    /// How to fix it.
+    pub fn hint(&self) -> String {
+        match self {
+            GatewayError::Token(e) => e.hint().to_string(),
+            GatewayError::Lock(LockError::Held { .. }) => {
+                "stop the other gateway (openclaw gateway status shows it) or use another --state-dir".into()
+            }
+            GatewayError::Lock(LockError::Io { .. }) => "check the state directory's ownership and permissions".into(),
+            GatewayError::PortInUse { holder: Some(h), .. } => {
+                format!("stop pid {} or start with --port <other>", h.pid)
+            }
+            GatewayError::PortInUse { .. } => "stop the other listener or start with --port <other>".into(),
+            GatewayError::Bind { .. } => "check gateway.bind / --bind and that the address exists on this host".into(),
+            GatewayError::Devices(_) => "restore or remove the named file under <state>/devices/".into(),
+            GatewayError::Serve(_) => "see the log lines above".into(),
+        }
+    }
+}
+
+/// Options of one run that are not settings.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print the banner (listening address, dashboard URL, SSH tunnel) on stdout.
+    pub banner: bool,
+}
+
+/// The security headers upstream sends on every response.
+async fn security_headers(req: Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(self), geolocation=()"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Builds the router for a state.
+pub fn router(st: Arc<AppState>) -> Router {
+    let mut r = Router::new()
+        .route("/health", get(health_h))
+        .route("/healthz", get(health_h))
+        .route("/ready", get(ready_h))
+        .route("/readyz", get(ready_h));
+    if st.settings.hooks.enabled {
+        let p = st.settings.hooks.path.clone();
+        r = r.route(&p, any(hooks::handle)).route(&format!("{p}/{{*rest}}"), any(hooks::handle));
+    }
+    r.fallback(root_h).layer(axum::middleware::from_fn(security_headers)).with_state(st)
+}
+
+async fn health_h(State(st): State<Arc<AppState>>) -> Response {
+    axum::Json(health::health(&st)).into_response()
+}
+
+async fn ready_h(State(st): State<Arc<AppState>>) -> Response {
+    let (ok, body) = health::ready(&st);
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(body)).into_response()
+}
+
+fn is_upgrade(h: &HeaderMap) -> bool {
+    h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Origin policy for the WebSocket: no Origin (non-browser clients), same origin as `Host`,
+/// loopback origins, or one listed in `gateway.controlUi.allowedOrigins`.
+pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else { return true };
+    let origin = origin.trim_end_matches('/');
+    if allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else { return false };
+    if host.is_some_and(|h| h.eq_ignore_ascii_case(rest)) {
+        return true;
+    }
+    let hostname = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.split(':').next().unwrap_or("")
+    };
+    hostname.eq_ignore_ascii_case("localhost") || hostname.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn root_h(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+    if is_upgrade(req.headers()) {
+        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+        if !origin_allowed(origin, host, &st.settings.control_ui.allowed_origins) {
+            tracing::warn!(peer = %peer, origin = origin.unwrap_or(""), "websocket upgrade refused: origin not allowed");
+            return (StatusCode::FORBIDDEN, "Forbidden: origin not allowed").into_response();
+        }
+        if st.phase() == Phase::Draining {
+            return (StatusCode::SERVICE_UNAVAILABLE, "gateway stopping").into_response();
+        }
+        let (mut parts, _body) = req.into_parts();
+        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(up) => up
+                .max_message_size(protocol::MAX_PAYLOAD_BYTES)
+                .on_upgrade(move |ws| control::serve(ws, st, peer)),
+            Err(rej) => rej.into_response(),
+        };
+    }
+    let base = st.settings.control_ui.base_path.as_str();
+    let path = req.uri().path();
+    let ui_path = path == "/" && base.is_empty() || !base.is_empty() && (path == base || path == format!("{base}/"));
+    if st.settings.control_ui.enabled && ui_path && req.method() == axum::http::Method::GET {
+        return ui_page(base).into_response();
+    }
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Not Found").into_response()
+}
+
+fn ui_page(base: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html>\n<html data-openclaw-control-ui-base-path=\"{base}\"><head><meta charset=\"utf-8\"><title>OpenClaw</title></head>\n<body><h1>OpenClaw gateway</h1><p>Version {VERSION}. The Control UI is not built yet; use the <code>openclaw</code> CLI (<code>openclaw status</code>, <code>openclaw devices list</code>).</p></body></html>\n"
+    ))
+}
+
+/// Binds the listener; on `EADDRINUSE` names the holder.
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, GatewayError> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(GatewayError::PortInUse { host: addr.ip(), port: addr.port(), holder: portinfo::find_holder(addr.port()) })
+        }
+        Err(source) => Err(GatewayError::Bind { addr, source }),
+    }
+}
+
+/// The prepared gateway: checks passed, port bound, not yet serving.
+pub struct Prepared {
+    st: Arc<AppState>,
+    listener: std::net::TcpListener,
+    _lock: lock::StateLock,
+    shutdown_tx: watch::Sender<bool>,
+    worker: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    warnings: Vec<String>,
+}
+
+impl Prepared {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.st.local_addr
+    }
+
+    /// The shared state (for in-process tests and embedding).
+    pub fn state(&self) -> Arc<AppState> {
+        self.st.clone()
+    }
+}
+
+/// Startup before the runtime serves: lock, token checks (before binding), device store, bind.
+pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStatusHandle) -> Result<Prepared, GatewayError> {
+    let state_lock = lock::acquire(&settings.state)?;
+    let bind_label = settings.bind_host.to_string();
+    let resolved = token::resolve(
+        settings.auth_mode,
+        settings.bind_host.is_loopback(),
+        &bind_label,
+        &settings.token_sources,
+        settings.expected_token_fingerprint.as_deref(),
+        settings.remote_token.as_ref(),
+        &settings.state,
+        token::generate_token,
+    )?;
+    let hooks_token = if settings.hooks.enabled {
+        match token::agree(&settings.hooks.token_sources)? {
+            Some(s) => Some(s.value.clone()),
+            None => return Err(TokenError::HooksTokenMissing.into()),
+        }
+    } else {
+        None
+    };
+    let mut warnings = resolved.warnings.clone();
+    if let (Some(h), Some(g)) = (&hooks_token, &resolved.token)
+        && token::tokens_equal(h.expose(), g.expose()) {
+            warnings.push("hooks.token equals the gateway token; use a separate hooks token so a leaked webhook URL cannot control the gateway".into());
+        }
+    if resolved.generated_now {
+        warnings.push(format!("generated a gateway token ({}) and stored it in {}; it is reused on every start", resolved.token.as_ref().map(|t| t.fingerprint()).unwrap_or_default(), settings.state.gateway_token_file().display()));
+    }
+    let mut devices = DeviceStore::load(&settings.state)?;
+    let _ = devices.expire(crate::agent::runs::unix_ms());
+    let listener = bind(settings.bind_addr())?;
+    let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: settings.bind_addr(), source })?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (runs, worker) = RunRegistry::new(Arc::new(NoProvider), DEFAULT_RETENTION, Arc::new(crate::agent::runs::unix_ms));
+    let st = Arc::new(AppState::new(
+        settings,
+        resolved.token,
+        hooks_token,
+        local_addr,
+        runs,
+        devices,
+        logs,
+        channels,
+        shutdown_rx,
+    ));
+    tracing::info!(source = %resolved.source_label, fingerprint = %st.token.as_ref().map(|t| t.fingerprint()).unwrap_or_else(|| "none".into()), "gateway token resolved");
+    Ok(Prepared { st, listener, _lock: state_lock, shutdown_tx, worker: Box::pin(worker), warnings })
+}
+
+fn write_runtime_file(st: &AppState) {
+    let v = json!({
+        "pid": std::process::id(),
+        "host": st.local_addr.ip().to_string(),
+        "port": st.local_addr.port(),
+        "version": VERSION,
+        "startedAtMs": crate::agent::runs::unix_ms(),
+        "stateDir": st.settings.state.root(),
+    });
+    if let Err(e) = write_atomic(&st.settings.state.gateway_runtime_file(), v.to_string().as_bytes(), 0o600) {
+        tracing::warn!(error = %e, "cannot write runtime file");
+    }
+}
+
+fn print_banner(st: &AppState) {
+    let addr = st.local_addr;
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let base = &st.settings.control_ui.base_path;
+    println!("openclaw gateway {VERSION} listening on http://{}", addr);
+    let url = format!("http://{host}:{}{base}/", addr.port());
+    match (&st.token, std::io::stdout().is_terminal()) {
+        (Some(t), true) => println!("Dashboard: {url}#token={}", t.expose()),
+        (Some(_), false) => println!("Dashboard: {url} (run `openclaw dashboard` for the URL with the token)"),
+        (None, _) => println!("Dashboard: {url}"),
+    }
+    println!(
+        "From another machine: ssh -N -L {p}:127.0.0.1:{p} {user}@<this-host>, then open http://127.0.0.1:{p}{base}/",
+        p = addr.port(),
+        user = std::env::var("USER").unwrap_or_else(|_| "you".into())
+    );
+    if st.settings.hooks.enabled {
+        println!("Hooks: POST http://{host}:{}{}/agent (Authorization: Bearer <hooks token>)", addr.port(), st.settings.hooks.path);
+    }
+}
+
+/// Registers SIGTERM and SIGINT handlers now (call it before binding, inside the runtime, so a
+/// signal that arrives early still drains cleanly) and returns a future that completes on either.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    })
+}
+
+/// Serves until SIGTERM/SIGINT, then drains: `/ready` turns 503, new connections stop, WS clients
+/// get a `shutdown` event, in-flight requests and queued runs finish (bounded by [`DRAIN_TIMEOUT`]).
+pub async fn serve(
+    p: Prepared,
+    opts: RunOptions,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let Prepared { st, listener, _lock, shutdown_tx, worker, warnings } = p;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    listener.set_nonblocking(true).map_err(GatewayError::Serve)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(GatewayError::Serve)?;
+    let worker = tokio::spawn(worker);
+    write_runtime_file(&st);
+    st.set_phase(Phase::Ready);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("listening")]);
+    tracing::info!(listen = %st.local_addr, auth = ?st.settings.auth_mode, hooks = st.settings.hooks.enabled,
+        startup_ms = st.uptime_ms(), "gateway ready");
+    if opts.banner {
+        print_banner(&st);
+    }
+    let app = router(st.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let drain_st = st.clone();
+    let shutdown = async move {
+        signal.await;
+        drain_st.set_phase(Phase::Draining);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        tracing::info!("shutdown requested; draining");
+        let _ = shutdown_tx.send(true);
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let result = server.await;
+    // Let queued runs reach a terminal state (they are recorded either way).
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while st.runs.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.abort();
+    let _ = std::fs::remove_file(st.settings.state.gateway_runtime_file());
+    tracing::info!(uptime_ms = st.uptime_ms(), runs = ?st.runs.counters(), "shutdown completed cleanly");
+    result.map_err(GatewayError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_policy() {
+        assert!(origin_allowed(None, None, &[]));
+        assert!(origin_allowed(Some("http://127.0.0.1:18789"), Some("127.0.0.1:18789"), &[]));
+        assert!(origin_allowed(Some("http://localhost:5173"), Some("127.0.0.1:18789"), &[]));
+        assert!(origin_allowed(Some("http://[::1]:1"), None, &[]));
+        assert!(!origin_allowed(Some("https://evil.example"), Some("127.0.0.1:18789"), &[]));
+        assert!(origin_allowed(Some("https://ui.example"), Some("x"), &["https://ui.example".into()]));
+        assert!(origin_allowed(Some("https://gw.example"), Some("gw.example"), &[]));
+    }
+}
