@@ -206,6 +206,20 @@ fn disagreeing_token_sources_refuse_with_fingerprints() {
     assert!(start(dir.path(), &["--token", "config-secret-1"], &[("OPENCLAW_GATEWAY_TOKEN", "config-secret-1")]).is_ok());
 }
 
+/// Compiles the state dir's config into `<dir>/snapshot.json` with the real binary.
+fn compile_snapshot(dir: &std::path::Path) -> std::path::PathBuf {
+    let snap = dir.join("snapshot.json");
+    let out = gateway_support::cmd()
+        .args(["config", "compile", "--state-dir"])
+        .arg(dir)
+        .arg("--out")
+        .arg(&snap)
+        .output()
+        .expect("run config compile");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    snap
+}
+
 #[test]
 fn insecure_token_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,13 +227,21 @@ fn insecure_token_files_are_refused() {
     std::fs::write(&tf, "file-secret\n").unwrap();
     std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o644)).unwrap();
     write_config(dir.path(), &json!({"gateway": {"auth": {"tokenFile": tf}}}));
+    // Compiling in-process, the config compiler refuses it with the key's position (EX_CONFIG).
     let (code, err) = refused(dir.path(), &[], &[]);
-    assert_eq!(code, 11, "{err}");
-    assert!(err.contains("readable by group or others") && err.contains("LoadCredential"), "{err}");
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("openclaw.json:") && err.contains("readable by group or others") && err.contains("LoadCredential"), "{err}");
     std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o600)).unwrap();
     let gw = start(dir.path(), &[], &[]).expect("0600 token file accepted");
     drop(gw);
+    // From a snapshot, the gateway re-checks the file at startup: opened up since, it is refused.
+    let snap = compile_snapshot(dir.path());
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (code, err) = refused(dir.path(), &["--snapshot", snap.to_str().unwrap()], &[]);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("readable by group or others") && err.contains("LoadCredential"), "{err}");
     // An inline token in a world-readable config file is refused too.
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o600)).unwrap();
     write_config(dir.path(), &json!({"gateway": {"auth": {"token": "inline"}}}));
     std::fs::set_permissions(dir.path().join("openclaw.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
     assert_eq!(refused(dir.path(), &[], &[]).0, 11);
@@ -228,23 +250,38 @@ fn insecure_token_files_are_refused() {
 #[test]
 fn snapshot_fingerprint_remote_token_and_bind_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("snapshot.json");
-    std::fs::write(&snap, json!({"config": {"gateway": {}}, "fingerprints": {"gateway.auth.token": "sha256:00000000"}}).to_string()).unwrap();
-    let (code, err) = refused(dir.path(), &["--snapshot", snap.to_str().unwrap()], &[("OPENCLAW_GATEWAY_TOKEN", "abc")]);
+    // A token changed after the snapshot was compiled: the snapshot's fingerprint no longer matches.
+    let tf = dir.path().join("token");
+    std::fs::write(&tf, "compiled-token\n").unwrap();
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_config(dir.path(), &json!({"gateway": {"auth": {"tokenFile": tf}}}));
+    let snap = compile_snapshot(dir.path());
+    std::fs::write(&tf, "rotated-token\n").unwrap();
+    let (code, err) = refused(dir.path(), &["--snapshot", snap.to_str().unwrap()], &[]);
     assert_eq!(code, 14, "{err}");
-    assert!(err.contains("does not match the snapshot (sha256:00000000)"), "{err}");
+    let fp = openclaw::config::secrets::fingerprint(b"compiled-token");
+    assert!(err.contains(&format!("does not match the snapshot ({fp})")), "{err}");
+    assert!(!err.contains("rotated-token") && !err.contains("compiled-token"), "{err}");
     write_config(dir.path(), &json!({"gateway": {"auth": {"token": "t1"}, "remote": {"url": "ws://127.0.0.1:18789", "token": "t2"}}}));
     assert_eq!(refused(dir.path(), &["--port", "18789"], &[]).0, 15);
+    // Rules the config compiler knows are refused before any token check, with positions.
     write_config(dir.path(), &json!({"gateway": {"bind": "lan", "auth": {"mode": "none"}}}));
     let (code, err) = refused(dir.path(), &[], &[]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("no authentication"), "{err}");
+    // A flag that widens the bind is checked by the gateway itself.
+    write_config(dir.path(), &json!({"gateway": {"auth": {"mode": "none"}}}));
+    let (code, err) = refused(dir.path(), &["--bind", "lan"], &[]);
     assert_eq!(code, 16, "{err}");
     assert!(err.contains("without auth"), "{err}");
     write_config(dir.path(), &json!({"hooks": {"enabled": true}}));
     let (code, err) = refused(dir.path(), &[], &[]);
-    assert_eq!(code, 17, "{err}");
-    assert!(err.contains("hooks.enabled requires hooks.token"), "{err}");
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("hooks.enabled needs a hooks token"), "{err}");
     std::fs::write(dir.path().join("openclaw.json"), "{not json").unwrap();
-    assert_eq!(refused(dir.path(), &[], &[]).0, 78);
+    let (code, err) = refused(dir.path(), &[], &[]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("openclaw.json:1:6: error: invalid JSON5"), "{err}");
 }
 
 #[test]

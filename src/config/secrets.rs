@@ -153,12 +153,20 @@ pub fn check_secret_path(path: &Path) -> Result<(), SecretFileError> {
 /// Trailing line breaks are removed.
 pub fn read_secret_file(path: &Path) -> Result<String, SecretFileError> {
     check_secret_path(path)?;
-    let unreadable = |e: std::io::Error| SecretFileError::Unreadable { path: path.to_path_buf(), reason: e.to_string() };
-    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| SecretFileError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(SecretFileError::TooOpen { path: path.to_path_buf(), mode });
     }
+    read_secret_file_unchecked(path)
+}
+
+/// Reads a secret file like [`read_secret_file`] but without the permission check, for callers
+/// that check permissions themselves (the gateway's startup checks, with their own exit codes).
+pub fn read_secret_file_unchecked(path: &Path) -> Result<String, SecretFileError> {
+    check_secret_path(path)?;
+    let unreadable = |e: std::io::Error| SecretFileError::Unreadable { path: path.to_path_buf(), reason: e.to_string() };
     let text = std::fs::read_to_string(path).map_err(unreadable)?;
     let value = text.trim_end_matches(['\n', '\r']).to_string();
     if value.is_empty() {

@@ -172,9 +172,30 @@ impl Snapshot {
     /// the compiled fingerprint. Only the config module reads config files, so this lives here.
     pub fn resolve_secret(&self, name: &str) -> Result<String, SecretResolveError> {
         let info = self.secrets.get(name).ok_or_else(|| SecretResolveError::Missing(name.to_string()))?;
+        if let SecretSource::File { path } = &info.source {
+            secrets::read_secret_file(path)
+                .map_err(|e| SecretResolveError::Unavailable { name: name.to_string(), reason: e.to_string() })?;
+        }
+        let value = self.read_secret(name)?;
+        if let Some(compiled) = &info.fingerprint {
+            let now = secrets::fingerprint(value.as_bytes());
+            if &now != compiled {
+                return Err(SecretResolveError::Changed { name: name.to_string(), now, compiled: compiled.clone() });
+            }
+        }
+        Ok(value)
+    }
+
+    /// Re-reads secret `name` from its source without comparing it with the compiled
+    /// fingerprint and without checking a secret file's permissions: the gateway's token checks
+    /// do both, with their own exit codes. [`Snapshot::resolve_secret`] does both here.
+    pub fn read_secret(&self, name: &str) -> Result<String, SecretResolveError> {
+        let info = self.secrets.get(name).ok_or_else(|| SecretResolveError::Missing(name.to_string()))?;
         let unavailable = |reason: String| SecretResolveError::Unavailable { name: name.to_string(), reason };
         let value = match &info.source {
-            SecretSource::File { path } => secrets::read_secret_file(path).map_err(|e| unavailable(e.to_string()))?,
+            SecretSource::File { path } => {
+                secrets::read_secret_file_unchecked(path).map_err(|e| unavailable(e.to_string()))?
+            }
             SecretSource::Env { var } => std::env::var(var)
                 .ok()
                 .filter(|v| !v.is_empty())
@@ -191,12 +212,6 @@ impl Snapshot {
                     .ok_or_else(|| unavailable(format!("{} no longer sets it", file.display())))?
             }
         };
-        if let Some(compiled) = &info.fingerprint {
-            let now = secrets::fingerprint(value.as_bytes());
-            if &now != compiled {
-                return Err(SecretResolveError::Changed { name: name.to_string(), now, compiled: compiled.clone() });
-            }
-        }
         Ok(value)
     }
 }

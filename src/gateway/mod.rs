@@ -7,6 +7,7 @@
 pub mod client;
 pub mod control;
 pub mod devices;
+pub mod from_snapshot;
 pub mod health;
 pub mod hooks;
 pub mod identity;
