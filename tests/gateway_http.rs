@@ -221,6 +221,19 @@ fn compile_snapshot(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 #[test]
+fn config_layers_that_disagree_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &json!({"gateway": {"auth": {"token": "state-layer-secret"}}}));
+    let sys = tempfile::tempdir().unwrap();
+    write_config(sys.path(), &json!({"gateway": {"auth": {"token": "system-layer-secret"}}}));
+    let sys_file = sys.path().join("openclaw.json");
+    let (code, err) = refused(dir.path(), &["--config", sys_file.to_str().unwrap()], &[]);
+    assert_eq!(code, 10, "{err}");
+    assert_eq!(err.matches("gateway.auth.token in").count(), 2, "{err}");
+    assert!(!err.contains("layer-secret"), "{err}");
+}
+
+#[test]
 fn insecure_token_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let tf = dir.path().join("token");

@@ -150,6 +150,9 @@ async fn pairing_flow_end_to_end_with_cli() {
     let sd = dir.path().to_str().unwrap().to_string();
     let url = gw.ws_url();
     let key = DeviceKey::generate();
+    // An operator connected meanwhile is told about the request.
+    let mut admin = Conn::open(&url, T).await.unwrap();
+    admin.connect(&token_opts()).await.unwrap();
     // New device → NOT_PAIRED with a requestId, close 1008.
     let (code, err, close) = rejected(&url, &device_opts(&key, &["operator.read"])).await;
     assert_eq!(code, "NOT_PAIRED");
@@ -160,6 +163,13 @@ async fn pairing_flow_end_to_end_with_cli() {
     let (cc, reason) = close.unwrap();
     assert_eq!(cc, 1008);
     assert!(reason.contains(&request_id), "{reason}");
+    loop {
+        let Incoming::Frame(ev) = admin.recv().await.unwrap() else { panic!("closed") };
+        if ev["event"] == "device.pair.requested" {
+            assert_eq!(ev["payload"]["requestId"], json!(request_id));
+            break;
+        }
+    }
     // The CLI lists and approves it.
     let (rc, out, e) = cli(&["devices", "list", "--json", "--state-dir", &sd]);
     assert_eq!(rc, 0, "{e}");

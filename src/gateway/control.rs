@@ -33,7 +33,7 @@ pub const METHODS: &[&str] = &[
     "device.pair.remove",
 ];
 /// Events this gateway emits.
-pub const EVENTS: &[&str] = &["connect.challenge", "tick", "shutdown"];
+pub const EVENTS: &[&str] = &["connect.challenge", "tick", "shutdown", "device.pair.requested", "device.pair.resolved"];
 
 /// An authenticated connection.
 #[derive(Debug, Clone)]
@@ -125,6 +125,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
         return;
     }
     let mut shutdown = st.shutdown.clone();
+    let mut events = st.events.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(protocol::TICK_INTERVAL_MS));
     tick.tick().await;
     loop {
@@ -145,6 +146,15 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
                     Err(e) => protocol::res_err(&Value::Null, &ErrorShape::new("INVALID_REQUEST", format!("invalid frame: {e}"), None)),
                 };
                 if ws.send(Message::Text(reply.into())).await.is_err() { break; }
+            }
+            ev = events.recv() => {
+                match ev {
+                    Ok((scope, frame)) if has_scope(&session, scope) => {
+                        if ws.send(Message::Text(frame.into())).await.is_err() { break; }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+                }
             }
             _ = tick.tick() => {
                 let ev = protocol::event("tick", json!({"ts": (st.clock)()}));
@@ -317,6 +327,11 @@ pub fn authenticate(
                 .request(info.clone(), &role, &p.scopes, reason, Some(peer.ip().to_string()), now)
                 .map_err(store_err)?;
             tracing::info!(device = %info.device_id, requestId = %req.request_id, reason, "device pairing requested");
+            st.emit("operator.pairing", "device.pair.requested", json!({
+                "requestId": req.request_id, "deviceId": info.device_id, "clientId": info.client_id,
+                "platform": info.platform, "role": role, "scopes": p.scopes, "reason": reason,
+                "remoteAddr": req.remote_addr, "expiresAtMs": req.expires_at_ms,
+            }));
             let message = match reason {
                 "role-upgrade" => "pairing required: role upgrade needs approval",
                 "scope-upgrade" => "pairing required: scope upgrade needs approval",
@@ -530,10 +545,12 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
             if method == "device.pair.approve" {
                 let d = store.approve(id, "control", now).map_err(|e| bad(e.to_string()))?;
                 tracing::info!(device = %d.info.device_id, requestId = %id, "device pairing approved");
+                st.emit("operator.pairing", "device.pair.resolved", json!({"requestId": id, "deviceId": d.info.device_id, "decision": "approved"}));
                 Ok(json!({"requestId": id, "device": {"deviceId": d.info.device_id, "roles": d.roles, "scopes": d.scopes}}))
             } else {
                 let r = store.reject(id, now).map_err(|e| bad(e.to_string()))?;
                 tracing::info!(device = %r.info.device_id, requestId = %id, "device pairing rejected");
+                st.emit("operator.pairing", "device.pair.resolved", json!({"requestId": id, "deviceId": r.info.device_id, "decision": "rejected"}));
                 Ok(json!({"requestId": id, "deviceId": r.info.device_id}))
             }
         }

@@ -418,6 +418,19 @@ mod tests {
     }
 
     #[test]
+    fn role_upgrade_needs_approval_and_approval_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = DeviceStore::load(&StateLayout::new(dir.path())).unwrap();
+        st.pair(info("d1"), "operator", &scopes(&["operator.read"]), "auto-local", 0).unwrap();
+        assert_eq!(st.check("d1", "node", &[]), PairCheck::Upgrade("role-upgrade"));
+        let r = st.request(info("d1"), "node", &[], "role-upgrade", None, 1).unwrap();
+        let d = st.approve(&r.request_id, "cli", 2).unwrap();
+        assert_eq!(d.roles, vec!["operator".to_string(), "node".to_string()]);
+        assert_eq!(st.check("d1", "operator", &scopes(&["operator.read"])), PairCheck::Paired);
+        assert_eq!(st.check("d1", "node", &[]), PairCheck::Paired);
+    }
+
+    #[test]
     fn reject_and_revoke() {
         let dir = tempfile::tempdir().unwrap();
         let mut st = DeviceStore::load(&StateLayout::new(dir.path())).unwrap();

@@ -49,7 +49,8 @@ pub fn acquire(layout: &StateLayout) -> Result<StateLock, LockError> {
     let path = layout.gateway_lock_file();
     let io = |source| LockError::Io { path: path.clone(), source };
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new().recursive(true).create(dir).map_err(io)?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
     }
     let file = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(io)?;
     match file.try_lock() {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::agent::runs::RunRegistry;
 use crate::channels::status::ChannelStatusHandle;
@@ -62,6 +62,8 @@ pub struct AppState {
     conn_seq: AtomicU64,
     /// Handshake timeout in ms (`OPENCLAW_HANDSHAKE_TIMEOUT_MS`, default 15 000).
     pub handshake_timeout_ms: u64,
+    /// Events for connected control clients: `(scope needed, event frame)`.
+    pub events: broadcast::Sender<(&'static str, String)>,
 }
 
 impl AppState {
@@ -101,7 +103,13 @@ impl AppState {
             clock: Arc::new(crate::agent::runs::unix_ms),
             conn_seq: AtomicU64::new(0),
             handshake_timeout_ms,
+            events: broadcast::channel(256).0,
         }
+    }
+
+    /// Sends an event frame to every connected control client holding `scope`.
+    pub fn emit(&self, scope: &'static str, event: &str, payload: serde_json::Value) {
+        let _ = self.events.send((scope, crate::gateway::protocol::event(event, payload)));
     }
 
     /// The current phase.
