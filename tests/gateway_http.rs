@@ -228,8 +228,11 @@ fn config_layers_that_disagree_refuse_to_start() {
     write_config(sys.path(), &json!({"gateway": {"auth": {"token": "system-layer-secret"}}}));
     let sys_file = sys.path().join("openclaw.json");
     let (code, err) = refused(dir.path(), &["--config", sys_file.to_str().unwrap()], &[]);
-    assert_eq!(code, 10, "{err}");
-    assert_eq!(err.matches("gateway.auth.token in").count(), 2, "{err}");
+    // The config compiler sees both layers: a config error naming both, by fingerprint.
+    assert_eq!(code, 78, "{err}");
+    let fp = |t: &[u8]| openclaw::config::secrets::fingerprint(t);
+    assert!(err.contains("gateway.auth.token differs between the state file"), "{err}");
+    assert!(err.contains(&fp(b"state-layer-secret")) && err.contains(&fp(b"system-layer-secret")), "{err}");
     assert!(!err.contains("layer-secret"), "{err}");
 }
 

@@ -248,9 +248,36 @@ pub fn compile_sources(inputs: Inputs, srcs: Vec<Source>, env: &dyn EnvSource, r
     let layer = |idx: Option<usize>| idx.map(|k| LayerInput { source: trees[k].0, node: &trees[k].1 });
     let merged = merge::merge(layer(system_idx), layer(state_idx));
     let loc = Locator { provenance: &merged.provenance, sources: &srcs };
+    let secret_keys: Vec<KeyPath> =
+        secrets::specs(&merged.value).into_iter().flat_map(|s| std::iter::once(s.value).chain(s.file)).collect();
     for s in &merged.shadowings {
         let w = &srcs[s.winner.source];
         let p = s.winner.pos();
+        if secret_keys.contains(&s.path) {
+            // Two layers naming different secrets is the "token mismatch after a restart" trap.
+            let fp = |v: &serde_json::Value| match v.as_str() {
+                Some(t) if s.path.last_key().is_some_and(|k| !k.ends_with("File")) => secrets::fingerprint(t.as_bytes()),
+                _ => v.to_string(),
+            };
+            diags.push(
+                Diagnostic::error(
+                    "secret-conflict",
+                    &s.path,
+                    format!(
+                        "{} differs between the state file ({}) and the system file ({}:{}:{}, {})",
+                        s.path,
+                        fp(&s.loser_value),
+                        w.path.display(),
+                        p.line,
+                        p.col,
+                        fp(&s.winner_value)
+                    ),
+                )
+                .hint("keep one source of each secret: remove it from the state file")
+                .at(&srcs[s.loser.source].path, s.loser.pos()),
+            );
+            continue;
+        }
         diags.push(
             Diagnostic::warning(
                 "shadowed",

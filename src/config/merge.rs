@@ -109,6 +109,10 @@ pub struct Shadowing {
     pub winner: Origin,
     /// The shadowed (state) origin.
     pub loser: Origin,
+    /// The winning value (for fingerprints of secrets; never printed).
+    pub winner_value: Value,
+    /// The shadowed value (likewise).
+    pub loser_value: Value,
 }
 
 /// The merged tree.
@@ -176,8 +180,15 @@ fn merge_node(path: &KeyPath, upper: Side<'_>, lower: Side<'_>, out: &mut Merged
                 e.shadowed.push(lower_origin);
             }
             let value = un.to_value();
-            if value != ln.to_value() {
-                out.shadowings.push(Shadowing { path: path.clone(), winner: upper_origin, loser: lower_origin });
+            let lower_value = ln.to_value();
+            if value != lower_value {
+                out.shadowings.push(Shadowing {
+                    path: path.clone(),
+                    winner: upper_origin,
+                    loser: lower_origin,
+                    winner_value: value.clone(),
+                    loser_value: lower_value,
+                });
             }
             Some(value)
         }
