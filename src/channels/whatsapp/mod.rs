@@ -1,1 +1,9 @@
 //! The WhatsApp Web (multi-device) channel: our own client over tokio-tungstenite.
+//!
+//! Layers, bottom up: [`frame`] (3-byte length framing), [`noise`] (Noise XX as WhatsApp uses it),
+//! [`crypto`] (X25519, XEdDSA, injectable randomness).
+
+pub mod binary;
+pub mod crypto;
+pub mod frame;
+pub mod noise;
