@@ -4,6 +4,8 @@
 //! [`crypto`] (X25519, XEdDSA, injectable randomness).
 
 pub mod binary;
+pub mod cert;
 pub mod crypto;
 pub mod frame;
 pub mod noise;
+pub mod proto;
