@@ -5,7 +5,11 @@
 
 pub mod binary;
 pub mod cert;
+pub mod creds;
 pub mod crypto;
+pub mod disconnect;
 pub mod frame;
 pub mod noise;
+pub mod payload;
 pub mod proto;
+pub mod qr;
