@@ -10,6 +10,8 @@ pub mod crypto;
 pub mod disconnect;
 pub mod frame;
 pub mod noise;
+pub mod pairing;
 pub mod payload;
+pub mod prekeys;
 pub mod proto;
 pub mod qr;
