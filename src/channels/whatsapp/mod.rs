@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod cert;
+pub mod client;
 pub mod creds;
 pub mod crypto;
 pub mod disconnect;
@@ -15,3 +16,4 @@ pub mod payload;
 pub mod prekeys;
 pub mod proto;
 pub mod qr;
+pub mod socket;
