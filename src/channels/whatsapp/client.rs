@@ -46,6 +46,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Prekeys to upload when the server has fewer than the minimum.
     pub prekey_upload_count: u32,
+    /// How long the first QR ref and each later one are shown (60 s and 20 s, reference §3.1).
+    pub qr_ref_lifetimes: (Duration, Duration),
     /// Randomness.
     pub rng: SharedEntropy,
     /// Wall clock (certificate validity, timestamps).
@@ -69,6 +71,7 @@ impl ClientConfig {
             liveness: Duration::from_secs(35),
             connect_timeout: Duration::from_secs(20),
             prekey_upload_count: INITIAL_PREKEY_COUNT,
+            qr_ref_lifetimes: (ref_lifetime(0), ref_lifetime(1)),
             rng: os_entropy(),
             clock: system_clock(),
         }
@@ -303,7 +306,8 @@ impl Session<'_> {
             self.qr_deadline = None;
             return Err(DisconnectReason::TimedOut("QR refs attempts ended".into()));
         };
-        let life = ref_lifetime(self.qr_index);
+        let (first, next) = self.cfg.qr_ref_lifetimes;
+        let life = if self.qr_index == 0 { first } else { next };
         self.qr_index += 1;
         self.qr_deadline = Some(Instant::now() + life);
         let _ = self.events.send(Event::Qr { qr: qr_string(&r, &self.creds), expires_in: life });

@@ -17,3 +17,6 @@ pub mod prekeys;
 pub mod proto;
 pub mod qr;
 pub mod socket;
+
+#[cfg(feature = "wa-mock")]
+pub mod mock;

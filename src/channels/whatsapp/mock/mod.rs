@@ -1,0 +1,326 @@
+//! A mock WhatsApp server for tests and the NixOS VM tests (cargo feature `wa-mock`).
+//!
+//! It plays both WhatsApp's server and the user's phone: Noise XX responder with its own
+//! certificate chain (root key printed at start), `pair-device` refs, a scan hook, `pair-success`
+//! signed by a mock phone identity, 515, login by Noise static key, `<success>`, prekey count and
+//! upload, pings, and scripted failures. An admin HTTP API shares the WebSocket port:
+//!
+//! - `POST /admin/scan` (body: the QR string): the phone scans it;
+//! - `POST /admin/fault` (JSON, see [`Fault`]);
+//! - `GET /admin/state`: `{"connections", "totalConnections", "linkedDevices", "lastClientPayload"}`.
+//!
+//! Its honesty is checked by the real Baileys client (`tests/whatsapp_baileys.rs`).
+
+mod admin;
+mod conn;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use super::binary::Node;
+use super::client::{system_clock, Clock};
+use super::crypto::{os_entropy, KeyPair, SharedEntropy};
+use super::pairing::{build_pair_success, parse_qr};
+
+/// A scripted failure, as posted to `/admin/fault`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fault {
+    /// Drop every live connection without a close frame.
+    Drop,
+    /// Send `<stream:error>` to every live connection and close it. 440 is sent as a code-less
+    /// `<conflict type="replaced"/>` and 500 as a bare stream error, like the real server.
+    StreamError {
+        /// The code.
+        code: u16,
+    },
+    /// Answer the next handshake with `<failure reason=N>`.
+    Failure {
+        /// The reason code.
+        reason: u16,
+    },
+    /// Send an undecryptable frame to every live connection.
+    Garbage,
+    /// Send `<ib><downgrade_webclient/></ib>` (411).
+    Downgrade,
+    /// Send `<xmlstreamend/>`.
+    StreamEnd,
+    /// Stop (or resume) answering anything, so clients hit their liveness timeout.
+    Silence {
+        /// On or off.
+        enabled: bool,
+    },
+    /// Sign new certificate chains with a root other than the advertised one.
+    ForgeCert {
+        /// On or off.
+        enabled: bool,
+    },
+    /// Put a random account signature into pair-success.
+    ForgeAccountSignature {
+        /// On or off.
+        enabled: bool,
+    },
+}
+
+/// A device the mock phone has linked.
+#[derive(Debug, Clone)]
+pub struct LinkedDevice {
+    /// `PHONE:DEV@s.whatsapp.net`.
+    pub jid: String,
+    /// `LID:DEV@lid`.
+    pub lid: String,
+    /// The companion's Noise static key: login is accepted only with it.
+    pub noise_pub: [u8; 32],
+    /// The companion's identity key.
+    pub identity_pub: [u8; 32],
+    /// One-time prekeys uploaded.
+    pub prekeys: usize,
+    /// Whether the uploaded signed prekey signature verified.
+    pub signed_prekey_valid: Option<bool>,
+    /// Whether the pair-device-sign reply stripped accountSignatureKey.
+    pub account_key_stripped: bool,
+}
+
+enum Cmd {
+    Send(Node),
+    Close(Node),
+    Garbage,
+    Drop,
+}
+
+struct PendingPair {
+    refs: Vec<String>,
+    noise_pub: [u8; 32],
+    identity_pub: [u8; 32],
+    scanned: Option<(String, String)>,
+}
+
+struct ConnEntry {
+    tx: mpsc::UnboundedSender<Cmd>,
+    pairing: Option<PendingPair>,
+}
+
+#[derive(Default)]
+struct Sticky {
+    fail_next: Option<u16>,
+    silent: bool,
+    forge_cert: bool,
+    forge_account_signature: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    total: u64,
+    next_conn: u64,
+    live: HashMap<u64, ConnEntry>,
+    linked: Vec<LinkedDevice>,
+    last_payload: Option<&'static str>,
+    last_origin: Option<String>,
+    sticky: Sticky,
+    next_device: u32,
+}
+
+struct Shared {
+    root: KeyPair,
+    server_static: KeyPair,
+    phone: KeyPair,
+    rng: SharedEntropy,
+    clock: Clock,
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+/// The phone number of the mock phone.
+pub const MOCK_PHONE: &str = "15550001234";
+/// The phone's LID user.
+pub const MOCK_LID: &str = "123456789012345";
+
+/// Settings for a mock server.
+#[derive(Clone)]
+pub struct MockOptions {
+    /// Randomness (keys, refs).
+    pub rng: SharedEntropy,
+    /// Wall clock for certificates and timestamps.
+    pub clock: Clock,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        Self { rng: os_entropy(), clock: system_clock() }
+    }
+}
+
+/// A running mock server.
+pub struct MockServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MockServer {
+    /// Binds `listen` (use port 0 for a free one) and serves in the background.
+    pub async fn start(listen: SocketAddr, opts: MockOptions) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let rng = opts.rng;
+        let shared = Arc::new(Shared {
+            root: KeyPair::generate(rng.as_ref()),
+            server_static: KeyPair::generate(rng.as_ref()),
+            phone: KeyPair::generate(rng.as_ref()),
+            rng,
+            clock: opts.clock,
+            inner: Mutex::new(Inner { next_device: 7, ..Default::default() }),
+        });
+        let s2 = shared.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let s = s2.clone();
+                tokio::spawn(async move { conn::serve(s, tcp).await });
+            }
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// `ws://ADDR/ws/chat`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// `http://ADDR` (admin API base).
+    pub fn admin_base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The root public key that signs this server's certificates.
+    pub fn root_key(&self) -> [u8; 32] {
+        self.shared.root.public
+    }
+
+    /// The one-line JSON the binary prints at start.
+    pub fn banner(&self) -> serde_json::Value {
+        serde_json::json!({ "url": self.url(), "rootKey": hex::encode(self.root_key()), "admin": self.admin_base() })
+    }
+
+    /// The phone scans `qr`. Returns the JID the device will get.
+    pub fn scan(&self, qr: &str) -> Result<String, String> {
+        scan(&self.shared, qr)
+    }
+
+    /// Applies a scripted failure.
+    pub fn fault(&self, f: Fault) {
+        fault(&self.shared, f)
+    }
+
+    /// The admin state document.
+    pub fn state(&self) -> serde_json::Value {
+        state(&self.shared)
+    }
+
+    /// Linked devices.
+    pub fn linked_devices(&self) -> Vec<LinkedDevice> {
+        self.shared.lock().linked.clone()
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        for (_, c) in self.shared.lock().live.drain() {
+            let _ = c.tx.send(Cmd::Drop);
+        }
+    }
+}
+
+fn state(shared: &Shared) -> serde_json::Value {
+    let g = shared.lock();
+    let devices: Vec<_> = g
+        .linked
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "jid": d.jid, "lid": d.lid, "preKeys": d.prekeys,
+                "signedPreKeyValid": d.signed_prekey_valid, "accountSignatureKeyStripped": d.account_key_stripped,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "connections": g.live.len(),
+        "totalConnections": g.total,
+        "linkedDevices": devices,
+        "lastClientPayload": g.last_payload,
+        "lastOrigin": g.last_origin,
+    })
+}
+
+fn scan(shared: &Shared, qr: &str) -> Result<String, String> {
+    let q = parse_qr(qr).map_err(|e| e.to_string())?;
+    let mut g = shared.lock();
+    let dev = g.next_device;
+    let Inner { live, sticky, .. } = &mut *g;
+    let entry = live
+        .values_mut()
+        .find(|c| c.pairing.as_ref().is_some_and(|p| p.refs.contains(&q.reference)))
+        .ok_or("no connection is showing this ref")?;
+    let Some(p) = entry.pairing.as_mut() else { return Err("no pairing".into()) };
+    if p.noise_pub != q.noise_pub || p.identity_pub != q.identity_pub {
+        return Err("QR keys do not match the registering connection".into());
+    }
+    let jid = format!("{MOCK_PHONE}:{dev}@s.whatsapp.net");
+    let lid = format!("{MOCK_LID}:{dev}@lid");
+    let node = build_pair_success(
+        &q,
+        &shared.phone,
+        &jid,
+        &lid,
+        dev,
+        (shared.clock)(),
+        sticky.forge_account_signature,
+        shared.rng.as_ref(),
+    );
+    p.scanned = Some((jid.clone(), lid));
+    entry.tx.send(Cmd::Send(node)).map_err(|_| "connection gone")?;
+    g.next_device += 1;
+    Ok(jid)
+}
+
+fn fault(shared: &Shared, f: Fault) {
+    let mut g = shared.lock();
+    let broadcast = |g: &mut Inner, make: &dyn Fn() -> Cmd| {
+        for c in g.live.values() {
+            let _ = c.tx.send(make());
+        }
+    };
+    match f {
+        Fault::Drop => broadcast(&mut g, &|| Cmd::Drop),
+        Fault::StreamError { code } => {
+            let node = match code {
+                440 => Node::new("stream:error").children(vec![Node::new("conflict").attr("type", "replaced")]),
+                500 => Node::new("stream:error"),
+                c => Node::new("stream:error").attr("code", c.to_string()),
+            };
+            broadcast(&mut g, &|| Cmd::Close(node.clone()));
+        }
+        Fault::Failure { reason } => g.sticky.fail_next = Some(reason),
+        Fault::Garbage => broadcast(&mut g, &|| Cmd::Garbage),
+        Fault::Downgrade => {
+            broadcast(&mut g, &|| Cmd::Send(Node::new("ib").children(vec![Node::new("downgrade_webclient")])))
+        }
+        Fault::StreamEnd => broadcast(&mut g, &|| Cmd::Send(Node::new("xmlstreamend"))),
+        Fault::Silence { enabled } => g.sticky.silent = enabled,
+        Fault::ForgeCert { enabled } => g.sticky.forge_cert = enabled,
+        Fault::ForgeAccountSignature { enabled } => g.sticky.forge_account_signature = enabled,
+    }
+}
