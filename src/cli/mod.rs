@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod channels_cmd;
 pub mod config_cmd;
 
 /// openclaw: a NixOS-first personal AI assistant gateway (OpenClaw compatible).
@@ -21,6 +22,9 @@ pub enum Command {
     /// Check, compile, explain and describe the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Link and unlink channel accounts (WhatsApp QR login).
+    #[command(subcommand)]
+    Channels(channels_cmd::ChannelsCommand),
 }
 
 /// Parses the process arguments and runs the command; returns the process exit code.
@@ -28,5 +32,6 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Channels(cmd) => channels_cmd::run(cmd),
     }
 }
