@@ -154,3 +154,39 @@ mod tests {
         assert_eq!(strip_intro(b"GET /"), Err(FrameError::BadHeader));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics_on_any_chunks(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+            let mut d = FrameDecoder::new();
+            for c in &chunks {
+                d.push(c);
+                while d.next_frame().is_some() {}
+            }
+            let _ = strip_intro(&chunks.concat());
+        }
+
+        #[test]
+        fn frames_survive_any_split(payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..6), cut in 1usize..50) {
+            let mut wire = Vec::new();
+            for p in &payloads {
+                encode_frame_into(&mut wire, p).unwrap();
+            }
+            let mut d = FrameDecoder::new();
+            let mut got = Vec::new();
+            for c in wire.chunks(cut) {
+                d.push(c);
+                while let Some(f) = d.next_frame() {
+                    got.push(f);
+                }
+            }
+            prop_assert_eq!(got, payloads);
+        }
+    }
+}

@@ -379,3 +379,24 @@ mod tests {
         assert_eq!(init.read_server_hello(&se[..31], &enc_s, &enc_p).unwrap_err(), NoiseError::BadLength("server ephemeral"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::channels::whatsapp::crypto::SeededEntropy;
+
+    proptest! {
+        #[test]
+        fn transport_and_handshake_decrypt_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let rng = SeededEntropy::new(11);
+            let mut t = SymmetricState::new().split(true);
+            prop_assert!(t.decrypt(&data).is_err());
+            let (mut init, _) = Initiator::new(KeyPair::generate(&rng));
+            let _ = init.read_server_hello(&data, &data, &data);
+            let half = data.len() / 2;
+            let _ = Responder::respond(&data[..half], KeyPair::generate(&rng), &KeyPair::generate(&rng), &data);
+        }
+    }
+}
