@@ -246,3 +246,22 @@ async fn logout_tells_the_server_and_removes_creds() {
     assert!(!cfg.store.dir().exists());
     assert_eq!(logout(&cfg).await.unwrap(), LogoutOutcome::NotLinked);
 }
+
+#[tokio::test]
+async fn corrupt_creds_are_reported_and_left_untouched() {
+    let (m, _dir, cfg) = linked_setup().await;
+    let path = cfg.store.creds_path();
+    let good = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &good[..good.len() / 3]).unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = run_connection(&cfg, &tx, RunMode::UntilOpen).await.unwrap_err();
+    assert!(matches!(err, ClientError::Creds(_)), "{err}");
+    assert!(err.to_string().contains("creds.json.bak"), "names the previous good copy: {err}");
+    assert_eq!(std::fs::read(&path).unwrap(), &good[..good.len() / 3], "never silently replaced");
+    assert_eq!(m.state()["totalConnections"], 2, "no connection attempted with broken creds");
+    // Restoring the backup (the operator's choice) gets the account back without a QR.
+    std::fs::copy(cfg.store.dir().join("creds.json.bak"), &path).unwrap();
+    let (out, events) = link_scanning(&m, &cfg, false).await;
+    assert!(matches!(out.unwrap(), LinkOutcome::Linked { .. }));
+    assert!(!events.iter().any(|e| matches!(e, Event::Qr { .. })));
+}
