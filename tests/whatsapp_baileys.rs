@@ -87,4 +87,6 @@ async fn real_baileys_links_and_logs_in_against_our_mock() {
     assert!(find(&events, "qr").is_none(), "{log}");
     assert_eq!(find(&events, "open").expect("open")["sockets"], 1, "{log}");
     assert_eq!(m.state()["totalConnections"], 3);
+    // Baileys stored the mock's <ib><edge_routing> and sent it back in the ED pre-intro.
+    assert_eq!(m.state()["lastRoutingInfo"], hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO));
 }

@@ -101,6 +101,9 @@ async fn link_by_qr_then_restart_logs_in_from_saved_creds_without_qr() {
     assert!(events.contains(&Event::Open { jid }));
     assert_eq!(m.state()["totalConnections"], 3);
     assert_eq!(m.state()["lastClientPayload"], "login");
+    // The edge routing info from the first login's <ib> came back in the ED pre-intro.
+    assert_eq!(cfg2.store.load().unwrap().unwrap().routing_info.as_deref(), Some(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO));
+    assert_eq!(m.state()["lastRoutingInfo"], hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO));
 }
 
 /// Logs in, waits for Open, applies `fault`, and returns how the connection ended.

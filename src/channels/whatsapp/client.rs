@@ -203,7 +203,7 @@ pub async fn run_connection(
         Err(_) => payload::registration(&creds, cfg.app_version),
     };
     let noise = creds.noise();
-    let connecting = connect(&cfg.endpoint, &noise, &p, (cfg.clock)(), cfg.rng.as_ref());
+    let connecting = connect(&cfg.endpoint, creds.routing_info.as_deref(), &noise, &p, (cfg.clock)(), cfg.rng.as_ref());
     let sock = match tokio::time::timeout(cfg.connect_timeout, connecting).await {
         Err(_) => {
             return Ok(ConnectionEnd { opened: false, reason: Some(DisconnectReason::TimedOut("connect".into())) });
@@ -323,9 +323,24 @@ impl Session<'_> {
             "stream:error" => Err(DisconnectReason::from_stream_error(&node)),
             "xmlstreamend" => Err(DisconnectReason::ConnectionClosed),
             "ib" if node.child("downgrade_webclient").is_some() => Err(DisconnectReason::MultideviceMismatch),
+            "ib" => {
+                self.on_ib(&node);
+                Ok(())
+            }
             _ => Ok(()),
         };
         Ok(r.err())
+    }
+
+    /// Stores `<ib><edge_routing><routing_info>` for the next connection's pre-intro.
+    fn on_ib(&mut self, node: &Node) {
+        let info = node.child("edge_routing").and_then(|e| e.child("routing_info")).and_then(Node::content_bytes);
+        if let Some(info) = info {
+            if self.creds.routing_info.as_deref() != Some(info) && self.creds.is_linked() {
+                self.creds.routing_info = Some(info.to_vec());
+                let _ = self.cfg.store.save(&self.creds);
+            }
+        }
     }
 
     async fn handle_iq(&mut self, node: Node, mode: RunMode) -> Result<Result<(), DisconnectReason>, ClientError> {

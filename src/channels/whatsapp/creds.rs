@@ -24,7 +24,7 @@
 //! | `advSecretKey` (base64 string) | `advSecretKey` |
 //! | `account.{details,accountSignatureKey,accountSignature,deviceSignature}` | `account` |
 //! | `me.{id,lid,name}` | `me` |
-//! | `platform`, `routingInfo` | same names |
+//! | `platform`, `routingInfo` (Buffer) | same names (base64) |
 //! | `nextPreKeyId`, `firstUnuploadedPreKeyId` | same names |
 //! | `pre-key-<n>.json` (`{private,public}`) | `pre-keys.json` entry `"<n>"` |
 //! | `session-*.json`, `sender-key-*`, `app-state-*` | not imported yet (Signal layer is a later issue) |
@@ -42,6 +42,22 @@ use crate::store::{write_atomic, StateLayout};
 
 /// Current on-disk format version.
 pub const CREDS_VERSION: u32 = 1;
+
+mod b64_opt {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&B64.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => B64.decode(s.as_bytes()).map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
 
 mod b64 {
     use super::*;
@@ -183,6 +199,9 @@ pub struct Creds {
     /// The phone's platform (`android`, `iphone`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// Edge routing info from `<ib><edge_routing>`, sent back in the `ED` pre-intro on connect.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64_opt")]
+    pub routing_info: Option<Vec<u8>>,
 }
 
 impl Creds {
@@ -206,6 +225,7 @@ impl Creds {
             me: None,
             account: None,
             platform: None,
+            routing_info: None,
         }
     }
 

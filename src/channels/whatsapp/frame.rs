@@ -86,6 +86,23 @@ impl FrameDecoder {
     }
 }
 
+/// The optional edge-routing pre-intro: `"ED" 00 01 len(3) routing_info` (reference §1.2). It goes
+/// before the `WA` header and is not part of the Noise prologue.
+pub fn edge_routing_intro(routing_info: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let mut out = b"ED\x00\x01".to_vec();
+    encode_frame_into(&mut out, routing_info)?;
+    Ok(out)
+}
+
+/// Server side: the routing info of an `ED` pre-intro at the start of `bytes`, if complete.
+pub fn routing_info_of(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.len() < 7 || &bytes[..4] != b"ED\x00\x01" {
+        return None;
+    }
+    let len = (usize::from(bytes[4]) << 16) | (usize::from(bytes[5]) << 8) | usize::from(bytes[6]);
+    bytes.get(7..7 + len)
+}
+
 /// Server side: strips the optional `ED` edge-routing pre-intro and the `WA 06 03` header from the
 /// start of a connection. Returns how many bytes they took, or `Ok(None)` if more bytes are needed.
 pub fn strip_intro(bytes: &[u8]) -> Result<Option<usize>, FrameError> {
@@ -152,6 +169,10 @@ mod tests {
         assert_eq!(strip_intro(b"WA\x06"), Ok(None));
         assert_eq!(strip_intro(b"ED\x00\x01\x00\x00\x02xyWA\x06\x03"), Ok(Some(13)));
         assert_eq!(strip_intro(b"GET /"), Err(FrameError::BadHeader));
+        let mut intro = edge_routing_intro(b"xyz").unwrap();
+        intro.extend_from_slice(&WA_HEADER);
+        assert_eq!(strip_intro(&intro), Ok(Some(14)));
+        assert_eq!(routing_info_of(&intro), Some(&b"xyz"[..]));
     }
 }
 

@@ -12,7 +12,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::binary::{marshal, unpack, DecodeError, Node};
 use super::cert::{verify_chain, CertError, TrustedRoot};
 use super::crypto::{Entropy, KeyPair};
-use super::frame::{encode_frame, encode_frame_into, FrameDecoder, FrameError, WA_HEADER};
+use super::frame::{edge_routing_intro, encode_frame, encode_frame_into, FrameDecoder, FrameError, WA_HEADER};
 use super::noise::{Initiator, NoiseError, TransportReader, TransportWriter};
 use super::proto::{handshake_message, HandshakeMessage};
 
@@ -179,9 +179,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NoiseSocket<S> {
 pub type ClientSocket = NoiseSocket<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connects, runs the Noise XX handshake with `noise_key`, verifies the certificate chain against
-/// `ep.root` at `now_unix`, and sends `client_payload` in ClientFinish.
+/// `ep.root` at `now_unix`, and sends `client_payload` in ClientFinish. With `routing_info` the
+/// first message starts with the `ED` edge-routing pre-intro.
 pub async fn connect(
     ep: &Endpoint,
+    routing_info: Option<&[u8]>,
     noise_key: &KeyPair,
     client_payload: &super::proto::ClientPayload,
     now_unix: u64,
@@ -203,7 +205,11 @@ pub async fn connect(
         client_hello: Some(handshake_message::ClientHello { ephemeral: Some(e_pub.to_vec()), ..Default::default() }),
         ..Default::default()
     };
-    let mut first = WA_HEADER.to_vec();
+    let mut first = match routing_info {
+        Some(r) => edge_routing_intro(r)?,
+        None => Vec::new(),
+    };
+    first.extend_from_slice(&WA_HEADER);
     encode_frame_into(&mut first, &hello.encode_to_vec())?;
     framed.send_raw(first).await?;
 

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use super::super::binary::Node;
 use super::super::cert::mint_chain;
 use super::super::crypto::{random_bytes, xeddsa_verify, KeyPair};
-use super::super::frame::strip_intro;
+use super::super::frame::{routing_info_of, strip_intro};
 use super::super::noise::Responder;
 use super::super::pairing::verify_pair_device_sign;
 use super::super::payload::is_login;
@@ -66,6 +66,7 @@ async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError
     loop {
         intro.extend(framed.recv_raw().await?);
         if let Some(n) = strip_intro(&intro)? {
+            shared.lock().last_routing_info = routing_info_of(&intro).map(hex::encode);
             framed.push(&intro[n..]);
             break;
         }
@@ -148,7 +149,11 @@ async fn session(
         match found {
             Some(d) => {
                 let t = (shared.clock)().to_string();
-                sock.send(&Node::new("success").attr("t", t.clone()).attr("lid", d.lid.clone()).attr("creation", t)).await?;
+                // <success> and the edge-routing <ib> in one WebSocket message (two frames).
+                let success = Node::new("success").attr("t", t.clone()).attr("lid", d.lid.clone()).attr("creation", t);
+                let ib = Node::new("ib").children(vec![Node::new("edge_routing")
+                    .children(vec![Node::new("routing_info").bytes(super::MOCK_ROUTING_INFO.to_vec())])]);
+                sock.send_batch(&[success, ib]).await?;
                 device_jid = Some(d.jid);
             }
             None => {

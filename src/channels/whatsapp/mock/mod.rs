@@ -7,7 +7,8 @@
 //!
 //! - `POST /admin/scan` (body: the QR string): the phone scans it;
 //! - `POST /admin/fault` (JSON, see [`Fault`]);
-//! - `GET /admin/state`: `{"connections", "totalConnections", "linkedDevices", "lastClientPayload"}`.
+//! - `GET /admin/state`: `{"connections", "totalConnections", "linkedDevices", "lastClientPayload",
+//!   "lastOrigin", "lastRoutingInfo"}`.
 //!
 //! Its honesty is checked by the real Baileys client (`tests/whatsapp_baileys.rs`).
 
@@ -121,6 +122,7 @@ struct Inner {
     linked: Vec<LinkedDevice>,
     last_payload: Option<&'static str>,
     last_origin: Option<String>,
+    last_routing_info: Option<String>,
     sticky: Sticky,
     next_device: u32,
 }
@@ -147,6 +149,9 @@ impl Shared {
 pub const MOCK_PHONE: &str = "15550001234";
 /// The phone's LID user.
 pub const MOCK_LID: &str = "123456789012345";
+
+/// The edge routing info the mock hands out after login (hex `0801` + "mock").
+pub const MOCK_ROUTING_INFO: &[u8] = b"\x08\x01mock";
 
 /// Settings for a mock server.
 #[derive(Clone)]
@@ -262,6 +267,7 @@ fn state(shared: &Shared) -> serde_json::Value {
         "linkedDevices": devices,
         "lastClientPayload": g.last_payload,
         "lastOrigin": g.last_origin,
+        "lastRoutingInfo": g.last_routing_info,
     })
 }
 
