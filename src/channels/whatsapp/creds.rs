@@ -169,8 +169,8 @@ impl std::fmt::Debug for Account {
     }
 }
 
-/// Everything needed to log in again without a QR code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything needed to log in again without a QR code. `Debug` omits all key material.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Creds {
     /// Format version ([`CREDS_VERSION`]).
@@ -202,6 +202,18 @@ pub struct Creds {
     /// Edge routing info from `<ib><edge_routing>`, sent back in the `ED` pre-intro on connect.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "b64_opt")]
     pub routing_info: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Creds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Creds")
+            .field("version", &self.version)
+            .field("noiseKey", &self.noise_key)
+            .field("registrationId", &self.registration_id)
+            .field("me", &self.me)
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Creds {
@@ -452,6 +464,14 @@ mod tests {
         let bak: Creds = serde_json::from_slice(&fs::read(dir.path().join("acct/creds.json.bak")).unwrap()).unwrap();
         assert_eq!(bak, a);
         assert_eq!(b.me.unwrap().user_and_device(), Some((15550001234, 7)));
+    }
+
+    #[test]
+    fn debug_output_has_no_secrets() {
+        let c = linked(&SeededEntropy::new(6));
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains(&B64.encode(&c.adv_secret_key)) && !dbg.contains(&B64.encode(&c.noise_key.private)));
+        assert!(!dbg.contains(&format!("{:?}", c.adv_secret_key)));
     }
 
     #[test]
