@@ -76,10 +76,7 @@ fn whatsapp_config(args: &LoginArgs) -> anyhow::Result<ClientConfig> {
         args.account
     );
     let layout = StateLayout::new(resolve_state_dir(args.state_dir.as_deref()));
-    let cfg = ClientConfig::new(CredsStore::new(&layout, &args.account));
-    #[cfg(feature = "wa-mock")]
-    let cfg = cfg.apply_test_env().map_err(anyhow::Error::msg)?;
-    Ok(cfg)
+    ClientConfig::from_environment(CredsStore::new(&layout, &args.account)).map_err(anyhow::Error::msg)
 }
 
 fn emit_failed(json: bool, reason: &str) {

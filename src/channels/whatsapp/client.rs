@@ -77,6 +77,16 @@ impl ClientConfig {
         }
     }
 
+    /// The configuration the gateway and the CLI use: production settings, except that a build
+    /// with the `wa-mock` feature honours `OPENCLAW_WA_TEST_SERVER` / `OPENCLAW_WA_TEST_ROOT_KEY`
+    /// (see [`ClientConfig::apply_test_env`]). Without the feature those variables do nothing.
+    pub fn from_environment(store: CredsStore) -> Result<Self, String> {
+        let cfg = Self::new(store);
+        #[cfg(feature = "wa-mock")]
+        let cfg = cfg.apply_test_env()?;
+        Ok(cfg)
+    }
+
     /// With the `wa-mock` feature only: when both `OPENCLAW_WA_TEST_SERVER` (url) and
     /// `OPENCLAW_WA_TEST_ROOT_KEY` (hex) are set, connect to that mock server and trust its root.
     /// Without the feature this function does not exist and the variables do nothing.

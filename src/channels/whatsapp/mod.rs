@@ -1,7 +1,22 @@
 //! The WhatsApp Web (multi-device) channel: our own client over tokio-tungstenite.
 //!
-//! Layers, bottom up: [`frame`] (3-byte length framing), [`noise`] (Noise XX as WhatsApp uses it),
-//! [`crypto`] (X25519, XEdDSA, injectable randomness).
+//! Layers, bottom up (reference: `shared/reference/whatsapp-protocol.md`):
+//!
+//! - [`crypto`]: X25519, XEdDSA, injectable randomness;
+//! - [`frame`]: 3-byte length framing, the `WA 06 03` header and the `ED` pre-intro;
+//! - [`noise`]: Noise XX exactly as WhatsApp uses it (initiator and responder);
+//! - [`proto`]: the protobuf subset (`proto/whatsapp.proto`, compiled by build.rs);
+//! - [`cert`]: server certificate chain verification against a [`cert::TrustedRoot`];
+//! - [`binary`]: WABinary nodes with the token dictionaries;
+//! - [`socket`]: WebSocket + frames + Noise carrying nodes;
+//! - [`payload`], [`pairing`], [`prekeys`], [`creds`]: registration/login payloads, QR pairing,
+//!   prekey upload, crash-safe credentials;
+//! - [`client`]: one connection's session, the QR link flow and logout, with typed
+//!   [`disconnect::DisconnectReason`]s;
+//! - [`qr`]: terminal and SVG rendering;
+//! - `mock` (feature `wa-mock`): a mock server playing WhatsApp and the phone.
+//!
+//! Not here yet: the Signal layer (message encryption), the reconnecting supervisor, pairing codes.
 
 pub mod binary;
 pub mod cert;
