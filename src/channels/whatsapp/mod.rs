@@ -26,6 +26,7 @@ pub mod crypto;
 pub mod disconnect;
 pub mod frame;
 pub mod noise;
+pub mod paircode;
 pub mod pairing;
 pub mod payload;
 pub mod prekeys;
