@@ -31,6 +31,11 @@ fn missing_peer() -> Option<String> {
 }
 
 async fn run_harness(m: &MockServer, auth: &Path, expect_no_qr: bool) -> (bool, Vec<Value>, String) {
+    run_harness_env(m, auth, expect_no_qr, None).await
+}
+
+async fn run_harness_env(m: &MockServer, auth: &Path, expect_no_qr: bool, phone: Option<&str>) -> (bool, Vec<Value>, String) {
+    let phone = phone.map(str::to_owned);
     let (url, admin, auth) = (m.url(), m.admin_base(), auth.to_path_buf());
     let script = peers_dir().join("baileys-harness.mjs");
     let out = tokio::task::spawn_blocking(move || {
@@ -38,6 +43,9 @@ async fn run_harness(m: &MockServer, auth: &Path, expect_no_qr: bool) -> (bool, 
         c.arg(script).arg(url).arg(admin).arg(auth).env("HARNESS_TIMEOUT_MS", "60000");
         if expect_no_qr {
             c.env("HARNESS_EXPECT_NO_QR", "1");
+        }
+        if let Some(p) = phone {
+            c.env("HARNESS_PAIR_PHONE", p);
         }
         c.output()
     })
@@ -89,4 +97,24 @@ async fn real_baileys_links_and_logs_in_against_our_mock() {
     assert_eq!(m.state()["totalConnections"], 3);
     // Baileys stored the mock's <ib><edge_routing> and sent it back in the ED pre-intro.
     assert_eq!(m.state()["lastRoutingInfo"], hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_baileys_links_by_pairing_code_against_our_mock() {
+    if let Some(why) = missing_peer() {
+        println!("SKIPPED: real_baileys_links_by_pairing_code_against_our_mock: {why}; run scripts/setup-test-peers");
+        return;
+    }
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default()).await.unwrap();
+    let auth = tempfile::tempdir().unwrap();
+    let (ok, events, log) = run_harness_env(&m, auth.path(), false, Some("15550001234")).await;
+    assert!(ok, "Baileys did not link by pairing code\n{log}");
+    // Baileys' HMAC check of pair-success is real: it only passes if the mock phone derived the
+    // same ADV secret from the code exchange as Baileys did.
+    assert_eq!(find(&events, "pairing-code").expect("code")["code"].as_str().unwrap().len(), 8, "{log}");
+    assert!(find(&events, "code-entered").is_some(), "{log}");
+    assert!(find(&events, "scan").is_none());
+    assert_eq!(find(&events, "close").expect("515 close")["code"], 515, "{log}");
+    assert_eq!(find(&events, "open").expect("open")["jid"], "15550001234:7@s.whatsapp.net");
+    assert_eq!(m.state()["lastClientPayload"], "login");
 }

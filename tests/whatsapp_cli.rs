@@ -71,3 +71,20 @@ async fn channels_login_json_links_logs_in_again_and_logout_unlinks() {
     assert_eq!(lines.last().unwrap()["event"], "failed");
     assert!(lines.last().unwrap()["reason"].as_str().unwrap().contains("403"), "{lines:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_login_refuses_bad_arguments_before_connecting() {
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["channels", "login", "--channel", "whatsapp", "--json", "--phone", "not-a-number"][..],
+        &["channels", "login", "--channel", "telegram", "--json"][..],
+        &["channels", "login", "--json", "--account", "../escape"][..],
+    ] {
+        let (ok, lines) = cli(&m, dir.path(), args).await;
+        assert!(!ok, "{args:?}");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["event"], "failed");
+    }
+    assert_eq!(m.state()["totalConnections"], 0);
+}

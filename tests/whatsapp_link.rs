@@ -268,3 +268,57 @@ async fn corrupt_creds_are_reported_and_left_untouched() {
     assert!(matches!(out.unwrap(), LinkOutcome::Linked { .. }));
     assert!(!events.iter().any(|e| matches!(e, Event::Qr { .. })));
 }
+
+/// Runs `link` in pairing-code mode; the phone user types `typed(code)`.
+async fn link_with_code(m: &MockServer, cfg: &ClientConfig, typed: fn(&str) -> String) -> (Result<LinkOutcome, ClientError>, Vec<Event>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let fut = link(cfg, &tx);
+    tokio::pin!(fut);
+    let mut events = Vec::new();
+    let out = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            tokio::select! {
+                out = &mut fut => return out,
+                Some(ev) = rx.recv() => {
+                    if let Event::PairingCode { code } = &ev {
+                        // The hello may still be in flight to the mock; a human is slower.
+                        let mut tries = 0;
+                        while let Err(e) = m.enter_pair_code(&typed(code)) {
+                            tries += 1;
+                            assert!(tries < 200, "{e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                    events.push(ev);
+                }
+            }
+        }
+    })
+    .await
+    .expect("link finished in time");
+    (out, events)
+}
+
+#[tokio::test]
+async fn link_by_phone_number_pairing_code_and_wrong_code_fails() {
+    let m = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&m, dir.path());
+    cfg.pair_phone = Some("15550001234".into());
+    let (out, events) = link_with_code(&m, &cfg, |c| format!("{}-{}", &c[..4], &c[4..])).await;
+    assert_eq!(out.unwrap(), LinkOutcome::Linked { jid: "15550001234:7@s.whatsapp.net".into() });
+    assert!(!events.iter().any(|e| matches!(e, Event::Qr { .. })), "no QR in pairing-code mode");
+    let code = events.iter().find_map(|e| if let Event::PairingCode { code } = e { Some(code.clone()) } else { None }).unwrap();
+    assert_eq!(code.len(), 8);
+    assert!(code.bytes().all(|b| openclaw::channels::whatsapp::paircode::ALPHABET.contains(&b)));
+    assert_eq!(m.state()["lastClientPayload"], "login");
+
+    // The user mistypes the code: the phone cannot open the key bundle, the attempt ends (401),
+    // and nothing is saved.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&m, dir.path());
+    cfg.pair_phone = Some("15550001234".into());
+    let (out, _) = link_with_code(&m, &cfg, |c| if c.starts_with('Z') { "YYYYYYYY".into() } else { "ZZZZZZZZ".into() }).await;
+    assert_eq!(out.unwrap(), LinkOutcome::Failed(DisconnectReason::LoggedOut));
+    assert!(cfg.store.load().unwrap().is_none());
+}

@@ -1,8 +1,9 @@
 //! `openclaw channels ...`: link (`login`) and unlink (`logout`) a channel account.
 //!
 //! Only WhatsApp exists so far. With `--json`, `login` prints one JSON object per line:
-//! `{"event":"qr","qr":"...","expiresInMs":N}` for each code, then `{"event":"linked","jid":"..."}`
-//! or `{"event":"failed","reason":"..."}`.
+//! `{"event":"qr","qr":"...","expiresInMs":N}` for each code (or `{"event":"pairing-code",
+//! "code":"XXXX-XXXX"}` with `--phone`), then `{"event":"linked","jid":"..."}` or
+//! `{"event":"failed","reason":"..."}`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::channels::whatsapp::client::{self, ClientConfig, Event, LinkOutcome, LogoutOutcome};
 use crate::channels::whatsapp::creds::CredsStore;
+use crate::channels::whatsapp::paircode::display;
 use crate::channels::whatsapp::qr::render_terminal;
 use crate::store::layout::resolve_state_dir;
 use crate::store::StateLayout;
@@ -41,6 +43,10 @@ pub struct LoginArgs {
     /// State directory (default: $OPENCLAW_STATE_DIR, else ~/.openclaw).
     #[arg(long, value_name = "PATH")]
     pub state_dir: Option<PathBuf>,
+    /// Login only: link with a pairing code for this phone number (digits, with country code)
+    /// instead of a QR code.
+    #[arg(long, value_name = "NUMBER")]
+    pub phone: Option<String>,
 }
 
 /// Runs a `channels` subcommand.
@@ -76,7 +82,16 @@ fn whatsapp_config(args: &LoginArgs) -> anyhow::Result<ClientConfig> {
         args.account
     );
     let layout = StateLayout::new(resolve_state_dir(args.state_dir.as_deref()));
-    ClientConfig::from_environment(CredsStore::new(&layout, &args.account)).map_err(anyhow::Error::msg)
+    let mut cfg = ClientConfig::from_environment(CredsStore::new(&layout, &args.account)).map_err(anyhow::Error::msg)?;
+    if let Some(phone) = &args.phone {
+        let digits: String = phone.chars().filter(|c| !matches!(c, '+' | ' ' | '-')).collect();
+        anyhow::ensure!(
+            (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
+            "--phone {phone:?} is not a phone number with country code"
+        );
+        cfg.pair_phone = Some(digits);
+    }
+    Ok(cfg)
 }
 
 fn emit_failed(json: bool, reason: &str) {
@@ -106,6 +121,14 @@ async fn login(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
                         expires_in.as_secs()
                     );
                 }
+                Event::PairingCode { code } if json => {
+                    println!("{}", serde_json::json!({ "event": "pairing-code", "code": display(&code) }));
+                }
+                Event::PairingCode { code } => println!(
+                    "On your phone: WhatsApp → Settings → Linked devices → Link a device → Link with phone number \
+                     instead, then enter {}",
+                    display(&code)
+                ),
                 Event::Paired { jid } if !json => println!("Paired as {jid}; logging in…"),
                 _ => {}
             }

@@ -48,6 +48,8 @@ pub struct ClientConfig {
     pub prekey_upload_count: u32,
     /// How long the first QR ref and each later one are shown (60 s and 20 s, reference §3.1).
     pub qr_ref_lifetimes: (Duration, Duration),
+    /// Link by phone-number pairing code instead of QR: the account's phone number, digits only.
+    pub pair_phone: Option<String>,
     /// Randomness.
     pub rng: SharedEntropy,
     /// Wall clock (certificate validity, timestamps).
@@ -72,6 +74,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(20),
             prekey_upload_count: INITIAL_PREKEY_COUNT,
             qr_ref_lifetimes: (ref_lifetime(0), ref_lifetime(1)),
+            pair_phone: None,
             rng: os_entropy(),
             clock: system_clock(),
         }
@@ -115,6 +118,11 @@ pub enum Event {
         /// How long until the next ref replaces it.
         expires_in: Duration,
     },
+    /// Type this code on the phone (Linked devices → Link with phone number); shown as `XXXX-XXXX`.
+    PairingCode {
+        /// The 8-character code.
+        code: String,
+    },
     /// pair-success verified and credentials saved; the server will ask for a restart (515).
     Paired {
         /// Our new JID.
@@ -144,6 +152,9 @@ pub enum ClientError {
     /// A pair-success was rejected (bad HMAC or signature).
     #[error("pairing rejected: {0}")]
     Pair(#[from] PairError),
+    /// The phone's pairing-code notification was malformed.
+    #[error(transparent)]
+    PairCode(#[from] super::paircode::PairCodeError),
 }
 
 /// How a connection ended.
@@ -188,6 +199,7 @@ struct Session<'a> {
     opened: bool,
     prekeys_settled: bool,
     logout_done: bool,
+    pair_code: Option<(String, super::crypto::KeyPair)>,
 }
 
 fn socket_reason(e: &SocketError) -> DisconnectReason {
@@ -239,6 +251,7 @@ pub async fn run_connection(
         opened: false,
         prekeys_settled: false,
         logout_done: false,
+        pair_code: None,
     };
     let r = s.run(mode).await;
     s.sock.close().await;
@@ -328,6 +341,9 @@ impl Session<'_> {
     async fn handle(&mut self, node: Node, mode: RunMode) -> Result<Option<DisconnectReason>, ClientError> {
         let r = match node.tag.as_str() {
             "iq" => self.handle_iq(node, mode).await?,
+            "notification" if node.get_attr("type") == Some("link_code_companion_reg") => {
+                self.on_pair_code_notification(&node).await?
+            }
             "success" => self.on_success(&node, mode).await,
             "failure" => Err(DisconnectReason::from_failure(&node)),
             "stream:error" => Err(DisconnectReason::from_stream_error(&node)),
@@ -373,6 +389,9 @@ impl Session<'_> {
             }
             self.qr_refs = refs.into();
             self.qr_index = 0;
+            if let Some(phone) = self.cfg.pair_phone.clone() {
+                return Ok(self.request_pairing_code(&phone).await);
+            }
             return Ok(self.show_next_qr().await);
         }
         if node.child("pair-success").is_some() {
@@ -383,6 +402,37 @@ impl Session<'_> {
             return Ok(self.send(pong).await);
         }
         Ok(Ok(()))
+    }
+
+    /// Sends `companion_hello` and shows the code instead of QR codes.
+    async fn request_pairing_code(&mut self, phone: &str) -> Result<(), DisconnectReason> {
+        let rng = self.cfg.rng.clone();
+        let code = super::paircode::generate_code(rng.as_ref());
+        let eph = super::crypto::KeyPair::generate(rng.as_ref());
+        let hello = super::paircode::companion_hello(phone, &code, &eph, &self.creds.noise_key.public, rng.as_ref());
+        self.pair_code = Some((code.clone(), eph));
+        self.query(hello, Pending::Other).await?;
+        let _ = self.events.send(Event::PairingCode { code });
+        Ok(())
+    }
+
+    /// The phone accepted the code: answer with our key bundle and adopt the derived ADV secret.
+    async fn on_pair_code_notification(&mut self, node: &Node) -> Result<Result<(), DisconnectReason>, ClientError> {
+        let ack = Node::new("ack")
+            .attr("id", node.get_attr("id").unwrap_or_default())
+            .attr("class", "notification")
+            .attr("type", "link_code_companion_reg")
+            .attr("to", "s.whatsapp.net");
+        if let Err(r) = self.send(ack).await {
+            return Ok(Err(r));
+        }
+        let (Some((code, eph)), Some(phone)) = (self.pair_code.as_ref(), self.cfg.pair_phone.as_deref()) else {
+            return Ok(Ok(()));
+        };
+        let identity = self.creds.identity();
+        let (finish, adv) = super::paircode::companion_finish(node, phone, code, eph, &identity, self.cfg.rng.as_ref())?;
+        self.creds.adv_secret_key = adv.to_vec();
+        Ok(self.query(finish, Pending::Other).await)
     }
 
     async fn on_pair_success(&mut self, node: &Node, id: &str) -> Result<Result<(), DisconnectReason>, ClientError> {

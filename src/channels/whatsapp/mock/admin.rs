@@ -7,6 +7,7 @@ use tokio::net::TcpStream;
 
 use super::{fault, scan, state, Fault, Shared};
 
+
 const MAX_BODY: usize = 64 * 1024;
 
 pub(super) async fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
@@ -56,6 +57,10 @@ fn route(shared: &Shared, method: &str, path: &str, body: &str) -> (&'static str
         ("GET", "/admin/state") => ("200 OK", state(shared)),
         ("POST", "/admin/scan") | ("POST", "/admin/scan-qr") => match scan(shared, body) {
             Ok(jid) => ("200 OK", serde_json::json!({ "ok": true, "jid": jid })),
+            Err(e) => ("404 Not Found", serde_json::json!({ "ok": false, "error": e })),
+        },
+        ("POST", "/admin/pair-code") => match super::enter_pair_code(shared, body) {
+            Ok(()) => ("200 OK", serde_json::json!({ "ok": true })),
             Err(e) => ("404 Not Found", serde_json::json!({ "ok": false, "error": e })),
         },
         ("POST", "/admin/fault") => match serde_json::from_str::<Fault>(body) {

@@ -178,7 +178,14 @@ async fn session(
         let refs: Vec<String> =
             (0..6).map(|_| format!("2@{}", B64.encode(random_bytes::<24>(shared.rng.as_ref())))).collect();
         if let Some(c) = shared.lock().live.get_mut(&conn) {
-            c.pairing = Some(PendingPair { refs: refs.clone(), noise_pub: client_static, identity_pub, scanned: None });
+            c.pairing = Some(PendingPair {
+                refs: refs.clone(),
+                noise_pub: client_static,
+                identity_pub,
+                scanned: None,
+                code_hello: None,
+                primary: None,
+            });
         }
         let iq_id = hex::encode(random_bytes::<4>(shared.rng.as_ref()));
         let refs = refs.into_iter().map(|r| Node::new("ref").bytes(r.into_bytes())).collect();
@@ -258,6 +265,29 @@ async fn on_client_node(
         return Ok(Some(true));
     }
     if ty == "result" || ty == "error" {
+        return Ok(None);
+    }
+    if let Some(reg) = node.child("link_code_companion_reg") {
+        match reg.get_attr("stage") {
+            Some("companion_hello") => {
+                if let Some(p) = shared.lock().live.get_mut(&conn).and_then(|c| c.pairing.as_mut()) {
+                    p.code_hello = Some(node.clone());
+                }
+                let r = result(id).children(vec![Node::new("link_code_companion_reg")
+                    .children(vec![Node::new("link_code_pairing_ref").bytes(b"mock-link-code-ref".to_vec())])]);
+                sock.send(&r).await?;
+            }
+            Some("companion_finish") => {
+                sock.send(&result(id)).await?;
+                if super::pair_code_finished(shared, conn, node).is_err() {
+                    // What a phone shows for a wrong code; the server then drops the attempt.
+                    sock.send(&Node::new("stream:error").attr("code", "401")).await?;
+                    sock.close().await;
+                    return Ok(Some(true));
+                }
+            }
+            _ => sock.send(&result(id)).await?,
+        }
         return Ok(None);
     }
     let reply = if xmlns == "encrypt" && ty == "get" && node.child("count").is_some() {

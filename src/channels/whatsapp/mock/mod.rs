@@ -6,6 +6,7 @@
 //! upload, pings, and scripted failures. An admin HTTP API shares the WebSocket port:
 //!
 //! - `POST /admin/scan` (body: the QR string): the phone scans it;
+//! - `POST /admin/pair-code` (body: the code): the user types a pairing code on the phone;
 //! - `POST /admin/fault` (JSON, see [`Fault`]);
 //! - `GET /admin/state`: `{"connections", "totalConnections", "linkedDevices", "lastClientPayload",
 //!   "lastOrigin", "lastRoutingInfo"}`.
@@ -99,6 +100,10 @@ struct PendingPair {
     noise_pub: [u8; 32],
     identity_pub: [u8; 32],
     scanned: Option<(String, String)>,
+    /// The companion's `companion_hello` (pairing-code flow).
+    code_hello: Option<Node>,
+    /// The phone's state after the user typed the code.
+    primary: Option<super::paircode::PrimaryState>,
 }
 
 struct ConnEntry {
@@ -224,6 +229,11 @@ impl MockServer {
         scan(&self.shared, qr)
     }
 
+    /// The user types `code` on the phone (pairing-code flow).
+    pub fn enter_pair_code(&self, code: &str) -> Result<(), String> {
+        enter_pair_code(&self.shared, code)
+    }
+
     /// Applies a scripted failure.
     pub fn fault(&self, f: Fault) {
         fault(&self.shared, f)
@@ -280,24 +290,58 @@ fn scan(shared: &Shared, qr: &str) -> Result<String, String> {
         .values_mut()
         .find(|c| c.pairing.as_ref().is_some_and(|p| p.refs.contains(&q.reference)))
         .ok_or("no connection is showing this ref")?;
-    let Some(p) = entry.pairing.as_mut() else { return Err("no pairing".into()) };
+    let Some(p) = entry.pairing.as_ref() else { return Err("no pairing".into()) };
     if p.noise_pub != q.noise_pub || p.identity_pub != q.identity_pub {
         return Err("QR keys do not match the registering connection".into());
     }
+    let forge = sticky.forge_account_signature;
+    let jid = send_pair_success(shared, entry, dev, forge, q.adv_secret, q.reference)?;
+    g.next_device += 1;
+    Ok(jid)
+}
+
+/// The pair-success for a device that proved `adv_secret` (QR scan or pairing code).
+fn send_pair_success(shared: &Shared, entry: &mut ConnEntry, dev: u32, forge: bool, adv_secret: [u8; 32], reference: String) -> Result<String, String> {
+    let Some(p) = entry.pairing.as_mut() else { return Err("no pairing".into()) };
+    let q = super::pairing::QrData { reference, noise_pub: p.noise_pub, identity_pub: p.identity_pub, adv_secret, platform: None };
     let jid = format!("{MOCK_PHONE}:{dev}@s.whatsapp.net");
     let lid = format!("{MOCK_LID}:{dev}@lid");
-    let node = build_pair_success(
-        &q,
-        &shared.phone,
-        &jid,
-        &lid,
-        dev,
-        (shared.clock)(),
-        sticky.forge_account_signature,
-        shared.rng.as_ref(),
-    );
+    let node = build_pair_success(&q, &shared.phone, &jid, &lid, dev, (shared.clock)(), forge, shared.rng.as_ref());
     p.scanned = Some((jid.clone(), lid));
     entry.tx.send(Cmd::Send(node)).map_err(|_| "connection gone")?;
+    Ok(jid)
+}
+
+fn enter_pair_code(shared: &Shared, code: &str) -> Result<(), String> {
+    let code: String = code.trim().chars().filter(|c| *c != '-').collect();
+    let mut g = shared.lock();
+    let entry = g
+        .live
+        .values_mut()
+        .find(|c| c.pairing.as_ref().is_some_and(|p| p.code_hello.is_some()))
+        .ok_or("no connection asked for a pairing code")?;
+    let Some(p) = entry.pairing.as_mut() else { return Err("no pairing".into()) };
+    let Some(hello) = p.code_hello.as_ref() else { return Err("no hello".into()) };
+    let (notification, state) = super::paircode::primary_hello(hello, &code, b"mock-link-code-ref", &shared.phone, shared.rng.as_ref())
+        .map_err(|e| e.to_string())?;
+    p.primary = Some(state);
+    entry.tx.send(Cmd::Send(notification)).map_err(|_| "connection gone".to_owned())
+}
+
+/// The companion finished the pairing-code exchange on connection `conn`: derive the ADV secret
+/// like the phone does and send pair-success. A wrong code fails here, as on a real phone.
+fn pair_code_finished(shared: &Shared, conn: u64, finish: &Node) -> Result<String, String> {
+    let mut g = shared.lock();
+    let dev = g.next_device;
+    let forge = g.sticky.forge_account_signature;
+    let entry = g.live.get_mut(&conn).ok_or("connection gone")?;
+    let p = entry.pairing.as_ref().ok_or("no pairing")?;
+    let state = p.primary.as_ref().ok_or("no code entered")?;
+    let (adv, identity) = super::paircode::primary_finish(finish, state, &shared.phone).map_err(|e| e.to_string())?;
+    if identity != p.identity_pub {
+        return Err("companion identity differs from the registration".into());
+    }
+    let jid = send_pair_success(shared, entry, dev, forge, adv, "link-code".into())?;
     g.next_device += 1;
     Ok(jid)
 }
