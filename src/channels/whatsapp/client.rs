@@ -361,12 +361,11 @@ impl Session<'_> {
     /// Stores `<ib><edge_routing><routing_info>` for the next connection's pre-intro.
     fn on_ib(&mut self, node: &Node) {
         let info = node.child("edge_routing").and_then(|e| e.child("routing_info")).and_then(Node::content_bytes);
-        if let Some(info) = info {
-            if self.creds.routing_info.as_deref() != Some(info) && self.creds.is_linked() {
+        if let Some(info) = info
+            && self.creds.routing_info.as_deref() != Some(info) && self.creds.is_linked() {
                 self.creds.routing_info = Some(info.to_vec());
                 let _ = self.cfg.store.save(&self.creds);
             }
-        }
     }
 
     async fn handle_iq(&mut self, node: Node, mode: RunMode) -> Result<Result<(), DisconnectReason>, ClientError> {
@@ -467,12 +466,11 @@ impl Session<'_> {
     async fn on_success(&mut self, node: &Node, mode: RunMode) -> Result<(), DisconnectReason> {
         self.opened = true;
         let jid = self.creds.me.as_ref().map(|m| m.id.clone()).unwrap_or_default();
-        if let (Some(lid), Some(me)) = (node.get_attr("lid"), self.creds.me.as_mut()) {
-            if me.lid.as_deref() != Some(lid) {
+        if let (Some(lid), Some(me)) = (node.get_attr("lid"), self.creds.me.as_mut())
+            && me.lid.as_deref() != Some(lid) {
                 me.lid = Some(lid.to_owned());
                 let _ = self.cfg.store.save(&self.creds);
             }
-        }
         let _ = self.events.send(Event::Open { jid: jid.clone() });
         let active = Node::new("iq").attr("to", "s.whatsapp.net").attr("xmlns", "passive").attr("type", "set")
             .children(vec![Node::new("active")]);

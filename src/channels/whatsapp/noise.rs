@@ -217,15 +217,18 @@ pub struct ClientFinishOpened {
     pub transport: TransportState,
 }
 
+/// The responder's state plus the three `ServerHello` fields: ephemeral public key, encrypted
+/// static key, encrypted certificate chain.
+pub type ServerHelloParts = (Responder, [u8; 32], Vec<u8>, Vec<u8>);
+
 impl Responder {
     /// Reads `ClientHello{ephemeral}` and writes `ServerHello{ephemeral, static, payload}`.
-    /// Returns the responder state and the three ServerHello fields.
     pub fn respond(
         client_ephemeral: &[u8],
         ephemeral: KeyPair,
         static_key: &KeyPair,
         cert_chain: &[u8],
-    ) -> Result<(Self, [u8; 32], Vec<u8>, Vec<u8>), NoiseError> {
+    ) -> Result<ServerHelloParts, NoiseError> {
         let ce = key32(client_ephemeral, "client ephemeral")?;
         let mut sym = SymmetricState::new();
         sym.mix_hash(&ce);

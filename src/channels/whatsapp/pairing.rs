@@ -141,7 +141,7 @@ pub fn handle_pair_success(iq: &Node, creds: &Creds, rng: &dyn Entropy) -> Resul
     let hosted = wrapped.account_type == Some(AdvEncryptionType::Hosted as i32);
     let prefix: &[u8] = if hosted { &HOSTED_PREFIX } else { &[] };
     let expected = hmac(&creds.adv_secret_key, &[prefix, &details]);
-    if !bool::from(subtle_eq(&expected, &mac)) {
+    if !subtle_eq(&expected, &mac) {
         return Err(PairError::HmacMismatch);
     }
 

@@ -145,15 +145,14 @@ fn write_jid(s: &str, out: &mut Vec<u8>) -> bool {
     let Some((user_part, server)) = s.split_once('@') else { return false };
     if let Some((user, device)) = user_part.split_once(':') {
         // Baileys writes AD_JID whenever a device part is present.
-        if let (Ok(dev), Some(dt)) = (device.parse::<u8>(), domain_type(server)) {
-            if !user.contains('_') {
+        if let (Ok(dev), Some(dt)) = (device.parse::<u8>(), domain_type(server))
+            && !user.contains('_') {
                 out.push(tag::AD_JID);
                 out.push(dt);
                 out.push(dev);
                 write_string(user, out);
                 return true;
             }
-        }
     }
     out.push(tag::JID_PAIR);
     if user_part.is_empty() {

@@ -49,6 +49,7 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
     }
 }
 
+#[allow(clippy::result_large_err)] // the ErrorResponse type is tungstenite's
 async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError> {
     let mut origin = None;
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
@@ -217,11 +218,10 @@ async fn session(
                 if shared.lock().sticky.silent {
                     continue;
                 }
-                if let Some(done) = on_client_node(shared, conn, sock, &node, &mut device_jid).await? {
-                    if done {
+                if let Some(done) = on_client_node(shared, conn, sock, &node, &mut device_jid).await?
+                    && done {
                         return Ok(());
                     }
-                }
             }
         }
     }
@@ -297,12 +297,11 @@ async fn on_client_node(
             .unwrap_or(0);
         result(id).children(vec![Node::new("count").attr("value", n.to_string())])
     } else if xmlns == "encrypt" && ty == "set" {
-        if let (Some(u), Some(j)) = (parse_upload(node), device_jid.as_ref()) {
-            if let Some(d) = shared.lock().linked.iter_mut().find(|d| &d.jid == j) {
+        if let (Some(u), Some(j)) = (parse_upload(node), device_jid.as_ref())
+            && let Some(d) = shared.lock().linked.iter_mut().find(|d| &d.jid == j) {
                 d.prekeys += u.prekeys;
                 d.signed_prekey_valid = Some(u.signed_prekey_valid);
             }
-        }
         result(id)
     } else if xmlns == "md" && node.child("remove-companion-device").is_some() {
         if let Some(j) = device_jid.take() {
