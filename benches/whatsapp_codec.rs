@@ -8,18 +8,21 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use openclaw::channels::whatsapp::binary::{decode_node, encode_node, Node};
+use openclaw::channels::whatsapp::binary::{Node, decode_node, encode_node};
 use openclaw::channels::whatsapp::crypto::{KeyPair, SeededEntropy};
-use openclaw::channels::whatsapp::frame::{encode_frame, FrameDecoder};
+use openclaw::channels::whatsapp::frame::{FrameDecoder, encode_frame};
 use openclaw::channels::whatsapp::noise::{Initiator, Responder, TransportState};
 
 fn transports() -> (TransportState, TransportState) {
     let rng = SeededEntropy::new(1);
     let server = KeyPair::generate(&rng);
     let (mut init, ce) = Initiator::new(KeyPair::generate(&rng));
-    let (resp, se, s, p) = Responder::respond(&ce, KeyPair::generate(&rng), &server, b"cert").expect("respond");
+    let (resp, se, s, p) =
+        Responder::respond(&ce, KeyPair::generate(&rng), &server, b"cert").expect("respond");
     let opened = init.read_server_hello(&se, &s, &p).expect("server hello");
-    let (cs, cp, client) = init.write_client_finish(&opened, &KeyPair::generate(&rng), b"payload").expect("finish");
+    let (cs, cp, client) = init
+        .write_client_finish(&opened, &KeyPair::generate(&rng), b"payload")
+        .expect("finish");
     let fin = resp.read_client_finish(&cs, &cp).expect("client finish");
     (client, fin.transport)
 }
@@ -47,7 +50,12 @@ fn stanzas() -> Vec<(&'static str, Node)> {
         .attr("type", "text")
         .attr("t", "1800000000")
         .attr("notify", "Alice")
-        .children(vec![Node::new("enc").attr("v", "2").attr("type", "msg").bytes(vec![0x33; 180])]);
+        .children(vec![
+            Node::new("enc")
+                .attr("v", "2")
+                .attr("type", "msg")
+                .bytes(vec![0x33; 180]),
+        ]);
     let keys = (0..812u32)
         .map(|i| {
             Node::new("key").children(vec![
@@ -62,14 +70,19 @@ fn stanzas() -> Vec<(&'static str, Node)> {
         .attr("type", "set")
         .attr("to", "s.whatsapp.net")
         .children(vec![Node::new("list").children(keys)]);
-    vec![("message (small stanza)", msg), ("prekey upload (812 keys)", upload)]
+    vec![
+        ("message (small stanza)", msg),
+        ("prekey upload (812 keys)", upload),
+    ]
 }
 
 /// Baileys' decoder on the same bytes, or why it could not run.
 fn baileys_mb_per_s(encoded: &[u8], ms: u64) -> Result<f64, String> {
     let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
     if !peers.join("node_modules/baileys/package.json").exists() {
-        return Err("tests/peers/node_modules/baileys missing (run scripts/setup-test-peers)".into());
+        return Err(
+            "tests/peers/node_modules/baileys missing (run scripts/setup-test-peers)".into(),
+        );
     }
     let input = std::env::temp_dir().join(format!("openclaw-bench-{}.hex", std::process::id()));
     std::fs::write(&input, hex::encode(encoded)).map_err(|e| e.to_string())?;
@@ -88,9 +101,20 @@ fn baileys_mb_per_s(encoded: &[u8], ms: u64) -> Result<f64, String> {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let budget = if full { Duration::from_millis(1000) } else { Duration::from_millis(5) };
+    let budget = if full {
+        Duration::from_millis(1000)
+    } else {
+        Duration::from_millis(5)
+    };
 
-    println!("whatsapp_codec: {}", if full { "benchmark" } else { "smoke run (use cargo bench for numbers)" });
+    println!(
+        "whatsapp_codec: {}",
+        if full {
+            "benchmark"
+        } else {
+            "smoke run (use cargo bench for numbers)"
+        }
+    );
     let (mut client, mut server) = transports();
     for size in [1024usize, 64 * 1024] {
         let payload = vec![0x5Au8; size];
@@ -102,7 +126,10 @@ fn main() {
             let pt = server.decrypt(&f).expect("decrypt");
             assert_eq!(pt.len(), size);
         });
-        println!("frame encrypt+decrypt {:>6} B payload: {mbps:>9.1} MB/s", size);
+        println!(
+            "frame encrypt+decrypt {:>6} B payload: {mbps:>9.1} MB/s",
+            size
+        );
     }
     for (name, node) in stanzas() {
         let mut enc = Vec::new();
@@ -112,7 +139,10 @@ fn main() {
             assert_eq!(n.tag, node.tag);
         });
         if !full {
-            println!("wabinary decode {name:<26} {:>6} B: ours {ours:>8.1} MB/s (baseline only under cargo bench)", enc.len());
+            println!(
+                "wabinary decode {name:<26} {:>6} B: ours {ours:>8.1} MB/s (baseline only under cargo bench)",
+                enc.len()
+            );
             continue;
         }
         match baileys_mb_per_s(&enc, 1000) {
@@ -121,7 +151,10 @@ fn main() {
                 enc.len(),
                 ours / b
             ),
-            Err(why) => println!("wabinary decode {name:<26} {:>6} B: ours {ours:>8.1} MB/s (SKIPPED: Baileys baseline: {why})", enc.len()),
+            Err(why) => println!(
+                "wabinary decode {name:<26} {:>6} B: ours {ours:>8.1} MB/s (SKIPPED: Baileys baseline: {why})",
+                enc.len()
+            ),
         }
     }
 }

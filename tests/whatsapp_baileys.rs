@@ -30,17 +30,30 @@ fn missing_peer() -> Option<String> {
     }
 }
 
-async fn run_harness(m: &MockServer, auth: &Path, expect_no_qr: bool) -> (bool, Vec<Value>, String) {
+async fn run_harness(
+    m: &MockServer,
+    auth: &Path,
+    expect_no_qr: bool,
+) -> (bool, Vec<Value>, String) {
     run_harness_env(m, auth, expect_no_qr, None).await
 }
 
-async fn run_harness_env(m: &MockServer, auth: &Path, expect_no_qr: bool, phone: Option<&str>) -> (bool, Vec<Value>, String) {
+async fn run_harness_env(
+    m: &MockServer,
+    auth: &Path,
+    expect_no_qr: bool,
+    phone: Option<&str>,
+) -> (bool, Vec<Value>, String) {
     let phone = phone.map(str::to_owned);
     let (url, admin, auth) = (m.url(), m.admin_base(), auth.to_path_buf());
     let script = peers_dir().join("baileys-harness.mjs");
     let out = tokio::task::spawn_blocking(move || {
         let mut c = Command::new("node");
-        c.arg(script).arg(url).arg(admin).arg(auth).env("HARNESS_TIMEOUT_MS", "60000");
+        c.arg(script)
+            .arg(url)
+            .arg(admin)
+            .arg(auth)
+            .env("HARNESS_TIMEOUT_MS", "60000");
         if expect_no_qr {
             c.env("HARNESS_EXPECT_NO_QR", "1");
         }
@@ -53,8 +66,14 @@ async fn run_harness_env(m: &MockServer, auth: &Path, expect_no_qr: bool, phone:
     .unwrap()
     .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let events = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let log = format!("stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    let events = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let log = format!(
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), events, log)
 }
 
@@ -65,29 +84,57 @@ fn find<'a>(events: &'a [Value], name: &str) -> Option<&'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_baileys_links_and_logs_in_against_our_mock() {
     if let Some(why) = missing_peer() {
-        println!("SKIPPED: real_baileys_links_and_logs_in_against_our_mock: {why}; run scripts/setup-test-peers");
-        eprintln!("SKIPPED: real Baileys peer unavailable ({why}); the mock server is NOT validated by this run");
+        println!(
+            "SKIPPED: real_baileys_links_and_logs_in_against_our_mock: {why}; run scripts/setup-test-peers"
+        );
+        eprintln!(
+            "SKIPPED: real Baileys peer unavailable ({why}); the mock server is NOT validated by this run"
+        );
         return;
     }
-    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default()).await.unwrap();
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
+        .await
+        .unwrap();
     let auth = tempfile::tempdir().unwrap();
 
     let (ok, events, log) = run_harness(&m, auth.path(), false).await;
     assert!(ok, "Baileys did not reach open\n{log}");
-    let qr = find(&events, "qr").expect("qr")["qr"].as_str().unwrap().to_owned();
-    assert!(qr.starts_with("https://wa.me/settings/linked_devices#2@"), "{qr}");
+    let qr = find(&events, "qr").expect("qr")["qr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        qr.starts_with("https://wa.me/settings/linked_devices#2@"),
+        "{qr}"
+    );
     assert_eq!(find(&events, "scan").expect("scan")["status"], 200, "{log}");
-    assert_eq!(find(&events, "close").expect("515 close")["code"], 515, "{log}");
+    assert_eq!(
+        find(&events, "close").expect("515 close")["code"],
+        515,
+        "{log}"
+    );
     let open = find(&events, "open").expect("open");
     assert_eq!(open["jid"], "15550001234:7@s.whatsapp.net");
-    assert_eq!(open["sockets"], 2, "registration socket, then a new one after 515");
+    assert_eq!(
+        open["sockets"], 2,
+        "registration socket, then a new one after 515"
+    );
     let st = &find(&events, "state").expect("state")["state"];
     assert_eq!(st["lastClientPayload"], "login", "{log}");
     assert_eq!(st["lastOrigin"], "https://web.whatsapp.com");
     let dev = &st["linkedDevices"][0];
-    assert!(dev["preKeys"].as_u64().unwrap() >= 812, "Baileys uploads 812 prekeys: {log}");
-    assert_eq!(dev["signedPreKeyValid"], true, "our XEdDSA verify accepts libsignal's signature");
-    assert_eq!(dev["accountSignatureKeyStripped"], true, "our device-signature check accepts Baileys' reply");
+    assert!(
+        dev["preKeys"].as_u64().unwrap() >= 812,
+        "Baileys uploads 812 prekeys: {log}"
+    );
+    assert_eq!(
+        dev["signedPreKeyValid"], true,
+        "our XEdDSA verify accepts libsignal's signature"
+    );
+    assert_eq!(
+        dev["accountSignatureKeyStripped"], true,
+        "our device-signature check accepts Baileys' reply"
+    );
 
     // Restart: a new Baileys process with the saved auth dir logs in without a QR code.
     let (ok, events, log) = run_harness(&m, auth.path(), true).await;
@@ -96,25 +143,46 @@ async fn real_baileys_links_and_logs_in_against_our_mock() {
     assert_eq!(find(&events, "open").expect("open")["sockets"], 1, "{log}");
     assert_eq!(m.state()["totalConnections"], 3);
     // Baileys stored the mock's <ib><edge_routing> and sent it back in the ED pre-intro.
-    assert_eq!(m.state()["lastRoutingInfo"], hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO));
+    assert_eq!(
+        m.state()["lastRoutingInfo"],
+        hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_baileys_links_by_pairing_code_against_our_mock() {
     if let Some(why) = missing_peer() {
-        println!("SKIPPED: real_baileys_links_by_pairing_code_against_our_mock: {why}; run scripts/setup-test-peers");
+        println!(
+            "SKIPPED: real_baileys_links_by_pairing_code_against_our_mock: {why}; run scripts/setup-test-peers"
+        );
         return;
     }
-    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default()).await.unwrap();
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
+        .await
+        .unwrap();
     let auth = tempfile::tempdir().unwrap();
     let (ok, events, log) = run_harness_env(&m, auth.path(), false, Some("15550001234")).await;
     assert!(ok, "Baileys did not link by pairing code\n{log}");
     // Baileys' HMAC check of pair-success is real: it only passes if the mock phone derived the
     // same ADV secret from the code exchange as Baileys did.
-    assert_eq!(find(&events, "pairing-code").expect("code")["code"].as_str().unwrap().len(), 8, "{log}");
+    assert_eq!(
+        find(&events, "pairing-code").expect("code")["code"]
+            .as_str()
+            .unwrap()
+            .len(),
+        8,
+        "{log}"
+    );
     assert!(find(&events, "code-entered").is_some(), "{log}");
     assert!(find(&events, "scan").is_none());
-    assert_eq!(find(&events, "close").expect("515 close")["code"], 515, "{log}");
-    assert_eq!(find(&events, "open").expect("open")["jid"], "15550001234:7@s.whatsapp.net");
+    assert_eq!(
+        find(&events, "close").expect("515 close")["code"],
+        515,
+        "{log}"
+    );
+    assert_eq!(
+        find(&events, "open").expect("open")["jid"],
+        "15550001234:7@s.whatsapp.net"
+    );
     assert_eq!(m.state()["lastClientPayload"], "login");
 }

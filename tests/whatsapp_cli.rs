@@ -35,13 +35,18 @@ async fn cli(m: &MockServer, state: &std::path::Path, args: &[&str]) -> (bool, V
         }
         lines.push(v);
     }
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     (status.success(), lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_login_json_links_logs_in_again_and_logout_unlinks() {
-    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default()).await.unwrap();
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let login = ["channels", "login", "--channel", "whatsapp", "--json"];
 
@@ -49,16 +54,31 @@ async fn channels_login_json_links_logs_in_again_and_logout_unlinks() {
     assert!(ok, "{lines:?}");
     assert_eq!(lines[0]["event"], "qr");
     assert_eq!(lines[0]["expiresInMs"], 60_000);
-    assert_eq!(lines.last().unwrap(), &serde_json::json!({"event": "linked", "jid": "15550001234:7@s.whatsapp.net"}));
-    assert!(dir.path().join("credentials/whatsapp/default/creds.json").exists());
+    assert_eq!(
+        lines.last().unwrap(),
+        &serde_json::json!({"event": "linked", "jid": "15550001234:7@s.whatsapp.net"})
+    );
+    assert!(
+        dir.path()
+            .join("credentials/whatsapp/default/creds.json")
+            .exists()
+    );
 
     // Again: saved creds, no QR.
     let (ok, lines) = cli(&m, dir.path(), &login).await;
     assert!(ok);
-    assert_eq!(lines, vec![serde_json::json!({"event": "linked", "jid": "15550001234:7@s.whatsapp.net"})]);
+    assert_eq!(
+        lines,
+        vec![serde_json::json!({"event": "linked", "jid": "15550001234:7@s.whatsapp.net"})]
+    );
     assert_eq!(m.state()["lastClientPayload"], "login");
 
-    let (ok, lines) = cli(&m, dir.path(), &["channels", "logout", "--channel", "whatsapp", "--json"]).await;
+    let (ok, lines) = cli(
+        &m,
+        dir.path(),
+        &["channels", "logout", "--channel", "whatsapp", "--json"],
+    )
+    .await;
     assert!(ok);
     assert_eq!(lines, vec![serde_json::json!({"event": "unlinked"})]);
     assert!(!dir.path().join("credentials/whatsapp/default").exists());
@@ -69,15 +89,31 @@ async fn channels_login_json_links_logs_in_again_and_logout_unlinks() {
     let (ok, lines) = cli(&m, dir.path(), &login).await;
     assert!(!ok);
     assert_eq!(lines.last().unwrap()["event"], "failed");
-    assert!(lines.last().unwrap()["reason"].as_str().unwrap().contains("403"), "{lines:?}");
+    assert!(
+        lines.last().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("403"),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_login_refuses_bad_arguments_before_connecting() {
-    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default()).await.unwrap();
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     for args in [
-        &["channels", "login", "--channel", "whatsapp", "--json", "--phone", "not-a-number"][..],
+        &[
+            "channels",
+            "login",
+            "--channel",
+            "whatsapp",
+            "--json",
+            "--phone",
+            "not-a-number",
+        ][..],
         &["channels", "login", "--channel", "telegram", "--json"][..],
         &["channels", "login", "--json", "--account", "../escape"][..],
     ] {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use openclaw::channels::whatsapp::cert::{CertError, TrustedRoot};
 use openclaw::channels::whatsapp::client::{
-    link, logout, run_connection, ClientConfig, ClientError, Event, LinkOutcome, LogoutOutcome, RunMode,
+    ClientConfig, ClientError, Event, LinkOutcome, LogoutOutcome, RunMode, link, logout,
+    run_connection,
 };
 use openclaw::channels::whatsapp::creds::CredsStore;
 use openclaw::channels::whatsapp::disconnect::DisconnectReason;
@@ -19,18 +20,28 @@ use tokio::sync::mpsc;
 const LIMIT: Duration = Duration::from_secs(20);
 
 async fn mock() -> MockServer {
-    MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default()).await.unwrap()
+    MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
+        .await
+        .unwrap()
 }
 
 fn config(m: &MockServer, dir: &std::path::Path) -> ClientConfig {
     let mut c = ClientConfig::new(CredsStore::in_dir(dir.join("acct")));
-    c.endpoint = Endpoint { url: m.url(), origin: WA_WEB_ORIGIN.into(), root: TrustedRoot::for_testing(m.root_key()) };
+    c.endpoint = Endpoint {
+        url: m.url(),
+        origin: WA_WEB_ORIGIN.into(),
+        root: TrustedRoot::for_testing(m.root_key()),
+    };
     c.prekey_upload_count = 20;
     c
 }
 
 /// Runs `link`, scanning every QR with the mock phone. Returns the outcome and the events.
-async fn link_scanning(m: &MockServer, cfg: &ClientConfig, scan: bool) -> (Result<LinkOutcome, ClientError>, Vec<Event>) {
+async fn link_scanning(
+    m: &MockServer,
+    cfg: &ClientConfig,
+    scan: bool,
+) -> (Result<LinkOutcome, ClientError>, Vec<Event>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let fut = link(cfg, &tx);
     tokio::pin!(fut);
@@ -71,18 +82,29 @@ async fn link_by_qr_then_restart_logs_in_from_saved_creds_without_qr() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&m, dir.path());
     let (out, events) = link_scanning(&m, &cfg, true).await;
-    let LinkOutcome::Linked { jid } = out.unwrap() else { panic!("not linked") };
+    let LinkOutcome::Linked { jid } = out.unwrap() else {
+        panic!("not linked")
+    };
     assert_eq!(jid, "15550001234:7@s.whatsapp.net");
-    assert!(matches!(&events[0], Event::Qr { qr, expires_in } if qr.starts_with("https://wa.me/settings/linked_devices#2@") && *expires_in == Duration::from_secs(60)));
+    assert!(
+        matches!(&events[0], Event::Qr { qr, expires_in } if qr.starts_with("https://wa.me/settings/linked_devices#2@") && *expires_in == Duration::from_secs(60))
+    );
     assert!(events.contains(&Event::Paired { jid: jid.clone() }));
     assert!(events.contains(&Event::Open { jid: jid.clone() }));
     assert!(events.contains(&Event::PreKeysUploaded { count: 20 }));
 
     // Credentials on disk, mode 0600, with the LID from pair-success.
     let creds = cfg.store.load().unwrap().unwrap();
-    assert_eq!(creds.me.as_ref().unwrap().lid.as_deref(), Some("123456789012345:7@lid"));
+    assert_eq!(
+        creds.me.as_ref().unwrap().lid.as_deref(),
+        Some("123456789012345:7@lid")
+    );
     assert_eq!(creds.first_unuploaded_pre_key_id, 21);
-    let mode = std::fs::metadata(cfg.store.creds_path()).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(cfg.store.creds_path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 
     let st = m.state();
@@ -91,19 +113,31 @@ async fn link_by_qr_then_restart_logs_in_from_saved_creds_without_qr() {
     assert_eq!(st["linkedDevices"][0]["preKeys"], 20);
     assert_eq!(st["linkedDevices"][0]["signedPreKeyValid"], true);
     assert_eq!(st["linkedDevices"][0]["accountSignatureKeyStripped"], true);
-    assert_eq!(st["totalConnections"], 2, "registration, then login after 515");
+    assert_eq!(
+        st["totalConnections"], 2,
+        "registration, then login after 515"
+    );
 
     // "Restart": a fresh config over the same state dir logs in without a QR code.
     let cfg2 = config(&m, dir.path());
     let (out, events) = link_scanning(&m, &cfg2, false).await;
     assert_eq!(out.unwrap(), LinkOutcome::Linked { jid: jid.clone() });
-    assert!(!events.iter().any(|e| matches!(e, Event::Qr { .. })), "{events:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Qr { .. })),
+        "{events:?}"
+    );
     assert!(events.contains(&Event::Open { jid }));
     assert_eq!(m.state()["totalConnections"], 3);
     assert_eq!(m.state()["lastClientPayload"], "login");
     // The edge routing info from the first login's <ib> came back in the ED pre-intro.
-    assert_eq!(cfg2.store.load().unwrap().unwrap().routing_info.as_deref(), Some(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO));
-    assert_eq!(m.state()["lastRoutingInfo"], hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO));
+    assert_eq!(
+        cfg2.store.load().unwrap().unwrap().routing_info.as_deref(),
+        Some(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO)
+    );
+    assert_eq!(
+        m.state()["lastRoutingInfo"],
+        hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO)
+    );
 }
 
 /// Logs in, waits for Open, applies `fault`, and returns how the connection ended.
@@ -139,12 +173,30 @@ async fn each_scripted_failure_ends_in_the_right_typed_reason() {
     let (m, _dir, mut cfg) = linked_setup().await;
     let cases = [
         (Fault::Drop, DisconnectReason::ConnectionClosed),
-        (Fault::StreamError { code: 401 }, DisconnectReason::LoggedOut),
-        (Fault::StreamError { code: 403 }, DisconnectReason::Forbidden),
-        (Fault::StreamError { code: 440 }, DisconnectReason::ConnectionReplaced),
-        (Fault::StreamError { code: 500 }, DisconnectReason::BadSession),
-        (Fault::StreamError { code: 503 }, DisconnectReason::UnavailableService),
-        (Fault::StreamError { code: 515 }, DisconnectReason::RestartRequired),
+        (
+            Fault::StreamError { code: 401 },
+            DisconnectReason::LoggedOut,
+        ),
+        (
+            Fault::StreamError { code: 403 },
+            DisconnectReason::Forbidden,
+        ),
+        (
+            Fault::StreamError { code: 440 },
+            DisconnectReason::ConnectionReplaced,
+        ),
+        (
+            Fault::StreamError { code: 500 },
+            DisconnectReason::BadSession,
+        ),
+        (
+            Fault::StreamError { code: 503 },
+            DisconnectReason::UnavailableService,
+        ),
+        (
+            Fault::StreamError { code: 515 },
+            DisconnectReason::RestartRequired,
+        ),
         (Fault::Downgrade, DisconnectReason::MultideviceMismatch),
         (Fault::StreamEnd, DisconnectReason::ConnectionClosed),
         (Fault::Garbage, DisconnectReason::BadSession),
@@ -154,7 +206,11 @@ async fn each_scripted_failure_ends_in_the_right_typed_reason() {
         assert_eq!(got, want, "{fault:?}");
     }
     let codes: Vec<u16> = [401, 403, 440, 500, 503, 515, 411, 428].to_vec();
-    assert!(codes.iter().all(|c| DisconnectReason::from_code(*c).code() == *c));
+    assert!(
+        codes
+            .iter()
+            .all(|c| DisconnectReason::from_code(*c).code() == *c)
+    );
 
     // Silence: keepalive pings go unanswered and the liveness timeout fires (408).
     cfg.keepalive = Duration::from_millis(100);
@@ -192,16 +248,34 @@ async fn stream_error_401_during_pairing_and_exhausted_qr_refs() {
         .await
         .unwrap()
     };
-    assert_eq!(out.unwrap(), LinkOutcome::Failed(DisconnectReason::LoggedOut));
-    assert!(cfg.store.load().unwrap().is_none(), "nothing saved for an unfinished link");
+    assert_eq!(
+        out.unwrap(),
+        LinkOutcome::Failed(DisconnectReason::LoggedOut)
+    );
+    assert!(
+        cfg.store.load().unwrap().is_none(),
+        "nothing saved for an unfinished link"
+    );
 
     // Nobody scans: 6 refs rotate (first longer), then 408 timedOut.
     let mut cfg = cfg;
     cfg.qr_ref_lifetimes = (Duration::from_millis(60), Duration::from_millis(20));
     let (out, events) = link_scanning(&m, &cfg, false).await;
-    let qrs: Vec<_> = events.iter().filter_map(|e| if let Event::Qr { qr, .. } = e { Some(qr.clone()) } else { None }).collect();
+    let qrs: Vec<_> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Qr { qr, .. } = e {
+                Some(qr.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(qrs.len(), 6);
-    let refs: std::collections::HashSet<_> = qrs.iter().map(|q| q.split(',').next().unwrap().to_owned()).collect();
+    let refs: std::collections::HashSet<_> = qrs
+        .iter()
+        .map(|q| q.split(',').next().unwrap().to_owned())
+        .collect();
     assert_eq!(refs.len(), 6, "each QR carries a new ref");
     match out.unwrap() {
         LinkOutcome::Failed(r @ DisconnectReason::TimedOut(_)) => assert_eq!(r.code(), 408),
@@ -216,16 +290,36 @@ async fn forged_certificate_chain_is_rejected() {
     let cfg = config(&m, dir.path());
     m.fault(Fault::ForgeCert { enabled: true });
     let (tx, _rx) = mpsc::unbounded_channel();
-    let err = run_connection(&cfg, &tx, RunMode::UntilOpen).await.unwrap_err();
-    assert!(matches!(err, ClientError::Handshake(SocketError::Cert(CertError::IntermediateSignature))), "{err}");
+    let err = run_connection(&cfg, &tx, RunMode::UntilOpen)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Handshake(SocketError::Cert(CertError::IntermediateSignature))
+        ),
+        "{err}"
+    );
     m.fault(Fault::ForgeCert { enabled: false });
 
     // A production client (WhatsApp's root) refuses the mock's honest chain too.
     let mut prod = cfg.clone();
     prod.endpoint.root = TrustedRoot::whatsapp();
-    let err = run_connection(&prod, &tx, RunMode::UntilOpen).await.unwrap_err();
-    assert!(matches!(err, ClientError::Handshake(SocketError::Cert(CertError::IntermediateSignature))), "{err}");
-    assert_eq!(m.state()["lastClientPayload"], serde_json::Value::Null, "no payload was ever sent");
+    let err = run_connection(&prod, &tx, RunMode::UntilOpen)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Handshake(SocketError::Cert(CertError::IntermediateSignature))
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        m.state()["lastClientPayload"],
+        serde_json::Value::Null,
+        "no payload was ever sent"
+    );
 }
 
 #[tokio::test]
@@ -235,7 +329,10 @@ async fn forged_pair_success_signature_is_rejected_and_nothing_is_saved() {
     let cfg = config(&m, dir.path());
     m.fault(Fault::ForgeAccountSignature { enabled: true });
     let (out, _) = link_scanning(&m, &cfg, true).await;
-    assert!(matches!(out, Err(ClientError::Pair(PairError::AccountSignature))), "{out:?}");
+    assert!(
+        matches!(out, Err(ClientError::Pair(PairError::AccountSignature))),
+        "{out:?}"
+    );
     assert!(cfg.store.load().unwrap().is_none());
     assert!(m.linked_devices().is_empty());
 }
@@ -257,11 +354,24 @@ async fn corrupt_creds_are_reported_and_left_untouched() {
     let good = std::fs::read(&path).unwrap();
     std::fs::write(&path, &good[..good.len() / 3]).unwrap();
     let (tx, _rx) = mpsc::unbounded_channel();
-    let err = run_connection(&cfg, &tx, RunMode::UntilOpen).await.unwrap_err();
+    let err = run_connection(&cfg, &tx, RunMode::UntilOpen)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Creds(_)), "{err}");
-    assert!(err.to_string().contains("creds.json.bak"), "names the previous good copy: {err}");
-    assert_eq!(std::fs::read(&path).unwrap(), &good[..good.len() / 3], "never silently replaced");
-    assert_eq!(m.state()["totalConnections"], 2, "no connection attempted with broken creds");
+    assert!(
+        err.to_string().contains("creds.json.bak"),
+        "names the previous good copy: {err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        &good[..good.len() / 3],
+        "never silently replaced"
+    );
+    assert_eq!(
+        m.state()["totalConnections"],
+        2,
+        "no connection attempted with broken creds"
+    );
     // Restoring the backup (the operator's choice) gets the account back without a QR.
     std::fs::copy(cfg.store.dir().join("creds.json.bak"), &path).unwrap();
     let (out, events) = link_scanning(&m, &cfg, false).await;
@@ -270,7 +380,11 @@ async fn corrupt_creds_are_reported_and_left_untouched() {
 }
 
 /// Runs `link` in pairing-code mode; the phone user types `typed(code)`.
-async fn link_with_code(m: &MockServer, cfg: &ClientConfig, typed: fn(&str) -> String) -> (Result<LinkOutcome, ClientError>, Vec<Event>) {
+async fn link_with_code(
+    m: &MockServer,
+    cfg: &ClientConfig,
+    typed: fn(&str) -> String,
+) -> (Result<LinkOutcome, ClientError>, Vec<Event>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let fut = link(cfg, &tx);
     tokio::pin!(fut);
@@ -306,11 +420,31 @@ async fn link_by_phone_number_pairing_code_and_wrong_code_fails() {
     let mut cfg = config(&m, dir.path());
     cfg.pair_phone = Some("15550001234".into());
     let (out, events) = link_with_code(&m, &cfg, |c| format!("{}-{}", &c[..4], &c[4..])).await;
-    assert_eq!(out.unwrap(), LinkOutcome::Linked { jid: "15550001234:7@s.whatsapp.net".into() });
-    assert!(!events.iter().any(|e| matches!(e, Event::Qr { .. })), "no QR in pairing-code mode");
-    let code = events.iter().find_map(|e| if let Event::PairingCode { code } = e { Some(code.clone()) } else { None }).unwrap();
+    assert_eq!(
+        out.unwrap(),
+        LinkOutcome::Linked {
+            jid: "15550001234:7@s.whatsapp.net".into()
+        }
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Qr { .. })),
+        "no QR in pairing-code mode"
+    );
+    let code = events
+        .iter()
+        .find_map(|e| {
+            if let Event::PairingCode { code } = e {
+                Some(code.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     assert_eq!(code.len(), 8);
-    assert!(code.bytes().all(|b| openclaw::channels::whatsapp::paircode::ALPHABET.contains(&b)));
+    assert!(
+        code.bytes()
+            .all(|b| openclaw::channels::whatsapp::paircode::ALPHABET.contains(&b))
+    );
     assert_eq!(m.state()["lastClientPayload"], "login");
 
     // The user mistypes the code: the phone cannot open the key bundle, the attempt ends (401),
@@ -318,7 +452,17 @@ async fn link_by_phone_number_pairing_code_and_wrong_code_fails() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&m, dir.path());
     cfg.pair_phone = Some("15550001234".into());
-    let (out, _) = link_with_code(&m, &cfg, |c| if c.starts_with('Z') { "YYYYYYYY".into() } else { "ZZZZZZZZ".into() }).await;
-    assert_eq!(out.unwrap(), LinkOutcome::Failed(DisconnectReason::LoggedOut));
+    let (out, _) = link_with_code(&m, &cfg, |c| {
+        if c.starts_with('Z') {
+            "YYYYYYYY".into()
+        } else {
+            "ZZZZZZZZ".into()
+        }
+    })
+    .await;
+    assert_eq!(
+        out.unwrap(),
+        LinkOutcome::Failed(DisconnectReason::LoggedOut)
+    );
     assert!(cfg.store.load().unwrap().is_none());
 }

@@ -17,7 +17,9 @@ fn parse_args() -> Result<SocketAddr, String> {
                 let v = args.next().ok_or("--listen needs ADDR:PORT")?;
                 listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
             }
-            "-h" | "--help" => return Err("usage: openclaw-wa-mock [--listen 127.0.0.1:PORT]".into()),
+            "-h" | "--help" => {
+                return Err("usage: openclaw-wa-mock [--listen 127.0.0.1:PORT]".into());
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -32,7 +34,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("openclaw-wa-mock: {e}");

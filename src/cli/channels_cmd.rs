@@ -16,8 +16,8 @@ use crate::channels::whatsapp::client::{self, ClientConfig, Event, LinkOutcome, 
 use crate::channels::whatsapp::creds::CredsStore;
 use crate::channels::whatsapp::paircode::display;
 use crate::channels::whatsapp::qr::render_terminal;
-use crate::store::layout::resolve_state_dir;
 use crate::store::StateLayout;
+use crate::store::layout::resolve_state_dir;
 
 /// `openclaw channels` subcommands.
 #[derive(Debug, Subcommand)]
@@ -57,14 +57,22 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
     };
     let json = args.json;
     let result = (|| -> anyhow::Result<ExitCode> {
-        anyhow::ensure!(args.channel == "whatsapp", "unknown channel {:?}: only \"whatsapp\" can be linked", args.channel);
+        anyhow::ensure!(
+            args.channel == "whatsapp",
+            "unknown channel {:?}: only \"whatsapp\" can be linked",
+            args.channel
+        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         let cfg = whatsapp_config(args)?;
-        if is_login { rt.block_on(login(cfg, json)) } else { rt.block_on(logout(cfg, json)) }
+        if is_login {
+            rt.block_on(login(cfg, json))
+        } else {
+            rt.block_on(logout(cfg, json))
+        }
     })();
     match result {
         Ok(code) => code,
@@ -77,14 +85,22 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
 
 fn whatsapp_config(args: &LoginArgs) -> anyhow::Result<ClientConfig> {
     anyhow::ensure!(
-        !args.account.is_empty() && args.account.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        !args.account.is_empty()
+            && args
+                .account
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
         "invalid account id {:?} (letters, digits, - and _ only)",
         args.account
     );
     let layout = StateLayout::new(resolve_state_dir(args.state_dir.as_deref()));
-    let mut cfg = ClientConfig::from_environment(CredsStore::new(&layout, &args.account)).map_err(anyhow::Error::msg)?;
+    let mut cfg = ClientConfig::from_environment(CredsStore::new(&layout, &args.account))
+        .map_err(anyhow::Error::msg)?;
     if let Some(phone) = &args.phone {
-        let digits: String = phone.chars().filter(|c| !matches!(c, '+' | ' ' | '-')).collect();
+        let digits: String = phone
+            .chars()
+            .filter(|c| !matches!(c, '+' | ' ' | '-'))
+            .collect();
         anyhow::ensure!(
             (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
             "--phone {phone:?} is not a phone number with country code"
@@ -96,7 +112,10 @@ fn whatsapp_config(args: &LoginArgs) -> anyhow::Result<ClientConfig> {
 
 fn emit_failed(json: bool, reason: &str) {
     if json {
-        println!("{}", serde_json::json!({ "event": "failed", "reason": reason }));
+        println!(
+            "{}",
+            serde_json::json!({ "event": "failed", "reason": reason })
+        );
     } else {
         eprintln!("openclaw channels: failed: {reason}");
     }
@@ -108,7 +127,10 @@ async fn login(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
         while let Some(ev) = rx.recv().await {
             match ev {
                 Event::Qr { qr, expires_in } if json => {
-                    println!("{}", serde_json::json!({ "event": "qr", "qr": qr, "expiresInMs": expires_in.as_millis() as u64 }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "qr", "qr": qr, "expiresInMs": expires_in.as_millis() as u64 })
+                    );
                 }
                 Event::Qr { qr, expires_in } => {
                     match render_terminal(&qr) {
@@ -122,7 +144,10 @@ async fn login(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
                     );
                 }
                 Event::PairingCode { code } if json => {
-                    println!("{}", serde_json::json!({ "event": "pairing-code", "code": display(&code) }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "pairing-code", "code": display(&code) })
+                    );
                 }
                 Event::PairingCode { code } => println!(
                     "On your phone: WhatsApp → Settings → Linked devices → Link a device → Link with phone number \
@@ -143,12 +168,19 @@ async fn login(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::json!({ "event": "linked", "jid": jid }));
             } else {
                 let number = jid.split([':', '@']).next().unwrap_or_default();
-                println!("Linked WhatsApp +{number} ({jid}). Credentials: {}", cfg.store.dir().display());
+                println!(
+                    "Linked WhatsApp +{number} ({jid}). Credentials: {}",
+                    cfg.store.dir().display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         Ok(LinkOutcome::Failed(reason)) => {
-            let hint = if reason.is_logged_out() { "; run `openclaw channels logout --channel whatsapp` and link again" } else { "" };
+            let hint = if reason.is_logged_out() {
+                "; run `openclaw channels logout --channel whatsapp` and link again"
+            } else {
+                ""
+            };
             emit_failed(json, &format!("{reason}{hint}"));
             Ok(ExitCode::FAILURE)
         }
@@ -163,10 +195,15 @@ async fn logout(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
     let out = client::logout(&cfg).await?;
     let (event, text) = match &out {
         LogoutOutcome::Unlinked => ("unlinked", "Unlinked; credentials removed.".to_owned()),
-        LogoutOutcome::NotLinked => ("not-linked", "Nothing to unlink: no linked WhatsApp account here.".to_owned()),
+        LogoutOutcome::NotLinked => (
+            "not-linked",
+            "Nothing to unlink: no linked WhatsApp account here.".to_owned(),
+        ),
         LogoutOutcome::RemovedLocallyOnly(why) => (
             "removed-locally",
-            format!("Could not tell WhatsApp ({why}); local credentials removed. Remove the device on the phone too."),
+            format!(
+                "Could not tell WhatsApp ({why}); local credentials removed. Remove the device on the phone too."
+            ),
         ),
     };
     if json {

@@ -8,15 +8,15 @@
 use prost::Message;
 
 use super::crypto::xeddsa_verify;
-use super::proto::cert_chain::noise_certificate::Details;
-use super::proto::cert_chain::NoiseCertificate;
 use super::proto::CertChain;
+use super::proto::cert_chain::NoiseCertificate;
+use super::proto::cert_chain::noise_certificate::Details;
 
 /// WhatsApp's long-term root key ("WhatsAppLongTerm1"), an XEdDSA Curve25519 key. The same bytes
 /// appear in Baileys (`WA_CERT_DETAILS.PUBLIC_KEY`) and whatsmeow (`WACertPubKey`).
 pub const WHATSAPP_ROOT_KEY: [u8; 32] = [
-    0x14, 0x23, 0x75, 0x57, 0x4d, 0x0a, 0x58, 0x71, 0x66, 0xaa, 0xe7, 0x1e, 0xbe, 0x51, 0x64, 0x37, 0xc4, 0xa2, 0x8b,
-    0x73, 0xe3, 0x69, 0x5c, 0x6c, 0xe1, 0xf7, 0xf9, 0x54, 0x5d, 0xa8, 0xee, 0x6b,
+    0x14, 0x23, 0x75, 0x57, 0x4d, 0x0a, 0x58, 0x71, 0x66, 0xaa, 0xe7, 0x1e, 0xbe, 0x51, 0x64, 0x37,
+    0xc4, 0xa2, 0x8b, 0x73, 0xe3, 0x69, 0x5c, 0x6c, 0xe1, 0xf7, 0xf9, 0x54, 0x5d, 0xa8, 0xee, 0x6b,
 ];
 
 /// The root key that server certificate chains must chain to.
@@ -79,7 +79,10 @@ pub enum CertError {
     Expired,
 }
 
-fn parts(c: Option<NoiseCertificate>, what: &'static str) -> Result<(Vec<u8>, Vec<u8>, Details), CertError> {
+fn parts(
+    c: Option<NoiseCertificate>,
+    what: &'static str,
+) -> Result<(Vec<u8>, Vec<u8>, Details), CertError> {
     let c = c.ok_or(CertError::Malformed(what))?;
     let details = c.details.ok_or(CertError::Malformed(what))?;
     let sig = c.signature.ok_or(CertError::Malformed(what))?;
@@ -88,7 +91,10 @@ fn parts(c: Option<NoiseCertificate>, what: &'static str) -> Result<(Vec<u8>, Ve
 }
 
 fn key(d: &Details, what: &'static str) -> Result<[u8; 32], CertError> {
-    d.key.as_deref().and_then(|k| <[u8; 32]>::try_from(k).ok()).ok_or(CertError::Malformed(what))
+    d.key
+        .as_deref()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .ok_or(CertError::Malformed(what))
 }
 
 fn in_window(d: &Details, now_unix: u64) -> bool {
@@ -98,7 +104,12 @@ fn in_window(d: &Details, now_unix: u64) -> bool {
 }
 
 /// Verifies the decrypted ServerHello payload against `root` and the server static key.
-pub fn verify_chain(chain: &[u8], server_static: &[u8; 32], root: &TrustedRoot, now_unix: u64) -> Result<(), CertError> {
+pub fn verify_chain(
+    chain: &[u8],
+    server_static: &[u8; 32],
+    root: &TrustedRoot,
+    now_unix: u64,
+) -> Result<(), CertError> {
     let chain = CertChain::decode(chain).map_err(|_| CertError::Malformed("chain"))?;
     let (i_raw, i_sig, i) = parts(chain.intermediate, "intermediate")?;
     let (l_raw, l_sig, l) = parts(chain.leaf, "leaf")?;
@@ -156,7 +167,10 @@ pub fn mint_chain(
             signature: Some(root.sign(&i_details, rng).to_vec()),
             details: Some(i_details),
         }),
-        leaf: Some(NoiseCertificate { signature: Some(inter.sign(&l_details, rng).to_vec()), details: Some(l_details) }),
+        leaf: Some(NoiseCertificate {
+            signature: Some(inter.sign(&l_details, rng).to_vec()),
+            details: Some(l_details),
+        }),
     }
     .encode_to_vec()
 }
@@ -179,13 +193,22 @@ mod tests {
     #[test]
     fn good_chain_verifies() {
         let (root, server, chain, _) = setup();
-        verify_chain(&chain, &server.public, &TrustedRoot::for_testing(root.public), NOW).unwrap();
+        verify_chain(
+            &chain,
+            &server.public,
+            &TrustedRoot::for_testing(root.public),
+            NOW,
+        )
+        .unwrap();
     }
 
     #[test]
     fn production_root_rejects_a_mock_chain() {
         let (_, server, chain, _) = setup();
-        assert_eq!(verify_chain(&chain, &server.public, &TrustedRoot::whatsapp(), NOW), Err(CertError::IntermediateSignature));
+        assert_eq!(
+            verify_chain(&chain, &server.public, &TrustedRoot::whatsapp(), NOW),
+            Err(CertError::IntermediateSignature)
+        );
     }
 
     #[test]
@@ -196,24 +219,60 @@ mod tests {
         // Random leaf signature (what Baileys would accept).
         let mut forged = c.clone();
         forged.leaf.as_mut().unwrap().signature = Some(vec![7u8; 64]);
-        assert_eq!(verify_chain(&forged.encode_to_vec(), &server.public, &r, NOW), Err(CertError::LeafSignature));
+        assert_eq!(
+            verify_chain(&forged.encode_to_vec(), &server.public, &r, NOW),
+            Err(CertError::LeafSignature)
+        );
         // Zero intermediate signature.
         let mut forged = c.clone();
         forged.intermediate.as_mut().unwrap().signature = Some(vec![0u8; 64]);
-        assert_eq!(verify_chain(&forged.encode_to_vec(), &server.public, &r, NOW), Err(CertError::IntermediateSignature));
+        assert_eq!(
+            verify_chain(&forged.encode_to_vec(), &server.public, &r, NOW),
+            Err(CertError::IntermediateSignature)
+        );
         // Leaf for another server key.
         let other = KeyPair::generate(&rng);
-        assert_eq!(verify_chain(&chain, &other.public, &r, NOW), Err(CertError::LeafKeyMismatch));
+        assert_eq!(
+            verify_chain(&chain, &other.public, &r, NOW),
+            Err(CertError::LeafKeyMismatch)
+        );
         // Outside the window.
-        assert_eq!(verify_chain(&chain, &server.public, &r, NOW + 10 * 86_400), Err(CertError::Expired));
+        assert_eq!(
+            verify_chain(&chain, &server.public, &r, NOW + 10 * 86_400),
+            Err(CertError::Expired)
+        );
         // Leaf issuer serial that does not name the intermediate (re-signed so only the serial is wrong).
         let inter_key = KeyPair::generate(&rng);
-        let i_details = Details { serial: Some(2), issuer_serial: Some(0), key: Some(inter_key.public.to_vec()), ..Default::default() }.encode_to_vec();
-        let l_details = Details { serial: Some(7), issuer_serial: Some(99), key: Some(server.public.to_vec()), ..Default::default() }.encode_to_vec();
-        c.intermediate = Some(NoiseCertificate { signature: Some(root.sign(&i_details, &rng).to_vec()), details: Some(i_details) });
-        c.leaf = Some(NoiseCertificate { signature: Some(inter_key.sign(&l_details, &rng).to_vec()), details: Some(l_details) });
-        assert_eq!(verify_chain(&c.encode_to_vec(), &server.public, &r, NOW), Err(CertError::IssuerSerial));
+        let i_details = Details {
+            serial: Some(2),
+            issuer_serial: Some(0),
+            key: Some(inter_key.public.to_vec()),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let l_details = Details {
+            serial: Some(7),
+            issuer_serial: Some(99),
+            key: Some(server.public.to_vec()),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        c.intermediate = Some(NoiseCertificate {
+            signature: Some(root.sign(&i_details, &rng).to_vec()),
+            details: Some(i_details),
+        });
+        c.leaf = Some(NoiseCertificate {
+            signature: Some(inter_key.sign(&l_details, &rng).to_vec()),
+            details: Some(l_details),
+        });
+        assert_eq!(
+            verify_chain(&c.encode_to_vec(), &server.public, &r, NOW),
+            Err(CertError::IssuerSerial)
+        );
         // Garbage.
-        assert!(matches!(verify_chain(&[1, 2, 3], &server.public, &r, NOW), Err(CertError::Malformed(_))));
+        assert!(matches!(
+            verify_chain(&[1, 2, 3], &server.public, &r, NOW),
+            Err(CertError::Malformed(_))
+        ));
     }
 }

@@ -9,24 +9,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{Instant, sleep_until};
 
 use super::binary::Node;
+use super::creds::Creds;
 use super::creds::{CredsError, CredsStore};
-use super::crypto::{os_entropy, SharedEntropy};
+use super::crypto::{SharedEntropy, os_entropy};
 use super::disconnect::DisconnectReason;
-use super::pairing::{handle_pair_success, qr_string, ref_lifetime, PairError};
+use super::pairing::{PairError, handle_pair_success, qr_string, ref_lifetime};
 use super::payload::{self, DEFAULT_APP_VERSION};
 use super::prekeys::{self, INITIAL_PREKEY_COUNT, MIN_PREKEY_COUNT};
-use super::socket::{connect, ClientSocket, Endpoint, SocketError};
-use super::creds::Creds;
+use super::socket::{ClientSocket, Endpoint, SocketError, connect};
 
 /// Wall clock in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The system wall clock.
 pub fn system_clock() -> Clock {
-    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
 }
 
 /// Client settings. Build with [`ClientConfig::new`]; tests adjust the public fields.
@@ -58,7 +62,10 @@ pub struct ClientConfig {
 
 impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig").field("endpoint", &self.endpoint).field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("ClientConfig")
+            .field("endpoint", &self.endpoint)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,15 +102,21 @@ impl ClientConfig {
     /// Without the feature this function does not exist and the variables do nothing.
     #[cfg(feature = "wa-mock")]
     pub fn apply_test_env(mut self) -> Result<Self, String> {
-        let (Ok(url), Ok(root)) = (std::env::var("OPENCLAW_WA_TEST_SERVER"), std::env::var("OPENCLAW_WA_TEST_ROOT_KEY"))
-        else {
+        let (Ok(url), Ok(root)) = (
+            std::env::var("OPENCLAW_WA_TEST_SERVER"),
+            std::env::var("OPENCLAW_WA_TEST_ROOT_KEY"),
+        ) else {
             return Ok(self);
         };
         let key: [u8; 32] = hex::decode(root.trim())
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or("OPENCLAW_WA_TEST_ROOT_KEY is not 32 bytes of hex")?;
-        self.endpoint = Endpoint { url, origin: super::socket::WA_WEB_ORIGIN.into(), root: super::cert::TrustedRoot::for_testing(key) };
+        self.endpoint = Endpoint {
+            url,
+            origin: super::socket::WA_WEB_ORIGIN.into(),
+            root: super::cert::TrustedRoot::for_testing(key),
+        };
         Ok(self)
     }
 }
@@ -225,13 +238,26 @@ pub async fn run_connection(
         Err(_) => payload::registration(&creds, cfg.app_version),
     };
     let noise = creds.noise();
-    let connecting = connect(&cfg.endpoint, creds.routing_info.as_deref(), &noise, &p, (cfg.clock)(), cfg.rng.as_ref());
+    let connecting = connect(
+        &cfg.endpoint,
+        creds.routing_info.as_deref(),
+        &noise,
+        &p,
+        (cfg.clock)(),
+        cfg.rng.as_ref(),
+    );
     let sock = match tokio::time::timeout(cfg.connect_timeout, connecting).await {
         Err(_) => {
-            return Ok(ConnectionEnd { opened: false, reason: Some(DisconnectReason::TimedOut("connect".into())) });
+            return Ok(ConnectionEnd {
+                opened: false,
+                reason: Some(DisconnectReason::TimedOut("connect".into())),
+            });
         }
         Ok(Err(SocketError::Ws(_) | SocketError::Closed)) => {
-            return Ok(ConnectionEnd { opened: false, reason: Some(DisconnectReason::ConnectionClosed) });
+            return Ok(ConnectionEnd {
+                opened: false,
+                reason: Some(DisconnectReason::ConnectionClosed),
+            });
         }
         Ok(Err(e)) => return Err(ClientError::Handshake(e)),
         Ok(Ok(s)) => s,
@@ -277,7 +303,10 @@ impl Session<'_> {
     }
 
     fn end(&self, reason: Option<DisconnectReason>) -> Result<ConnectionEnd, ClientError> {
-        Ok(ConnectionEnd { opened: self.opened, reason })
+        Ok(ConnectionEnd {
+            opened: self.opened,
+            reason,
+        })
     }
 
     async fn run(&mut self, mode: RunMode) -> Result<ConnectionEnd, ClientError> {
@@ -333,12 +362,19 @@ impl Session<'_> {
         let life = if self.qr_index == 0 { first } else { next };
         self.qr_index += 1;
         self.qr_deadline = Some(Instant::now() + life);
-        let _ = self.events.send(Event::Qr { qr: qr_string(&r, &self.creds), expires_in: life });
+        let _ = self.events.send(Event::Qr {
+            qr: qr_string(&r, &self.creds),
+            expires_in: life,
+        });
         Ok(())
     }
 
     /// Handles one stanza; `Some(reason)` ends the connection.
-    async fn handle(&mut self, node: Node, mode: RunMode) -> Result<Option<DisconnectReason>, ClientError> {
+    async fn handle(
+        &mut self,
+        node: Node,
+        mode: RunMode,
+    ) -> Result<Option<DisconnectReason>, ClientError> {
         let r = match node.tag.as_str() {
             "iq" => self.handle_iq(node, mode).await?,
             "notification" if node.get_attr("type") == Some("link_code_companion_reg") => {
@@ -348,7 +384,9 @@ impl Session<'_> {
             "failure" => Err(DisconnectReason::from_failure(&node)),
             "stream:error" => Err(DisconnectReason::from_stream_error(&node)),
             "xmlstreamend" => Err(DisconnectReason::ConnectionClosed),
-            "ib" if node.child("downgrade_webclient").is_some() => Err(DisconnectReason::MultideviceMismatch),
+            "ib" if node.child("downgrade_webclient").is_some() => {
+                Err(DisconnectReason::MultideviceMismatch)
+            }
             "ib" => {
                 self.on_ib(&node);
                 Ok(())
@@ -360,19 +398,30 @@ impl Session<'_> {
 
     /// Stores `<ib><edge_routing><routing_info>` for the next connection's pre-intro.
     fn on_ib(&mut self, node: &Node) {
-        let info = node.child("edge_routing").and_then(|e| e.child("routing_info")).and_then(Node::content_bytes);
+        let info = node
+            .child("edge_routing")
+            .and_then(|e| e.child("routing_info"))
+            .and_then(Node::content_bytes);
         if let Some(info) = info
-            && self.creds.routing_info.as_deref() != Some(info) && self.creds.is_linked() {
-                self.creds.routing_info = Some(info.to_vec());
-                let _ = self.cfg.store.save(&self.creds);
-            }
+            && self.creds.routing_info.as_deref() != Some(info)
+            && self.creds.is_linked()
+        {
+            self.creds.routing_info = Some(info.to_vec());
+            let _ = self.cfg.store.save(&self.creds);
+        }
     }
 
-    async fn handle_iq(&mut self, node: Node, mode: RunMode) -> Result<Result<(), DisconnectReason>, ClientError> {
+    async fn handle_iq(
+        &mut self,
+        node: Node,
+        mode: RunMode,
+    ) -> Result<Result<(), DisconnectReason>, ClientError> {
         let id = node.get_attr("id").unwrap_or_default().to_owned();
         let ty = node.get_attr("type").unwrap_or_default().to_owned();
         if ty == "result" || ty == "error" {
-            let Some(kind) = self.pending.remove(&id) else { return Ok(Ok(())) };
+            let Some(kind) = self.pending.remove(&id) else {
+                return Ok(Ok(()));
+            };
             return Ok(self.on_response(kind, &node, ty == "result", mode).await);
         }
         if let Some(pd) = node.child("pair-device") {
@@ -380,9 +429,15 @@ impl Session<'_> {
                 .child_nodes()
                 .iter()
                 .filter(|n| n.tag == "ref")
-                .filter_map(|n| n.content_bytes().map(|b| String::from_utf8_lossy(b).into_owned()))
+                .filter_map(|n| {
+                    n.content_bytes()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                })
                 .collect();
-            let ack = Node::new("iq").attr("to", "s.whatsapp.net").attr("type", "result").attr("id", id);
+            let ack = Node::new("iq")
+                .attr("to", "s.whatsapp.net")
+                .attr("type", "result")
+                .attr("id", id);
             if let Err(r) = self.send(ack).await {
                 return Ok(Err(r));
             }
@@ -397,7 +452,10 @@ impl Session<'_> {
             return self.on_pair_success(&node, &id).await;
         }
         if node.get_attr("xmlns") == Some("urn:xmpp:ping") || node.child("ping").is_some() {
-            let pong = Node::new("iq").attr("to", "s.whatsapp.net").attr("type", "result").attr("id", id);
+            let pong = Node::new("iq")
+                .attr("to", "s.whatsapp.net")
+                .attr("type", "result")
+                .attr("id", id);
             return Ok(self.send(pong).await);
         }
         Ok(Ok(()))
@@ -408,7 +466,13 @@ impl Session<'_> {
         let rng = self.cfg.rng.clone();
         let code = super::paircode::generate_code(rng.as_ref());
         let eph = super::crypto::KeyPair::generate(rng.as_ref());
-        let hello = super::paircode::companion_hello(phone, &code, &eph, &self.creds.noise_key.public, rng.as_ref());
+        let hello = super::paircode::companion_hello(
+            phone,
+            &code,
+            &eph,
+            &self.creds.noise_key.public,
+            rng.as_ref(),
+        );
         self.pair_code = Some((code.clone(), eph));
         self.query(hello, Pending::Other).await?;
         let _ = self.events.send(Event::PairingCode { code });
@@ -416,7 +480,10 @@ impl Session<'_> {
     }
 
     /// The phone accepted the code: answer with our key bundle and adopt the derived ADV secret.
-    async fn on_pair_code_notification(&mut self, node: &Node) -> Result<Result<(), DisconnectReason>, ClientError> {
+    async fn on_pair_code_notification(
+        &mut self,
+        node: &Node,
+    ) -> Result<Result<(), DisconnectReason>, ClientError> {
         let ack = Node::new("ack")
             .attr("id", node.get_attr("id").unwrap_or_default())
             .attr("class", "notification")
@@ -425,16 +492,29 @@ impl Session<'_> {
         if let Err(r) = self.send(ack).await {
             return Ok(Err(r));
         }
-        let (Some((code, eph)), Some(phone)) = (self.pair_code.as_ref(), self.cfg.pair_phone.as_deref()) else {
+        let (Some((code, eph)), Some(phone)) =
+            (self.pair_code.as_ref(), self.cfg.pair_phone.as_deref())
+        else {
             return Ok(Ok(()));
         };
         let identity = self.creds.identity();
-        let (finish, adv) = super::paircode::companion_finish(node, phone, code, eph, &identity, self.cfg.rng.as_ref())?;
+        let (finish, adv) = super::paircode::companion_finish(
+            node,
+            phone,
+            code,
+            eph,
+            &identity,
+            self.cfg.rng.as_ref(),
+        )?;
         self.creds.adv_secret_key = adv.to_vec();
         Ok(self.query(finish, Pending::Other).await)
     }
 
-    async fn on_pair_success(&mut self, node: &Node, id: &str) -> Result<Result<(), DisconnectReason>, ClientError> {
+    async fn on_pair_success(
+        &mut self,
+        node: &Node,
+        id: &str,
+    ) -> Result<Result<(), DisconnectReason>, ClientError> {
         match handle_pair_success(node, &self.creds, self.cfg.rng.as_ref()) {
             Err(e) => {
                 let code = "401";
@@ -443,9 +523,13 @@ impl Session<'_> {
                     PairError::AccountSignature => "signature-mismatch",
                     _ => "internal-error",
                 };
-                let err = Node::new("iq").attr("to", "s.whatsapp.net").attr("type", "error").attr("id", id).children(vec![
-                    Node::new("error").attr("code", code).attr("text", text),
-                ]);
+                let err = Node::new("iq")
+                    .attr("to", "s.whatsapp.net")
+                    .attr("type", "error")
+                    .attr("id", id)
+                    .children(vec![
+                        Node::new("error").attr("code", code).attr("text", text),
+                    ]);
                 let _ = self.sock.send(&err).await;
                 Err(ClientError::Pair(e))
             }
@@ -465,29 +549,53 @@ impl Session<'_> {
 
     async fn on_success(&mut self, node: &Node, mode: RunMode) -> Result<(), DisconnectReason> {
         self.opened = true;
-        let jid = self.creds.me.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+        let jid = self
+            .creds
+            .me
+            .as_ref()
+            .map(|m| m.id.clone())
+            .unwrap_or_default();
         if let (Some(lid), Some(me)) = (node.get_attr("lid"), self.creds.me.as_mut())
-            && me.lid.as_deref() != Some(lid) {
-                me.lid = Some(lid.to_owned());
-                let _ = self.cfg.store.save(&self.creds);
-            }
+            && me.lid.as_deref() != Some(lid)
+        {
+            me.lid = Some(lid.to_owned());
+            let _ = self.cfg.store.save(&self.creds);
+        }
         let _ = self.events.send(Event::Open { jid: jid.clone() });
-        let active = Node::new("iq").attr("to", "s.whatsapp.net").attr("xmlns", "passive").attr("type", "set")
+        let active = Node::new("iq")
+            .attr("to", "s.whatsapp.net")
+            .attr("xmlns", "passive")
+            .attr("type", "set")
             .children(vec![Node::new("active")]);
         self.query(active, Pending::Other).await?;
         if mode == RunMode::Logout {
-            let rm = Node::new("iq").attr("to", "s.whatsapp.net").attr("type", "set").attr("xmlns", "md").children(vec![
-                Node::new("remove-companion-device").attr("jid", jid).attr("reason", "user_initiated"),
-            ]);
+            let rm = Node::new("iq")
+                .attr("to", "s.whatsapp.net")
+                .attr("type", "set")
+                .attr("xmlns", "md")
+                .children(vec![
+                    Node::new("remove-companion-device")
+                        .attr("jid", jid)
+                        .attr("reason", "user_initiated"),
+                ]);
             return self.query(rm, Pending::Logout).await;
         }
         self.query(prekeys::count_query(""), Pending::Count).await
     }
 
-    async fn on_response(&mut self, kind: Pending, node: &Node, ok: bool, _mode: RunMode) -> Result<(), DisconnectReason> {
+    async fn on_response(
+        &mut self,
+        kind: Pending,
+        node: &Node,
+        ok: bool,
+        _mode: RunMode,
+    ) -> Result<(), DisconnectReason> {
         match kind {
             Pending::Count => {
-                let count = node.child("count").and_then(|c| c.get_attr("value")).and_then(|v| v.parse::<u32>().ok());
+                let count = node
+                    .child("count")
+                    .and_then(|c| c.get_attr("value"))
+                    .and_then(|v| v.parse::<u32>().ok());
                 if ok && count.unwrap_or(0) < MIN_PREKEY_COUNT {
                     self.upload_prekeys().await?;
                 } else {
@@ -513,7 +621,8 @@ impl Session<'_> {
         let mut store = self.cfg.store.load_prekeys().unwrap_or_default();
         let ids = prekeys::generate(&mut self.creds, &mut store, n, self.cfg.rng.as_ref());
         // Private halves must be on disk before their public halves are on the server.
-        if self.cfg.store.save_prekeys(&store).is_err() || self.cfg.store.save(&self.creds).is_err() {
+        if self.cfg.store.save_prekeys(&store).is_err() || self.cfg.store.save(&self.creds).is_err()
+        {
             self.prekeys_settled = true;
             return Ok(());
         }
@@ -536,13 +645,21 @@ pub enum LinkOutcome {
 
 /// Links a new device by QR (or logs in with saved creds): connects, shows QR refs through
 /// `events`, handles pair-success and the 515 restart, and returns once logged in.
-pub async fn link(cfg: &ClientConfig, events: &mpsc::UnboundedSender<Event>) -> Result<LinkOutcome, ClientError> {
+pub async fn link(
+    cfg: &ClientConfig,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Result<LinkOutcome, ClientError> {
     // One restart (515 after pairing) is expected; allow a few more for robustness.
     for _ in 0..4 {
         let end = run_connection(cfg, events, RunMode::UntilOpen).await?;
         match end.reason {
             None if end.opened => {
-                let jid = cfg.store.load()?.and_then(|c| c.me).map(|m| m.id).unwrap_or_default();
+                let jid = cfg
+                    .store
+                    .load()?
+                    .and_then(|c| c.me)
+                    .map(|m| m.id)
+                    .unwrap_or_default();
                 return Ok(LinkOutcome::Linked { jid });
             }
             Some(DisconnectReason::RestartRequired) => continue,
@@ -580,8 +697,13 @@ pub async fn logout(cfg: &ClientConfig) -> Result<LogoutOutcome, ClientError> {
     match end {
         Ok(ConnectionEnd { reason: None, .. }) => Ok(LogoutOutcome::Unlinked),
         // The server already considers the device gone.
-        Ok(ConnectionEnd { reason: Some(DisconnectReason::LoggedOut), .. }) => Ok(LogoutOutcome::Unlinked),
-        Ok(ConnectionEnd { reason: Some(r), .. }) => Ok(LogoutOutcome::RemovedLocallyOnly(r.to_string())),
+        Ok(ConnectionEnd {
+            reason: Some(DisconnectReason::LoggedOut),
+            ..
+        }) => Ok(LogoutOutcome::Unlinked),
+        Ok(ConnectionEnd {
+            reason: Some(r), ..
+        }) => Ok(LogoutOutcome::RemovedLocallyOnly(r.to_string())),
         Err(e) => Ok(LogoutOutcome::RemovedLocallyOnly(e.to_string())),
     }
 }

@@ -33,12 +33,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use super::crypto::{random_bytes, Entropy, KeyPair};
-use crate::store::{write_atomic, StateLayout};
+use super::crypto::{Entropy, KeyPair, random_bytes};
+use crate::store::{StateLayout, write_atomic};
 
 /// Current on-disk format version.
 pub const CREDS_VERSION: u32 = 1;
@@ -51,9 +51,14 @@ mod b64_opt {
             None => s.serialize_none(),
         }
     }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         match Option::<String>::deserialize(d)? {
-            Some(s) => B64.decode(s.as_bytes()).map(Some).map_err(serde::de::Error::custom),
+            Some(s) => B64
+                .decode(s.as_bytes())
+                .map(Some)
+                .map_err(serde::de::Error::custom),
             None => Ok(None),
         }
     }
@@ -84,20 +89,26 @@ pub struct StoredKeyPair {
 
 impl std::fmt::Debug for StoredKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredKeyPair").field("public", &B64.encode(&self.public)).finish_non_exhaustive()
+        f.debug_struct("StoredKeyPair")
+            .field("public", &B64.encode(&self.public))
+            .finish_non_exhaustive()
     }
 }
 
 impl From<&KeyPair> for StoredKeyPair {
     fn from(k: &KeyPair) -> Self {
-        Self { private: k.private.to_vec(), public: k.public.to_vec() }
+        Self {
+            private: k.private.to_vec(),
+            public: k.public.to_vec(),
+        }
     }
 }
 
 impl StoredKeyPair {
     /// The key pair, checking lengths and that the public half matches the private one.
     pub fn key_pair(&self) -> Result<KeyPair, &'static str> {
-        let private = <[u8; 32]>::try_from(self.private.as_slice()).map_err(|_| "private key is not 32 bytes")?;
+        let private = <[u8; 32]>::try_from(self.private.as_slice())
+            .map_err(|_| "private key is not 32 bytes")?;
         let kp = KeyPair::from_private(private);
         if kp.public.as_slice() != self.public.as_slice() {
             return Err("public key does not match private key");
@@ -229,7 +240,11 @@ impl Creds {
             version: CREDS_VERSION,
             noise_key: (&KeyPair::generate(rng)).into(),
             signed_identity_key: (&identity).into(),
-            signed_pre_key: SignedPreKey { key_id: 1, key_pair: (&spk).into(), signature },
+            signed_pre_key: SignedPreKey {
+                key_id: 1,
+                key_pair: (&spk).into(),
+                signature,
+            },
             registration_id: u32::from(u16::from_be_bytes(reg) & 0x3FFF),
             adv_secret_key: random_bytes::<32>(rng).to_vec(),
             next_pre_key_id: 1,
@@ -246,9 +261,16 @@ impl Creds {
         if self.version != CREDS_VERSION {
             return Err(format!("unsupported version {}", self.version));
         }
-        self.noise_key.key_pair().map_err(|e| format!("noiseKey: {e}"))?;
-        self.signed_identity_key.key_pair().map_err(|e| format!("signedIdentityKey: {e}"))?;
-        self.signed_pre_key.key_pair.key_pair().map_err(|e| format!("signedPreKey: {e}"))?;
+        self.noise_key
+            .key_pair()
+            .map_err(|e| format!("noiseKey: {e}"))?;
+        self.signed_identity_key
+            .key_pair()
+            .map_err(|e| format!("signedIdentityKey: {e}"))?;
+        self.signed_pre_key
+            .key_pair
+            .key_pair()
+            .map_err(|e| format!("signedPreKey: {e}"))?;
         if self.signed_pre_key.signature.len() != 64 {
             return Err("signedPreKey.signature is not 64 bytes".into());
         }
@@ -269,7 +291,9 @@ impl Creds {
     /// The Noise static key pair.
     pub fn noise(&self) -> KeyPair {
         // validate() has checked it; fall back to re-deriving from the private half.
-        self.noise_key.key_pair().unwrap_or_else(|_| KeyPair::from_private(arr32(&self.noise_key.private)))
+        self.noise_key
+            .key_pair()
+            .unwrap_or_else(|_| KeyPair::from_private(arr32(&self.noise_key.private)))
     }
 
     /// The identity key pair.
@@ -331,7 +355,9 @@ pub struct CredsStore {
 impl CredsStore {
     /// The store for `account_id` in the state dir `layout`.
     pub fn new(layout: &StateLayout, account_id: &str) -> Self {
-        Self { dir: layout.whatsapp_account_dir(account_id) }
+        Self {
+            dir: layout.whatsapp_account_dir(account_id),
+        }
     }
 
     /// A store in an explicit directory.
@@ -368,17 +394,25 @@ impl CredsStore {
         match fs::read(path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(CredsError::Io { path: path.to_path_buf(), source }),
+            Err(source) => Err(CredsError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
     /// Loads `creds.json`: `Ok(None)` when absent, [`CredsError::Corrupt`] when unreadable.
     pub fn load(&self) -> Result<Option<Creds>, CredsError> {
         let path = self.creds_path();
-        let Some(bytes) = Self::read(&path)? else { return Ok(None) };
+        let Some(bytes) = Self::read(&path)? else {
+            return Ok(None);
+        };
         Self::parse(&path, &bytes).map(Some).map_err(|reason| {
             let hint = if self.backup_path().exists() {
-                format!("; the previous good copy is {}", self.backup_path().display())
+                format!(
+                    "; the previous good copy is {}",
+                    self.backup_path().display()
+                )
             } else {
                 String::new()
             };
@@ -394,11 +428,18 @@ impl CredsStore {
             match Self::parse(&path, &old) {
                 Ok(_) => write_atomic(&self.backup_path(), &old, 0o600)?,
                 Err(reason) => {
-                    return Err(CredsError::Corrupt { path, reason, hint: "; refusing to overwrite it".into() });
+                    return Err(CredsError::Corrupt {
+                        path,
+                        reason,
+                        hint: "; refusing to overwrite it".into(),
+                    });
                 }
             }
         }
-        let json = serde_json::to_vec_pretty(creds).map_err(|e| CredsError::Io { path: path.clone(), source: e.into() })?;
+        let json = serde_json::to_vec_pretty(creds).map_err(|e| CredsError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         write_atomic(&path, &json, 0o600)?;
         Ok(())
     }
@@ -406,14 +447,23 @@ impl CredsStore {
     /// Loads the stored prekeys (empty when absent).
     pub fn load_prekeys(&self) -> Result<PreKeys, CredsError> {
         let path = self.prekeys_path();
-        let Some(bytes) = Self::read(&path)? else { return Ok(PreKeys::new()) };
-        serde_json::from_slice(&bytes).map_err(|e| CredsError::Corrupt { path, reason: e.to_string(), hint: String::new() })
+        let Some(bytes) = Self::read(&path)? else {
+            return Ok(PreKeys::new());
+        };
+        serde_json::from_slice(&bytes).map_err(|e| CredsError::Corrupt {
+            path,
+            reason: e.to_string(),
+            hint: String::new(),
+        })
     }
 
     /// Saves the prekeys atomically with mode 0600.
     pub fn save_prekeys(&self, keys: &PreKeys) -> Result<(), CredsError> {
         let path = self.prekeys_path();
-        let json = serde_json::to_vec(keys).map_err(|e| CredsError::Io { path: path.clone(), source: e.into() })?;
+        let json = serde_json::to_vec(keys).map_err(|e| CredsError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         write_atomic(&path, &json, 0o600)?;
         Ok(())
     }
@@ -423,7 +473,10 @@ impl CredsStore {
         match fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CredsError::Io { path: self.dir.clone(), source }),
+            Err(source) => Err(CredsError::Io {
+                path: self.dir.clone(),
+                source,
+            }),
         }
     }
 }
@@ -437,7 +490,11 @@ mod tests {
 
     fn linked(rng: &SeededEntropy) -> Creds {
         let mut c = Creds::generate(rng);
-        c.me = Some(Me { id: "15550001234:7@s.whatsapp.net".into(), lid: Some("1234:7@lid".into()), name: None });
+        c.me = Some(Me {
+            id: "15550001234:7@s.whatsapp.net".into(),
+            lid: Some("1234:7@lid".into()),
+            name: None,
+        });
         c.account = Some(Account {
             details: vec![1],
             account_signature_key: vec![2; 32],
@@ -455,13 +512,19 @@ mod tests {
         let rng = SeededEntropy::new(4);
         let a = Creds::generate(&rng);
         store.save(&a).unwrap();
-        let mode = fs::metadata(store.creds_path()).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(store.creds_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(store.load().unwrap().unwrap(), a);
         let b = linked(&rng);
         store.save(&b).unwrap();
         assert_eq!(store.load().unwrap().unwrap(), b);
-        let bak: Creds = serde_json::from_slice(&fs::read(dir.path().join("acct/creds.json.bak")).unwrap()).unwrap();
+        let bak: Creds =
+            serde_json::from_slice(&fs::read(dir.path().join("acct/creds.json.bak")).unwrap())
+                .unwrap();
         assert_eq!(bak, a);
         assert_eq!(b.me.unwrap().user_and_device(), Some((15550001234, 7)));
     }
@@ -470,7 +533,10 @@ mod tests {
     fn debug_output_has_no_secrets() {
         let c = linked(&SeededEntropy::new(6));
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains(&B64.encode(&c.adv_secret_key)) && !dbg.contains(&B64.encode(&c.noise_key.private)));
+        assert!(
+            !dbg.contains(&B64.encode(&c.adv_secret_key))
+                && !dbg.contains(&B64.encode(&c.noise_key.private))
+        );
         assert!(!dbg.contains(&format!("{:?}", c.adv_secret_key)));
     }
 
@@ -488,7 +554,10 @@ mod tests {
         assert!(matches!(err, CredsError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("creds.json.bak"), "{err}");
         assert!(store.save(&Creds::generate(&rng)).is_err());
-        assert_eq!(fs::read(store.creds_path()).unwrap(), &full[..full.len() / 2]);
+        assert_eq!(
+            fs::read(store.creds_path()).unwrap(),
+            &full[..full.len() / 2]
+        );
         // Parsable JSON but a public key that does not match its private key.
         let mut c: Creds = serde_json::from_slice(&full).unwrap();
         c.noise_key.public[0] ^= 1;

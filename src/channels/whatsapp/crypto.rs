@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use curve25519_dalek::scalar::{clamp_integer, Scalar};
+use curve25519_dalek::scalar::{Scalar, clamp_integer};
 use sha2::{Digest, Sha512};
 
 /// A source of random bytes. Production uses the OS; tests inject a deterministic one.
@@ -44,15 +44,23 @@ impl SeededEntropy {
     pub fn new(seed: u64) -> Self {
         let mut s = [0u8; 32];
         s[..8].copy_from_slice(&seed.to_be_bytes());
-        Self { seed: s, counter: std::sync::atomic::AtomicU64::new(0) }
+        Self {
+            seed: s,
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 }
 
 impl Entropy for SeededEntropy {
     fn fill(&self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(64) {
-            let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let block = Sha512::new().chain_update(self.seed).chain_update(n.to_be_bytes()).finalize();
+            let n = self
+                .counter
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let block = Sha512::new()
+                .chain_update(self.seed)
+                .chain_update(n.to_be_bytes())
+                .finalize();
             chunk.copy_from_slice(&block[..chunk.len()]);
         }
     }
@@ -84,7 +92,9 @@ pub struct KeyPair {
 
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyPair").field("public", &hex::encode(self.public)).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("public", &hex::encode(self.public))
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,7 +113,9 @@ impl KeyPair {
 
     /// X25519 Diffie-Hellman with a peer public key.
     pub fn dh(&self, peer_public: &[u8; 32]) -> [u8; 32] {
-        MontgomeryPoint(*peer_public).mul_clamped(self.private).to_bytes()
+        MontgomeryPoint(*peer_public)
+            .mul_clamped(self.private)
+            .to_bytes()
     }
 
     /// XEdDSA signature over `msg`.
@@ -129,8 +141,12 @@ pub fn xeddsa_sign(private: &[u8; 32], msg: &[u8], z: &[u8; 64]) -> [u8; 64] {
         .into();
     let r = Scalar::from_bytes_mod_order_wide(&r_hash);
     let big_r = EdwardsPoint::mul_base(&r).compress();
-    let k_hash: [u8; 64] =
-        Sha512::new().chain_update(big_r.as_bytes()).chain_update(big_a.as_bytes()).chain_update(msg).finalize().into();
+    let k_hash: [u8; 64] = Sha512::new()
+        .chain_update(big_r.as_bytes())
+        .chain_update(big_a.as_bytes())
+        .chain_update(msg)
+        .finalize()
+        .into();
     let k = Scalar::from_bytes_mod_order_wide(&k_hash);
     let s = k * a + r;
     let mut sig = [0u8; 64];
@@ -143,16 +159,26 @@ pub fn xeddsa_sign(private: &[u8; 32], msg: &[u8], z: &[u8; 64]) -> [u8; 64] {
 
 /// Verifies an XEdDSA signature made by the Curve25519 public key `public`. Never panics.
 pub fn xeddsa_verify(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
-    let Ok(sig) = <[u8; 64]>::try_from(sig) else { return false };
+    let Ok(sig) = <[u8; 64]>::try_from(sig) else {
+        return false;
+    };
     let sign = (sig[63] & 0x80) >> 7;
-    let Some(big_a) = MontgomeryPoint(*public).to_edwards(sign) else { return false };
+    let Some(big_a) = MontgomeryPoint(*public).to_edwards(sign) else {
+        return false;
+    };
     let big_a_c = big_a.compress();
     let mut s_bytes = [0u8; 32];
     s_bytes.copy_from_slice(&sig[32..]);
     s_bytes[31] &= 0x7F;
-    let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else { return false };
-    let k_hash: [u8; 64] =
-        Sha512::new().chain_update(&sig[..32]).chain_update(big_a_c.as_bytes()).chain_update(msg).finalize().into();
+    let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+        return false;
+    };
+    let k_hash: [u8; 64] = Sha512::new()
+        .chain_update(&sig[..32])
+        .chain_update(big_a_c.as_bytes())
+        .chain_update(msg)
+        .finalize()
+        .into();
     let k = Scalar::from_bytes_mod_order_wide(&k_hash);
     let check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &(-big_a), &s).compress();
     let mut r = [0u8; 32];

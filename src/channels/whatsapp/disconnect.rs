@@ -76,7 +76,9 @@ impl DisconnectReason {
 
     /// Classifies a `<failure reason=N>` node.
     pub fn from_failure(node: &Node) -> Self {
-        node.get_attr("reason").and_then(|c| c.parse().ok()).map_or(Self::BadSession, Self::from_code)
+        node.get_attr("reason")
+            .and_then(|c| c.parse().ok())
+            .map_or(Self::BadSession, Self::from_code)
     }
 
     /// Whether the credentials must be considered dead (401, 403).
@@ -86,7 +88,13 @@ impl DisconnectReason {
 
     /// Whether reconnecting makes sense (everything except logged out, forbidden, replaced and 411).
     pub fn should_reconnect(&self) -> bool {
-        !matches!(self, Self::LoggedOut | Self::Forbidden | Self::ConnectionReplaced | Self::MultideviceMismatch)
+        !matches!(
+            self,
+            Self::LoggedOut
+                | Self::Forbidden
+                | Self::ConnectionReplaced
+                | Self::MultideviceMismatch
+        )
     }
 }
 
@@ -118,13 +126,23 @@ mod tests {
         for c in [401, 403, 408, 411, 428, 440, 500, 503, 515] {
             assert_eq!(DisconnectReason::from_code(c).code(), c);
         }
-        let conflict = Node::new("stream:error").children(vec![Node::new("conflict").attr("type", "replaced")]);
-        assert_eq!(DisconnectReason::from_stream_error(&conflict), DisconnectReason::ConnectionReplaced);
-        assert_eq!(DisconnectReason::from_stream_error(&Node::new("stream:error")), DisconnectReason::BadSession);
+        let conflict = Node::new("stream:error")
+            .children(vec![Node::new("conflict").attr("type", "replaced")]);
+        assert_eq!(
+            DisconnectReason::from_stream_error(&conflict),
+            DisconnectReason::ConnectionReplaced
+        );
+        assert_eq!(
+            DisconnectReason::from_stream_error(&Node::new("stream:error")),
+            DisconnectReason::BadSession
+        );
         assert_eq!(
             DisconnectReason::from_stream_error(&Node::new("stream:error").attr("code", "515")),
             DisconnectReason::RestartRequired
         );
-        assert_eq!(DisconnectReason::from_failure(&Node::new("failure").attr("reason", "403")), DisconnectReason::Forbidden);
+        assert_eq!(
+            DisconnectReason::from_failure(&Node::new("failure").attr("reason", "403")),
+            DisconnectReason::Forbidden
+        );
     }
 }

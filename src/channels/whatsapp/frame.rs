@@ -67,7 +67,8 @@ impl FrameDecoder {
         if avail.len() < 3 {
             return None;
         }
-        let len = (usize::from(avail[0]) << 16) | (usize::from(avail[1]) << 8) | usize::from(avail[2]);
+        let len =
+            (usize::from(avail[0]) << 16) | (usize::from(avail[1]) << 8) | usize::from(avail[2]);
         if avail.len() < 3 + len {
             return None;
         }
@@ -114,7 +115,8 @@ pub fn strip_intro(bytes: &[u8]) -> Result<Option<usize>, FrameError> {
         if bytes[2] != 0 || bytes[3] != 1 {
             return Err(FrameError::BadHeader);
         }
-        let len = (usize::from(bytes[4]) << 16) | (usize::from(bytes[5]) << 8) | usize::from(bytes[6]);
+        let len =
+            (usize::from(bytes[4]) << 16) | (usize::from(bytes[5]) << 8) | usize::from(bytes[6]);
         off = 7 + len;
     }
     if bytes.len() < off + 4 {
@@ -160,14 +162,20 @@ mod tests {
     fn length_prefix_is_big_endian_24_bit() {
         assert_eq!(encode_frame(&[1, 2]).unwrap(), vec![0, 0, 2, 1, 2]);
         assert_eq!(&encode_frame(&vec![0; 0x010203]).unwrap()[..3], &[1, 2, 3]);
-        assert_eq!(encode_frame(&vec![0; MAX_FRAME + 1]), Err(FrameError::TooLarge(MAX_FRAME + 1)));
+        assert_eq!(
+            encode_frame(&vec![0; MAX_FRAME + 1]),
+            Err(FrameError::TooLarge(MAX_FRAME + 1))
+        );
     }
 
     #[test]
     fn intro_with_and_without_edge_routing() {
         assert_eq!(strip_intro(b"WA\x06\x03\x00"), Ok(Some(4)));
         assert_eq!(strip_intro(b"WA\x06"), Ok(None));
-        assert_eq!(strip_intro(b"ED\x00\x01\x00\x00\x02xyWA\x06\x03"), Ok(Some(13)));
+        assert_eq!(
+            strip_intro(b"ED\x00\x01\x00\x00\x02xyWA\x06\x03"),
+            Ok(Some(13))
+        );
         assert_eq!(strip_intro(b"GET /"), Err(FrameError::BadHeader));
         let mut intro = edge_routing_intro(b"xyz").unwrap();
         intro.extend_from_slice(&WA_HEADER);

@@ -63,7 +63,9 @@ fn seal(key: &[u8; 32], counter: u32, aad: &[u8], pt: &[u8]) -> Vec<u8> {
 
 fn open(key: &[u8; 32], counter: u32, aad: &[u8], ct: &[u8]) -> Result<Vec<u8>, NoiseError> {
     let cipher = Aes256Gcm::new(key.into());
-    cipher.decrypt(Nonce::from_slice(&iv(counter)), Payload { msg: ct, aad }).map_err(|_| NoiseError::Decrypt)
+    cipher
+        .decrypt(Nonce::from_slice(&iv(counter)), Payload { msg: ct, aad })
+        .map_err(|_| NoiseError::Decrypt)
 }
 
 /// The handshake's symmetric state: chaining key, hash, cipher key and the shared counter.
@@ -77,14 +79,21 @@ pub struct SymmetricState {
 
 impl std::fmt::Debug for SymmetricState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SymmetricState").field("h", &hex::encode(self.h)).finish_non_exhaustive()
+        f.debug_struct("SymmetricState")
+            .field("h", &hex::encode(self.h))
+            .finish_non_exhaustive()
     }
 }
 
 impl SymmetricState {
     /// The state after `h = ck = name` and `MixHash(WA 06 03)`.
     pub fn new() -> Self {
-        let mut s = Self { ck: *NOISE_XX_NAME, h: *NOISE_XX_NAME, k: *NOISE_XX_NAME, n: 0 };
+        let mut s = Self {
+            ck: *NOISE_XX_NAME,
+            h: *NOISE_XX_NAME,
+            k: *NOISE_XX_NAME,
+            n: 0,
+        };
         s.mix_hash(&WA_HEADER);
         s
     }
@@ -96,7 +105,11 @@ impl SymmetricState {
 
     /// `h = SHA256(h || data)`.
     pub fn mix_hash(&mut self, data: &[u8]) {
-        self.h = Sha256::new().chain_update(self.h).chain_update(data).finalize().into();
+        self.h = Sha256::new()
+            .chain_update(self.h)
+            .chain_update(data)
+            .finalize()
+            .into();
     }
 
     /// `(ck, k) = HKDF(salt = ck, ikm)`; the counter resets.
@@ -127,7 +140,12 @@ impl SymmetricState {
     pub fn split(&self, initiator: bool) -> TransportState {
         let (k1, k2) = hkdf64(&self.ck, &[]);
         let (write, read) = if initiator { (k1, k2) } else { (k2, k1) };
-        TransportState { write_key: write, read_key: read, write_n: 0, read_n: 0 }
+        TransportState {
+            write_key: write,
+            read_key: read,
+            write_n: 0,
+            read_n: 0,
+        }
     }
 }
 
@@ -178,10 +196,17 @@ impl Initiator {
         let re = key32(ephemeral, "server ephemeral")?;
         self.sym.mix_hash(&re);
         self.sym.mix_key(&self.ephemeral.dh(&re));
-        let rs = key32(&self.sym.decrypt_and_hash(encrypted_static)?, "server static")?;
+        let rs = key32(
+            &self.sym.decrypt_and_hash(encrypted_static)?,
+            "server static",
+        )?;
         self.sym.mix_key(&self.ephemeral.dh(&rs));
         let cert_chain = self.sym.decrypt_and_hash(payload)?;
-        Ok(ServerHelloOpened { server_static: rs, cert_chain, server_ephemeral: re })
+        Ok(ServerHelloOpened {
+            server_static: rs,
+            cert_chain,
+            server_ephemeral: re,
+        })
     }
 
     /// Builds `ClientFinish{static, payload}` with our long-term noise key and the client payload,
@@ -242,11 +267,19 @@ impl Responder {
     }
 
     /// Reads `ClientFinish{static, payload}` and splits.
-    pub fn read_client_finish(mut self, enc_static: &[u8], enc_payload: &[u8]) -> Result<ClientFinishOpened, NoiseError> {
+    pub fn read_client_finish(
+        mut self,
+        enc_static: &[u8],
+        enc_payload: &[u8],
+    ) -> Result<ClientFinishOpened, NoiseError> {
         let cs = key32(&self.sym.decrypt_and_hash(enc_static)?, "client static")?;
         self.sym.mix_key(&self.ephemeral.dh(&cs));
         let payload = self.sym.decrypt_and_hash(enc_payload)?;
-        Ok(ClientFinishOpened { client_static: cs, payload, transport: self.sym.split(false) })
+        Ok(ClientFinishOpened {
+            client_static: cs,
+            payload,
+            transport: self.sym.split(false),
+        })
     }
 }
 
@@ -260,7 +293,10 @@ pub struct TransportState {
 
 impl std::fmt::Debug for TransportState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransportState").field("write_n", &self.write_n).field("read_n", &self.read_n).finish()
+        f.debug_struct("TransportState")
+            .field("write_n", &self.write_n)
+            .field("read_n", &self.read_n)
+            .finish()
     }
 }
 
@@ -268,22 +304,34 @@ impl TransportState {
     /// Splits into independently usable halves (for a reader task and a writer task).
     pub fn into_halves(self) -> (TransportWriter, TransportReader) {
         (
-            TransportWriter { key: self.write_key, n: self.write_n },
-            TransportReader { key: self.read_key, n: self.read_n },
+            TransportWriter {
+                key: self.write_key,
+                n: self.write_n,
+            },
+            TransportReader {
+                key: self.read_key,
+                n: self.read_n,
+            },
         )
     }
 
     /// Encrypts one outgoing frame payload.
     pub fn encrypt(&mut self, pt: &[u8]) -> Result<Vec<u8>, NoiseError> {
         let ct = seal(&self.write_key, self.write_n, &[], pt);
-        self.write_n = self.write_n.checked_add(1).ok_or(NoiseError::CounterExhausted)?;
+        self.write_n = self
+            .write_n
+            .checked_add(1)
+            .ok_or(NoiseError::CounterExhausted)?;
         Ok(ct)
     }
 
     /// Decrypts one incoming frame payload.
     pub fn decrypt(&mut self, ct: &[u8]) -> Result<Vec<u8>, NoiseError> {
         let pt = open(&self.read_key, self.read_n, &[], ct)?;
-        self.read_n = self.read_n.checked_add(1).ok_or(NoiseError::CounterExhausted)?;
+        self.read_n = self
+            .read_n
+            .checked_add(1)
+            .ok_or(NoiseError::CounterExhausted)?;
         Ok(pt)
     }
 }
@@ -326,7 +374,10 @@ mod tests {
     /// Reference §1.3: h0 is the raw 32-byte name; h1 = SHA256(h0 || 57410603).
     #[test]
     fn known_answer_h0_h1() {
-        assert_eq!(hex::encode(NOISE_XX_NAME), "4e6f6973655f58585f32353531395f41455347434d5f53484132353600000000");
+        assert_eq!(
+            hex::encode(NOISE_XX_NAME),
+            "4e6f6973655f58585f32353531395f41455347434d5f53484132353600000000"
+        );
         assert_eq!(
             hex::encode(SymmetricState::new().hash()),
             "ffff0c9267310966f1311170c04b38c79504285bf5edf763e5c946492a50a755"
@@ -348,7 +399,9 @@ mod tests {
         let opened = init.read_server_hello(&se, &enc_s, &enc_p).unwrap();
         assert_eq!(opened.server_static, server_static.public);
         assert_eq!(opened.cert_chain, b"cert");
-        let (cs, cp, client_t) = init.write_client_finish(&opened, &noise_key, b"payload").unwrap();
+        let (cs, cp, client_t) = init
+            .write_client_finish(&opened, &noise_key, b"payload")
+            .unwrap();
         let fin = resp.read_client_finish(&cs, &cp).unwrap();
         assert_eq!(fin.client_static, noise_key.public);
         assert_eq!(fin.payload, b"payload");
@@ -377,9 +430,16 @@ mod tests {
         let (_r, se, mut enc_s, enc_p) =
             Responder::respond(&ce, KeyPair::generate(&rng), &server_static, b"cert").unwrap();
         enc_s[0] ^= 1;
-        assert_eq!(init.read_server_hello(&se, &enc_s, &enc_p).unwrap_err(), NoiseError::Decrypt);
+        assert_eq!(
+            init.read_server_hello(&se, &enc_s, &enc_p).unwrap_err(),
+            NoiseError::Decrypt
+        );
         let (mut init, _) = Initiator::new(KeyPair::generate(&rng));
-        assert_eq!(init.read_server_hello(&se[..31], &enc_s, &enc_p).unwrap_err(), NoiseError::BadLength("server ephemeral"));
+        assert_eq!(
+            init.read_server_hello(&se[..31], &enc_s, &enc_p)
+                .unwrap_err(),
+            NoiseError::BadLength("server ephemeral")
+        );
     }
 }
 

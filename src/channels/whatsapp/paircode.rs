@@ -9,7 +9,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 
 use super::binary::Node;
-use super::crypto::{random_bytes, Entropy, KeyPair};
+use super::crypto::{Entropy, KeyPair, random_bytes};
 
 /// The code alphabet (Crockford-like, without 0, I, O, U).
 pub const ALPHABET: &[u8; 32] = b"123456789ABCDEFGHJKLMNPQRSTVWXYZ";
@@ -58,14 +58,24 @@ pub fn to_alphabet(bytes: &[u8]) -> String {
 
 /// `XXXX-XXXX` for display.
 pub fn display(code: &str) -> String {
-    if code.len() == 8 { format!("{}-{}", &code[..4], &code[4..]) } else { code.to_owned() }
+    if code.len() == 8 {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_owned()
+    }
 }
 
-const SHA256_IV: [u32; 8] =
-    [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
 
 fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
-    sha2::compress256(state, &[*sha2::digest::generic_array::GenericArray::from_slice(block)]);
+    sha2::compress256(
+        state,
+        &[*sha2::digest::generic_array::GenericArray::from_slice(
+            block,
+        )],
+    );
 }
 
 /// One SHA-256 block holding a 32-byte message that follows a 64-byte (already compressed) prefix.
@@ -102,7 +112,9 @@ pub fn pbkdf2_sha256_32(password: &[u8], salt: &[u8], rounds: u32) -> [u8; 32] {
     let (mut istate, mut ostate) = (SHA256_IV, SHA256_IV);
     compress(&mut istate, &ipad);
     compress(&mut ostate, &opad);
-    let Ok(mut mac) = <hmac::Hmac<Sha256> as Mac>::new_from_slice(password) else { unreachable!("HMAC takes any key") };
+    let Ok(mut mac) = <hmac::Hmac<Sha256> as Mac>::new_from_slice(password) else {
+        unreachable!("HMAC takes any key")
+    };
     mac.update(salt);
     mac.update(&1u32.to_be_bytes());
     let mut u: [u8; 32] = mac.finalize().into_bytes().into();
@@ -130,7 +142,11 @@ fn wrap_public_rounds(code: &str, public: &[u8; 32], rng: &dyn Entropy, rounds: 
     let salt: [u8; 32] = random_bytes(rng);
     let iv: [u8; 16] = random_bytes(rng);
     let mut ct = *public;
-    ctr(&pbkdf2_sha256_32(code.as_bytes(), &salt, rounds), &iv, &mut ct);
+    ctr(
+        &pbkdf2_sha256_32(code.as_bytes(), &salt, rounds),
+        &iv,
+        &mut ct,
+    );
     [&salt[..], &iv, &ct].concat()
 }
 
@@ -139,7 +155,11 @@ pub fn unwrap_public(code: &str, wrapped: &[u8]) -> Result<[u8; 32], PairCodeErr
     unwrap_public_rounds(code, wrapped, PBKDF2_ROUNDS)
 }
 
-fn unwrap_public_rounds(code: &str, wrapped: &[u8], rounds: u32) -> Result<[u8; 32], PairCodeError> {
+fn unwrap_public_rounds(
+    code: &str,
+    wrapped: &[u8],
+    rounds: u32,
+) -> Result<[u8; 32], PairCodeError> {
     if wrapped.len() != 80 {
         return Err(PairCodeError::Malformed("wrapped key"));
     }
@@ -147,20 +167,29 @@ fn unwrap_public_rounds(code: &str, wrapped: &[u8], rounds: u32) -> Result<[u8; 
     iv.copy_from_slice(&wrapped[32..48]);
     let mut pt = [0u8; 32];
     pt.copy_from_slice(&wrapped[48..]);
-    ctr(&pbkdf2_sha256_32(code.as_bytes(), &wrapped[..32], rounds), &iv, &mut pt);
+    ctr(
+        &pbkdf2_sha256_32(code.as_bytes(), &wrapped[..32], rounds),
+        &iv,
+        &mut pt,
+    );
     Ok(pt)
 }
 
 fn hkdf32(ikm: &[u8], salt: Option<&[u8]>, info: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    if Hkdf::<Sha256>::new(salt, ikm).expand(info, &mut out).is_err() {
+    if Hkdf::<Sha256>::new(salt, ikm)
+        .expand(info, &mut out)
+        .is_err()
+    {
         unreachable!("32-byte HKDF output");
     }
     out
 }
 
 fn child_bytes<'a>(n: &'a Node, tag: &'static str) -> Result<&'a [u8], PairCodeError> {
-    n.child(tag).and_then(Node::content_bytes).ok_or(PairCodeError::Malformed(tag))
+    n.child(tag)
+        .and_then(Node::content_bytes)
+        .ok_or(PairCodeError::Malformed(tag))
 }
 
 fn key32(b: &[u8], what: &'static str) -> Result<[u8; 32], PairCodeError> {
@@ -168,21 +197,31 @@ fn key32(b: &[u8], what: &'static str) -> Result<[u8; 32], PairCodeError> {
 }
 
 /// Companion: the `companion_hello` iq for `phone` (digits only).
-pub fn companion_hello(phone: &str, code: &str, ephemeral: &KeyPair, noise_pub: &[u8], rng: &dyn Entropy) -> Node {
-    Node::new("iq").attr("to", "s.whatsapp.net").attr("type", "set").attr("xmlns", "md").children(vec![
-        Node::new("link_code_companion_reg")
-            .attr("jid", format!("{phone}@s.whatsapp.net"))
-            .attr("stage", "companion_hello")
-            .attr("should_show_push_notification", "true")
-            .children(vec![
-                Node::new("link_code_pairing_wrapped_companion_ephemeral_pub")
-                    .bytes(wrap_public(code, &ephemeral.public, rng)),
-                Node::new("companion_server_auth_key_pub").bytes(noise_pub.to_vec()),
-                Node::new("companion_platform_id").text("1"),
-                Node::new("companion_platform_display").text("Chrome (OpenClaw)"),
-                Node::new("link_code_pairing_nonce").text("0"),
-            ]),
-    ])
+pub fn companion_hello(
+    phone: &str,
+    code: &str,
+    ephemeral: &KeyPair,
+    noise_pub: &[u8],
+    rng: &dyn Entropy,
+) -> Node {
+    Node::new("iq")
+        .attr("to", "s.whatsapp.net")
+        .attr("type", "set")
+        .attr("xmlns", "md")
+        .children(vec![
+            Node::new("link_code_companion_reg")
+                .attr("jid", format!("{phone}@s.whatsapp.net"))
+                .attr("stage", "companion_hello")
+                .attr("should_show_push_notification", "true")
+                .children(vec![
+                    Node::new("link_code_pairing_wrapped_companion_ephemeral_pub")
+                        .bytes(wrap_public(code, &ephemeral.public, rng)),
+                    Node::new("companion_server_auth_key_pub").bytes(noise_pub.to_vec()),
+                    Node::new("companion_platform_id").text("1"),
+                    Node::new("companion_platform_display").text("Chrome (OpenClaw)"),
+                    Node::new("link_code_pairing_nonce").text("0"),
+                ]),
+        ])
 }
 
 /// Companion: answers the phone's `link_code_companion_reg` notification. Returns the
@@ -195,10 +234,18 @@ pub fn companion_finish(
     identity: &KeyPair,
     rng: &dyn Entropy,
 ) -> Result<(Node, [u8; 32]), PairCodeError> {
-    let reg = notification.child("link_code_companion_reg").ok_or(PairCodeError::Malformed("link_code_companion_reg"))?;
+    let reg = notification
+        .child("link_code_companion_reg")
+        .ok_or(PairCodeError::Malformed("link_code_companion_reg"))?;
     let reference = child_bytes(reg, "link_code_pairing_ref")?;
-    let primary_identity = key32(child_bytes(reg, "primary_identity_pub")?, "primary_identity_pub")?;
-    let primary_eph = unwrap_public(code, child_bytes(reg, "link_code_pairing_wrapped_primary_ephemeral_pub")?)?;
+    let primary_identity = key32(
+        child_bytes(reg, "primary_identity_pub")?,
+        "primary_identity_pub",
+    )?;
+    let primary_eph = unwrap_public(
+        code,
+        child_bytes(reg, "link_code_pairing_wrapped_primary_ephemeral_pub")?,
+    )?;
     let shared = ephemeral.dh(&primary_eph);
     let adv_random: [u8; 32] = random_bytes(rng);
     let salt: [u8; 32] = random_bytes(rng);
@@ -206,17 +253,35 @@ pub fn companion_finish(
     let bundle_key = hkdf32(&shared, Some(&salt), BUNDLE_INFO);
     let plain = [&identity.public[..], &primary_identity, &adv_random].concat();
     let ct = Aes256Gcm::new((&bundle_key).into())
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: &[] })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: &[],
+            },
+        )
         .map_err(|_| PairCodeError::Decrypt)?;
     let identity_shared = identity.dh(&primary_identity);
-    let adv = hkdf32(&[&shared[..], &identity_shared, &adv_random].concat(), None, ADV_INFO);
-    let iq = Node::new("iq").attr("to", "s.whatsapp.net").attr("type", "set").attr("xmlns", "md").children(vec![
-        Node::new("link_code_companion_reg").attr("jid", format!("{phone}@s.whatsapp.net")).attr("stage", "companion_finish").children(vec![
-            Node::new("link_code_pairing_wrapped_key_bundle").bytes([&salt[..], &nonce, &ct].concat()),
-            Node::new("companion_identity_public").bytes(identity.public.to_vec()),
-            Node::new("link_code_pairing_ref").bytes(reference.to_vec()),
-        ]),
-    ]);
+    let adv = hkdf32(
+        &[&shared[..], &identity_shared, &adv_random].concat(),
+        None,
+        ADV_INFO,
+    );
+    let iq = Node::new("iq")
+        .attr("to", "s.whatsapp.net")
+        .attr("type", "set")
+        .attr("xmlns", "md")
+        .children(vec![
+            Node::new("link_code_companion_reg")
+                .attr("jid", format!("{phone}@s.whatsapp.net"))
+                .attr("stage", "companion_finish")
+                .children(vec![
+                    Node::new("link_code_pairing_wrapped_key_bundle")
+                        .bytes([&salt[..], &nonce, &ct].concat()),
+                    Node::new("companion_identity_public").bytes(identity.public.to_vec()),
+                    Node::new("link_code_pairing_ref").bytes(reference.to_vec()),
+                ]),
+        ]);
     Ok((iq, adv))
 }
 
@@ -235,7 +300,9 @@ pub fn primary_hello(
     phone_identity: &KeyPair,
     rng: &dyn Entropy,
 ) -> Result<(Node, PrimaryState), PairCodeError> {
-    let reg = hello.child("link_code_companion_reg").ok_or(PairCodeError::Malformed("link_code_companion_reg"))?;
+    let reg = hello
+        .child("link_code_companion_reg")
+        .ok_or(PairCodeError::Malformed("link_code_companion_reg"))?;
     let wrapped = child_bytes(reg, "link_code_pairing_wrapped_companion_ephemeral_pub")?;
     let companion_ephemeral = unwrap_public(typed_code, wrapped)?;
     let ephemeral = KeyPair::generate(rng);
@@ -244,32 +311,65 @@ pub fn primary_hello(
         .attr("from", "s.whatsapp.net")
         .attr("type", "link_code_companion_reg")
         .attr("id", hex::encode(id))
-        .children(vec![Node::new("link_code_companion_reg").attr("stage", "primary_hello").children(vec![
-            Node::new("link_code_pairing_ref").bytes(reference.to_vec()),
-            Node::new("link_code_pairing_wrapped_primary_ephemeral_pub").bytes(wrap_public(typed_code, &ephemeral.public, rng)),
-            Node::new("primary_identity_pub").bytes(phone_identity.public.to_vec()),
-        ])]);
-    Ok((n, PrimaryState { ephemeral, companion_ephemeral }))
+        .children(vec![
+            Node::new("link_code_companion_reg")
+                .attr("stage", "primary_hello")
+                .children(vec![
+                    Node::new("link_code_pairing_ref").bytes(reference.to_vec()),
+                    Node::new("link_code_pairing_wrapped_primary_ephemeral_pub")
+                        .bytes(wrap_public(typed_code, &ephemeral.public, rng)),
+                    Node::new("primary_identity_pub").bytes(phone_identity.public.to_vec()),
+                ]),
+        ]);
+    Ok((
+        n,
+        PrimaryState {
+            ephemeral,
+            companion_ephemeral,
+        },
+    ))
 }
 
 /// Phone: opens the companion's key bundle; returns the ADV secret and the companion identity.
-pub fn primary_finish(finish: &Node, state: &PrimaryState, phone_identity: &KeyPair) -> Result<([u8; 32], [u8; 32]), PairCodeError> {
-    let reg = finish.child("link_code_companion_reg").ok_or(PairCodeError::Malformed("link_code_companion_reg"))?;
+pub fn primary_finish(
+    finish: &Node,
+    state: &PrimaryState,
+    phone_identity: &KeyPair,
+) -> Result<([u8; 32], [u8; 32]), PairCodeError> {
+    let reg = finish
+        .child("link_code_companion_reg")
+        .ok_or(PairCodeError::Malformed("link_code_companion_reg"))?;
     let bundle = child_bytes(reg, "link_code_pairing_wrapped_key_bundle")?;
-    let companion_identity = key32(child_bytes(reg, "companion_identity_public")?, "companion_identity_public")?;
+    let companion_identity = key32(
+        child_bytes(reg, "companion_identity_public")?,
+        "companion_identity_public",
+    )?;
     if bundle.len() < 32 + 12 + 16 {
         return Err(PairCodeError::Malformed("key bundle"));
     }
     let shared = state.ephemeral.dh(&state.companion_ephemeral);
     let bundle_key = hkdf32(&shared, Some(&bundle[..32]), BUNDLE_INFO);
     let plain = Aes256Gcm::new((&bundle_key).into())
-        .decrypt(Nonce::from_slice(&bundle[32..44]), Payload { msg: &bundle[44..], aad: &[] })
+        .decrypt(
+            Nonce::from_slice(&bundle[32..44]),
+            Payload {
+                msg: &bundle[44..],
+                aad: &[],
+            },
+        )
         .map_err(|_| PairCodeError::Decrypt)?;
-    if plain.len() != 96 || plain[..32] != companion_identity || plain[32..64] != phone_identity.public {
+    if plain.len() != 96
+        || plain[..32] != companion_identity
+        || plain[32..64] != phone_identity.public
+    {
         return Err(PairCodeError::IdentityMismatch);
     }
     let identity_shared = phone_identity.dh(&companion_identity);
-    let adv = hkdf32(&[&shared[..], &identity_shared, &plain[64..]].concat(), None, ADV_INFO);
+    let adv = hkdf32(
+        &[&shared[..], &identity_shared, &plain[64..]].concat(),
+        None,
+        ADV_INFO,
+    );
     Ok((adv, companion_identity))
 }
 
@@ -280,7 +380,11 @@ mod tests {
 
     #[test]
     fn fast_pbkdf2_matches_the_pbkdf2_crate() {
-        for (pw, salt, rounds) in [(&b"ABCD1234"[..], &[1u8; 32][..], 1u32), (b"ZZZZZZZZ", &[9; 32], 1000), (&[7u8; 80], b"s", 3)] {
+        for (pw, salt, rounds) in [
+            (&b"ABCD1234"[..], &[1u8; 32][..], 1u32),
+            (b"ZZZZZZZZ", &[9; 32], 1000),
+            (&[7u8; 80], b"s", 3),
+        ] {
             let mut want = [0u8; 32];
             pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, rounds, &mut want);
             assert_eq!(pbkdf2_sha256_32(pw, salt, rounds), want);
@@ -299,12 +403,17 @@ mod tests {
     #[test]
     fn both_sides_agree_on_the_adv_secret() {
         let rng = SeededEntropy::new(8);
-        let (identity, phone, eph) = (KeyPair::generate(&rng), KeyPair::generate(&rng), KeyPair::generate(&rng));
+        let (identity, phone, eph) = (
+            KeyPair::generate(&rng),
+            KeyPair::generate(&rng),
+            KeyPair::generate(&rng),
+        );
         let code = generate_code(&rng);
         assert_eq!(code.len(), 8);
         let hello = companion_hello("15550001234", &code, &eph, &[7; 32], &rng);
         let (notif, state) = primary_hello(&hello, &code, b"ref", &phone, &rng).unwrap();
-        let (finish, adv_c) = companion_finish(&notif, "15550001234", &code, &eph, &identity, &rng).unwrap();
+        let (finish, adv_c) =
+            companion_finish(&notif, "15550001234", &code, &eph, &identity, &rng).unwrap();
         let (adv_p, companion) = primary_finish(&finish, &state, &phone).unwrap();
         assert_eq!(adv_c, adv_p);
         assert_eq!(companion, identity.public);
@@ -317,6 +426,9 @@ mod tests {
         let w = wrap_public_rounds("ABCDEFGH", &k.public, &rng, 100);
         assert_eq!(unwrap_public_rounds("ABCDEFGH", &w, 100).unwrap(), k.public);
         assert_ne!(unwrap_public_rounds("ABCDEFGJ", &w, 100).unwrap(), k.public);
-        assert_eq!(unwrap_public_rounds("ABCDEFGH", &w[..79], 100), Err(PairCodeError::Malformed("wrapped key")));
+        assert_eq!(
+            unwrap_public_rounds("ABCDEFGH", &w[..79], 100),
+            Err(PairCodeError::Malformed("wrapped key"))
+        );
     }
 }

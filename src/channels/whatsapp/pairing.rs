@@ -2,16 +2,18 @@
 //! secret, the phone's account signature), our device signature and the `pair-device-sign` reply.
 //! The phone's half (building `pair-success`, checking our reply) is here too, for the mock server.
 
-use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use prost::Message;
 use sha2::Sha256;
 
 use super::binary::Node;
 use super::creds::{Account, Creds, Me};
-use super::crypto::{xeddsa_verify, Entropy, KeyPair};
-use super::proto::{AdvDeviceIdentity, AdvEncryptionType, AdvSignedDeviceIdentity, AdvSignedDeviceIdentityHmac};
+use super::crypto::{Entropy, KeyPair, xeddsa_verify};
+use super::proto::{
+    AdvDeviceIdentity, AdvEncryptionType, AdvSignedDeviceIdentity, AdvSignedDeviceIdentityHmac,
+};
 
 /// Prefix of Baileys 7 / whatsmeow QR strings.
 pub const QR_PREFIX: &str = "https://wa.me/settings/linked_devices#";
@@ -75,7 +77,10 @@ pub enum PairError {
 }
 
 fn b64_32(s: &str) -> Result<[u8; 32], PairError> {
-    B64.decode(s.trim()).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()).ok_or(PairError::BadQr)
+    B64.decode(s.trim())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or(PairError::BadQr)
 }
 
 /// Parses a QR string: 5 fields with or without the wa.me prefix, or Baileys 6's 4 fields.
@@ -126,17 +131,34 @@ pub struct Paired {
 
 /// Verifies a `<iq><pair-success>…</pair-success></iq>` against our creds, signs our device
 /// signature and builds the reply. Never panics on malformed input.
-pub fn handle_pair_success(iq: &Node, creds: &Creds, rng: &dyn Entropy) -> Result<Paired, PairError> {
-    let ps = iq.child("pair-success").ok_or(PairError::Malformed("pair-success"))?;
+pub fn handle_pair_success(
+    iq: &Node,
+    creds: &Creds,
+    rng: &dyn Entropy,
+) -> Result<Paired, PairError> {
+    let ps = iq
+        .child("pair-success")
+        .ok_or(PairError::Malformed("pair-success"))?;
     let msg_id = iq.get_attr("id").ok_or(PairError::Malformed("iq id"))?;
-    let di = ps.child("device-identity").and_then(Node::content_bytes).ok_or(PairError::Malformed("device-identity"))?;
+    let di = ps
+        .child("device-identity")
+        .and_then(Node::content_bytes)
+        .ok_or(PairError::Malformed("device-identity"))?;
     let device = ps.child("device").ok_or(PairError::Malformed("device"))?;
-    let jid = device.get_attr("jid").ok_or(PairError::Malformed("device jid"))?;
+    let jid = device
+        .get_attr("jid")
+        .ok_or(PairError::Malformed("device jid"))?;
     let lid = device.get_attr("lid").map(str::to_owned);
-    let platform = ps.child("platform").and_then(|p| p.get_attr("name")).map(str::to_owned);
+    let platform = ps
+        .child("platform")
+        .and_then(|p| p.get_attr("name"))
+        .map(str::to_owned);
 
-    let wrapped = AdvSignedDeviceIdentityHmac::decode(di).map_err(|_| PairError::Malformed("device-identity proto"))?;
-    let details = wrapped.details.ok_or(PairError::Malformed("hmac details"))?;
+    let wrapped = AdvSignedDeviceIdentityHmac::decode(di)
+        .map_err(|_| PairError::Malformed("device-identity proto"))?;
+    let details = wrapped
+        .details
+        .ok_or(PairError::Malformed("hmac details"))?;
     let mac = wrapped.hmac.ok_or(PairError::Malformed("hmac"))?;
     let hosted = wrapped.account_type == Some(AdvEncryptionType::Hosted as i32);
     let prefix: &[u8] = if hosted { &HOSTED_PREFIX } else { &[] };
@@ -145,16 +167,27 @@ pub fn handle_pair_success(iq: &Node, creds: &Creds, rng: &dyn Entropy) -> Resul
         return Err(PairError::HmacMismatch);
     }
 
-    let signed = AdvSignedDeviceIdentity::decode(details.as_slice()).map_err(|_| PairError::Malformed("signed identity"))?;
-    let inner = signed.details.clone().ok_or(PairError::Malformed("identity details"))?;
+    let signed = AdvSignedDeviceIdentity::decode(details.as_slice())
+        .map_err(|_| PairError::Malformed("signed identity"))?;
+    let inner = signed
+        .details
+        .clone()
+        .ok_or(PairError::Malformed("identity details"))?;
     let acc_key: [u8; 32] = signed
         .account_signature_key
         .as_deref()
         .and_then(|k| k.try_into().ok())
         .ok_or(PairError::Malformed("accountSignatureKey"))?;
-    let acc_sig = signed.account_signature.clone().ok_or(PairError::Malformed("accountSignature"))?;
+    let acc_sig = signed
+        .account_signature
+        .clone()
+        .ok_or(PairError::Malformed("accountSignature"))?;
     let identity = creds.identity();
-    let acc_prefix = if hosted { HOSTED_PREFIX } else { ACCOUNT_SIG_PREFIX };
+    let acc_prefix = if hosted {
+        HOSTED_PREFIX
+    } else {
+        ACCOUNT_SIG_PREFIX
+    };
     let msg = [&acc_prefix[..], &inner, &identity.public].concat();
     if !xeddsa_verify(&acc_key, &msg, &acc_sig) {
         return Err(PairError::AccountSignature);
@@ -173,13 +206,21 @@ pub fn handle_pair_success(iq: &Node, creds: &Creds, rng: &dyn Entropy) -> Resul
         account_signature: Some(acc_sig.clone()),
         device_signature: Some(device_signature.clone()),
     };
-    let reply = Node::new("iq").attr("to", "s.whatsapp.net").attr("type", "result").attr("id", msg_id).children(vec![
-        Node::new("pair-device-sign").children(vec![
-            Node::new("device-identity").attr("key-index", key_index.to_string()).bytes(reply_identity.encode_to_vec()),
-        ]),
-    ]);
+    let reply = Node::new("iq")
+        .attr("to", "s.whatsapp.net")
+        .attr("type", "result")
+        .attr("id", msg_id)
+        .children(vec![Node::new("pair-device-sign").children(vec![
+                Node::new("device-identity")
+                    .attr("key-index", key_index.to_string())
+                    .bytes(reply_identity.encode_to_vec()),
+            ])]);
     Ok(Paired {
-        me: Me { id: jid.to_owned(), lid, name: None },
+        me: Me {
+            id: jid.to_owned(),
+            lid,
+            name: None,
+        },
         account: Account {
             details: inner,
             account_signature_key: acc_key.to_vec(),
@@ -217,8 +258,11 @@ pub fn build_pair_success(
     }
     .encode_to_vec();
     let msg = [&ACCOUNT_SIG_PREFIX[..], &inner, &qr.identity_pub].concat();
-    let account_signature =
-        if forge_account_signature { super::crypto::random_bytes::<64>(rng).to_vec() } else { phone_identity.sign(&msg, rng).to_vec() };
+    let account_signature = if forge_account_signature {
+        super::crypto::random_bytes::<64>(rng).to_vec()
+    } else {
+        phone_identity.sign(&msg, rng).to_vec()
+    };
     let signed = AdvSignedDeviceIdentity {
         details: Some(inner),
         account_signature_key: Some(phone_identity.public.to_vec()),
@@ -227,15 +271,23 @@ pub fn build_pair_success(
     }
     .encode_to_vec();
     let mac = hmac(&qr.adv_secret, &[&signed]);
-    let wrapped = AdvSignedDeviceIdentityHmac { details: Some(signed), hmac: Some(mac), account_type: Some(0) };
+    let wrapped = AdvSignedDeviceIdentityHmac {
+        details: Some(signed),
+        hmac: Some(mac),
+        account_type: Some(0),
+    };
     let id: [u8; 4] = super::crypto::random_bytes(rng);
-    Node::new("iq").attr("from", "s.whatsapp.net").attr("type", "set").attr("id", hex::encode(id)).children(vec![
-        Node::new("pair-success").children(vec![
-            Node::new("device-identity").attr("key-index", key_index.to_string()).bytes(wrapped.encode_to_vec()),
-            Node::new("platform").attr("name", "android"),
-            Node::new("device").attr("jid", jid).attr("lid", lid),
-        ]),
-    ])
+    Node::new("iq")
+        .attr("from", "s.whatsapp.net")
+        .attr("type", "set")
+        .attr("id", hex::encode(id))
+        .children(vec![Node::new("pair-success").children(vec![
+                Node::new("device-identity")
+                    .attr("key-index", key_index.to_string())
+                    .bytes(wrapped.encode_to_vec()),
+                Node::new("platform").attr("name", "android"),
+                Node::new("device").attr("jid", jid).attr("lid", lid),
+            ])])
 }
 
 /// What the phone side learns from a valid `pair-device-sign` reply.
@@ -256,14 +308,25 @@ pub fn verify_pair_device_sign(
         .and_then(|p| p.child("device-identity"))
         .and_then(Node::content_bytes)
         .ok_or(PairError::Malformed("pair-device-sign"))?;
-    let signed = AdvSignedDeviceIdentity::decode(di).map_err(|_| PairError::Malformed("signed identity"))?;
+    let signed =
+        AdvSignedDeviceIdentity::decode(di).map_err(|_| PairError::Malformed("signed identity"))?;
     let inner = signed.details.ok_or(PairError::Malformed("details"))?;
-    let sig = signed.device_signature.ok_or(PairError::Malformed("deviceSignature"))?;
-    let msg = [&DEVICE_SIG_PREFIX[..], &inner, companion_identity, phone_identity_pub].concat();
+    let sig = signed
+        .device_signature
+        .ok_or(PairError::Malformed("deviceSignature"))?;
+    let msg = [
+        &DEVICE_SIG_PREFIX[..],
+        &inner,
+        companion_identity,
+        phone_identity_pub,
+    ]
+    .concat();
     if !xeddsa_verify(companion_identity, &msg, &sig) {
         return Err(PairError::DeviceSignature);
     }
-    Ok(DeviceSignCheck { account_key_stripped: signed.account_signature_key.is_none() })
+    Ok(DeviceSignCheck {
+        account_key_stripped: signed.account_signature_key.is_none(),
+    })
 }
 
 #[cfg(test)]
@@ -281,7 +344,13 @@ mod tests {
         assert_eq!(q.reference, "2@ref");
         assert_eq!(q.noise_pub.to_vec(), c.noise_key.public);
         assert_eq!(q.platform.as_deref(), Some("1"));
-        let four = s.strip_prefix(QR_PREFIX).unwrap().rsplit_once(',').unwrap().0.to_owned();
+        let four = s
+            .strip_prefix(QR_PREFIX)
+            .unwrap()
+            .rsplit_once(',')
+            .unwrap()
+            .0
+            .to_owned();
         assert_eq!(parse_qr(&four).unwrap().platform, None);
         assert_eq!(parse_qr("x,y"), Err(PairError::BadQr));
         assert_eq!(parse_qr("r,AAAA,BBBB,CCCC"), Err(PairError::BadQr));
@@ -293,7 +362,16 @@ mod tests {
         let c = Creds::generate(&rng);
         let phone = KeyPair::generate(&rng);
         let q = parse_qr(&qr_string("r1", &c)).unwrap();
-        let iq = build_pair_success(&q, &phone, "15550001234:7@s.whatsapp.net", "99:7@lid", 3, 1, false, &rng);
+        let iq = build_pair_success(
+            &q,
+            &phone,
+            "15550001234:7@s.whatsapp.net",
+            "99:7@lid",
+            3,
+            1,
+            false,
+            &rng,
+        );
         // Through the wire codec, as it would arrive.
         let iq = unpack(&marshal(&iq)).unwrap();
         let p = handle_pair_success(&iq, &c, &rng).unwrap();
@@ -302,7 +380,15 @@ mod tests {
         assert_eq!(p.reply.get_attr("id"), iq.get_attr("id"));
         let check = verify_pair_device_sign(&p.reply, &q.identity_pub, &phone.public).unwrap();
         assert!(check.account_key_stripped);
-        assert_eq!(p.reply.child("pair-device-sign").unwrap().child("device-identity").unwrap().get_attr("key-index"), Some("3"));
+        assert_eq!(
+            p.reply
+                .child("pair-device-sign")
+                .unwrap()
+                .child("device-identity")
+                .unwrap()
+                .get_attr("key-index"),
+            Some("3")
+        );
     }
 
     #[test]
@@ -311,13 +397,40 @@ mod tests {
         let c = Creds::generate(&rng);
         let phone = KeyPair::generate(&rng);
         let q = parse_qr(&qr_string("r1", &c)).unwrap();
-        let forged = build_pair_success(&q, &phone, "1:7@s.whatsapp.net", "2:7@lid", 1, 1, true, &rng);
-        assert_eq!(handle_pair_success(&forged, &c, &rng).unwrap_err(), PairError::AccountSignature);
+        let forged = build_pair_success(
+            &q,
+            &phone,
+            "1:7@s.whatsapp.net",
+            "2:7@lid",
+            1,
+            1,
+            true,
+            &rng,
+        );
+        assert_eq!(
+            handle_pair_success(&forged, &c, &rng).unwrap_err(),
+            PairError::AccountSignature
+        );
         // Right signature, wrong ADV secret (HMAC).
         let mut q2 = q.clone();
         q2.adv_secret = [9; 32];
-        let bad_mac = build_pair_success(&q2, &phone, "1:7@s.whatsapp.net", "2:7@lid", 1, 1, false, &rng);
-        assert_eq!(handle_pair_success(&bad_mac, &c, &rng).unwrap_err(), PairError::HmacMismatch);
-        assert!(matches!(handle_pair_success(&Node::new("iq").attr("id", "1"), &c, &rng), Err(PairError::Malformed(_))));
+        let bad_mac = build_pair_success(
+            &q2,
+            &phone,
+            "1:7@s.whatsapp.net",
+            "2:7@lid",
+            1,
+            1,
+            false,
+            &rng,
+        );
+        assert_eq!(
+            handle_pair_success(&bad_mac, &c, &rng).unwrap_err(),
+            PairError::HmacMismatch
+        );
+        assert!(matches!(
+            handle_pair_success(&Node::new("iq").attr("id", "1"), &c, &rng),
+            Err(PairError::Malformed(_))
+        ));
     }
 }

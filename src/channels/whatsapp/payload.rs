@@ -7,8 +7,10 @@ use prost::Message;
 use super::creds::Creds;
 use super::proto::client_payload::user_agent::{AppVersion, Platform, ReleaseChannel};
 use super::proto::client_payload::web_info::WebSubPlatform;
-use super::proto::client_payload::{ConnectReason, ConnectType, DevicePairingRegistrationData, UserAgent, WebInfo};
-use super::proto::{device_props, ClientPayload, DeviceProps};
+use super::proto::client_payload::{
+    ConnectReason, ConnectType, DevicePairingRegistrationData, UserAgent, WebInfo,
+};
+use super::proto::{ClientPayload, DeviceProps, device_props};
 
 /// The WhatsApp Web version we announce: the one baileys@7.0.0-rc14 sends (reference §1.5). A too
 /// old version gets `<failure reason="405">`.
@@ -25,7 +27,12 @@ pub struct NotLinked;
 fn user_agent(v: [u32; 3]) -> UserAgent {
     UserAgent {
         platform: Some(Platform::Web as i32),
-        app_version: Some(AppVersion { primary: Some(v[0]), secondary: Some(v[1]), tertiary: Some(v[2]), ..Default::default() }),
+        app_version: Some(AppVersion {
+            primary: Some(v[0]),
+            secondary: Some(v[1]),
+            tertiary: Some(v[2]),
+            ..Default::default()
+        }),
         mcc: Some("000".into()),
         mnc: Some("000".into()),
         os_version: Some("0.1".into()),
@@ -41,7 +48,9 @@ fn user_agent(v: [u32; 3]) -> UserAgent {
 fn base(v: [u32; 3]) -> ClientPayload {
     ClientPayload {
         user_agent: Some(user_agent(v)),
-        web_info: Some(WebInfo { web_sub_platform: Some(WebSubPlatform::WebBrowser as i32) }),
+        web_info: Some(WebInfo {
+            web_sub_platform: Some(WebSubPlatform::WebBrowser as i32),
+        }),
         connect_type: Some(ConnectType::WifiUnknown as i32),
         connect_reason: Some(ConnectReason::UserActivated as i32),
         ..Default::default()
@@ -54,7 +63,11 @@ pub fn registration(creds: &Creds, v: [u32; 3]) -> ClientPayload {
     let version = format!("{}.{}.{}", v[0], v[1], v[2]);
     let props = DeviceProps {
         os: Some(DEVICE_OS_NAME.into()),
-        version: Some(device_props::AppVersion { primary: Some(10), secondary: Some(15), tertiary: Some(7) }),
+        version: Some(device_props::AppVersion {
+            primary: Some(10),
+            secondary: Some(15),
+            tertiary: Some(7),
+        }),
         platform_type: Some(device_props::PlatformType::Chrome as i32),
         require_full_sync: Some(false),
     };
@@ -77,7 +90,11 @@ pub fn registration(creds: &Creds, v: [u32; 3]) -> ClientPayload {
 
 /// Login payload for a linked account: phone number and device from `me.id`, `pull = true`.
 pub fn login(creds: &Creds, v: [u32; 3]) -> Result<ClientPayload, NotLinked> {
-    let (user, device) = creds.me.as_ref().and_then(|m| m.user_and_device()).ok_or(NotLinked)?;
+    let (user, device) = creds
+        .me
+        .as_ref()
+        .and_then(|m| m.user_and_device())
+        .ok_or(NotLinked)?;
     let mut p = base(v);
     p.username = Some(user);
     p.device = Some(device);
@@ -96,7 +113,7 @@ pub fn is_login(p: &ClientPayload) -> bool {
 mod tests {
     use super::*;
     use crate::channels::whatsapp::creds::Me;
-    use crate::channels::whatsapp::crypto::{xeddsa_verify, SeededEntropy};
+    use crate::channels::whatsapp::crypto::{SeededEntropy, xeddsa_verify};
 
     #[test]
     fn registration_carries_verifiable_pairing_data() {
@@ -118,9 +135,16 @@ mod tests {
     #[test]
     fn login_uses_phone_and_device() {
         let mut c = Creds::generate(&SeededEntropy::new(1));
-        c.me = Some(Me { id: "15550001234:7@s.whatsapp.net".into(), lid: None, name: None });
+        c.me = Some(Me {
+            id: "15550001234:7@s.whatsapp.net".into(),
+            lid: None,
+            name: None,
+        });
         let p = login(&c, DEFAULT_APP_VERSION).unwrap();
-        assert_eq!((p.username, p.device, p.pull, p.passive), (Some(15550001234), Some(7), Some(true), Some(true)));
+        assert_eq!(
+            (p.username, p.device, p.pull, p.passive),
+            (Some(15550001234), Some(7), Some(true), Some(true))
+        );
         assert!(p.device_pairing_data.is_none());
     }
 }

@@ -41,20 +41,30 @@ pub fn upload(id: &str, creds: &Creds, store: &PreKeys, ids: &[u32]) -> Node {
     let keys = ids
         .iter()
         .filter_map(|i| store.get(i).map(|k| (i, k)))
-        .map(|(i, k)| Node::new("key").children(vec![Node::new("id").bytes(u24(*i)), Node::new("value").bytes(k.public.clone())]))
+        .map(|(i, k)| {
+            Node::new("key").children(vec![
+                Node::new("id").bytes(u24(*i)),
+                Node::new("value").bytes(k.public.clone()),
+            ])
+        })
         .collect();
     let spk = &creds.signed_pre_key;
-    Node::new("iq").attr("id", id).attr("xmlns", "encrypt").attr("type", "set").attr("to", "s.whatsapp.net").children(vec![
-        Node::new("registration").bytes(creds.registration_id.to_be_bytes().to_vec()),
-        Node::new("type").bytes(vec![5]),
-        Node::new("identity").bytes(creds.signed_identity_key.public.clone()),
-        Node::new("list").children(keys),
-        Node::new("skey").children(vec![
-            Node::new("id").bytes(u24(spk.key_id)),
-            Node::new("value").bytes(spk.key_pair.public.clone()),
-            Node::new("signature").bytes(spk.signature.clone()),
-        ]),
-    ])
+    Node::new("iq")
+        .attr("id", id)
+        .attr("xmlns", "encrypt")
+        .attr("type", "set")
+        .attr("to", "s.whatsapp.net")
+        .children(vec![
+            Node::new("registration").bytes(creds.registration_id.to_be_bytes().to_vec()),
+            Node::new("type").bytes(vec![5]),
+            Node::new("identity").bytes(creds.signed_identity_key.public.clone()),
+            Node::new("list").children(keys),
+            Node::new("skey").children(vec![
+                Node::new("id").bytes(u24(spk.key_id)),
+                Node::new("value").bytes(spk.key_pair.public.clone()),
+                Node::new("signature").bytes(spk.signature.clone()),
+            ]),
+        ])
 }
 
 /// Server side: what an upload iq contains, with the signed prekey signature checked.
@@ -94,7 +104,19 @@ mod tests {
         assert_eq!(ids.first(), Some(&1));
         assert_eq!(c.next_pre_key_id, 31);
         let iq = upload("u1", &c, &store, &ids);
-        assert_eq!(parse_upload(&iq), Some(UploadSummary { prekeys: 30, signed_prekey_valid: true }));
-        assert_eq!(iq.child("list").unwrap().child_nodes()[0].child("id").unwrap().content_bytes(), Some(&[0u8, 0, 1][..]));
+        assert_eq!(
+            parse_upload(&iq),
+            Some(UploadSummary {
+                prekeys: 30,
+                signed_prekey_valid: true
+            })
+        );
+        assert_eq!(
+            iq.child("list").unwrap().child_nodes()[0]
+                .child("id")
+                .unwrap()
+                .content_bytes(),
+            Some(&[0u8, 0, 1][..])
+        );
     }
 }

@@ -6,8 +6,8 @@ include!(concat!(env!("OUT_DIR"), "/whatsapp.rs"));
 
 #[cfg(test)]
 mod tests {
-    use prost::Message;
     use proptest::prelude::*;
+    use prost::Message;
 
     use super::*;
 
@@ -29,11 +29,18 @@ mod tests {
     fn field_numbers_match_the_protocol() {
         // HandshakeMessage{clientHello=2{ephemeral=1}}: tag 0x12, inner tag 0x0a.
         let m = HandshakeMessage {
-            client_hello: Some(handshake_message::ClientHello { ephemeral: Some(vec![1, 2]), ..Default::default() }),
+            client_hello: Some(handshake_message::ClientHello {
+                ephemeral: Some(vec![1, 2]),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         assert_eq!(m.encode_to_vec(), vec![0x12, 0x04, 0x0a, 0x02, 1, 2]);
-        let p = ClientPayload { pull: Some(true), username: Some(5), ..Default::default() };
+        let p = ClientPayload {
+            pull: Some(true),
+            username: Some(5),
+            ..Default::default()
+        };
         assert_eq!(p.encode_to_vec(), vec![0x08, 0x05, 0x88, 0x02, 0x01]);
     }
 }

@@ -9,7 +9,8 @@ use qrcode::{EcLevel, QrCode};
 pub struct QrError(String);
 
 fn code(data: &str) -> Result<QrCode, QrError> {
-    QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L).map_err(|e| QrError(e.to_string()))
+    QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L)
+        .map_err(|e| QrError(e.to_string()))
 }
 
 /// Two modules per character cell (half blocks), with a quiet zone; dark-on-light terminals and
@@ -25,7 +26,11 @@ pub fn render_terminal(data: &str) -> Result<String, QrError> {
 
 /// An SVG document.
 pub fn render_svg(data: &str) -> Result<String, QrError> {
-    Ok(code(data)?.render::<svg::Color<'_>>().min_dimensions(256, 256).quiet_zone(true).build())
+    Ok(code(data)?
+        .render::<svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .quiet_zone(true)
+        .build())
 }
 
 #[cfg(test)]

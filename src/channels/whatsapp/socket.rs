@@ -4,17 +4,19 @@
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::binary::{marshal, unpack, DecodeError, Node};
-use super::cert::{verify_chain, CertError, TrustedRoot};
+use super::binary::{DecodeError, Node, marshal, unpack};
+use super::cert::{CertError, TrustedRoot, verify_chain};
 use super::crypto::{Entropy, KeyPair};
-use super::frame::{edge_routing_intro, encode_frame, encode_frame_into, FrameDecoder, FrameError, WA_HEADER};
+use super::frame::{
+    FrameDecoder, FrameError, WA_HEADER, edge_routing_intro, encode_frame, encode_frame_into,
+};
 use super::noise::{Initiator, NoiseError, TransportReader, TransportWriter};
-use super::proto::{handshake_message, HandshakeMessage};
+use super::proto::{HandshakeMessage, handshake_message};
 
 /// WhatsApp Web's WebSocket endpoint.
 pub const WA_WEB_URL: &str = "wss://web.whatsapp.com/ws/chat";
@@ -35,7 +37,11 @@ pub struct Endpoint {
 impl Default for Endpoint {
     /// The real WhatsApp service.
     fn default() -> Self {
-        Self { url: WA_WEB_URL.into(), origin: WA_WEB_ORIGIN.into(), root: TrustedRoot::whatsapp() }
+        Self {
+            url: WA_WEB_URL.into(),
+            origin: WA_WEB_ORIGIN.into(),
+            root: TrustedRoot::whatsapp(),
+        }
     }
 }
 
@@ -80,7 +86,10 @@ pub struct FramedWs<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> FramedWs<S> {
     /// Wraps an established WebSocket.
     pub fn new(ws: WebSocketStream<S>) -> Self {
-        Self { ws, decoder: FrameDecoder::new() }
+        Self {
+            ws,
+            decoder: FrameDecoder::new(),
+        }
     }
 
     /// Adds bytes already received (e.g. after stripping the intro header).
@@ -138,7 +147,11 @@ pub struct NoiseSocket<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> NoiseSocket<S> {
     /// Wraps a framed WebSocket whose handshake produced `writer`/`reader`.
     pub fn new(framed: FramedWs<S>, writer: TransportWriter, reader: TransportReader) -> Self {
-        Self { framed, writer, reader }
+        Self {
+            framed,
+            writer,
+            reader,
+        }
     }
 
     /// Encrypts and sends one node.
@@ -202,7 +215,10 @@ pub async fn connect(
 
     let (mut init, e_pub) = Initiator::new(KeyPair::generate(rng));
     let hello = HandshakeMessage {
-        client_hello: Some(handshake_message::ClientHello { ephemeral: Some(e_pub.to_vec()), ..Default::default() }),
+        client_hello: Some(handshake_message::ClientHello {
+            ephemeral: Some(e_pub.to_vec()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let mut first = match routing_info {
@@ -222,11 +238,19 @@ pub async fn connect(
         return Err(SocketError::Handshake("ServerHello missing a field"));
     };
     let opened = init.read_server_hello(&e, &s, &p)?;
-    verify_chain(&opened.cert_chain, &opened.server_static, &ep.root, now_unix)?;
+    verify_chain(
+        &opened.cert_chain,
+        &opened.server_static,
+        &ep.root,
+        now_unix,
+    )?;
     let (c_static, c_payload, transport) =
         init.write_client_finish(&opened, noise_key, &client_payload.encode_to_vec())?;
     let finish = HandshakeMessage {
-        client_finish: Some(handshake_message::ClientFinish { r#static: Some(c_static), payload: Some(c_payload) }),
+        client_finish: Some(handshake_message::ClientFinish {
+            r#static: Some(c_static),
+            payload: Some(c_payload),
+        }),
         ..Default::default()
     };
     framed.send_frame(&finish.encode_to_vec()).await?;

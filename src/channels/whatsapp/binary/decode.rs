@@ -81,7 +81,10 @@ impl<'a> Reader<'a> {
     }
 
     fn int(&mut self, n: usize) -> Result<usize, DecodeError> {
-        Ok(self.take(n)?.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)))
     }
 
     fn list_size(&mut self, t: u8) -> Result<usize, DecodeError> {
@@ -89,7 +92,10 @@ impl<'a> Reader<'a> {
             tag::LIST_EMPTY => Ok(0),
             tag::LIST_8 => Ok(usize::from(self.byte()?)),
             tag::LIST_16 => self.int(2),
-            _ => Err(DecodeError::BadTag { tag: t, what: "list size" }),
+            _ => Err(DecodeError::BadTag {
+                tag: t,
+                what: "list size",
+            }),
         }
     }
 
@@ -127,13 +133,19 @@ impl<'a> Reader<'a> {
                     }
                     Content::Nodes(kids)
                 }
-                tag::BINARY_8 | tag::BINARY_20 | tag::BINARY_32 => Content::Bytes(self.binary(t)?.to_vec()),
+                tag::BINARY_8 | tag::BINARY_20 | tag::BINARY_32 => {
+                    Content::Bytes(self.binary(t)?.to_vec())
+                }
                 _ => Content::Text(self.string(t)?),
             }
         } else {
             Content::None
         };
-        Ok(Node { tag: tag_name, attrs, content })
+        Ok(Node {
+            tag: tag_name,
+            attrs,
+            content,
+        })
     }
 
     fn binary(&mut self, t: u8) -> Result<&'a [u8], DecodeError> {
@@ -199,7 +211,10 @@ impl<'a> Reader<'a> {
                 Ok(format!("{integrator}-{user}:{device}@interop"))
             }
             tag::HEX_8 | tag::NIBBLE_8 => self.packed(t),
-            _ => Err(DecodeError::BadTag { tag: t, what: "string" }),
+            _ => Err(DecodeError::BadTag {
+                tag: t,
+                what: "string",
+            }),
         }
     }
 
@@ -239,5 +254,9 @@ fn unpack_nibble(t: u8, v: u8) -> Result<char, DecodeError> {
 
 /// `user[:device]@server`; device 0 is omitted (Baileys `jidEncode`).
 fn jid(user: &str, device: usize, server: &str) -> String {
-    if device == 0 { format!("{user}@{server}") } else { format!("{user}:{device}@{server}") }
+    if device == 0 {
+        format!("{user}@{server}")
+    } else {
+        format!("{user}:{device}@{server}")
+    }
 }

@@ -89,11 +89,17 @@ fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
 }
 
 fn is_nibble(s: &str) -> bool {
-    !s.is_empty() && s.len() <= tag::PACKED_MAX && s.bytes().all(|c| c.is_ascii_digit() || c == b'-' || c == b'.')
+    !s.is_empty()
+        && s.len() <= tag::PACKED_MAX
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || c == b'-' || c == b'.')
 }
 
 fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.len() <= tag::PACKED_MAX && s.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+    !s.is_empty()
+        && s.len() <= tag::PACKED_MAX
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
 }
 
 fn pack_nibble(c: u8) -> u8 {
@@ -114,7 +120,11 @@ fn pack_hex(c: u8) -> u8 {
 }
 
 fn write_packed(s: &str, t: u8, out: &mut Vec<u8>) {
-    let pack = if t == tag::NIBBLE_8 { pack_nibble } else { pack_hex };
+    let pack = if t == tag::NIBBLE_8 {
+        pack_nibble
+    } else {
+        pack_hex
+    };
     let b = s.as_bytes();
     out.push(t);
     let mut len = b.len().div_ceil(2) as u8;
@@ -142,17 +152,20 @@ pub(crate) fn domain_type(server: &str) -> Option<u8> {
 
 /// Writes a JID if `s` is one; returns false otherwise.
 fn write_jid(s: &str, out: &mut Vec<u8>) -> bool {
-    let Some((user_part, server)) = s.split_once('@') else { return false };
+    let Some((user_part, server)) = s.split_once('@') else {
+        return false;
+    };
     if let Some((user, device)) = user_part.split_once(':') {
         // Baileys writes AD_JID whenever a device part is present.
         if let (Ok(dev), Some(dt)) = (device.parse::<u8>(), domain_type(server))
-            && !user.contains('_') {
-                out.push(tag::AD_JID);
-                out.push(dt);
-                out.push(dev);
-                write_string(user, out);
-                return true;
-            }
+            && !user.contains('_')
+        {
+            out.push(tag::AD_JID);
+            out.push(dt);
+            out.push(dev);
+            write_string(user, out);
+            return true;
+        }
     }
     out.push(tag::JID_PAIR);
     if user_part.is_empty() {

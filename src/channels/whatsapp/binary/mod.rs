@@ -7,7 +7,7 @@ pub mod encode;
 pub mod node;
 pub mod tokens;
 
-pub use decode::{decode_node, unpack, DecodeError};
+pub use decode::{DecodeError, decode_node, unpack};
 pub use encode::{encode_node, marshal};
 pub use node::{Content, Node};
 

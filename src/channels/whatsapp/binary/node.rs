@@ -30,7 +30,11 @@ pub struct Node {
 impl Node {
     /// A node with no attributes or content.
     pub fn new(tag: impl Into<String>) -> Self {
-        Self { tag: tag.into(), attrs: Vec::new(), content: Content::None }
+        Self {
+            tag: tag.into(),
+            attrs: Vec::new(),
+            content: Content::None,
+        }
     }
 
     /// Adds an attribute (builder style).
@@ -59,7 +63,10 @@ impl Node {
 
     /// The value of attribute `k`.
     pub fn get_attr(&self, k: &str) -> Option<&str> {
-        self.attrs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Child nodes (empty unless the content is a list).

@@ -17,18 +17,29 @@ fn vectors() -> Vec<(Node, &'static str)> {
             "00f80a19085511fa000304291657f801f80156",
         ),
         (
-            Node::new("iq").attr("to", "@s.whatsapp.net").attr("type", "result").attr("id", "abc"),
+            Node::new("iq")
+                .attr("to", "@s.whatsapp.net")
+                .attr("type", "result")
+                .attr("id", "abc"),
             "00f8071911fa0003041408fc03616263",
         ),
         (
-            Node::new("receipt").attr("to", "15550001234:7@s.whatsapp.net").attr("id", "3EB0ABCDEF"),
+            Node::new("receipt")
+                .attr("to", "15550001234:7@s.whatsapp.net")
+                .attr("id", "3EB0ABCDEF"),
             "00f8050711f70007ff8615550001234f08fb053eb0abcdef",
         ),
         (
-            Node::new("message").attr("to", "123456789012345:7@lid").attr("type", "text").bytes(vec![1, 2, 3]),
+            Node::new("message")
+                .attr("to", "123456789012345:7@lid")
+                .attr("type", "text")
+                .bytes(vec![1, 2, 3]),
             "00f8061311f70107ff88123456789012345f0438fc03010203",
         ),
-        (Node::new("stream:error").attr("code", "515"), "00f8039d70ff82515f"),
+        (
+            Node::new("stream:error").attr("code", "515"),
+            "00f8039d70ff82515f",
+        ),
     ]
 }
 
@@ -36,14 +47,20 @@ fn vectors() -> Vec<(Node, &'static str)> {
 fn reference_vectors_encode_and_decode() {
     for (node, hex_str) in vectors() {
         assert_eq!(hex::encode(marshal(&node)), hex_str, "encoding {node}");
-        assert_eq!(unpack(&hex::decode(hex_str).unwrap()).unwrap(), node, "decoding {hex_str}");
+        assert_eq!(
+            unpack(&hex::decode(hex_str).unwrap()).unwrap(),
+            node,
+            "decoding {hex_str}"
+        );
     }
 }
 
 #[test]
 fn compressed_payload_is_inflated() {
     use std::io::Write;
-    let node = Node::new("iq").attr("id", "x1").children(vec![Node::new("ping")]);
+    let node = Node::new("iq")
+        .attr("id", "x1")
+        .children(vec![Node::new("ping")]);
     let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     let mut plain = Vec::new();
     encode_node(&node, &mut plain);
@@ -57,8 +74,13 @@ fn compressed_payload_is_inflated() {
 #[test]
 fn large_binary_and_long_lists_round_trip() {
     let big = vec![0xABu8; 70_000];
-    let kids: Vec<Node> = (0..300).map(|i| Node::new("key").attr("id", i.to_string())).collect();
-    let node = Node::new("iq").children(vec![Node::new("value").bytes(big), Node::new("list").children(kids)]);
+    let kids: Vec<Node> = (0..300)
+        .map(|i| Node::new("key").attr("id", i.to_string()))
+        .collect();
+    let node = Node::new("iq").children(vec![
+        Node::new("value").bytes(big),
+        Node::new("list").children(kids),
+    ]);
     assert_eq!(unpack(&marshal(&node)).unwrap(), node);
 }
 
@@ -92,12 +114,21 @@ fn arb_node() -> impl Strategy<Value = Node> {
             proptest::collection::vec(any::<u8>(), 0..600).prop_map(Content::Bytes),
             // Text content survives a round trip only as a token or packed string; other text
             // is written as BINARY and read back as bytes, exactly as in Baileys.
-            prop_oneof![Just("ping"), Just("result"), Just("text"), Just("s.whatsapp.net")]
-                .prop_map(|s| Content::Text(s.to_owned())),
+            prop_oneof![
+                Just("ping"),
+                Just("result"),
+                Just("text"),
+                Just("s.whatsapp.net")
+            ]
+            .prop_map(|s| Content::Text(s.to_owned())),
             "[0-9]{1,30}".prop_map(Content::Text),
         ],
     )
-        .prop_map(|(tag, attrs, content)| Node { tag, attrs, content });
+        .prop_map(|(tag, attrs, content)| Node {
+            tag,
+            attrs,
+            content,
+        });
     leaf.prop_recursive(4, 32, 6, |inner| {
         ("[a-z]{1,8}", proptest::collection::vec(inner, 0..6))
             .prop_map(|(tag, kids)| Node::new(tag).children(kids))

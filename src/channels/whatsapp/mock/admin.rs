@@ -5,8 +5,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{fault, scan, state, Fault, Shared};
-
+use super::{Fault, Shared, fault, scan, state};
 
 const MAX_BODY: usize = 64 * 1024;
 
@@ -28,7 +27,10 @@ pub(super) async fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.lines();
     let mut first = lines.next().unwrap_or_default().split_whitespace();
-    let (method, path) = (first.next().unwrap_or_default().to_owned(), first.next().unwrap_or_default().to_owned());
+    let (method, path) = (
+        first.next().unwrap_or_default().to_owned(),
+        first.next().unwrap_or_default().to_owned(),
+    );
     let len = lines
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
@@ -52,24 +54,41 @@ pub(super) async fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
     let _ = tcp.shutdown().await;
 }
 
-fn route(shared: &Shared, method: &str, path: &str, body: &str) -> (&'static str, serde_json::Value) {
+fn route(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (&'static str, serde_json::Value) {
     match (method, path) {
         ("GET", "/admin/state") => ("200 OK", state(shared)),
         ("POST", "/admin/scan") | ("POST", "/admin/scan-qr") => match scan(shared, body) {
             Ok(jid) => ("200 OK", serde_json::json!({ "ok": true, "jid": jid })),
-            Err(e) => ("404 Not Found", serde_json::json!({ "ok": false, "error": e })),
+            Err(e) => (
+                "404 Not Found",
+                serde_json::json!({ "ok": false, "error": e }),
+            ),
         },
         ("POST", "/admin/pair-code") => match super::enter_pair_code(shared, body) {
             Ok(()) => ("200 OK", serde_json::json!({ "ok": true })),
-            Err(e) => ("404 Not Found", serde_json::json!({ "ok": false, "error": e })),
+            Err(e) => (
+                "404 Not Found",
+                serde_json::json!({ "ok": false, "error": e }),
+            ),
         },
         ("POST", "/admin/fault") => match serde_json::from_str::<Fault>(body) {
             Ok(f) => {
                 fault(shared, f);
                 ("200 OK", serde_json::json!({ "ok": true }))
             }
-            Err(e) => ("400 Bad Request", serde_json::json!({ "ok": false, "error": e.to_string() })),
+            Err(e) => (
+                "400 Bad Request",
+                serde_json::json!({ "ok": false, "error": e.to_string() }),
+            ),
         },
-        _ => ("404 Not Found", serde_json::json!({ "ok": false, "error": "no such endpoint" })),
+        _ => (
+            "404 Not Found",
+            serde_json::json!({ "ok": false, "error": "no such endpoint" }),
+        ),
     }
 }

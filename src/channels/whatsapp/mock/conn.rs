@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use prost::Message as _;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -12,15 +12,15 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 
 use super::super::binary::Node;
 use super::super::cert::mint_chain;
-use super::super::crypto::{random_bytes, xeddsa_verify, KeyPair};
+use super::super::crypto::{KeyPair, random_bytes, xeddsa_verify};
 use super::super::frame::{routing_info_of, strip_intro};
 use super::super::noise::Responder;
 use super::super::pairing::verify_pair_device_sign;
 use super::super::payload::is_login;
 use super::super::prekeys::parse_upload;
-use super::super::proto::{handshake_message, ClientPayload, HandshakeMessage};
+use super::super::proto::{ClientPayload, HandshakeMessage, handshake_message};
 use super::super::socket::{FramedWs, NoiseSocket, SocketError};
-use super::{admin, Cmd, ConnEntry, LinkedDevice, PendingPair, Shared};
+use super::{Cmd, ConnEntry, LinkedDevice, PendingPair, Shared, admin};
 
 /// Peeks the request head to route it: WebSocket upgrade or admin HTTP.
 pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
@@ -53,7 +53,11 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
 async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError> {
     let mut origin = None;
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        origin = req.headers().get("origin").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        origin = req
+            .headers()
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         if req.uri().path() != "/ws/chat" {
             let mut r = ErrorResponse::new(Some("not found".into()));
             *r.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
@@ -81,12 +85,26 @@ async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError
     let now = (shared.clock)();
     let forge = shared.lock().sticky.forge_cert;
     let chain = if forge {
-        mint_chain(&KeyPair::generate(shared.rng.as_ref()), &shared.server_static.public, now, shared.rng.as_ref())
+        mint_chain(
+            &KeyPair::generate(shared.rng.as_ref()),
+            &shared.server_static.public,
+            now,
+            shared.rng.as_ref(),
+        )
     } else {
-        mint_chain(&shared.root, &shared.server_static.public, now, shared.rng.as_ref())
+        mint_chain(
+            &shared.root,
+            &shared.server_static.public,
+            now,
+            shared.rng.as_ref(),
+        )
     };
-    let (resp, e, s, p) =
-        Responder::respond(&ce, KeyPair::generate(shared.rng.as_ref()), &shared.server_static, &chain)?;
+    let (resp, e, s, p) = Responder::respond(
+        &ce,
+        KeyPair::generate(shared.rng.as_ref()),
+        &shared.server_static,
+        &chain,
+    )?;
     let sh = HandshakeMessage {
         server_hello: Some(handshake_message::ServerHello {
             ephemeral: Some(e.to_vec()),
@@ -105,7 +123,8 @@ async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError
         return Err(SocketError::Handshake("ClientFinish missing a field"));
     };
     let opened = resp.read_client_finish(&cs, &cp)?;
-    let payload = ClientPayload::decode(opened.payload.as_slice()).map_err(|_| SocketError::Handshake("ClientPayload"))?;
+    let payload = ClientPayload::decode(opened.payload.as_slice())
+        .map_err(|_| SocketError::Handshake("ClientPayload"))?;
     let (w, r) = opened.transport.into_halves();
     let mut sock = NoiseSocket::new(framed, w, r);
 
@@ -125,7 +144,10 @@ async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError
 }
 
 fn result(id: &str) -> Node {
-    Node::new("iq").attr("from", "s.whatsapp.net").attr("type", "result").attr("id", id)
+    Node::new("iq")
+        .attr("from", "s.whatsapp.net")
+        .attr("type", "result")
+        .attr("id", id)
 }
 
 async fn session(
@@ -138,27 +160,42 @@ async fn session(
 ) -> Result<(), SocketError> {
     let fail = shared.lock().sticky.fail_next.take();
     if let Some(reason) = fail {
-        sock.send(&Node::new("failure").attr("reason", reason.to_string())).await?;
+        sock.send(&Node::new("failure").attr("reason", reason.to_string()))
+            .await?;
         sock.close().await;
         return Ok(());
     }
     let mut device_jid: Option<String> = None;
     if is_login(&payload) {
         shared.lock().last_payload = Some("login");
-        let want = format!("{}:{}@s.whatsapp.net", payload.username.unwrap_or(0), payload.device.unwrap_or(0));
-        let found = shared.lock().linked.iter().find(|d| d.jid == want && d.noise_pub == client_static).cloned();
+        let want = format!(
+            "{}:{}@s.whatsapp.net",
+            payload.username.unwrap_or(0),
+            payload.device.unwrap_or(0)
+        );
+        let found = shared
+            .lock()
+            .linked
+            .iter()
+            .find(|d| d.jid == want && d.noise_pub == client_static)
+            .cloned();
         match found {
             Some(d) => {
                 let t = (shared.clock)().to_string();
                 // <success> and the edge-routing <ib> in one WebSocket message (two frames).
-                let success = Node::new("success").attr("t", t.clone()).attr("lid", d.lid.clone()).attr("creation", t);
-                let ib = Node::new("ib").children(vec![Node::new("edge_routing")
-                    .children(vec![Node::new("routing_info").bytes(super::MOCK_ROUTING_INFO.to_vec())])]);
+                let success = Node::new("success")
+                    .attr("t", t.clone())
+                    .attr("lid", d.lid.clone())
+                    .attr("creation", t);
+                let ib = Node::new("ib").children(vec![Node::new("edge_routing").children(vec![
+                    Node::new("routing_info").bytes(super::MOCK_ROUTING_INFO.to_vec()),
+                ])]);
                 sock.send_batch(&[success, ib]).await?;
                 device_jid = Some(d.jid);
             }
             None => {
-                sock.send(&Node::new("failure").attr("reason", "401")).await?;
+                sock.send(&Node::new("failure").attr("reason", "401"))
+                    .await?;
                 sock.close().await;
                 return Ok(());
             }
@@ -172,12 +209,14 @@ async fn session(
             _ => false,
         };
         let Some(identity_pub) = ident.filter(|_| spk_ok) else {
-            sock.send(&Node::new("failure").attr("reason", "400")).await?;
+            sock.send(&Node::new("failure").attr("reason", "400"))
+                .await?;
             sock.close().await;
             return Ok(());
         };
-        let refs: Vec<String> =
-            (0..6).map(|_| format!("2@{}", B64.encode(random_bytes::<24>(shared.rng.as_ref())))).collect();
+        let refs: Vec<String> = (0..6)
+            .map(|_| format!("2@{}", B64.encode(random_bytes::<24>(shared.rng.as_ref()))))
+            .collect();
         if let Some(c) = shared.lock().live.get_mut(&conn) {
             c.pairing = Some(PendingPair {
                 refs: refs.clone(),
@@ -189,7 +228,10 @@ async fn session(
             });
         }
         let iq_id = hex::encode(random_bytes::<4>(shared.rng.as_ref()));
-        let refs = refs.into_iter().map(|r| Node::new("ref").bytes(r.into_bytes())).collect();
+        let refs = refs
+            .into_iter()
+            .map(|r| Node::new("ref").bytes(r.into_bytes()))
+            .collect();
         sock.send(
             &Node::new("iq")
                 .attr("from", "s.whatsapp.net")
@@ -242,8 +284,18 @@ async fn on_client_node(
     let ty = node.get_attr("type").unwrap_or_default();
     let xmlns = node.get_attr("xmlns").unwrap_or_default();
     if node.child("pair-device-sign").is_some() {
-        let pending = shared.lock().live.get_mut(&conn).and_then(|c| c.pairing.take());
-        let Some(PendingPair { noise_pub, identity_pub, scanned: Some((jid, lid)), .. }) = pending else {
+        let pending = shared
+            .lock()
+            .live
+            .get_mut(&conn)
+            .and_then(|c| c.pairing.take());
+        let Some(PendingPair {
+            noise_pub,
+            identity_pub,
+            scanned: Some((jid, lid)),
+            ..
+        }) = pending
+        else {
             return Ok(None);
         };
         match verify_pair_device_sign(node, &identity_pub, &shared.phone.public) {
@@ -257,9 +309,13 @@ async fn on_client_node(
                     signed_prekey_valid: None,
                     account_key_stripped: check.account_key_stripped,
                 });
-                sock.send(&Node::new("stream:error").attr("code", "515")).await?;
+                sock.send(&Node::new("stream:error").attr("code", "515"))
+                    .await?;
             }
-            Err(_) => sock.send(&Node::new("stream:error").attr("code", "401")).await?,
+            Err(_) => {
+                sock.send(&Node::new("stream:error").attr("code", "401"))
+                    .await?
+            }
         }
         sock.close().await;
         return Ok(Some(true));
@@ -270,18 +326,26 @@ async fn on_client_node(
     if let Some(reg) = node.child("link_code_companion_reg") {
         match reg.get_attr("stage") {
             Some("companion_hello") => {
-                if let Some(p) = shared.lock().live.get_mut(&conn).and_then(|c| c.pairing.as_mut()) {
+                if let Some(p) = shared
+                    .lock()
+                    .live
+                    .get_mut(&conn)
+                    .and_then(|c| c.pairing.as_mut())
+                {
                     p.code_hello = Some(node.clone());
                 }
-                let r = result(id).children(vec![Node::new("link_code_companion_reg")
-                    .children(vec![Node::new("link_code_pairing_ref").bytes(b"mock-link-code-ref".to_vec())])]);
+                let r =
+                    result(id).children(vec![Node::new("link_code_companion_reg").children(vec![
+                        Node::new("link_code_pairing_ref").bytes(b"mock-link-code-ref".to_vec()),
+                    ])]);
                 sock.send(&r).await?;
             }
             Some("companion_finish") => {
                 sock.send(&result(id)).await?;
                 if super::pair_code_finished(shared, conn, node).is_err() {
                     // What a phone shows for a wrong code; the server then drops the attempt.
-                    sock.send(&Node::new("stream:error").attr("code", "401")).await?;
+                    sock.send(&Node::new("stream:error").attr("code", "401"))
+                        .await?;
                     sock.close().await;
                     return Ok(Some(true));
                 }
@@ -293,15 +357,23 @@ async fn on_client_node(
     let reply = if xmlns == "encrypt" && ty == "get" && node.child("count").is_some() {
         let n = device_jid
             .as_ref()
-            .and_then(|j| shared.lock().linked.iter().find(|d| &d.jid == j).map(|d| d.prekeys))
+            .and_then(|j| {
+                shared
+                    .lock()
+                    .linked
+                    .iter()
+                    .find(|d| &d.jid == j)
+                    .map(|d| d.prekeys)
+            })
             .unwrap_or(0);
         result(id).children(vec![Node::new("count").attr("value", n.to_string())])
     } else if xmlns == "encrypt" && ty == "set" {
         if let (Some(u), Some(j)) = (parse_upload(node), device_jid.as_ref())
-            && let Some(d) = shared.lock().linked.iter_mut().find(|d| &d.jid == j) {
-                d.prekeys += u.prekeys;
-                d.signed_prekey_valid = Some(u.signed_prekey_valid);
-            }
+            && let Some(d) = shared.lock().linked.iter_mut().find(|d| &d.jid == j)
+        {
+            d.prekeys += u.prekeys;
+            d.signed_prekey_valid = Some(u.signed_prekey_valid);
+        }
         result(id)
     } else if xmlns == "md" && node.child("remove-companion-device").is_some() {
         if let Some(j) = device_jid.take() {

@@ -25,8 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::binary::Node;
-use super::client::{system_clock, Clock};
-use super::crypto::{os_entropy, KeyPair, SharedEntropy};
+use super::client::{Clock, system_clock};
+use super::crypto::{KeyPair, SharedEntropy, os_entropy};
 use super::pairing::{build_pair_success, parse_qr};
 
 /// A scripted failure, as posted to `/admin/fault`.
@@ -169,7 +169,10 @@ pub struct MockOptions {
 
 impl Default for MockOptions {
     fn default() -> Self {
-        Self { rng: os_entropy(), clock: system_clock() }
+        Self {
+            rng: os_entropy(),
+            clock: system_clock(),
+        }
     }
 }
 
@@ -192,7 +195,10 @@ impl MockServer {
             phone: KeyPair::generate(rng.as_ref()),
             rng,
             clock: opts.clock,
-            inner: Mutex::new(Inner { next_device: 7, ..Default::default() }),
+            inner: Mutex::new(Inner {
+                next_device: 7,
+                ..Default::default()
+            }),
         });
         let s2 = shared.clone();
         let task = tokio::spawn(async move {
@@ -288,9 +294,15 @@ fn scan(shared: &Shared, qr: &str) -> Result<String, String> {
     let Inner { live, sticky, .. } = &mut *g;
     let entry = live
         .values_mut()
-        .find(|c| c.pairing.as_ref().is_some_and(|p| p.refs.contains(&q.reference)))
+        .find(|c| {
+            c.pairing
+                .as_ref()
+                .is_some_and(|p| p.refs.contains(&q.reference))
+        })
         .ok_or("no connection is showing this ref")?;
-    let Some(p) = entry.pairing.as_ref() else { return Err("no pairing".into()) };
+    let Some(p) = entry.pairing.as_ref() else {
+        return Err("no pairing".into());
+    };
     if p.noise_pub != q.noise_pub || p.identity_pub != q.identity_pub {
         return Err("QR keys do not match the registering connection".into());
     }
@@ -301,14 +313,41 @@ fn scan(shared: &Shared, qr: &str) -> Result<String, String> {
 }
 
 /// The pair-success for a device that proved `adv_secret` (QR scan or pairing code).
-fn send_pair_success(shared: &Shared, entry: &mut ConnEntry, dev: u32, forge: bool, adv_secret: [u8; 32], reference: String) -> Result<String, String> {
-    let Some(p) = entry.pairing.as_mut() else { return Err("no pairing".into()) };
-    let q = super::pairing::QrData { reference, noise_pub: p.noise_pub, identity_pub: p.identity_pub, adv_secret, platform: None };
+fn send_pair_success(
+    shared: &Shared,
+    entry: &mut ConnEntry,
+    dev: u32,
+    forge: bool,
+    adv_secret: [u8; 32],
+    reference: String,
+) -> Result<String, String> {
+    let Some(p) = entry.pairing.as_mut() else {
+        return Err("no pairing".into());
+    };
+    let q = super::pairing::QrData {
+        reference,
+        noise_pub: p.noise_pub,
+        identity_pub: p.identity_pub,
+        adv_secret,
+        platform: None,
+    };
     let jid = format!("{MOCK_PHONE}:{dev}@s.whatsapp.net");
     let lid = format!("{MOCK_LID}:{dev}@lid");
-    let node = build_pair_success(&q, &shared.phone, &jid, &lid, dev, (shared.clock)(), forge, shared.rng.as_ref());
+    let node = build_pair_success(
+        &q,
+        &shared.phone,
+        &jid,
+        &lid,
+        dev,
+        (shared.clock)(),
+        forge,
+        shared.rng.as_ref(),
+    );
     p.scanned = Some((jid.clone(), lid));
-    entry.tx.send(Cmd::Send(node)).map_err(|_| "connection gone")?;
+    entry
+        .tx
+        .send(Cmd::Send(node))
+        .map_err(|_| "connection gone")?;
     Ok(jid)
 }
 
@@ -320,12 +359,25 @@ fn enter_pair_code(shared: &Shared, code: &str) -> Result<(), String> {
         .values_mut()
         .find(|c| c.pairing.as_ref().is_some_and(|p| p.code_hello.is_some()))
         .ok_or("no connection asked for a pairing code")?;
-    let Some(p) = entry.pairing.as_mut() else { return Err("no pairing".into()) };
-    let Some(hello) = p.code_hello.as_ref() else { return Err("no hello".into()) };
-    let (notification, state) = super::paircode::primary_hello(hello, &code, b"mock-link-code-ref", &shared.phone, shared.rng.as_ref())
-        .map_err(|e| e.to_string())?;
+    let Some(p) = entry.pairing.as_mut() else {
+        return Err("no pairing".into());
+    };
+    let Some(hello) = p.code_hello.as_ref() else {
+        return Err("no hello".into());
+    };
+    let (notification, state) = super::paircode::primary_hello(
+        hello,
+        &code,
+        b"mock-link-code-ref",
+        &shared.phone,
+        shared.rng.as_ref(),
+    )
+    .map_err(|e| e.to_string())?;
     p.primary = Some(state);
-    entry.tx.send(Cmd::Send(notification)).map_err(|_| "connection gone".to_owned())
+    entry
+        .tx
+        .send(Cmd::Send(notification))
+        .map_err(|_| "connection gone".to_owned())
 }
 
 /// The companion finished the pairing-code exchange on connection `conn`: derive the ADV secret
@@ -337,7 +389,8 @@ fn pair_code_finished(shared: &Shared, conn: u64, finish: &Node) -> Result<Strin
     let entry = g.live.get_mut(&conn).ok_or("connection gone")?;
     let p = entry.pairing.as_ref().ok_or("no pairing")?;
     let state = p.primary.as_ref().ok_or("no code entered")?;
-    let (adv, identity) = super::paircode::primary_finish(finish, state, &shared.phone).map_err(|e| e.to_string())?;
+    let (adv, identity) =
+        super::paircode::primary_finish(finish, state, &shared.phone).map_err(|e| e.to_string())?;
     if identity != p.identity_pub {
         return Err("companion identity differs from the registration".into());
     }
@@ -357,7 +410,8 @@ fn fault(shared: &Shared, f: Fault) {
         Fault::Drop => broadcast(&mut g, &|| Cmd::Drop),
         Fault::StreamError { code } => {
             let node = match code {
-                440 => Node::new("stream:error").children(vec![Node::new("conflict").attr("type", "replaced")]),
+                440 => Node::new("stream:error")
+                    .children(vec![Node::new("conflict").attr("type", "replaced")]),
                 500 => Node::new("stream:error"),
                 c => Node::new("stream:error").attr("code", c.to_string()),
             };
@@ -365,9 +419,9 @@ fn fault(shared: &Shared, f: Fault) {
         }
         Fault::Failure { reason } => g.sticky.fail_next = Some(reason),
         Fault::Garbage => broadcast(&mut g, &|| Cmd::Garbage),
-        Fault::Downgrade => {
-            broadcast(&mut g, &|| Cmd::Send(Node::new("ib").children(vec![Node::new("downgrade_webclient")])))
-        }
+        Fault::Downgrade => broadcast(&mut g, &|| {
+            Cmd::Send(Node::new("ib").children(vec![Node::new("downgrade_webclient")]))
+        }),
         Fault::StreamEnd => broadcast(&mut g, &|| Cmd::Send(Node::new("xmlstreamend"))),
         Fault::Silence { enabled } => g.sticky.silent = enabled,
         Fault::ForgeCert { enabled } => g.sticky.forge_cert = enabled,
