@@ -466,3 +466,40 @@ async fn link_by_phone_number_pairing_code_and_wrong_code_fails() {
     );
     assert!(cfg.store.load().unwrap().is_none());
 }
+
+#[tokio::test]
+async fn refused_or_silent_server_ends_in_typed_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock().await;
+    let mut cfg = config(&m, dir.path());
+    let (tx, _rx) = mpsc::unbounded_channel();
+
+    // Nothing listens: connectionClosed (428).
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cfg.endpoint.url = format!("ws://127.0.0.1:{port}/ws/chat");
+    let end = run_connection(&cfg, &tx, RunMode::UntilOpen).await.unwrap();
+    assert_eq!(end.reason, Some(DisconnectReason::ConnectionClosed));
+
+    // Accepts TCP but never answers: timedOut (408) after the connect timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    cfg.endpoint.url = format!("ws://{}/ws/chat", silent.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    cfg.connect_timeout = Duration::from_millis(200);
+    let end = run_connection(&cfg, &tx, RunMode::UntilOpen).await.unwrap();
+    assert!(
+        matches!(&end.reason, Some(r @ DisconnectReason::TimedOut(_)) if r.code() == 408),
+        "{end:?}"
+    );
+    hold.abort();
+    assert!(cfg.store.load().unwrap().is_none());
+}
