@@ -1,6 +1,7 @@
 //! The real Baileys client (npm `baileys@7.0.0-rc14`, installed by `scripts/setup-test-peers`)
 //! against our Rust mock server (issue 4): handshake, QR, scan, pair-success, 515, login, prekey
-//! upload, `open`; then a restart that logs in from saved creds without a QR.
+//! upload, `open`; then a restart that logs in from saved creds without a QR; then the Baileys
+//! session imported into our client, which logs in without a QR.
 //!
 //! This proves the mock speaks the protocol as a real client expects, so the tests of our own client
 //! against the mock mean something. Without node or the installed package the test prints a loud
@@ -9,7 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use openclaw::channels::whatsapp::baileys_import::import_baileys;
+use openclaw::channels::whatsapp::cert::TrustedRoot;
+use openclaw::channels::whatsapp::client::{ClientConfig, Event, LinkOutcome, link};
+use openclaw::channels::whatsapp::creds::CredsStore;
 use openclaw::channels::whatsapp::mock::{MockOptions, MockServer};
+use openclaw::channels::whatsapp::socket::{Endpoint, WA_WEB_ORIGIN};
 use serde_json::Value;
 
 fn peers_dir() -> PathBuf {
@@ -143,6 +149,40 @@ async fn real_baileys_links_and_logs_in_against_our_mock() {
     assert_eq!(find(&events, "open").expect("open")["sockets"], 1, "{log}");
     assert_eq!(m.state()["totalConnections"], 3);
     // Baileys stored the mock's <ib><edge_routing> and sent it back in the ED pre-intro.
+    assert_eq!(
+        m.state()["lastRoutingInfo"],
+        hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO)
+    );
+
+    // Migration: import the Baileys folder into our creds and log in with our client, no QR.
+    let (creds, prekeys) = import_baileys(auth.path()).expect("import the Baileys session");
+    assert!(prekeys.len() >= 812, "pre-key files imported");
+    let ours = tempfile::tempdir().unwrap();
+    let store = CredsStore::in_dir(ours.path().join("acct"));
+    store.save(&creds).unwrap();
+    store.save_prekeys(&prekeys).unwrap();
+    let mut cfg = ClientConfig::new(store);
+    cfg.endpoint = Endpoint {
+        url: m.url(),
+        origin: WA_WEB_ORIGIN.into(),
+        root: TrustedRoot::for_testing(m.root_key()),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let out = link(&cfg, &tx).await.unwrap();
+    assert_eq!(
+        out,
+        LinkOutcome::Linked {
+            jid: "15550001234:7@s.whatsapp.net".into()
+        }
+    );
+    while let Ok(ev) = rx.try_recv() {
+        assert!(
+            !matches!(ev, Event::Qr { .. }),
+            "imported session needs no QR"
+        );
+    }
+    assert_eq!(m.state()["totalConnections"], 4);
+    assert_eq!(m.state()["lastClientPayload"], "login");
     assert_eq!(
         m.state()["lastRoutingInfo"],
         hex::encode(openclaw::channels::whatsapp::mock::MOCK_ROUTING_INFO)

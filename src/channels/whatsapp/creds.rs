@@ -8,7 +8,7 @@
 //! A file that does not parse or fails validation is reported as [`CredsError::Corrupt`] and is
 //! never overwritten by [`CredsStore::save`]: the operator decides (restore the `.bak`, or log out).
 //!
-//! # Mapping from a Baileys session (reference §5.3)
+//! # Mapping from a Baileys session (reference §5.3); implemented by [`super::baileys_import`]
 //!
 //! Field names follow Baileys' `creds.json` so an existing OpenClaw/Baileys session can be imported
 //! without re-pairing. Differences: binary values are plain base64 strings here, where Baileys writes

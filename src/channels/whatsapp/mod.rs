@@ -9,15 +9,17 @@
 //! - [`cert`]: server certificate chain verification against a [`cert::TrustedRoot`];
 //! - [`binary`]: WABinary nodes with the token dictionaries;
 //! - [`socket`]: WebSocket + frames + Noise carrying nodes;
-//! - [`payload`], [`pairing`], [`prekeys`], [`creds`]: registration/login payloads, QR pairing,
+//! - [`payload`], [`pairing`], [`paircode`], [`prekeys`], [`creds`], [`baileys_import`]:
+//!   registration/login payloads, QR and pairing-code linking, Baileys session import,
 //!   prekey upload, crash-safe credentials;
 //! - [`client`]: one connection's session, the QR link flow and logout, with typed
 //!   [`disconnect::DisconnectReason`]s;
 //! - [`qr`]: terminal and SVG rendering;
 //! - `mock` (feature `wa-mock`): a mock server playing WhatsApp and the phone.
 //!
-//! Not here yet: the Signal layer (message encryption), the reconnecting supervisor, pairing codes.
+//! Not here yet: the Signal layer (message encryption) and the reconnecting supervisor.
 
+pub mod baileys_import;
 pub mod binary;
 pub mod cert;
 pub mod client;
