@@ -2,7 +2,7 @@
 //! (registration → QR refs → pair-success → 515 → login) and logout.
 //!
 //! Time comes from tokio's clock (tests pause it) and from the injected `clock` for wall-clock
-//! checks; randomness from the injected [`Entropy`].
+//! checks; randomness from the injected [`Entropy`](super::crypto::Entropy).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
