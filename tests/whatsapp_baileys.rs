@@ -24,14 +24,19 @@ fn peers_dir() -> PathBuf {
 
 /// Why the peer cannot run, if it cannot.
 fn missing_peer() -> Option<String> {
+    missing_install(&peers_dir(), "7.0.0-rc14")
+}
+
+/// Why the Baileys in `dir` (version `version`) cannot run, if it cannot.
+fn missing_install(dir: &Path, version: &str) -> Option<String> {
     match Command::new("node").arg("--version").output() {
         Ok(o) if o.status.success() => {}
         _ => return Some("node is not installed".into()),
     }
-    let pkg = peers_dir().join("node_modules/baileys/package.json");
+    let pkg = dir.join("node_modules/baileys/package.json");
     match std::fs::read_to_string(&pkg) {
-        Ok(s) if s.contains("\"version\": \"7.0.0-rc14\"") => None,
-        Ok(_) => Some(format!("{} is not baileys 7.0.0-rc14", pkg.display())),
+        Ok(s) if s.contains(&format!("\"version\": \"{version}\"")) => None,
+        Ok(_) => Some(format!("{} is not baileys {version}", pkg.display())),
         Err(_) => Some(format!("{} is missing", pkg.display())),
     }
 }
@@ -50,7 +55,18 @@ async fn run_harness_env(
     expect_no_qr: bool,
     phone: Option<&str>,
 ) -> (bool, Vec<Value>, String) {
+    run_harness_in(&peers_dir(), m, auth, expect_no_qr, phone).await
+}
+
+async fn run_harness_in(
+    baileys_dir: &Path,
+    m: &MockServer,
+    auth: &Path,
+    expect_no_qr: bool,
+    phone: Option<&str>,
+) -> (bool, Vec<Value>, String) {
     let phone = phone.map(str::to_owned);
+    let baileys_dir = baileys_dir.to_path_buf();
     let (url, admin, auth) = (m.url(), m.admin_base(), auth.to_path_buf());
     let script = peers_dir().join("baileys-harness.mjs");
     let out = tokio::task::spawn_blocking(move || {
@@ -59,7 +75,8 @@ async fn run_harness_env(
             .arg(url)
             .arg(admin)
             .arg(auth)
-            .env("HARNESS_TIMEOUT_MS", "60000");
+            .env("HARNESS_TIMEOUT_MS", "60000")
+            .env("BAILEYS_DIR", baileys_dir);
         if expect_no_qr {
             c.env("HARNESS_EXPECT_NO_QR", "1");
         }
@@ -225,4 +242,49 @@ async fn real_baileys_links_by_pairing_code_against_our_mock() {
         "15550001234:7@s.whatsapp.net"
     );
     assert_eq!(m.state()["lastClientPayload"], "login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_baileys_6_links_and_logs_in_against_our_mock() {
+    let dir = peers_dir().join("baileys6");
+    if let Some(why) = missing_install(&dir, "6.7.21") {
+        println!(
+            "SKIPPED: real_baileys_6_links_and_logs_in_against_our_mock: {why}; run scripts/setup-test-peers"
+        );
+        return;
+    }
+    // Baileys 6 misreads a stanza that arrives before it has switched to transport keys.
+    let opts = MockOptions {
+        reply_delay: std::time::Duration::from_millis(300),
+        ..MockOptions::default()
+    };
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), opts)
+        .await
+        .unwrap();
+    let auth = tempfile::tempdir().unwrap();
+    let (ok, events, log) = run_harness_in(&dir, &m, auth.path(), false, None).await;
+    assert!(ok, "Baileys 6 did not reach open\n{log}");
+    // 6.x shows the 4-field QR without the wa.me prefix (reference §3.1).
+    let qr = find(&events, "qr").expect("qr")["qr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(qr.starts_with("2@") && qr.split(',').count() == 4, "{qr}");
+    assert_eq!(
+        find(&events, "close").expect("515 close")["code"],
+        515,
+        "{log}"
+    );
+    let st = &find(&events, "state").expect("state")["state"];
+    assert_eq!(st["lastClientPayload"], "login", "{log}");
+    assert_eq!(st["linkedDevices"][0]["signedPreKeyValid"], true);
+    assert!(
+        st["linkedDevices"][0]["preKeys"].as_u64().unwrap() > 0,
+        "{log}"
+    );
+    let (ok, events, log) = run_harness_in(&dir, &m, auth.path(), true, None).await;
+    assert!(
+        ok && find(&events, "qr").is_none(),
+        "Baileys 6 did not log in from saved creds\n{log}"
+    );
 }

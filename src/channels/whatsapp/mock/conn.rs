@@ -158,6 +158,9 @@ async fn session(
     payload: ClientPayload,
     client_static: [u8; 32],
 ) -> Result<(), SocketError> {
+    if !shared.reply_delay.is_zero() {
+        tokio::time::sleep(shared.reply_delay).await;
+    }
     let fail = shared.lock().sticky.fail_next.take();
     if let Some(reason) = fail {
         sock.send(&Node::new("failure").attr("reason", reason.to_string()))

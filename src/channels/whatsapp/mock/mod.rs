@@ -138,6 +138,7 @@ struct Shared {
     phone: KeyPair,
     rng: SharedEntropy,
     clock: Clock,
+    reply_delay: std::time::Duration,
     inner: Mutex<Inner>,
 }
 
@@ -165,6 +166,10 @@ pub struct MockOptions {
     pub rng: SharedEntropy,
     /// Wall clock for certificates and timestamps.
     pub clock: Clock,
+    /// Pause between the end of the handshake and the first stanza, like a network round trip.
+    /// Baileys 6.x needs it: it switches to transport keys only after its ClientFinish write
+    /// completes, so a frame that arrives sooner is misread (7.x buffers such frames).
+    pub reply_delay: std::time::Duration,
 }
 
 impl Default for MockOptions {
@@ -172,6 +177,7 @@ impl Default for MockOptions {
         Self {
             rng: os_entropy(),
             clock: system_clock(),
+            reply_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -195,6 +201,7 @@ impl MockServer {
             phone: KeyPair::generate(rng.as_ref()),
             rng,
             clock: opts.clock,
+            reply_delay: opts.reply_delay,
             inner: Mutex::new(Inner {
                 next_device: 7,
                 ..Default::default()
