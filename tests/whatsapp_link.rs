@@ -146,17 +146,20 @@ async fn end_after_fault(cfg: &ClientConfig, m: &MockServer, fault: Fault) -> Di
     let fut = run_connection(cfg, &tx, RunMode::UntilDisconnect);
     tokio::pin!(fut);
     let end = tokio::time::timeout(LIMIT, async {
-        let mut faulted = false;
+        let mut fault_at: Option<tokio::time::Instant> = None;
         loop {
+            let when = fault_at.unwrap_or_else(|| tokio::time::Instant::now() + LIMIT);
             tokio::select! {
                 end = &mut fut => return end,
-                Some(ev) = rx.recv(), if !faulted => {
+                Some(ev) = rx.recv() => {
                     if matches!(ev, Event::Open { .. }) {
-                        // Let the prekey exchange settle, then break things.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        m.fault(fault.clone());
-                        faulted = true;
+                        // Let the prekey exchange settle (the client keeps running), then break things.
+                        fault_at = Some(tokio::time::Instant::now() + Duration::from_millis(50));
                     }
+                }
+                _ = tokio::time::sleep_until(when), if fault_at.is_some() => {
+                    fault_at = None;
+                    m.fault(fault.clone());
                 }
             }
         }
@@ -502,4 +505,46 @@ async fn refused_or_silent_server_ends_in_typed_reasons() {
     );
     hold.abort();
     assert!(cfg.store.load().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn keepalive_pings_keep_a_quiet_connection_alive() {
+    let (m, _dir, mut cfg) = linked_setup().await;
+    cfg.keepalive = Duration::from_millis(50);
+    cfg.liveness = Duration::from_millis(200);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let fut = run_connection(&cfg, &tx, RunMode::UntilDisconnect);
+    tokio::pin!(fut);
+    let end = tokio::time::timeout(LIMIT, async {
+        let mut drop_at: Option<tokio::time::Instant> = None;
+        loop {
+            let when = drop_at.unwrap_or_else(|| tokio::time::Instant::now() + LIMIT);
+            tokio::select! {
+                end = &mut fut => return end,
+                Some(ev) = rx.recv() => {
+                    if matches!(ev, Event::Open { .. }) {
+                        // Five liveness windows with no server-initiated traffic at all.
+                        drop_at = Some(tokio::time::Instant::now() + Duration::from_millis(1000));
+                    }
+                }
+                _ = tokio::time::sleep_until(when), if drop_at.is_some() => {
+                    drop_at = None;
+                    m.fault(Fault::Drop);
+                }
+            }
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        end.reason,
+        Some(DisconnectReason::ConnectionClosed),
+        "pings kept it alive until the drop"
+    );
+    assert!(
+        m.state()["pingsAnswered"].as_u64().unwrap() >= 10,
+        "{}",
+        m.state()
+    );
 }

@@ -385,6 +385,9 @@ async fn on_client_node(
         result(id)
     } else {
         // Pings, passive/active and anything else: an empty result.
+        if xmlns == "w:p" {
+            shared.lock().pings += 1;
+        }
         result(id)
     };
     sock.send(&reply).await?;

@@ -128,6 +128,7 @@ struct Inner {
     last_payload: Option<&'static str>,
     last_origin: Option<String>,
     last_routing_info: Option<String>,
+    pings: u64,
     sticky: Sticky,
     next_device: u32,
 }
@@ -291,6 +292,7 @@ fn state(shared: &Shared) -> serde_json::Value {
         "lastClientPayload": g.last_payload,
         "lastOrigin": g.last_origin,
         "lastRoutingInfo": g.last_routing_info,
+        "pingsAnswered": g.pings,
     })
 }
 
