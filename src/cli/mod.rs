@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod channels_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;
 pub mod gateway_cmd;
@@ -41,6 +42,9 @@ pub enum Command {
     Health(status_cmd::ClientArgs),
     /// Print the Control UI URL (with the token in the #token= fragment).
     Dashboard(status_cmd::ClientArgs),
+    /// Link and unlink channel accounts (WhatsApp QR login).
+    #[command(subcommand)]
+    Channels(channels_cmd::ChannelsCommand),
 }
 
 /// Parses the process arguments and runs the command; returns the process exit code.
@@ -53,5 +57,6 @@ pub fn run() -> ExitCode {
         Command::Status { all, args } => status_cmd::status(args, all),
         Command::Health(args) => status_cmd::health(args),
         Command::Dashboard(args) => status_cmd::dashboard(args),
+        Command::Channels(cmd) => channels_cmd::run(cmd),
     }
 }

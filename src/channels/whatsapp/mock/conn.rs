@@ -1,0 +1,395 @@
+//! One mock-server connection: HTTP admin request or WebSocket + Noise responder + stanza loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use prost::Message as _;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+use super::super::binary::Node;
+use super::super::cert::mint_chain;
+use super::super::crypto::{KeyPair, random_bytes, xeddsa_verify};
+use super::super::frame::{routing_info_of, strip_intro};
+use super::super::noise::Responder;
+use super::super::pairing::verify_pair_device_sign;
+use super::super::payload::is_login;
+use super::super::prekeys::parse_upload;
+use super::super::proto::{ClientPayload, HandshakeMessage, handshake_message};
+use super::super::socket::{FramedWs, NoiseSocket, SocketError};
+use super::{Cmd, ConnEntry, LinkedDevice, PendingPair, Shared, admin};
+
+/// Peeks the request head to route it: WebSocket upgrade or admin HTTP.
+pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
+    let mut buf = vec![0u8; 8192];
+    let mut last = 0;
+    let head = loop {
+        let n = match tcp.peek(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+            break String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        }
+        if n == buf.len() {
+            return;
+        }
+        if n == last {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        last = n;
+    };
+    if head.contains("upgrade: websocket") {
+        let _ = serve_ws(shared, tcp).await;
+    } else {
+        admin::serve(shared, tcp).await;
+    }
+}
+
+#[allow(clippy::result_large_err)] // the ErrorResponse type is tungstenite's
+async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError> {
+    let mut origin = None;
+    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        origin = req
+            .headers()
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if req.uri().path() != "/ws/chat" {
+            let mut r = ErrorResponse::new(Some("not found".into()));
+            *r.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+            return Err(r);
+        }
+        Ok(resp)
+    };
+    let ws = tokio_tungstenite::accept_hdr_async(tcp, callback).await?;
+    let mut framed = FramedWs::new(ws);
+    let mut intro = Vec::new();
+    loop {
+        intro.extend(framed.recv_raw().await?);
+        if let Some(n) = strip_intro(&intro)? {
+            shared.lock().last_routing_info = routing_info_of(&intro).map(hex::encode);
+            framed.push(&intro[n..]);
+            break;
+        }
+    }
+    let hello = framed.recv_frame().await?;
+    let ce = HandshakeMessage::decode(hello.as_slice())
+        .ok()
+        .and_then(|m| m.client_hello)
+        .and_then(|h| h.ephemeral)
+        .ok_or(SocketError::Handshake("expected ClientHello"))?;
+    let now = (shared.clock)();
+    let forge = shared.lock().sticky.forge_cert;
+    let chain = if forge {
+        mint_chain(
+            &KeyPair::generate(shared.rng.as_ref()),
+            &shared.server_static.public,
+            now,
+            shared.rng.as_ref(),
+        )
+    } else {
+        mint_chain(
+            &shared.root,
+            &shared.server_static.public,
+            now,
+            shared.rng.as_ref(),
+        )
+    };
+    let (resp, e, s, p) = Responder::respond(
+        &ce,
+        KeyPair::generate(shared.rng.as_ref()),
+        &shared.server_static,
+        &chain,
+    )?;
+    let sh = HandshakeMessage {
+        server_hello: Some(handshake_message::ServerHello {
+            ephemeral: Some(e.to_vec()),
+            r#static: Some(s),
+            payload: Some(p),
+        }),
+        ..Default::default()
+    };
+    framed.send_frame(&sh.encode_to_vec()).await?;
+    let fin = framed.recv_frame().await?;
+    let cf = HandshakeMessage::decode(fin.as_slice())
+        .ok()
+        .and_then(|m| m.client_finish)
+        .ok_or(SocketError::Handshake("expected ClientFinish"))?;
+    let (Some(cs), Some(cp)) = (cf.r#static, cf.payload) else {
+        return Err(SocketError::Handshake("ClientFinish missing a field"));
+    };
+    let opened = resp.read_client_finish(&cs, &cp)?;
+    let payload = ClientPayload::decode(opened.payload.as_slice())
+        .map_err(|_| SocketError::Handshake("ClientPayload"))?;
+    let (w, r) = opened.transport.into_halves();
+    let mut sock = NoiseSocket::new(framed, w, r);
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let id = {
+        let mut g = shared.lock();
+        g.total += 1;
+        g.next_conn += 1;
+        g.last_origin = origin;
+        let id = g.next_conn;
+        g.live.insert(id, ConnEntry { tx, pairing: None });
+        id
+    };
+    let r = session(&shared, id, &mut sock, rx, payload, opened.client_static).await;
+    shared.lock().live.remove(&id);
+    r
+}
+
+fn result(id: &str) -> Node {
+    Node::new("iq")
+        .attr("from", "s.whatsapp.net")
+        .attr("type", "result")
+        .attr("id", id)
+}
+
+async fn session(
+    shared: &Shared,
+    conn: u64,
+    sock: &mut NoiseSocket<TcpStream>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    payload: ClientPayload,
+    client_static: [u8; 32],
+) -> Result<(), SocketError> {
+    if !shared.reply_delay.is_zero() {
+        tokio::time::sleep(shared.reply_delay).await;
+    }
+    let fail = shared.lock().sticky.fail_next.take();
+    if let Some(reason) = fail {
+        sock.send(&Node::new("failure").attr("reason", reason.to_string()))
+            .await?;
+        sock.close().await;
+        return Ok(());
+    }
+    let mut device_jid: Option<String> = None;
+    if is_login(&payload) {
+        shared.lock().last_payload = Some("login");
+        let want = format!(
+            "{}:{}@s.whatsapp.net",
+            payload.username.unwrap_or(0),
+            payload.device.unwrap_or(0)
+        );
+        let found = shared
+            .lock()
+            .linked
+            .iter()
+            .find(|d| d.jid == want && d.noise_pub == client_static)
+            .cloned();
+        match found {
+            Some(d) => {
+                let t = (shared.clock)().to_string();
+                // <success> and the edge-routing <ib> in one WebSocket message (two frames).
+                let success = Node::new("success")
+                    .attr("t", t.clone())
+                    .attr("lid", d.lid.clone())
+                    .attr("creation", t);
+                let ib = Node::new("ib").children(vec![Node::new("edge_routing").children(vec![
+                    Node::new("routing_info").bytes(super::MOCK_ROUTING_INFO.to_vec()),
+                ])]);
+                sock.send_batch(&[success, ib]).await?;
+                device_jid = Some(d.jid);
+            }
+            None => {
+                sock.send(&Node::new("failure").attr("reason", "401"))
+                    .await?;
+                sock.close().await;
+                return Ok(());
+            }
+        }
+    } else {
+        shared.lock().last_payload = Some("registration");
+        let reg = payload.device_pairing_data.unwrap_or_default();
+        let ident: Option<[u8; 32]> = reg.e_ident.as_deref().and_then(|k| k.try_into().ok());
+        let spk_ok = match (ident, reg.e_skey_val.as_deref(), reg.e_skey_sig.as_deref()) {
+            (Some(i), Some(v), Some(sig)) => xeddsa_verify(&i, &[&[5u8][..], v].concat(), sig),
+            _ => false,
+        };
+        let Some(identity_pub) = ident.filter(|_| spk_ok) else {
+            sock.send(&Node::new("failure").attr("reason", "400"))
+                .await?;
+            sock.close().await;
+            return Ok(());
+        };
+        let refs: Vec<String> = (0..6)
+            .map(|_| format!("2@{}", B64.encode(random_bytes::<24>(shared.rng.as_ref()))))
+            .collect();
+        if let Some(c) = shared.lock().live.get_mut(&conn) {
+            c.pairing = Some(PendingPair {
+                refs: refs.clone(),
+                noise_pub: client_static,
+                identity_pub,
+                scanned: None,
+                code_hello: None,
+                primary: None,
+            });
+        }
+        let iq_id = hex::encode(random_bytes::<4>(shared.rng.as_ref()));
+        let refs = refs
+            .into_iter()
+            .map(|r| Node::new("ref").bytes(r.into_bytes()))
+            .collect();
+        sock.send(
+            &Node::new("iq")
+                .attr("from", "s.whatsapp.net")
+                .attr("type", "set")
+                .attr("id", iq_id)
+                .attr("xmlns", "md")
+                .children(vec![Node::new("pair-device").children(refs)]),
+        )
+        .await?;
+    }
+
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                None | Some(Cmd::Drop) => return Ok(()),
+                Some(Cmd::Send(n)) => sock.send(&n).await?,
+                Some(Cmd::Close(n)) => {
+                    sock.send(&n).await?;
+                    sock.close().await;
+                    return Ok(());
+                }
+                Some(Cmd::Garbage) => sock.send_unencrypted_frame(&random_bytes::<40>(shared.rng.as_ref())).await?,
+            },
+            node = sock.recv() => {
+                let node = node?;
+                if shared.lock().sticky.silent {
+                    continue;
+                }
+                if let Some(done) = on_client_node(shared, conn, sock, &node, &mut device_jid).await?
+                    && done {
+                        return Ok(());
+                    }
+            }
+        }
+    }
+}
+
+/// Handles one client stanza; `Some(true)` ends the connection.
+async fn on_client_node(
+    shared: &Shared,
+    conn: u64,
+    sock: &mut NoiseSocket<TcpStream>,
+    node: &Node,
+    device_jid: &mut Option<String>,
+) -> Result<Option<bool>, SocketError> {
+    if node.tag != "iq" {
+        return Ok(None);
+    }
+    let id = node.get_attr("id").unwrap_or_default();
+    let ty = node.get_attr("type").unwrap_or_default();
+    let xmlns = node.get_attr("xmlns").unwrap_or_default();
+    if node.child("pair-device-sign").is_some() {
+        let pending = shared
+            .lock()
+            .live
+            .get_mut(&conn)
+            .and_then(|c| c.pairing.take());
+        let Some(PendingPair {
+            noise_pub,
+            identity_pub,
+            scanned: Some((jid, lid)),
+            ..
+        }) = pending
+        else {
+            return Ok(None);
+        };
+        match verify_pair_device_sign(node, &identity_pub, &shared.phone.public) {
+            Ok(check) => {
+                shared.lock().linked.push(LinkedDevice {
+                    jid,
+                    lid,
+                    noise_pub,
+                    identity_pub,
+                    prekeys: 0,
+                    signed_prekey_valid: None,
+                    account_key_stripped: check.account_key_stripped,
+                });
+                sock.send(&Node::new("stream:error").attr("code", "515"))
+                    .await?;
+            }
+            Err(_) => {
+                sock.send(&Node::new("stream:error").attr("code", "401"))
+                    .await?
+            }
+        }
+        sock.close().await;
+        return Ok(Some(true));
+    }
+    if ty == "result" || ty == "error" {
+        return Ok(None);
+    }
+    if let Some(reg) = node.child("link_code_companion_reg") {
+        match reg.get_attr("stage") {
+            Some("companion_hello") => {
+                if let Some(p) = shared
+                    .lock()
+                    .live
+                    .get_mut(&conn)
+                    .and_then(|c| c.pairing.as_mut())
+                {
+                    p.code_hello = Some(node.clone());
+                }
+                let r =
+                    result(id).children(vec![Node::new("link_code_companion_reg").children(vec![
+                        Node::new("link_code_pairing_ref").bytes(b"mock-link-code-ref".to_vec()),
+                    ])]);
+                sock.send(&r).await?;
+            }
+            Some("companion_finish") => {
+                sock.send(&result(id)).await?;
+                if super::pair_code_finished(shared, conn, node).is_err() {
+                    // What a phone shows for a wrong code; the server then drops the attempt.
+                    sock.send(&Node::new("stream:error").attr("code", "401"))
+                        .await?;
+                    sock.close().await;
+                    return Ok(Some(true));
+                }
+            }
+            _ => sock.send(&result(id)).await?,
+        }
+        return Ok(None);
+    }
+    let reply = if xmlns == "encrypt" && ty == "get" && node.child("count").is_some() {
+        let n = device_jid
+            .as_ref()
+            .and_then(|j| {
+                shared
+                    .lock()
+                    .linked
+                    .iter()
+                    .find(|d| &d.jid == j)
+                    .map(|d| d.prekeys)
+            })
+            .unwrap_or(0);
+        result(id).children(vec![Node::new("count").attr("value", n.to_string())])
+    } else if xmlns == "encrypt" && ty == "set" {
+        if let (Some(u), Some(j)) = (parse_upload(node), device_jid.as_ref())
+            && let Some(d) = shared.lock().linked.iter_mut().find(|d| &d.jid == j)
+        {
+            d.prekeys += u.prekeys;
+            d.signed_prekey_valid = Some(u.signed_prekey_valid);
+        }
+        result(id)
+    } else if xmlns == "md" && node.child("remove-companion-device").is_some() {
+        if let Some(j) = device_jid.take() {
+            shared.lock().linked.retain(|d| d.jid != j);
+        }
+        result(id)
+    } else {
+        // Pings, passive/active and anything else: an empty result.
+        if xmlns == "w:p" {
+            shared.lock().pings += 1;
+        }
+        result(id)
+    };
+    sock.send(&reply).await?;
+    Ok(None)
+}

@@ -1,0 +1,126 @@
+//! `openclaw channels login/logout --channel whatsapp --json` against the mock server (issue 4),
+//! through the real binary and the `OPENCLAW_WA_TEST_SERVER` / `OPENCLAW_WA_TEST_ROOT_KEY` seam of
+//! the `wa-mock` feature.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use openclaw::channels::whatsapp::mock::{Fault, MockOptions, MockServer};
+use serde_json::Value;
+
+/// Runs the CLI, scanning every QR it prints with the mock phone. Returns (success, JSON lines).
+async fn cli(m: &MockServer, state: &std::path::Path, args: &[&str]) -> (bool, Vec<Value>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_openclaw"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .env("OPENCLAW_WA_TEST_SERVER", m.url())
+        .env("OPENCLAW_WA_TEST_ROOT_KEY", hex::encode(m.root_key()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if v["event"] == "qr" {
+            m.scan(v["qr"].as_str().unwrap()).unwrap();
+        }
+        lines.push(v);
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    (status.success(), lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_login_json_links_logs_in_again_and_logout_unlinks() {
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let login = ["channels", "login", "--channel", "whatsapp", "--json"];
+
+    let (ok, lines) = cli(&m, dir.path(), &login).await;
+    assert!(ok, "{lines:?}");
+    assert_eq!(lines[0]["event"], "qr");
+    assert_eq!(lines[0]["expiresInMs"], 60_000);
+    assert_eq!(
+        lines.last().unwrap(),
+        &serde_json::json!({"event": "linked", "jid": "15550001234:7@s.whatsapp.net"})
+    );
+    assert!(
+        dir.path()
+            .join("credentials/whatsapp/default/creds.json")
+            .exists()
+    );
+
+    // Again: saved creds, no QR.
+    let (ok, lines) = cli(&m, dir.path(), &login).await;
+    assert!(ok);
+    assert_eq!(
+        lines,
+        vec![serde_json::json!({"event": "linked", "jid": "15550001234:7@s.whatsapp.net"})]
+    );
+    assert_eq!(m.state()["lastClientPayload"], "login");
+
+    let (ok, lines) = cli(
+        &m,
+        dir.path(),
+        &["channels", "logout", "--channel", "whatsapp", "--json"],
+    )
+    .await;
+    assert!(ok);
+    assert_eq!(lines, vec![serde_json::json!({"event": "unlinked"})]);
+    assert!(!dir.path().join("credentials/whatsapp/default").exists());
+    assert_eq!(m.state()["linkedDevices"], serde_json::json!([]));
+
+    // A refused login ends with a failed line and a non-zero exit.
+    m.fault(Fault::Failure { reason: 403 });
+    let (ok, lines) = cli(&m, dir.path(), &login).await;
+    assert!(!ok);
+    assert_eq!(lines.last().unwrap()["event"], "failed");
+    assert!(
+        lines.last().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("403"),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_login_refuses_bad_arguments_before_connecting() {
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &[
+            "channels",
+            "login",
+            "--channel",
+            "whatsapp",
+            "--json",
+            "--phone",
+            "not-a-number",
+        ][..],
+        &["channels", "login", "--channel", "telegram", "--json"][..],
+        &["channels", "login", "--json", "--account", "../escape"][..],
+    ] {
+        let (ok, lines) = cli(&m, dir.path(), args).await;
+        assert!(!ok, "{args:?}");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["event"], "failed");
+    }
+    assert_eq!(m.state()["totalConnections"], 0);
+}
