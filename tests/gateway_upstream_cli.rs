@@ -73,6 +73,10 @@ fn upstream_cli_connects_with_token_and_reads_health() {
     assert_eq!(rc, 0, "stdout: {out}\nstderr: {err}");
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["pid"], json!(gw.child.id()));
+    // Upstream's own `openclaw status` renders our status payload and reports the gateway reachable.
+    let (rc, out, err) = upstream(home.path(), &["status"]);
+    assert_eq!(rc, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("reachable"), "{out}");
     // With a wrong token the upstream CLI is refused.
     let bad = client_home(json!({"mode": "local", "port": gw.port, "auth": {"token": "wrong"}}));
     let (rc, out, err) = upstream(bad.path(), &["health", "--json"]);
