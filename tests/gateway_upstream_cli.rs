@@ -24,7 +24,10 @@ fn skipped(why: &str) {
 /// Runs the upstream CLI with an isolated HOME; returns (exit code, stdout, stderr).
 fn upstream(home: &Path, args: &[&str]) -> (i32, String, String) {
     let dir = peer_dir();
-    let out = Command::new(dir.join("n26/node_modules/.bin/node"))
+    // coreutils `timeout` bounds each run so a stuck peer fails the test instead of hanging CI.
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(dir.join("n26/node_modules/.bin/node"))
         .arg(dir.join("node_modules/openclaw/openclaw.mjs"))
         .args(args)
         .env_clear()
