@@ -379,3 +379,44 @@ async fn ready_is_503_while_starting_or_draining() {
     assert_eq!((r.status, r.json()["failing"].clone()), (503, json!(["draining"])));
     assert_eq!(get("/health").await.unwrap().json()["status"], "draining");
 }
+
+#[test]
+fn newcomer_defaults_home_state_dir_and_port_18789() {
+    // `openclaw gateway` with no flags and no config: state in ~/.openclaw, 127.0.0.1:18789.
+    let home = tempfile::tempdir().unwrap();
+    let mut child = gateway_support::cmd()
+        .arg("gateway")
+        .env("HOME", home.path())
+        .env_remove("OPENCLAW_HOME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = home.path().join(".openclaw");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            // Someone else on this machine holds 18789: then the refusal must say so.
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(status.code(), Some(22), "{err}");
+            assert!(err.contains("port 18789 on 127.0.0.1 is already in use"), "{err}");
+            return;
+        }
+        if let Ok(t) = std::fs::read_to_string(state.join("gateway.json")) {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            assert_eq!((v["host"].as_str(), v["port"].as_u64()), (Some("127.0.0.1"), Some(18789)));
+            assert!(state.join("credentials/gateway-token").exists());
+            assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("Dashboard: http://127.0.0.1:18789/"), "{stdout}");
+            assert!(stdout.contains("ssh -N -L 18789:127.0.0.1:18789"), "{stdout}");
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -24,7 +24,10 @@ fn skipped(why: &str) {
 /// Runs the upstream CLI with an isolated HOME; returns (exit code, stdout, stderr).
 fn upstream(home: &Path, args: &[&str]) -> (i32, String, String) {
     let dir = peer_dir();
-    let out = Command::new(dir.join("n26/node_modules/.bin/node"))
+    // coreutils `timeout` bounds each run so a stuck peer fails the test instead of hanging CI.
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(dir.join("n26/node_modules/.bin/node"))
         .arg(dir.join("node_modules/openclaw/openclaw.mjs"))
         .args(args)
         .env_clear()
@@ -73,6 +76,10 @@ fn upstream_cli_connects_with_token_and_reads_health() {
     assert_eq!(rc, 0, "stdout: {out}\nstderr: {err}");
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["pid"], json!(gw.child.id()));
+    // Upstream's own `openclaw status` renders our status payload and reports the gateway reachable.
+    let (rc, out, err) = upstream(home.path(), &["status"]);
+    assert_eq!(rc, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("reachable"), "{out}");
     // With a wrong token the upstream CLI is refused.
     let bad = client_home(json!({"mode": "local", "port": gw.port, "auth": {"token": "wrong"}}));
     let (rc, out, err) = upstream(bad.path(), &["health", "--json"]);

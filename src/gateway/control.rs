@@ -445,6 +445,9 @@ pub fn status(st: &AppState) -> Value {
         "runs": st.runs.counters(),
         "devices": {"paired": devices.paired().len(), "pending": devices.pending(now).len()},
         "channels": st.channels.snapshot(),
+        // Upstream-shaped fields its `openclaw status` reads (no sessions exist yet).
+        "sessions": {"count": 0, "byAgent": [], "recent": []},
+        "channelSummary": [],
     })
 }
 

@@ -3,6 +3,27 @@
 //!
 //! Startup order: state-dir lock → token consistency checks → device store → bind → ready
 //! (sd_notify). SIGTERM drains and exits 0.
+//!
+//! Exit codes of `openclaw gateway run` (one per refusal; `doctor` can reuse [`token`]'s checks):
+//!
+//! | code | refusal |
+//! |---|---|
+//! | 10 | explicit token sources disagree (each listed with its fingerprint) |
+//! | 11 | a token or token file is group/world readable |
+//! | 12 | a token file is in `/nix/store` |
+//! | 13 | a token source is empty |
+//! | 14 | the token does not match the snapshot's fingerprint |
+//! | 15 | `gateway.remote.token` for this gateway differs |
+//! | 16 | non-loopback bind without auth |
+//! | 17 | `hooks.enabled` without a hooks token |
+//! | 18 | the generated token file cannot be read or written |
+//! | 20 | another gateway holds the state dir (its pid is named) |
+//! | 21 | the lock file cannot be opened |
+//! | 22 | the port is in use (the holder's pid is named when visible) |
+//! | 23 | binding failed otherwise |
+//! | 24 | the device store is unreadable |
+//! | 78 | the configuration cannot be read (EX_CONFIG, as upstream) |
+//! | 1 | the server failed while running |
 
 pub mod client;
 pub mod control;
