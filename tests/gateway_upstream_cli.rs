@@ -6,7 +6,6 @@
 
 mod gateway_support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,8 +16,11 @@ fn peer_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/upstream-cli")
 }
 
+#[path = "support/peer.rs"]
+mod peer;
+
 fn skipped(why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED: upstream openclaw CLI interop: {why}; run scripts/setup-test-peers");
+    peer::missing("upstream openclaw CLI interop", why);
 }
 
 /// Runs the upstream CLI with an isolated HOME; returns (exit code, stdout, stderr).

@@ -7,6 +7,9 @@
 //! against the mock mean something. Without node or the installed package the test prints a loud
 //! `SKIPPED:` line (it never passes silently in CI, where the peer is installed).
 
+#[path = "support/peer.rs"]
+mod peer;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -107,12 +110,7 @@ fn find<'a>(events: &'a [Value], name: &str) -> Option<&'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_baileys_links_and_logs_in_against_our_mock() {
     if let Some(why) = missing_peer() {
-        println!(
-            "SKIPPED: real_baileys_links_and_logs_in_against_our_mock: {why}; run scripts/setup-test-peers"
-        );
-        eprintln!(
-            "SKIPPED: real Baileys peer unavailable ({why}); the mock server is NOT validated by this run"
-        );
+        peer::missing("real_baileys_links_and_logs_in_against_our_mock", &format!("{why}; the mock server is NOT validated by this run"));
         return;
     }
     let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
@@ -209,9 +207,7 @@ async fn real_baileys_links_and_logs_in_against_our_mock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_baileys_links_by_pairing_code_against_our_mock() {
     if let Some(why) = missing_peer() {
-        println!(
-            "SKIPPED: real_baileys_links_by_pairing_code_against_our_mock: {why}; run scripts/setup-test-peers"
-        );
+        peer::missing("real_baileys_links_by_pairing_code_against_our_mock", &why);
         return;
     }
     let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
@@ -248,9 +244,7 @@ async fn real_baileys_links_by_pairing_code_against_our_mock() {
 async fn real_baileys_6_links_and_logs_in_against_our_mock() {
     let dir = peers_dir().join("baileys6");
     if let Some(why) = missing_install(&dir, "6.7.21") {
-        println!(
-            "SKIPPED: real_baileys_6_links_and_logs_in_against_our_mock: {why}; run scripts/setup-test-peers"
-        );
+        peer::missing("real_baileys_6_links_and_logs_in_against_our_mock", &why);
         return;
     }
     // Baileys 6 misreads a stanza that arrives before it has switched to transport keys.

@@ -3,6 +3,9 @@
 //! §1.4), so this calls libsignal's `verifySignature` directly. Without node or the installed peer
 //! the test prints a loud `SKIPPED:` line.
 
+#[path = "support/peer.rs"]
+mod peer;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,9 +19,7 @@ fn xeddsa_and_x25519_agree_with_libsignal() {
     if !peers.join("node_modules/libsignal/src/curve.js").exists()
         || Command::new("node").arg("--version").output().is_err()
     {
-        println!(
-            "SKIPPED: xeddsa_and_x25519_agree_with_libsignal: node or tests/peers/node_modules/libsignal missing; run scripts/setup-test-peers"
-        );
+        peer::missing("xeddsa_and_x25519_agree_with_libsignal", "node or tests/peers/node_modules/libsignal missing");
         return;
     }
     let rng = SeededEntropy::new(42);
