@@ -202,14 +202,12 @@ impl GatewaySettings {
     }
 }
 
-/// Normalises a path prefix as upstream does for `hooks.path`: adds a leading `/`, strips trailing
-/// `/`. Returns `None` for `/` (or empty), which upstream rejects for hooks.
+/// Normalises a path prefix as upstream does for `hooks.path` (the config compiler's rule: a
+/// leading `/` added, trailing ones removed). Returns `None` for `/` (or empty), which upstream
+/// rejects for hooks and which means "no prefix" for the Control UI.
 pub fn normalize_base_path(p: &str) -> Option<String> {
-    let trimmed = p.trim().trim_end_matches('/');
-    if trimmed.is_empty() {
-        return None;
-    }
-    Some(if trimmed.starts_with('/') { trimmed.to_string() } else { format!("/{trimmed}") })
+    let normalized = crate::config::semantic::normalize_hooks_path(p);
+    (normalized != "/").then_some(normalized)
 }
 
 #[cfg(test)]
