@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use prost::Message;
 use sha2::Sha256;
 
-use super::binary::Node;
+use super::binary::{Node, SERVER_JID};
 use super::creds::{Account, Creds, Me};
 use super::crypto::{Entropy, KeyPair, xeddsa_verify};
 use super::proto::{
@@ -207,7 +207,7 @@ pub fn handle_pair_success(
         device_signature: Some(device_signature.clone()),
     };
     let reply = Node::new("iq")
-        .attr("to", "s.whatsapp.net")
+        .attr("to", SERVER_JID)
         .attr("type", "result")
         .attr("id", msg_id)
         .children(vec![Node::new("pair-device-sign").children(vec![
