@@ -434,3 +434,28 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::channels::whatsapp::crypto::SeededEntropy;
+
+    proptest! {
+        #[test]
+        fn pairing_parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300), s in ".{0,200}") {
+            let rng = SeededEntropy::new(1);
+            let creds = Creds::generate(&rng);
+            let iq = Node::new("iq").attr("id", "1").children(vec![Node::new("pair-success").children(vec![
+                Node::new("device-identity").bytes(data.clone()),
+                Node::new("device").attr("jid", s.clone()),
+            ])]);
+            let _ = handle_pair_success(&iq, &creds, &rng);
+            let reply = Node::new("iq").children(vec![Node::new("pair-device-sign")
+                .children(vec![Node::new("device-identity").bytes(data)])]);
+            let _ = verify_pair_device_sign(&reply, &[1; 32], &[2; 32]);
+            let _ = parse_qr(&s);
+        }
+    }
+}
