@@ -143,6 +143,10 @@ async fn real_baileys_links_and_logs_in_against_our_mock() {
     let st = &find(&events, "state").expect("state")["state"];
     assert_eq!(st["lastClientPayload"], "login", "{log}");
     assert_eq!(st["lastOrigin"], "https://web.whatsapp.com");
+    assert_eq!(
+        st["misaddressedIqs"], 0,
+        "Baileys addresses every iq to @s.whatsapp.net, as we do"
+    );
     let dev = &st["linkedDevices"][0];
     assert!(
         dev["preKeys"].as_u64().unwrap() >= 812,

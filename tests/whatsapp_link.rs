@@ -117,6 +117,10 @@ async fn link_by_qr_then_restart_logs_in_from_saved_creds_without_qr() {
         st["totalConnections"], 2,
         "registration, then login after 515"
     );
+    assert_eq!(
+        st["misaddressedIqs"], 0,
+        "every iq is sent to @s.whatsapp.net"
+    );
 
     // "Restart": a fresh config over the same state dir logs in without a QR code.
     let cfg2 = config(&m, dir.path());

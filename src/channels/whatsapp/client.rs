@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::binary::Node;
+use super::binary::{Node, SERVER_JID};
 use super::creds::Creds;
 use super::creds::{CredsError, CredsStore};
 use super::crypto::{SharedEntropy, os_entropy};
@@ -335,7 +335,7 @@ impl Session<'_> {
                 },
                 _ = sleep_until(next_ping) => {
                     next_ping = Instant::now() + self.cfg.keepalive;
-                    let ping = Node::new("iq").attr("to", "s.whatsapp.net").attr("type", "get").attr("xmlns", "w:p")
+                    let ping = Node::new("iq").attr("to", SERVER_JID).attr("type", "get").attr("xmlns", "w:p")
                         .children(vec![Node::new("ping")]);
                     if let Err(r) = self.query(ping, Pending::Ping).await {
                         return self.end(Some(r));
@@ -435,7 +435,7 @@ impl Session<'_> {
                 })
                 .collect();
             let ack = Node::new("iq")
-                .attr("to", "s.whatsapp.net")
+                .attr("to", SERVER_JID)
                 .attr("type", "result")
                 .attr("id", id);
             if let Err(r) = self.send(ack).await {
@@ -453,7 +453,7 @@ impl Session<'_> {
         }
         if node.get_attr("xmlns") == Some("urn:xmpp:ping") || node.child("ping").is_some() {
             let pong = Node::new("iq")
-                .attr("to", "s.whatsapp.net")
+                .attr("to", SERVER_JID)
                 .attr("type", "result")
                 .attr("id", id);
             return Ok(self.send(pong).await);
@@ -488,7 +488,7 @@ impl Session<'_> {
             .attr("id", node.get_attr("id").unwrap_or_default())
             .attr("class", "notification")
             .attr("type", "link_code_companion_reg")
-            .attr("to", "s.whatsapp.net");
+            .attr("to", node.get_attr("from").unwrap_or(SERVER_JID));
         if let Err(r) = self.send(ack).await {
             return Ok(Err(r));
         }
@@ -524,7 +524,7 @@ impl Session<'_> {
                     _ => "internal-error",
                 };
                 let err = Node::new("iq")
-                    .attr("to", "s.whatsapp.net")
+                    .attr("to", SERVER_JID)
                     .attr("type", "error")
                     .attr("id", id)
                     .children(vec![
@@ -563,14 +563,14 @@ impl Session<'_> {
         }
         let _ = self.events.send(Event::Open { jid: jid.clone() });
         let active = Node::new("iq")
-            .attr("to", "s.whatsapp.net")
+            .attr("to", SERVER_JID)
             .attr("xmlns", "passive")
             .attr("type", "set")
             .children(vec![Node::new("active")]);
         self.query(active, Pending::Other).await?;
         if mode == RunMode::Logout {
             let rm = Node::new("iq")
-                .attr("to", "s.whatsapp.net")
+                .attr("to", SERVER_JID)
                 .attr("type", "set")
                 .attr("xmlns", "md")
                 .children(vec![

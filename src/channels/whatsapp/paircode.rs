@@ -8,7 +8,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use super::binary::Node;
+use super::binary::{Node, SERVER_JID};
 use super::crypto::{Entropy, KeyPair, random_bytes};
 
 /// The code alphabet (Crockford-like, without 0, I, O, U).
@@ -205,7 +205,7 @@ pub fn companion_hello(
     rng: &dyn Entropy,
 ) -> Node {
     Node::new("iq")
-        .attr("to", "s.whatsapp.net")
+        .attr("to", SERVER_JID)
         .attr("type", "set")
         .attr("xmlns", "md")
         .children(vec![
@@ -268,7 +268,7 @@ pub fn companion_finish(
         ADV_INFO,
     );
     let iq = Node::new("iq")
-        .attr("to", "s.whatsapp.net")
+        .attr("to", SERVER_JID)
         .attr("type", "set")
         .attr("xmlns", "md")
         .children(vec![

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use prost::Message;
 use sha2::Sha256;
 
-use super::binary::Node;
+use super::binary::{Node, SERVER_JID};
 use super::creds::{Account, Creds, Me};
 use super::crypto::{Entropy, KeyPair, xeddsa_verify};
 use super::proto::{
@@ -207,7 +207,7 @@ pub fn handle_pair_success(
         device_signature: Some(device_signature.clone()),
     };
     let reply = Node::new("iq")
-        .attr("to", "s.whatsapp.net")
+        .attr("to", SERVER_JID)
         .attr("type", "result")
         .attr("id", msg_id)
         .children(vec![Node::new("pair-device-sign").children(vec![
@@ -432,5 +432,30 @@ mod tests {
             handle_pair_success(&Node::new("iq").attr("id", "1"), &c, &rng),
             Err(PairError::Malformed(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::channels::whatsapp::crypto::SeededEntropy;
+
+    proptest! {
+        #[test]
+        fn pairing_parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300), s in ".{0,200}") {
+            let rng = SeededEntropy::new(1);
+            let creds = Creds::generate(&rng);
+            let iq = Node::new("iq").attr("id", "1").children(vec![Node::new("pair-success").children(vec![
+                Node::new("device-identity").bytes(data.clone()),
+                Node::new("device").attr("jid", s.clone()),
+            ])]);
+            let _ = handle_pair_success(&iq, &creds, &rng);
+            let reply = Node::new("iq").children(vec![Node::new("pair-device-sign")
+                .children(vec![Node::new("device-identity").bytes(data)])]);
+            let _ = verify_pair_device_sign(&reply, &[1; 32], &[2; 32]);
+            let _ = parse_qr(&s);
+        }
     }
 }

@@ -36,12 +36,13 @@ fn user_agent(v: [u32; 3]) -> UserAgent {
         mcc: Some("000".into()),
         mnc: Some("000".into()),
         os_version: Some("0.1".into()),
-        manufacturer: Some(String::new()),
         device: Some("Desktop".into()),
         os_build_number: Some("0.1".into()),
         release_channel: Some(ReleaseChannel::Release as i32),
         locale_language_iso6391: Some("en".into()),
         locale_country_iso31661_alpha2: Some("US".into()),
+        // Baileys leaves the manufacturer unset.
+        manufacturer: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! One-time prekeys and the upload stanza (reference §6.1). Only generation and upload: the Signal
 //! session layer is a separate issue.
 
-use super::binary::Node;
+use super::binary::{Node, SERVER_JID};
 use super::creds::{Creds, PreKeys, StoredKeyPair};
 use super::crypto::{Entropy, KeyPair};
 
@@ -32,7 +32,7 @@ pub fn count_query(id: &str) -> Node {
         .attr("id", id)
         .attr("xmlns", "encrypt")
         .attr("type", "get")
-        .attr("to", "s.whatsapp.net")
+        .attr("to", SERVER_JID)
         .children(vec![Node::new("count")])
 }
 
@@ -53,7 +53,7 @@ pub fn upload(id: &str, creds: &Creds, store: &PreKeys, ids: &[u32]) -> Node {
         .attr("id", id)
         .attr("xmlns", "encrypt")
         .attr("type", "set")
-        .attr("to", "s.whatsapp.net")
+        .attr("to", SERVER_JID)
         .children(vec![
             Node::new("registration").bytes(creds.registration_id.to_be_bytes().to_vec()),
             Node::new("type").bytes(vec![5]),

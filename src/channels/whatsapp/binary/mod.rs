@@ -11,6 +11,10 @@ pub use decode::{DecodeError, decode_node, unpack};
 pub use encode::{encode_node, marshal};
 pub use node::{Content, Node};
 
+/// The server's JID as clients address it in `to` attributes (Baileys `S_WHATSAPP_NET`), written
+/// as a JID pair with an empty user.
+pub const SERVER_JID: &str = "@s.whatsapp.net";
+
 /// Tag bytes (reference §2 table; Baileys `TAGS` in `src/WABinary/constants.ts`).
 pub mod tag {
     /// Empty list / null string.

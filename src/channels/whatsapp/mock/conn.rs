@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
-use super::super::binary::Node;
+use super::super::binary::{Node, SERVER_JID};
 use super::super::cert::mint_chain;
 use super::super::crypto::{KeyPair, random_bytes, xeddsa_verify};
 use super::super::frame::{routing_info_of, strip_intro};
@@ -286,6 +286,10 @@ async fn on_client_node(
     let id = node.get_attr("id").unwrap_or_default();
     let ty = node.get_attr("type").unwrap_or_default();
     let xmlns = node.get_attr("xmlns").unwrap_or_default();
+    // Clients address the server as the JID `@s.whatsapp.net` (Baileys' S_WHATSAPP_NET).
+    if node.get_attr("to") != Some(SERVER_JID) {
+        shared.lock().misaddressed += 1;
+    }
     if node.child("pair-device-sign").is_some() {
         let pending = shared
             .lock()

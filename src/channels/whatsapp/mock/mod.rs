@@ -129,6 +129,7 @@ struct Inner {
     last_origin: Option<String>,
     last_routing_info: Option<String>,
     pings: u64,
+    misaddressed: u64,
     sticky: Sticky,
     next_device: u32,
 }
@@ -293,6 +294,7 @@ fn state(shared: &Shared) -> serde_json::Value {
         "lastOrigin": g.last_origin,
         "lastRoutingInfo": g.last_routing_info,
         "pingsAnswered": g.pings,
+        "misaddressedIqs": g.misaddressed,
     })
 }
 
