@@ -32,13 +32,16 @@ impl Entropy for OsEntropy {
     }
 }
 
-/// Deterministic randomness for tests: SHA-512 in counter mode over a seed. Never use in production.
+/// Deterministic randomness for tests: SHA-512 in counter mode over a seed. Only in test builds
+/// and builds with the `wa-mock` feature, so production code cannot pick it by mistake.
+#[cfg(any(test, feature = "wa-mock"))]
 #[derive(Debug)]
 pub struct SeededEntropy {
     seed: [u8; 32],
     counter: std::sync::atomic::AtomicU64,
 }
 
+#[cfg(any(test, feature = "wa-mock"))]
 impl SeededEntropy {
     /// A generator whose output is a function of `seed` only.
     pub fn new(seed: u64) -> Self {
@@ -51,6 +54,7 @@ impl SeededEntropy {
     }
 }
 
+#[cfg(any(test, feature = "wa-mock"))]
 impl Entropy for SeededEntropy {
     fn fill(&self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(64) {

@@ -157,3 +157,25 @@ proptest! {
         prop_assert_eq!(unpack(&marshal(&node)).unwrap(), node);
     }
 }
+
+/// The token tables are byte-for-byte the ones of Baileys, whatsmeow and whatsapp-rust: reference
+/// §2 gives the SHA-256 of each table's compact JSON.
+#[test]
+fn token_tables_match_the_reference_hashes() {
+    use sha2::{Digest, Sha256};
+    let single = serde_json::to_string(tokens::SINGLE_BYTE.as_slice()).unwrap();
+    let double: Vec<&[&str]> = tokens::DOUBLE_BYTE.iter().map(|t| t.as_slice()).collect();
+    let double = serde_json::to_string(&double).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(single.as_bytes())),
+        "5fd87b0938866fa14324bee863c414eedd3b61c34aa2ff024c5d663f21546690"
+    );
+    assert_eq!(
+        hex::encode(Sha256::digest(double.as_bytes())),
+        "0c785ca43e8e316d9458bd214034f8818cc5b1127efbfd98e511f9d180212570"
+    );
+    assert_eq!(
+        (tokens::SINGLE_BYTE.len(), tokens::SINGLE_BYTE[0]),
+        (236, "")
+    );
+}
