@@ -9,9 +9,15 @@ use std::time::Duration;
 use openclaw::channels::whatsapp::mock::{Fault, MockOptions, MockServer};
 use serde_json::Value;
 
+/// Declares the WhatsApp channel in the state dir's config (login refuses an undeclared one).
+fn declare_whatsapp(state: &std::path::Path) {
+    std::fs::write(state.join("openclaw.json"), "{ channels: { whatsapp: { dmPolicy: 'pairing' } } }\n").unwrap();
+}
+
 /// Runs the CLI, scanning every QR it prints with the mock phone. Returns (success, JSON lines).
 async fn cli(m: &MockServer, state: &std::path::Path, args: &[&str]) -> (bool, Vec<Value>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_openclaw"))
+        .env_remove("OPENCLAW_CONFIG_PATH")
         .args(args)
         .arg("--state-dir")
         .arg(state)
@@ -48,6 +54,7 @@ async fn channels_login_json_links_logs_in_again_and_logout_unlinks() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    declare_whatsapp(dir.path());
     let login = ["channels", "login", "--channel", "whatsapp", "--json"];
 
     let (ok, lines) = cli(&m, dir.path(), &login).await;
@@ -104,6 +111,7 @@ async fn channels_login_refuses_bad_arguments_before_connecting() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    declare_whatsapp(dir.path());
     for args in [
         &[
             "channels",
@@ -122,5 +130,25 @@ async fn channels_login_refuses_bad_arguments_before_connecting() {
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert_eq!(lines[0]["event"], "failed");
     }
+    assert_eq!(m.state()["totalConnections"], 0);
+}
+
+/// Regression for the field report "web login provider is not available": an undeclared channel
+/// is refused before connecting, naming the key to add.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_login_says_which_key_declares_the_channel() {
+    let m = MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, lines) = cli(&m, dir.path(), &["channels", "login", "--channel", "whatsapp", "--json"]).await;
+    assert!(!ok);
+    let reason = lines[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("add channels.whatsapp to") && reason.contains("services.openclaw.settings.channels.whatsapp"), "{reason}");
+    // With accounts listed, the account must be one of them.
+    std::fs::write(dir.path().join("openclaw.json"), "{ channels: { whatsapp: { accounts: { work: {} } } } }").unwrap();
+    let (ok, lines) = cli(&m, dir.path(), &["channels", "login", "--json", "--account", "home"]).await;
+    assert!(!ok);
+    assert!(lines[0]["reason"].as_str().unwrap_or_default().contains("\"home\" is not in channels.whatsapp.accounts (work)"), "{lines:?}");
     assert_eq!(m.state()["totalConnections"], 0);
 }

@@ -16,6 +16,9 @@ use crate::channels::whatsapp::client::{self, ClientConfig, Event, LinkOutcome, 
 use crate::channels::whatsapp::creds::CredsStore;
 use crate::channels::whatsapp::paircode::display;
 use crate::channels::whatsapp::qr::render_terminal;
+use crate::config::env::ProcessEnv;
+use crate::config::model::whatsapp::DEFAULT_ACCOUNT_ID;
+use crate::config::sources::{Layer, SourceRequest};
 use crate::store::StateLayout;
 use crate::store::layout::resolve_state_dir;
 
@@ -34,9 +37,14 @@ pub struct LoginArgs {
     /// The channel (only `whatsapp` for now).
     #[arg(long, default_value = "whatsapp")]
     pub channel: String,
-    /// The account id (several WhatsApp numbers can be linked side by side).
-    #[arg(long, default_value = "default")]
-    pub account: String,
+    /// The account id (several WhatsApp numbers can be linked side by side). Default: the
+    /// config's channels.whatsapp.defaultAccount, else `default`.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The system config file (default: $OPENCLAW_CONFIG_PATH, else /etc/openclaw/openclaw.json
+    /// if it exists); `login` checks there that the channel is declared.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Print JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
@@ -67,7 +75,12 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let cfg = whatsapp_config(args)?;
+        let account = if is_login {
+            declared_account(args)?
+        } else {
+            args.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_string())
+        };
+        let cfg = whatsapp_config(args, &account)?;
         if is_login {
             rt.block_on(login(cfg, json))
         } else {
@@ -83,18 +96,48 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
     }
 }
 
-fn whatsapp_config(args: &LoginArgs) -> anyhow::Result<ClientConfig> {
+/// Before linking: the channel (and the account, when accounts are listed) must be declared in
+/// the config, or the gateway would never run the number being linked. Returns the account id.
+fn declared_account(args: &LoginArgs) -> anyhow::Result<String> {
+    let request = SourceRequest { config: args.config.clone(), state_dir: args.state_dir.clone(), no_state: false };
+    let c = crate::config::compile(&crate::config::Options { request }, &ProcessEnv)?;
+    let Some(out) = &c.output else {
+        for d in c.errors() {
+            eprintln!("{d}");
+        }
+        anyhow::bail!("the config is invalid; fix it first (`openclaw config check` lists the errors)");
+    };
+    let Some(wa) = &out.config.channels.whatsapp else {
+        let target = c
+            .sources
+            .iter()
+            .find(|s| s.layer == Layer::System)
+            .map(|s| s.path.clone())
+            .or_else(|| c.inputs.state_dir.as_ref().map(|d| StateLayout::new(d).config_file()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the config".into());
+        anyhow::bail!(
+            "WhatsApp is not declared in the config, so the gateway would never run this number: add channels.whatsapp to {target} (NixOS: services.openclaw.settings.channels.whatsapp), then log in again"
+        );
+    };
+    let account = args.account.clone().unwrap_or_else(|| wa.default_account_id());
+    if !wa.accounts.is_empty() && !wa.accounts.contains_key(&account) {
+        let ids: Vec<&str> = wa.accounts.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "account {account:?} is not in channels.whatsapp.accounts ({}); add it there first",
+            ids.join(", ")
+        );
+    }
+    Ok(account)
+}
+
+fn whatsapp_config(args: &LoginArgs, account: &str) -> anyhow::Result<ClientConfig> {
     anyhow::ensure!(
-        !args.account.is_empty()
-            && args
-                .account
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-        "invalid account id {:?} (letters, digits, - and _ only)",
-        args.account
+        !account.is_empty() && account.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "invalid account id {account:?} (letters, digits, - and _ only)"
     );
     let layout = StateLayout::new(resolve_state_dir(args.state_dir.as_deref()));
-    let mut cfg = ClientConfig::from_environment(CredsStore::new(&layout, &args.account))
+    let mut cfg = ClientConfig::from_environment(CredsStore::new(&layout, account))
         .map_err(anyhow::Error::msg)?;
     if let Some(phone) = &args.phone {
         let digits: String = phone
