@@ -65,20 +65,9 @@ fn expand_home(p: &str, env: &dyn EnvSource) -> PathBuf {
 }
 
 /// The state dir from the flag, else `$OPENCLAW_STATE_DIR`, else `$OPENCLAW_HOME/.openclaw`,
-/// else `$HOME/.openclaw`.
+/// else `$HOME/.openclaw` (the store's one rule, with `env` injected).
 pub fn state_dir(flag: Option<&Path>, env: &dyn EnvSource) -> PathBuf {
-    if let Some(p) = flag {
-        return p.to_path_buf();
-    }
-    if let Some(v) = env.var(crate::store::layout::STATE_DIR_ENV).filter(|v| !v.is_empty()) {
-        return expand_home(&v, env);
-    }
-    let home = env
-        .var("OPENCLAW_HOME")
-        .filter(|h| !h.is_empty())
-        .or_else(|| env.var("HOME").filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| ".".into());
-    Path::new(&home).join(".openclaw")
+    crate::store::layout::resolve_state_dir_with(flag, |k| env.var(k))
 }
 
 /// Resolves the layers without reading them.

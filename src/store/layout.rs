@@ -12,23 +12,30 @@ pub const STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
 /// The default state directory: `$OPENCLAW_HOME/.openclaw`, else `$HOME/.openclaw`, else
 /// `./.openclaw` when no home is known.
 pub fn default_state_dir() -> PathBuf {
-    let home = std::env::var_os("OPENCLAW_HOME")
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".openclaw")
+    resolve_state_dir_with(None, |k| std::env::var(k).ok())
 }
 
 /// Resolves the state dir from an explicit flag, then the environment, then the default.
 pub fn resolve_state_dir(flag: Option<&Path>) -> PathBuf {
+    resolve_state_dir_with(flag, |k| std::env::var(k).ok())
+}
+
+/// The one state-dir rule, with the environment injected: the flag, else `$OPENCLAW_STATE_DIR`
+/// (a leading `~/` expanded), else `$OPENCLAW_HOME/.openclaw`, else `$HOME/.openclaw`, else
+/// `./.openclaw`.
+pub fn resolve_state_dir_with(flag: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }
-    match std::env::var_os(STATE_DIR_ENV) {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => default_state_dir(),
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    if let Some(v) = set(STATE_DIR_ENV) {
+        return match (v.strip_prefix("~/"), set("HOME")) {
+            (Some(rest), Some(home)) => Path::new(&home).join(rest),
+            _ => PathBuf::from(v),
+        };
     }
+    let home = set("OPENCLAW_HOME").or_else(|| set("HOME")).unwrap_or_else(|| ".".into());
+    Path::new(&home).join(".openclaw")
 }
 
 /// Paths inside one state directory.
