@@ -298,12 +298,7 @@ impl DeviceStore {
 
     /// Approves a pending request: pairs the device with the requested role and scopes.
     pub fn approve(&mut self, request_id: &str, via: &str, now_ms: u64) -> Result<PairedDevice, DeviceStoreError> {
-        let i = self
-            .pending
-            .iter()
-            .position(|p| p.request_id == request_id && p.expires_at_ms > now_ms)
-            .ok_or_else(|| DeviceStoreError::UnknownRequest(request_id.to_string()))?;
-        let req = self.pending.remove(i);
+        let req = self.take_pending(request_id, now_ms)?;
         let dev = self.pair(req.info, &req.role, &req.scopes, via, now_ms)?;
         self.save_pending()?;
         Ok(dev)
@@ -311,14 +306,19 @@ impl DeviceStore {
 
     /// Rejects a pending request.
     pub fn reject(&mut self, request_id: &str, now_ms: u64) -> Result<PendingRequest, DeviceStoreError> {
+        let req = self.take_pending(request_id, now_ms)?;
+        self.save_pending()?;
+        Ok(req)
+    }
+
+    /// Removes an unexpired pending request from memory (callers persist the change).
+    fn take_pending(&mut self, request_id: &str, now_ms: u64) -> Result<PendingRequest, DeviceStoreError> {
         let i = self
             .pending
             .iter()
             .position(|p| p.request_id == request_id && p.expires_at_ms > now_ms)
             .ok_or_else(|| DeviceStoreError::UnknownRequest(request_id.to_string()))?;
-        let req = self.pending.remove(i);
-        self.save_pending()?;
-        Ok(req)
+        Ok(self.pending.remove(i))
     }
 
     /// Removes a paired device and its token (it must pair again).
