@@ -292,31 +292,40 @@ pub fn compile_sources(inputs: Inputs, srcs: Vec<Source>, env: &dyn EnvSource, r
     // 5. Schema, then typed decoding and the semantic rules.
     // When the schema finds errors, the semantic rules still run on the config without the
     // offending keys, so one run reports everything it can.
-    let mut schema_errors =
-        if validate::fast_valid(&merged.value) { Vec::new() } else { validate::check(&merged.value, &loc) };
+    let fast = validate::fast_valid(&merged.value);
+    let mut schema_errors = if fast.is_some() { Vec::new() } else { validate::check(&merged.value, &loc) };
     // A non-finite number was already reported and replaced by null: no second error for it.
     let non_finite: Vec<(Option<std::path::PathBuf>, Option<u32>, Option<u32>)> =
         diags.iter().filter(|d| d.code == "non-finite").map(|d| (d.file.clone(), d.line, d.column)).collect();
     schema_errors.retain(|d| !non_finite.contains(&(d.file.clone(), d.line, d.column)));
     diags.extend(schema_errors);
-    let mut checked = merged.value.clone();
-    for d in diags.iter().filter(|d| d.is_error()) {
-        if let Some(p) = KeyPath::parse_dotted(&d.path) {
-            prune(&mut checked, p);
-        }
-    }
     let earlier_errors = diags.iter().any(Diagnostic::is_error);
+    let checked = if earlier_errors {
+        let mut pruned = merged.value.clone();
+        for d in diags.iter().filter(|d| d.is_error()) {
+            if let Some(p) = KeyPath::parse_dotted(&d.path) {
+                prune(&mut pruned, p);
+            }
+        }
+        std::borrow::Cow::Owned(pruned)
+    } else {
+        std::borrow::Cow::Borrowed(&merged.value)
+    };
+    let decoded = match fast {
+        Some(config) if !earlier_errors => Ok(config),
+        _ => serde_json::from_value::<OpenClawConfig>(checked.clone().into_owned()),
+    };
     let mut output = None;
     {
-        match serde_json::from_value::<OpenClawConfig>(checked.clone()) {
+        match decoded {
             Ok(config) => {
                 let ctx = semantic::Context { env_gateway_token: env.var("OPENCLAW_GATEWAY_TOKEN").is_some_and(|v| !v.is_empty()) };
                 diags.extend(semantic::check(&config, ctx, &loc));
                 let resolved = secrets::resolve(&checked, &substituted, read_secret_files, &loc, &mut diags);
                 output = Some(Compiled {
                     config,
-                    merged: merged.value.clone(),
-                    provenance: merged.provenance.clone(),
+                    merged: merged.value,
+                    provenance: merged.provenance,
                     secrets: resolved.infos,
                 });
             }

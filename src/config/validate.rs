@@ -23,8 +23,10 @@ fn validator() -> Option<&'static jsonschema::Validator> {
 /// every number is within the schema's `minimum`/`maximum`. When this holds, the schema has no
 /// errors either (a property test checks this), so the jsonschema validator, whose build
 /// dominates a `config check` process, is only built for configs that have errors.
-pub fn fast_valid(value: &Value) -> bool {
-    serde_json::from_value::<super::model::OpenClawConfig>(value.clone()).is_ok() && numbers_in_range(schema::get(), schema::get(), value)
+/// Returns the decoded config when the fast path holds, so the caller need not decode it again.
+pub fn fast_valid(value: &Value) -> Option<super::model::OpenClawConfig> {
+    let config = serde_json::from_value::<super::model::OpenClawConfig>(value.clone()).ok()?;
+    numbers_in_range(schema::get(), schema::get(), value).then_some(config)
 }
 
 fn numbers_in_range(root: &Value, s: &Value, v: &Value) -> bool {
