@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::binary::{Node, SERVER_JID};
@@ -194,8 +194,29 @@ enum Pending {
     Count,
     Upload(u32),
     Ping,
+    Probe(oneshot::Sender<Result<Duration, String>>, Instant),
     Logout,
     Other,
+}
+
+/// A request to a running session (see [`run_session`]).
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// Send a keepalive ping now and answer with the round-trip time.
+    Probe(oneshot::Sender<Result<Duration, String>>),
+}
+
+/// The next command, or never when there is no command channel (or it closed).
+async fn next_command(
+    rx: &mut Option<&mut mpsc::UnboundedReceiver<SessionCommand>>,
+) -> SessionCommand {
+    if let Some(r) = rx.as_mut()
+        && let Some(c) = r.recv().await
+    {
+        return c;
+    }
+    *rx = None;
+    std::future::pending().await
 }
 
 struct Session<'a> {
@@ -229,6 +250,16 @@ pub async fn run_connection(
     events: &mpsc::UnboundedSender<Event>,
     mode: RunMode,
 ) -> Result<ConnectionEnd, ClientError> {
+    run_session(cfg, events, mode, None).await
+}
+
+/// [`run_connection`] that also serves [`SessionCommand`]s (the supervisor's probes).
+pub async fn run_session(
+    cfg: &ClientConfig,
+    events: &mpsc::UnboundedSender<Event>,
+    mode: RunMode,
+    commands: Option<&mut mpsc::UnboundedReceiver<SessionCommand>>,
+) -> Result<ConnectionEnd, ClientError> {
     let creds = match cfg.store.load()? {
         Some(c) => c,
         None => Creds::generate(cfg.rng.as_ref()),
@@ -259,6 +290,18 @@ pub async fn run_connection(
                 reason: Some(DisconnectReason::ConnectionClosed),
             });
         }
+        Ok(Err(SocketError::Unreachable(why))) => {
+            return Ok(ConnectionEnd {
+                opened: false,
+                reason: Some(DisconnectReason::NetworkUnreachable(why)),
+            });
+        }
+        Ok(Err(SocketError::Refused(status))) => {
+            return Ok(ConnectionEnd {
+                opened: false,
+                reason: Some(DisconnectReason::Other(status)),
+            });
+        }
         Ok(Err(e)) => return Err(ClientError::Handshake(e)),
         Ok(Ok(s)) => s,
     };
@@ -279,7 +322,7 @@ pub async fn run_connection(
         logout_done: false,
         pair_code: None,
     };
-    let r = s.run(mode).await;
+    let r = s.run(mode, commands).await;
     s.sock.close().await;
     r
 }
@@ -309,7 +352,11 @@ impl Session<'_> {
         })
     }
 
-    async fn run(&mut self, mode: RunMode) -> Result<ConnectionEnd, ClientError> {
+    async fn run(
+        &mut self,
+        mode: RunMode,
+        mut commands: Option<&mut mpsc::UnboundedReceiver<SessionCommand>>,
+    ) -> Result<ConnectionEnd, ClientError> {
         let mut last_recv = Instant::now();
         let mut next_ping = Instant::now() + self.cfg.keepalive;
         let far = Duration::from_secs(86_400 * 365);
@@ -344,6 +391,18 @@ impl Session<'_> {
                 _ = sleep_until(last_recv + self.cfg.liveness) => {
                     return self.end(Some(DisconnectReason::ConnectionLost));
                 }
+                cmd = next_command(&mut commands) => match cmd {
+                    SessionCommand::Probe(reply) if self.opened => {
+                        let ping = Node::new("iq").attr("to", SERVER_JID).attr("type", "get").attr("xmlns", "w:p")
+                            .children(vec![Node::new("ping")]);
+                        if let Err(r) = self.query(ping, Pending::Probe(reply, Instant::now())).await {
+                            return self.end(Some(r));
+                        }
+                    }
+                    SessionCommand::Probe(reply) => {
+                        let _ = reply.send(Err("not logged in yet".into()));
+                    }
+                },
                 _ = sleep_until(qr_deadline), if self.qr_deadline.is_some() => {
                     if let Err(r) = self.show_next_qr().await {
                         return self.end(Some(r));
@@ -611,6 +670,13 @@ impl Session<'_> {
                 }
             }
             Pending::Logout => self.logout_done = true,
+            Pending::Probe(reply, sent) => {
+                let _ = reply.send(if ok {
+                    Ok(sent.elapsed())
+                } else {
+                    Err("the server answered the ping with an error".into())
+                });
+            }
             Pending::Ping | Pending::Other => {}
         }
         Ok(())

@@ -468,6 +468,33 @@ impl CredsStore {
         Ok(())
     }
 
+    /// Moves the credential files (`creds.json`, its backup, the prekeys) into the subdirectory
+    /// `label` and returns it, so the account reads as not linked but nothing is lost (the
+    /// phone logged the device out). `Ok(None)` when there were no credentials.
+    pub fn retire(&self, label: &str) -> Result<Option<PathBuf>, CredsError> {
+        if !self.creds_path().exists() {
+            return Ok(None);
+        }
+        let to = self.dir.join(label);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CredsError::Io { path, source }
+        };
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&to).map_err(io(&to))?;
+        }
+        for from in [self.creds_path(), self.backup_path(), self.prekeys_path()] {
+            let Some(name) = from.file_name() else { continue };
+            match fs::rename(&from, to.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&from)(e)),
+            }
+        }
+        Ok(Some(to))
+    }
+
     /// Removes every credential file of the account (logout).
     pub fn remove(&self) -> Result<(), CredsError> {
         match fs::remove_dir_all(&self.dir) {

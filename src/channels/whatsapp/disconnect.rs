@@ -25,6 +25,9 @@ pub enum DisconnectReason {
     UnavailableService,
     /// 515: restart required (after pairing); reconnect with the login payload.
     RestartRequired,
+    /// 408: the WebSocket could not be opened (DNS, TCP, TLS): the server never saw this
+    /// attempt, so probing again soon costs nothing at WhatsApp.
+    NetworkUnreachable(String),
     /// Any other server-supplied code.
     Other(u16),
 }
@@ -35,7 +38,7 @@ impl DisconnectReason {
         match self {
             Self::LoggedOut => 401,
             Self::Forbidden => 403,
-            Self::ConnectionLost | Self::TimedOut(_) => 408,
+            Self::ConnectionLost | Self::TimedOut(_) | Self::NetworkUnreachable(_) => 408,
             Self::MultideviceMismatch => 411,
             Self::ConnectionClosed => 428,
             Self::ConnectionReplaced => 440,
@@ -81,6 +84,25 @@ impl DisconnectReason {
             .map_or(Self::BadSession, Self::from_code)
     }
 
+    /// A short machine name (`connectionClosed`, ...), without the code.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::LoggedOut => "loggedOut",
+            Self::Forbidden => "forbidden",
+            Self::ConnectionLost => "connectionLost",
+            Self::TimedOut(_) => "timedOut",
+            Self::NetworkUnreachable(_) => "networkUnreachable",
+            Self::MultideviceMismatch => "multideviceMismatch",
+            Self::ConnectionClosed => "connectionClosed",
+            Self::ConnectionReplaced => "connectionReplaced",
+            Self::BadSession => "badSession",
+            Self::UnavailableService => "unavailableService",
+            Self::RestartRequired => "restartRequired",
+            Self::Other(429) => "rateLimited",
+            Self::Other(_) => "other",
+        }
+    }
+
     /// Whether the credentials must be considered dead (401, 403).
     pub fn is_logged_out(&self) -> bool {
         matches!(self, Self::LoggedOut | Self::Forbidden)
@@ -100,20 +122,12 @@ impl DisconnectReason {
 
 impl std::fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self {
-            Self::LoggedOut => "loggedOut",
-            Self::Forbidden => "forbidden",
-            Self::ConnectionLost => "connectionLost",
-            Self::TimedOut(what) => return write!(f, "timedOut ({what}) [408]"),
-            Self::MultideviceMismatch => "multideviceMismatch",
-            Self::ConnectionClosed => "connectionClosed",
-            Self::ConnectionReplaced => "connectionReplaced",
-            Self::BadSession => "badSession",
-            Self::UnavailableService => "unavailableService",
-            Self::RestartRequired => "restartRequired",
-            Self::Other(_) => "other",
-        };
-        write!(f, "{name} [{}]", self.code())
+        match self {
+            Self::TimedOut(what) | Self::NetworkUnreachable(what) => {
+                write!(f, "{} ({what}) [{}]", self.name(), self.code())
+            }
+            _ => write!(f, "{} [{}]", self.name(), self.code()),
+        }
     }
 }
 

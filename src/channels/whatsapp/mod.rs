@@ -17,7 +17,10 @@
 //! - [`qr`]: terminal and SVG rendering;
 //! - `mock` (feature `wa-mock`): a mock server playing WhatsApp and the phone.
 //!
-//! Not here yet: the Signal layer (message encryption) and the reconnecting supervisor.
+//! - [`supervisor`]: one task per account with the reconnect policy, cooldowns and crash
+//!   isolation.
+//!
+//! Not here yet: the Signal layer (message encryption).
 
 pub mod baileys_import;
 pub mod binary;
@@ -35,6 +38,7 @@ pub mod prekeys;
 pub mod proto;
 pub mod qr;
 pub mod socket;
+pub mod supervisor;
 
 #[cfg(feature = "wa-mock")]
 pub mod mock;

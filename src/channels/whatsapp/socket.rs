@@ -54,6 +54,12 @@ pub enum SocketError {
     /// The peer closed the connection.
     #[error("connection closed")]
     Closed,
+    /// The WebSocket could not be opened: DNS, TCP, TLS (the server never saw us).
+    #[error("cannot reach the server: {0}")]
+    Unreachable(String),
+    /// The server refused the WebSocket upgrade with this HTTP status.
+    #[error("the server refused the websocket with HTTP {0}")]
+    Refused(u16),
     /// Framing error.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -210,7 +216,10 @@ pub async fn connect(
     if let Ok(origin) = HeaderValue::from_str(&ep.origin) {
         req.headers_mut().insert("Origin", origin);
     }
-    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => SocketError::Refused(resp.status().as_u16()),
+        other => SocketError::Unreachable(other.to_string()),
+    })?;
     let mut framed = FramedWs::new(ws);
 
     let (mut init, e_pub) = Initiator::new(KeyPair::generate(rng));

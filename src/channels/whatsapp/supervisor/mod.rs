@@ -1,0 +1,73 @@
+//! The WhatsApp connection supervisor: one task per account that never hammers WhatsApp,
+//! recovers within seconds and isolates failures.
+//!
+//! - [`policy`]: the reaction to each disconnect reason and the (injectable) schedules;
+//! - [`persist`]: the auth cooldown and the link guard, persisted in the state dir so they
+//!   survive restarts and are shared with `openclaw channels login`;
+//! - [`session_lock`]: one process per account's credentials (no 440 fights on one machine);
+//! - [`run`]: the state machine, status publishing and crash isolation.
+//!
+//! States are published as [`crate::channels::status::ConnectionState`] through the
+//! [`crate::channels::status::ChannelStatusHandle`] the gateway reads for `/health`,
+//! `channels.status` and `openclaw channels status`.
+
+pub mod persist;
+pub mod policy;
+pub mod run;
+pub mod session_lock;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+pub use run::{
+    AccountHandle, AccountSpec, ClientConnector, Command, Connector, SupervisorEnv, WallClock,
+    spawn, system_wall_clock,
+};
+
+use super::creds::CredsStore;
+use crate::store::StateLayout;
+
+/// The credentials of `account`: `authDir` when the config sets one (relative to the state
+/// dir), else `<state>/credentials/whatsapp/<account>/`.
+pub fn creds_store(layout: &StateLayout, account: &str, auth_dir: Option<&str>) -> CredsStore {
+    match auth_dir {
+        Some(d) if Path::new(d).is_absolute() => CredsStore::in_dir(d),
+        Some(d) => CredsStore::in_dir(layout.root().join(d)),
+        None => CredsStore::new(layout, account),
+    }
+}
+
+/// The supervisors of a running gateway, by account.
+#[derive(Clone, Default)]
+pub struct Supervisors {
+    handles: Arc<RwLock<Vec<AccountHandle>>>,
+}
+
+impl Supervisors {
+    /// No supervisors yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a started supervisor.
+    pub fn push(&self, h: AccountHandle) {
+        self.handles.write().unwrap_or_else(|p| p.into_inner()).push(h);
+    }
+
+    /// The supervisor of `account`.
+    pub fn get(&self, account: &str) -> Option<AccountHandle> {
+        self.handles.read().unwrap_or_else(|p| p.into_inner()).iter().find(|h| h.account() == account).cloned()
+    }
+
+    /// Every supervisor.
+    pub fn all(&self) -> Vec<AccountHandle> {
+        self.handles.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits for all of them to stop (after shutdown).
+    pub async fn join_all(&self) {
+        for h in self.all() {
+            h.join().await;
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! What must survive a restart of the gateway or the CLI, per account: the auth cooldown and the
+//! link-attempt guard. One JSON file, `<state>/channels/whatsapp/<account>/supervisor.json`
+//! (0600, written atomically), changed under an `flock` on `supervisor.lock` beside it, because
+//! the gateway and `openclaw channels login` processes share it.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{StateLayout, write_atomic};
+
+/// Why the persisted state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// A file operation failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The atomic write failed.
+    #[error(transparent)]
+    Write(#[from] crate::store::AtomicWriteError),
+}
+
+/// An active cooldown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cooldown {
+    /// Unix ms when attempts may resume.
+    pub until_ms: u64,
+    /// Why (e.g. `loggedOut [401] during login`).
+    pub reason: String,
+}
+
+/// A login that is showing QR codes (or a pairing code) right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingLogin {
+    /// The process running it.
+    pub pid: u32,
+    /// Unix ms when it started.
+    pub started_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Record {
+    cooldown: Option<Cooldown>,
+    /// Unix ms of recent link attempts (inside the window).
+    link_attempts: Vec<u64>,
+    pending_logins: Vec<PendingLogin>,
+}
+
+/// The limits of the link guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkLimits {
+    /// At most this many logins showing QR codes at once.
+    pub max_pending: usize,
+    /// A pending login older than this is considered gone (its QR codes have expired).
+    pub pending_ttl: Duration,
+    /// At most this many link attempts ...
+    pub max_attempts: usize,
+    /// ... within this rolling window.
+    pub window: Duration,
+}
+
+impl Default for LinkLimits {
+    fn default() -> Self {
+        Self {
+            max_pending: 3,
+            pending_ttl: Duration::from_secs(180),
+            max_attempts: 5,
+            window: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why a link attempt is not allowed now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkRefusal {
+    /// WhatsApp refused an earlier attempt; retrying now would extend the block.
+    #[error("WhatsApp refused an earlier attempt ({reason}); the next attempt is allowed at {}", fmt_ms(*.until_ms))]
+    CoolingDown {
+        /// Unix ms when allowed.
+        until_ms: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Too many logins are showing QR codes.
+    #[error("{count} logins for this account are already showing QR codes; finish or cancel one (the oldest expires at {})", fmt_ms(*.until_ms))]
+    TooManyPending {
+        /// How many.
+        count: usize,
+        /// Unix ms when the oldest expires.
+        until_ms: u64,
+    },
+    /// Too many attempts in the window.
+    #[error("{count} link attempts in the last {window_min} minutes; to keep the number from being rate-limited the next attempt is allowed at {}", fmt_ms(*.until_ms))]
+    TooManyAttempts {
+        /// How many.
+        count: usize,
+        /// The window in minutes.
+        window_min: u64,
+        /// Unix ms when allowed.
+        until_ms: u64,
+    },
+}
+
+impl LinkRefusal {
+    /// Unix ms when the next attempt is allowed.
+    pub fn next_allowed_ms(&self) -> u64 {
+        match self {
+            Self::CoolingDown { until_ms, .. }
+            | Self::TooManyPending { until_ms, .. }
+            | Self::TooManyAttempts { until_ms, .. } => *until_ms,
+        }
+    }
+}
+
+/// A unix-ms time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn fmt_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// One account's persisted supervisor state.
+#[derive(Debug, Clone)]
+pub struct AccountFiles {
+    dir: PathBuf,
+}
+
+struct Locked {
+    _file: File,
+}
+
+impl AccountFiles {
+    /// The files of `account` under the state dir `layout`.
+    pub fn new(layout: &StateLayout, account: &str) -> Self {
+        Self { dir: layout.channel_state_dir("whatsapp", account) }
+    }
+
+    /// The directory holding them.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("supervisor.json")
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PersistError + '_ {
+        move |source| PersistError::Io { path: path.to_path_buf(), source }
+    }
+
+    fn lock(&self) -> Result<Locked, PersistError> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(Self::io(&self.dir))?;
+        let path = self.dir.join("supervisor.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(Self::io(&path))?;
+        file.lock().map_err(Self::io(&path))?;
+        Ok(Locked { _file: file })
+    }
+
+    /// Reads the record; a missing or unreadable file counts as empty (it only ever holds
+    /// restrictions, and a corrupt one must not brick the account).
+    fn read(&self) -> Record {
+        std::fs::read(self.path()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    fn write(&self, r: &Record) -> Result<(), PersistError> {
+        let bytes = serde_json::to_vec_pretty(r).unwrap_or_default();
+        write_atomic(&self.path(), &bytes, 0o600)?;
+        Ok(())
+    }
+
+    fn update<T>(&self, f: impl FnOnce(&mut Record) -> T) -> Result<T, PersistError> {
+        let _g = self.lock()?;
+        let mut r = self.read();
+        let before = r.clone();
+        let out = f(&mut r);
+        if r != before {
+            self.write(&r)?;
+        }
+        Ok(out)
+    }
+
+    /// The cooldown in force at `now_ms`, if any.
+    pub fn cooldown(&self, now_ms: u64) -> Option<Cooldown> {
+        self.read().cooldown.filter(|c| c.until_ms > now_ms)
+    }
+
+    /// Starts (or extends) a cooldown.
+    pub fn set_cooldown(&self, cooldown: Cooldown) -> Result<(), PersistError> {
+        self.update(|r| {
+            if r.cooldown.as_ref().is_none_or(|c| c.until_ms < cooldown.until_ms) {
+                r.cooldown = Some(cooldown);
+            }
+        })
+    }
+
+    /// When the next link attempt is allowed (`None`: now).
+    pub fn link_allowed_at(&self, now_ms: u64, limits: &LinkLimits) -> Option<u64> {
+        let mut r = self.read();
+        check(&mut r, now_ms, limits, pid_alive).err().map(|e| e.next_allowed_ms())
+    }
+
+    /// Records the start of a link attempt by process `pid`, or says why it is not allowed.
+    pub fn begin_link(&self, now_ms: u64, pid: u32, limits: &LinkLimits) -> Result<Result<(), LinkRefusal>, PersistError> {
+        self.update(|r| {
+            check(r, now_ms, limits, pid_alive)?;
+            r.link_attempts.push(now_ms);
+            r.pending_logins.push(PendingLogin { pid, started_ms: now_ms });
+            Ok(())
+        })
+    }
+
+    /// The link attempt of `pid` has ended (linked, failed or cancelled).
+    pub fn end_link(&self, pid: u32) -> Result<(), PersistError> {
+        self.update(|r| r.pending_logins.retain(|p| p.pid != pid))
+    }
+}
+
+/// Prunes expired entries of `r` and checks the limits.
+fn check(r: &mut Record, now_ms: u64, limits: &LinkLimits, alive: impl Fn(u32) -> bool) -> Result<(), LinkRefusal> {
+    let window = limits.window.as_millis() as u64;
+    let ttl = limits.pending_ttl.as_millis() as u64;
+    r.link_attempts.retain(|t| t + window > now_ms);
+    r.pending_logins.retain(|p| p.started_ms + ttl > now_ms && alive(p.pid));
+    if let Some(c) = r.cooldown.as_ref().filter(|c| c.until_ms > now_ms) {
+        return Err(LinkRefusal::CoolingDown { until_ms: c.until_ms, reason: c.reason.clone() });
+    }
+    if r.pending_logins.len() >= limits.max_pending {
+        let oldest = r.pending_logins.iter().map(|p| p.started_ms).min().unwrap_or(now_ms);
+        return Err(LinkRefusal::TooManyPending { count: r.pending_logins.len(), until_ms: oldest + ttl });
+    }
+    if r.link_attempts.len() >= limits.max_attempts {
+        let oldest = r.link_attempts.iter().copied().min().unwrap_or(now_ms);
+        return Err(LinkRefusal::TooManyAttempts {
+            count: r.link_attempts.len(),
+            window_min: limits.window.as_secs() / 60,
+            until_ms: oldest + window,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a process exists (Linux: `/proc/<pid>`).
+fn pid_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> (tempfile::TempDir, AccountFiles) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = AccountFiles::new(&StateLayout::new(d.path()), "default");
+        (d, f)
+    }
+
+    #[test]
+    fn cooldown_persists_and_expires() {
+        let (_d, f) = files();
+        assert_eq!(f.cooldown(1000), None);
+        f.set_cooldown(Cooldown { until_ms: 5000, reason: "loggedOut [401]".into() }).expect("write");
+        let again = AccountFiles::new(&StateLayout::new(f.dir().parent().and_then(Path::parent).and_then(Path::parent).expect("root")), "default");
+        assert_eq!(again.cooldown(4999).map(|c| c.until_ms), Some(5000));
+        assert_eq!(again.cooldown(5000), None);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f.path()).expect("stat").permissions());
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn link_guard_caps_pending_and_attempts() {
+        let (_d, f) = files();
+        let limits = LinkLimits::default();
+        let me = std::process::id();
+        for i in 0..3 {
+            f.begin_link(1000 + i, me, &limits).expect("io").expect("allowed");
+        }
+        let e = f.begin_link(2000, me, &limits).expect("io").expect_err("fourth pending refused");
+        assert!(matches!(e, LinkRefusal::TooManyPending { count: 3, until_ms: 181_000 }), "{e:?}");
+        f.end_link(me).expect("io");
+        f.begin_link(3000, me, &limits).expect("io").expect("allowed");
+        f.begin_link(4000, me, &limits).expect("io").expect("allowed");
+        f.end_link(me).expect("io");
+        let e = f.begin_link(5000, me, &limits).expect("io").expect_err("sixth attempt in the hour");
+        assert_eq!(e.next_allowed_ms(), 1000 + 3_600_000);
+        assert!(e.to_string().contains("next attempt is allowed at 1970-01-01 01:00:01 UTC"), "{e}");
+        assert_eq!(f.link_allowed_at(5000, &limits), Some(3_601_000));
+        assert_eq!(f.link_allowed_at(3_601_000, &limits), None);
+    }
+
+    #[test]
+    fn dead_processes_do_not_hold_pending_slots() {
+        let mut r = Record {
+            pending_logins: vec![PendingLogin { pid: 1, started_ms: 0 }; 3],
+            ..Default::default()
+        };
+        assert!(check(&mut r, 10, &LinkLimits::default(), |_| false).is_ok());
+        assert!(r.pending_logins.is_empty());
+    }
+
+    #[test]
+    fn dates_format() {
+        assert_eq!(fmt_ms(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(fmt_ms(1_795_000_000_000), "2026-11-18 11:06:40 UTC");
+    }
+}

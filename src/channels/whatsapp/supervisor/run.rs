@@ -1,0 +1,511 @@
+//! The per-account supervisor task: the state machine that runs connections, reacts to each
+//! disconnect by [`policy::react`](super::policy::react), publishes every state to the
+//! [`ChannelStatusHandle`] and logs each transition once.
+//!
+//! Sleeping uses tokio's clock (tests pause it); persisted times use the injected wall clock.
+//! The account's task runs inside a keeper task: a panic is caught there, reported as
+//! `crashed`, and the task is restarted with its own backoff. Other accounts never notice.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::super::client::{
+    ClientConfig, ClientError, ConnectionEnd, Event, RunMode, SessionCommand, run_session,
+};
+use super::super::creds::CredsStore;
+use super::super::crypto::SharedEntropy;
+use super::super::disconnect::DisconnectReason;
+use super::persist::{AccountFiles, Cooldown, LinkLimits};
+use super::policy::{Backoff, Policy, Reaction, react};
+use super::session_lock::{SessionLock, SessionLockError};
+use crate::channels::status::{ChannelStatusHandle, ConnectionState, LastDisconnect};
+
+/// The channel id in statuses.
+pub const CHANNEL: &str = "whatsapp";
+
+/// Wall clock in unix milliseconds.
+pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system wall clock in unix ms.
+pub fn system_wall_clock() -> WallClock {
+    Arc::new(crate::agent::runs::unix_ms)
+}
+
+/// A boxed future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs one connection until it ends. The production connector is [`ClientConnector`]; tests
+/// wrap it (for example to inject a panic).
+pub trait Connector: Send + Sync + 'static {
+    /// Connects with the account's credentials and runs until the connection ends, sending
+    /// [`Event`]s (at least `Open` on `<success>`) and serving `commands`.
+    fn connect<'a>(
+        &'a self,
+        events: &'a mpsc::UnboundedSender<Event>,
+        commands: &'a mut mpsc::UnboundedReceiver<SessionCommand>,
+    ) -> BoxFuture<'a, Result<ConnectionEnd, ClientError>>;
+}
+
+/// The real client.
+pub struct ClientConnector(pub ClientConfig);
+
+impl Connector for ClientConnector {
+    fn connect<'a>(
+        &'a self,
+        events: &'a mpsc::UnboundedSender<Event>,
+        commands: &'a mut mpsc::UnboundedReceiver<SessionCommand>,
+    ) -> BoxFuture<'a, Result<ConnectionEnd, ClientError>> {
+        Box::pin(run_session(&self.0, events, RunMode::UntilDisconnect, Some(commands)))
+    }
+}
+
+/// One account to supervise.
+#[derive(Clone)]
+pub struct AccountSpec {
+    /// The account id.
+    pub account: String,
+    /// `enabled` in the config; a disabled account only reports `disabled`.
+    pub enabled: bool,
+    /// Its credentials.
+    pub creds: CredsStore,
+    /// Its persisted cooldown and link guard.
+    pub files: AccountFiles,
+    /// How to connect.
+    pub connector: Arc<dyn Connector>,
+}
+
+/// What every supervisor shares: timing, clocks, randomness and where statuses go.
+#[derive(Clone)]
+pub struct SupervisorEnv {
+    /// The reconnect schedule.
+    pub policy: Policy,
+    /// The link guard's limits (reported as `linkAllowedAt`).
+    pub link_limits: LinkLimits,
+    /// Wall clock for persisted times and statuses.
+    pub wall: WallClock,
+    /// Jitter.
+    pub rng: SharedEntropy,
+    /// Where states are published.
+    pub status: ChannelStatusHandle,
+}
+
+/// A request to a supervisor.
+#[derive(Debug)]
+pub enum Command {
+    /// Ping the server over the live session and answer with the round trip.
+    Probe(oneshot::Sender<Result<Duration, String>>),
+}
+
+/// The handle of a running account supervisor.
+#[derive(Clone)]
+pub struct AccountHandle {
+    account: String,
+    tx: mpsc::UnboundedSender<Command>,
+    task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl AccountHandle {
+    /// The account id.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// Pings the server over the live session (bounded by `timeout`).
+    pub async fn probe(&self, timeout: Duration) -> Result<Duration, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Probe(tx)).map_err(|_| "the supervisor is not running".to_string())?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("the session ended before answering".into()),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+
+    /// Waits until the supervisor has stopped (after shutdown).
+    pub async fn join(&self) {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the supervisor of `spec`; it stops when `shutdown` turns true.
+pub fn spawn(spec: AccountSpec, env: SupervisorEnv, shutdown: watch::Receiver<bool>) -> AccountHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let account = spec.account.clone();
+    let commands = Arc::new(Mutex::new(rx));
+    let task = tokio::spawn(keep(spec, env, shutdown, commands));
+    AccountHandle { account, tx, task: Arc::new(std::sync::Mutex::new(Some(task))) }
+}
+
+/// Restarts the account's task after a panic, with backoff; returns on shutdown.
+async fn keep(
+    spec: AccountSpec,
+    env: SupervisorEnv,
+    shutdown: watch::Receiver<bool>,
+    commands: Arc<Mutex<mpsc::UnboundedReceiver<Command>>>,
+) {
+    let mut crashes = 0u32;
+    loop {
+        let started = Instant::now();
+        let runner = Runner::new(spec.clone(), env.clone(), shutdown.clone(), commands.clone());
+        let task = tokio::spawn(runner.run());
+        let err = match task.await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => panic_message(e.into_panic()),
+            Err(_) => return,
+        };
+        if *shutdown.borrow() {
+            return;
+        }
+        if started.elapsed() >= env.policy.stable_after {
+            crashes = 0;
+        }
+        let delay = env.policy.jitter(env.policy.nominal_crash(crashes), env.policy.crash_max, env.rng.as_ref());
+        crashes += 1;
+        let until_ms = (env.wall)() + delay.as_millis() as u64;
+        let st = env.status.update(CHANNEL, &spec.account, |s| {
+            s.crashes = s.crashes.saturating_add(1);
+            s.connected = false;
+            s.last_error = Some(err.clone());
+            s.state = ConnectionState::Crashed { until_ms, message: err.clone(), restarts: crashes };
+            s.next_attempt_at = Some(until_ms);
+            s.detail = s.state.describe(super::persist::fmt_ms);
+        });
+        tracing::error!(channel = CHANNEL, account = %spec.account, crashes = st.crashes, restart_in_ms = delay.as_millis() as u64,
+            "whatsapp account task crashed: {err}; restarting it, other accounts and the gateway are not affected");
+        let mut sd = shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = sd.wait_for(|v| *v) => return,
+        }
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("panic: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("panic: {s}")
+    } else {
+        "panic".into()
+    }
+}
+
+/// Why waiting stopped early.
+enum Wake {
+    Elapsed,
+    Shutdown,
+}
+
+struct Runner {
+    spec: AccountSpec,
+    env: SupervisorEnv,
+    shutdown: watch::Receiver<bool>,
+    commands: Arc<Mutex<mpsc::UnboundedReceiver<Command>>>,
+    backoff: Backoff,
+    lock: Option<SessionLock>,
+}
+
+impl Runner {
+    fn new(
+        spec: AccountSpec,
+        env: SupervisorEnv,
+        shutdown: watch::Receiver<bool>,
+        commands: Arc<Mutex<mpsc::UnboundedReceiver<Command>>>,
+    ) -> Self {
+        Self { spec, env, shutdown, commands, backoff: Backoff::default(), lock: None }
+    }
+
+    fn now(&self) -> u64 {
+        (self.env.wall)()
+    }
+
+    /// Publishes `state`; logs it when the state (or its reason) changed.
+    fn report(&self, state: ConnectionState) {
+        let link_allowed_at = self.spec.files.link_allowed_at(self.now(), &self.env.link_limits);
+        let mut prev = None;
+        let next = self.env.status.update(CHANNEL, &self.spec.account, |s| {
+            prev = Some(s.state.clone());
+            s.connected = matches!(state, ConnectionState::Connected { .. });
+            s.linked = self.spec.creds.load().ok().flatten().is_some_and(|c| c.is_linked());
+            s.next_attempt_at = match &state {
+                ConnectionState::BackingOff { until_ms, .. }
+                | ConnectionState::CoolingDown { until_ms, .. }
+                | ConnectionState::Crashed { until_ms, .. } => Some(*until_ms),
+                ConnectionState::WaitingForNetwork { next_probe_ms, .. } => Some(*next_probe_ms),
+                _ => None,
+            };
+            s.cooldown_until = match &state {
+                ConnectionState::CoolingDown { until_ms, .. } => Some(*until_ms),
+                _ => None,
+            };
+            s.link_allowed_at = link_allowed_at;
+            s.detail = state.describe(super::persist::fmt_ms);
+            s.state = state;
+        });
+        let changed = match (&prev, &next.state) {
+            (Some(ConnectionState::WaitingForNetwork { .. }), ConnectionState::WaitingForNetwork { .. }) => false,
+            (Some(a), b) => a.name() != b.name() || reason_of(a) != reason_of(b),
+            (None, _) => true,
+        };
+        if changed {
+            let from = prev.as_ref().map_or("start", ConnectionState::name);
+            match &next.state {
+                ConnectionState::CoolingDown { .. } | ConnectionState::Replaced | ConnectionState::LoggedOut { .. }
+                | ConnectionState::Unsupported { .. } => {
+                    tracing::warn!(channel = CHANNEL, account = %self.spec.account, from, to = next.state.name(), "whatsapp: {}", next.detail)
+                }
+                _ => tracing::info!(channel = CHANNEL, account = %self.spec.account, from, to = next.state.name(), "whatsapp: {}", next.detail),
+            }
+        }
+    }
+
+    /// Waits `d` of tokio time, answering commands meanwhile.
+    async fn wait(&mut self, d: Duration) -> Wake {
+        let deadline = Instant::now() + d;
+        let commands = self.commands.clone();
+        let mut rx = commands.lock().await;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Wake::Elapsed,
+                _ = shutdown.wait_for(|v| *v) => return Wake::Shutdown,
+                Some(cmd) = rx.recv() => self.answer_idle(cmd),
+            }
+        }
+    }
+
+    fn answer_idle(&self, cmd: Command) {
+        match cmd {
+            Command::Probe(reply) => {
+                let state = self.env.status.get(CHANNEL, &self.spec.account).map(|s| s.detail).unwrap_or_default();
+                let _ = reply.send(Err(format!("not connected: {state}")));
+            }
+        }
+    }
+
+    async fn run(mut self) {
+        if !self.spec.enabled {
+            self.report(ConnectionState::Disabled);
+            let _ = self.shutdown.wait_for(|v| *v).await;
+            return;
+        }
+        loop {
+            if *self.shutdown.borrow() {
+                break;
+            }
+            match self.step().await {
+                Wake::Elapsed => {}
+                Wake::Shutdown => break,
+            }
+        }
+        self.lock = None;
+        self.report(ConnectionState::Stopped);
+    }
+
+    /// One turn of the state machine.
+    async fn step(&mut self) -> Wake {
+        // 1. A persisted cooldown (from this or an earlier process, or from a login) wins.
+        if let Some(c) = self.spec.files.cooldown(self.now()) {
+            self.report(ConnectionState::CoolingDown { until_ms: c.until_ms, reason: c.reason });
+            let left = Duration::from_millis(c.until_ms.saturating_sub(self.now()));
+            return self.wait(left).await;
+        }
+        // 2. Only linked credentials connect.
+        match self.spec.creds.load() {
+            Ok(Some(c)) if c.is_linked() => {}
+            Ok(_) => {
+                self.lock = None;
+                let dir = self.spec.creds.dir();
+                if SessionLock::is_held(dir) {
+                    self.report(ConnectionState::Pairing { pid: SessionLock::holder(dir) });
+                } else if !matches!(self.current(), Some(ConnectionState::LoggedOut { .. })) {
+                    self.report(ConnectionState::NotLinked);
+                }
+                return self.wait(self.env.policy.link_poll).await;
+            }
+            Err(e) => {
+                self.set_error(e.to_string());
+                self.report(ConnectionState::Unsupported { reason: format!("credentials unreadable: {e}") });
+                return self.wait(self.env.policy.link_poll * 5).await;
+            }
+        }
+        // 3. One session per account on this machine.
+        if self.lock.is_none() {
+            match SessionLock::try_acquire(self.spec.creds.dir()) {
+                Ok(l) => self.lock = Some(l),
+                Err(SessionLockError::Held { pid }) => {
+                    self.report(ConnectionState::Pairing { pid });
+                    return self.wait(self.env.policy.link_poll).await;
+                }
+                Err(e) => {
+                    self.set_error(e.to_string());
+                    return self.wait(self.env.policy.link_poll * 5).await;
+                }
+            }
+        }
+        // 4. Connect.
+        let end = match self.connect_once().await {
+            Some(end) => end,
+            None => return Wake::Shutdown,
+        };
+        self.after(end).await
+    }
+
+    fn current(&self) -> Option<ConnectionState> {
+        self.env.status.get(CHANNEL, &self.spec.account).map(|s| s.state)
+    }
+
+    fn set_error(&self, e: String) {
+        self.env.status.update(CHANNEL, &self.spec.account, |s| s.last_error = Some(e));
+    }
+
+    /// Runs one connection; `None` on shutdown. Returns how it ended and for how long it was open.
+    async fn connect_once(&mut self) -> Option<(Result<ConnectionEnd, ClientError>, Option<Duration>)> {
+        let probing = matches!(self.current(), Some(ConnectionState::WaitingForNetwork { .. }));
+        if !probing {
+            self.report(ConnectionState::Connecting { attempt: self.backoff.transient + 1 });
+        }
+        self.env.status.update(CHANNEL, &self.spec.account, |s| s.attempts += 1);
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+        let (sess_tx, mut sess_rx) = mpsc::unbounded_channel();
+        let connector = self.spec.connector.clone();
+        let commands = self.commands.clone();
+        let mut rx = commands.lock().await;
+        let mut shutdown = self.shutdown.clone();
+        let mut opened_at: Option<Instant> = None;
+        let fut = connector.connect(&ev_tx, &mut sess_rx);
+        tokio::pin!(fut);
+        let result = loop {
+            tokio::select! {
+                r = &mut fut => break r,
+                Some(ev) = ev_rx.recv() => self.on_event(ev, &mut opened_at),
+                Some(cmd) = rx.recv() => match cmd {
+                    Command::Probe(reply) => { let _ = sess_tx.send(SessionCommand::Probe(reply)); }
+                },
+                _ = shutdown.wait_for(|v| *v) => return None,
+            }
+        };
+        while let Ok(ev) = ev_rx.try_recv() {
+            self.on_event(ev, &mut opened_at);
+        }
+        Some((result, opened_at.map(|t| t.elapsed())))
+    }
+
+    fn on_event(&self, ev: Event, opened_at: &mut Option<Instant>) {
+        if let Event::Open { .. } = ev {
+            *opened_at = Some(Instant::now());
+            self.env.status.update(CHANNEL, &self.spec.account, |s| {
+                s.connects += 1;
+                s.last_error = None;
+            });
+            self.report(ConnectionState::Connected { since_ms: self.now() });
+        }
+    }
+
+    /// Reacts to the end of a connection.
+    async fn after(&mut self, (result, open_for): (Result<ConnectionEnd, ClientError>, Option<Duration>)) -> Wake {
+        if open_for.is_some_and(|d| d >= self.env.policy.stable_after) {
+            self.backoff.connection_was_stable();
+        }
+        let (reason, opened) = match result {
+            Ok(ConnectionEnd { reason: Some(r), opened }) => (r, opened),
+            Ok(ConnectionEnd { reason: None, opened }) => (DisconnectReason::ConnectionClosed, opened),
+            Err(e) => {
+                // Not a server decision (bad creds file, rejected certificate chain, ...): retry
+                // on the transient schedule and say why.
+                self.set_error(e.to_string());
+                (DisconnectReason::BadSession, open_for.is_some())
+            }
+        };
+        let now = self.now();
+        let phase = if opened { "" } else { " during login" };
+        self.env.status.update(CHANNEL, &self.spec.account, |s| {
+            s.last_disconnect = Some(LastDisconnect { code: reason.code(), reason: reason.to_string(), at_ms: now });
+        });
+        let reaction = react(&reason, opened);
+        let delay = self.backoff.next_delay(&reaction, &self.env.policy, self.env.rng.as_ref());
+        match (reaction, delay) {
+            (Reaction::Cooldown, Some(d)) => {
+                let c = Cooldown { until_ms: now + d.as_millis() as u64, reason: format!("{reason}{phase}") };
+                if let Err(e) = self.spec.files.set_cooldown(c.clone()) {
+                    // Still cool down in memory: never hammer WhatsApp because a disk is full.
+                    self.set_error(format!("cannot persist the cooldown: {e}"));
+                }
+                self.report(ConnectionState::CoolingDown { until_ms: c.until_ms, reason: c.reason });
+                self.wait(d).await
+            }
+            (Reaction::LoggedOut, _) => {
+                self.lock = None;
+                let backup = match self.spec.creds.retire(&format!("logged-out-{now}")) {
+                    Ok(p) => p.map(|p: PathBuf| p.display().to_string()),
+                    Err(e) => {
+                        self.set_error(format!("cannot keep the logged-out credentials: {e}"));
+                        None
+                    }
+                };
+                self.report(ConnectionState::LoggedOut { backup });
+                Wake::Elapsed
+            }
+            (Reaction::Replaced, _) => {
+                self.lock = None;
+                self.report(ConnectionState::Replaced);
+                self.park().await
+            }
+            (Reaction::Unsupported, _) => {
+                self.lock = None;
+                self.report(ConnectionState::Unsupported { reason: reason.to_string() });
+                self.park().await
+            }
+            (Reaction::NetworkProbe, Some(d)) => {
+                let since_ms = match self.current() {
+                    Some(ConnectionState::WaitingForNetwork { since_ms, .. }) => since_ms,
+                    _ => now,
+                };
+                self.report(ConnectionState::WaitingForNetwork {
+                    since_ms,
+                    next_probe_ms: now + d.as_millis() as u64,
+                    probes: self.backoff.network,
+                });
+                self.wait(d).await
+            }
+            (_, Some(d)) if d.is_zero() => {
+                tracing::info!(channel = CHANNEL, account = %self.spec.account, "whatsapp: {reason}; reconnecting at once");
+                Wake::Elapsed
+            }
+            (_, Some(d)) => {
+                self.report(ConnectionState::BackingOff {
+                    until_ms: now + d.as_millis() as u64,
+                    reason: reason.to_string(),
+                    attempt: self.backoff.transient.max(self.backoff.rate_limited),
+                });
+                self.wait(d).await
+            }
+            (_, None) => self.park().await,
+        }
+    }
+
+    /// Stays stopped until shutdown (440, 411): only a restart resumes.
+    async fn park(&mut self) -> Wake {
+        loop {
+            if let Wake::Shutdown = self.wait(Duration::from_secs(86_400)).await {
+                return Wake::Shutdown;
+            }
+        }
+    }
+}
+
+fn reason_of(s: &ConnectionState) -> Option<&str> {
+    match s {
+        ConnectionState::BackingOff { reason, .. } | ConnectionState::CoolingDown { reason, .. } => Some(reason),
+        _ => None,
+    }
+}
