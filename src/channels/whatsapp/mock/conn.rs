@@ -43,6 +43,19 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
         last = n;
     };
     if head.contains("upgrade: websocket") {
+        let refuse = {
+            let mut g = shared.lock();
+            g.attempts.push(tokio::time::Instant::now());
+            if g.sticky.offline {
+                g.refused += 1;
+            }
+            g.sticky.offline
+        };
+        if refuse {
+            // Close before the upgrade: to the client the server is unreachable.
+            drop(tcp);
+            return;
+        }
         let _ = serve_ws(shared, tcp).await;
     } else {
         admin::serve(shared, tcp).await;
@@ -161,7 +174,10 @@ async fn session(
     if !shared.reply_delay.is_zero() {
         tokio::time::sleep(shared.reply_delay).await;
     }
-    let fail = shared.lock().sticky.fail_next.take();
+    let fail = {
+        let mut g = shared.lock();
+        g.sticky.fail_next.take().or(g.sticky.fail_always)
+    };
     if let Some(reason) = fail {
         sock.send(&Node::new("failure").attr("reason", reason.to_string()))
             .await?;

@@ -8,8 +8,8 @@
 //! - `POST /admin/scan` (body: the QR string): the phone scans it;
 //! - `POST /admin/pair-code` (body: the code): the user types a pairing code on the phone;
 //! - `POST /admin/fault` (JSON, see [`Fault`]);
-//! - `GET /admin/state`: `{"connections", "totalConnections", "linkedDevices", "lastClientPayload",
-//!   "lastOrigin", "lastRoutingInfo"}`.
+//! - `GET /admin/state`: `{"connections", "totalConnections", "connectionAttempts",
+//!   "refusedAttempts", "linkedDevices", "lastClientPayload", "lastOrigin", "lastRoutingInfo"}`.
 //!
 //! Its honesty is checked by the real Baileys client (`tests/whatsapp_baileys.rs`).
 
@@ -67,6 +67,17 @@ pub enum Fault {
         /// On or off.
         enabled: bool,
     },
+    /// Answer every handshake with `<failure reason=N>` (`null`: stop), until turned off.
+    FailAlways {
+        /// The reason code, or none to stop.
+        reason: Option<u16>,
+    },
+    /// Network outage: drop every live connection and close new ones before the WebSocket
+    /// upgrade (clients see the server as unreachable) until turned off.
+    Offline {
+        /// On or off.
+        enabled: bool,
+    },
 }
 
 /// A device the mock phone has linked.
@@ -117,6 +128,8 @@ struct Sticky {
     silent: bool,
     forge_cert: bool,
     forge_account_signature: bool,
+    offline: bool,
+    fail_always: Option<u16>,
 }
 
 #[derive(Default)]
@@ -132,6 +145,9 @@ struct Inner {
     misaddressed: u64,
     sticky: Sticky,
     next_device: u32,
+    /// When each WebSocket upgrade request arrived (tokio time), refused ones included.
+    attempts: Vec<tokio::time::Instant>,
+    refused: u64,
 }
 
 struct Shared {
@@ -259,6 +275,21 @@ impl MockServer {
         state(&self.shared)
     }
 
+    /// When each WebSocket upgrade request arrived (tokio time; refused ones included).
+    pub fn attempt_times(&self) -> Vec<tokio::time::Instant> {
+        self.shared.lock().attempts.clone()
+    }
+
+    /// Connections that completed the handshake.
+    pub fn total_connections(&self) -> u64 {
+        self.shared.lock().total
+    }
+
+    /// Connections open right now.
+    pub fn live_connections(&self) -> usize {
+        self.shared.lock().live.len()
+    }
+
     /// Linked devices.
     pub fn linked_devices(&self) -> Vec<LinkedDevice> {
         self.shared.lock().linked.clone()
@@ -294,6 +325,8 @@ fn state(shared: &Shared) -> serde_json::Value {
         "lastOrigin": g.last_origin,
         "lastRoutingInfo": g.last_routing_info,
         "pingsAnswered": g.pings,
+        "connectionAttempts": g.attempts.len(),
+        "refusedAttempts": g.refused,
         "misaddressedIqs": g.misaddressed,
     })
 }
@@ -437,5 +470,12 @@ fn fault(shared: &Shared, f: Fault) {
         Fault::Silence { enabled } => g.sticky.silent = enabled,
         Fault::ForgeCert { enabled } => g.sticky.forge_cert = enabled,
         Fault::ForgeAccountSignature { enabled } => g.sticky.forge_account_signature = enabled,
+        Fault::FailAlways { reason } => g.sticky.fail_always = reason,
+        Fault::Offline { enabled } => {
+            g.sticky.offline = enabled;
+            if enabled {
+                broadcast(&mut g, &|| Cmd::Drop);
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`policy`]: the reaction to each disconnect reason and the (injectable) schedules;
 //! - [`persist`]: the auth cooldown and the link guard, persisted in the state dir so they
 //!   survive restarts and are shared with `openclaw channels login`;
+//! - [`link`]: the link flow under the session lock, cooldown and attempt limits (CLI login);
 //! - [`session_lock`]: one process per account's credentials (no 440 fights on one machine);
 //! - [`run`]: the state machine, status publishing and crash isolation.
 //!
@@ -11,6 +12,7 @@
 //! [`crate::channels::status::ChannelStatusHandle`] the gateway reads for `/health`,
 //! `channels.status` and `openclaw channels status`.
 
+pub mod link;
 pub mod persist;
 pub mod policy;
 pub mod run;
