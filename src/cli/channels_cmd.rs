@@ -1,9 +1,14 @@
-//! `openclaw channels ...`: link (`login`) and unlink (`logout`) a channel account.
+//! `openclaw channels ...`: link (`login`), unlink (`logout`) and inspect (`status`) channel
+//! accounts.
 //!
 //! Only WhatsApp exists so far. With `--json`, `login` prints one JSON object per line:
 //! `{"event":"qr","qr":"...","expiresInMs":N}` for each code (or `{"event":"pairing-code",
 //! "code":"XXXX-XXXX"}` with `--phone`), then `{"event":"linked","jid":"..."}` or
-//! `{"event":"failed","reason":"..."}`.
+//! `{"event":"failed","reason":"...","nextAllowedAt":MS?}`.
+//!
+//! `login` runs under the link guard (session lock, persisted cooldown, attempt limits): exit 0
+//! linked, 1 failed, 75 (EX_TEMPFAIL) when the guard refuses an attempt now; the message says
+//! when the next one is allowed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +18,11 @@ use clap::{Args, Subcommand};
 use tokio::sync::mpsc;
 
 use crate::channels::whatsapp::client::{self, ClientConfig, Event, LinkOutcome, LogoutOutcome};
-use crate::channels::whatsapp::creds::CredsStore;
+use crate::channels::whatsapp::supervisor::link::{LinkError, LinkGuard, guarded_link};
+use crate::channels::whatsapp::supervisor::persist::{AccountFiles, LinkLimits, fmt_ms};
+use crate::channels::whatsapp::supervisor::policy::Policy;
+use crate::channels::whatsapp::supervisor::session_lock::{SessionLock, SessionLockError};
+use crate::channels::whatsapp::supervisor::{creds_store, system_wall_clock};
 use crate::channels::whatsapp::paircode::display;
 use crate::channels::whatsapp::qr::render_terminal;
 use crate::config::env::ProcessEnv;
@@ -29,7 +38,29 @@ pub enum ChannelsCommand {
     Login(LoginArgs),
     /// Unlink a channel account: tell the server, then remove the stored credentials.
     Logout(LoginArgs),
+    /// Show each account's connection state (from the running gateway, else from disk).
+    Status(StatusArgs),
 }
+
+/// Arguments of `channels status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this channel.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Only this account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Ask the running gateway to ping WhatsApp over each live session and report the round trip.
+    #[arg(long)]
+    pub probe: bool,
+    /// Where the gateway is, the token, state dir, config, timeout and `--json`.
+    #[command(flatten)]
+    pub client: crate::cli::status_cmd::ClientArgs,
+}
+
+/// Exit code when the link guard refuses an attempt for now (EX_TEMPFAIL).
+pub const EXIT_TRY_LATER: u8 = 75;
 
 /// Arguments shared by `login` and `logout`.
 #[derive(Debug, Args)]
@@ -62,6 +93,7 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
     let (args, is_login) = match &cmd {
         ChannelsCommand::Login(a) => (a, true),
         ChannelsCommand::Logout(a) => (a, false),
+        ChannelsCommand::Status(a) => return status(a),
     };
     let json = args.json;
     let result = (|| -> anyhow::Result<ExitCode> {
@@ -75,14 +107,20 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let account = if is_login {
+        let (account, auth_dir) = if is_login {
             declared_account(args)?
         } else {
-            args.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_string())
+            (args.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_string()), None)
         };
-        let cfg = whatsapp_config(args, &account)?;
+        let (cfg, layout) = whatsapp_config(args, &account, auth_dir.as_deref())?;
         if is_login {
-            rt.block_on(login(cfg, json))
+            let guard = LinkGuard {
+                files: AccountFiles::new(&layout, &account),
+                limits: LinkLimits::default(),
+                cooldown: Policy::default().auth_cooldown,
+                wall: system_wall_clock(),
+            };
+            rt.block_on(login(cfg, guard, json))
         } else {
             rt.block_on(logout(cfg, json))
         }
@@ -97,8 +135,9 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
 }
 
 /// Before linking: the channel (and the account, when accounts are listed) must be declared in
-/// the config, or the gateway would never run the number being linked. Returns the account id.
-fn declared_account(args: &LoginArgs) -> anyhow::Result<String> {
+/// the config, or the gateway would never run the number being linked. Returns the account id
+/// and its `authDir`.
+fn declared_account(args: &LoginArgs) -> anyhow::Result<(String, Option<String>)> {
     let request = SourceRequest { config: args.config.clone(), state_dir: args.state_dir.clone(), no_state: false };
     let c = crate::config::compile(&crate::config::Options { request }, &ProcessEnv)?;
     let Some(out) = &c.output else {
@@ -128,16 +167,17 @@ fn declared_account(args: &LoginArgs) -> anyhow::Result<String> {
             ids.join(", ")
         );
     }
-    Ok(account)
+    let auth_dir = wa.account(&account).auth_dir;
+    Ok((account, auth_dir))
 }
 
-fn whatsapp_config(args: &LoginArgs, account: &str) -> anyhow::Result<ClientConfig> {
+fn whatsapp_config(args: &LoginArgs, account: &str, auth_dir: Option<&str>) -> anyhow::Result<(ClientConfig, StateLayout)> {
     anyhow::ensure!(
         !account.is_empty() && account.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
         "invalid account id {account:?} (letters, digits, - and _ only)"
     );
     let layout = StateLayout::new(resolve_state_dir(args.state_dir.as_deref()));
-    let mut cfg = ClientConfig::from_environment(CredsStore::new(&layout, account))
+    let mut cfg = ClientConfig::from_environment(creds_store(&layout, account, auth_dir))
         .map_err(anyhow::Error::msg)?;
     if let Some(phone) = &args.phone {
         let digits: String = phone
@@ -150,7 +190,18 @@ fn whatsapp_config(args: &LoginArgs, account: &str) -> anyhow::Result<ClientConf
         );
         cfg.pair_phone = Some(digits);
     }
-    Ok(cfg)
+    Ok((cfg, layout))
+}
+
+fn emit_refused(json: bool, reason: &str, next_allowed_ms: Option<u64>) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "failed", "reason": reason, "nextAllowedAt": next_allowed_ms })
+        );
+    } else {
+        eprintln!("openclaw channels: {reason}");
+    }
 }
 
 fn emit_failed(json: bool, reason: &str) {
@@ -164,7 +215,7 @@ fn emit_failed(json: bool, reason: &str) {
     }
 }
 
-async fn login(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
+async fn login(cfg: ClientConfig, guard: LinkGuard, json: bool) -> anyhow::Result<ExitCode> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
@@ -202,7 +253,7 @@ async fn login(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    let out = client::link(&cfg, &tx).await;
+    let out = guarded_link(&cfg, &guard, &tx).await;
     drop(tx);
     let _ = printer.await;
     match out {
@@ -218,13 +269,33 @@ async fn login(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Ok(LinkOutcome::Failed(reason)) if reason.is_logged_out() => {
+            let until = guard.files.cooldown((guard.wall)()).map(|c| c.until_ms);
+            let text = format!(
+                "WhatsApp refused the link ({reason}); this usually means too many link attempts. \
+                 No new attempt before {} so the number is not blocked longer",
+                until.map(fmt_ms).unwrap_or_else(|| "the cooldown ends".into())
+            );
+            emit_refused(json, &text, until);
+            Ok(ExitCode::FAILURE)
+        }
         Ok(LinkOutcome::Failed(reason)) => {
-            let hint = if reason.is_logged_out() {
-                "; run `openclaw channels logout --channel whatsapp` and link again"
-            } else {
-                ""
-            };
-            emit_failed(json, &format!("{reason}{hint}"));
+            emit_failed(json, &reason.to_string());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(LinkError::Refused(r)) => {
+            emit_refused(json, &r.to_string(), Some(r.next_allowed_ms()));
+            Ok(ExitCode::from(EXIT_TRY_LATER))
+        }
+        Err(LinkError::Busy(SessionLockError::Held { pid })) => {
+            let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            emit_failed(
+                json,
+                &format!(
+                    "another process{who} uses this account's session, usually the running gateway with the account already linked; \
+                     `openclaw channels status` shows its state (to relink, stop the gateway and run `openclaw channels logout` first)"
+                ),
+            );
             Ok(ExitCode::FAILURE)
         }
         Err(e) => {
@@ -235,6 +306,13 @@ async fn login(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn logout(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
+    let _session = SessionLock::try_acquire(cfg.store.dir()).map_err(|e| match e {
+        SessionLockError::Held { pid } => anyhow::anyhow!(
+            "{e}; stop it first (on NixOS: systemctl stop openclaw), then log out{}",
+            pid.map(|p| format!(" (holder: pid {p})")).unwrap_or_default()
+        ),
+        other => anyhow::Error::new(other),
+    })?;
     let out = client::logout(&cfg).await?;
     let (event, text) = match &out {
         LogoutOutcome::Unlinked => ("unlinked", "Unlinked; credentials removed.".to_owned()),
@@ -255,4 +333,130 @@ async fn logout(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
         println!("{text}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `openclaw channels status`: the running gateway's view (with `--probe`, a live ping per
+/// account); without a gateway, what the state dir says (linked, cooldown, link guard).
+fn status(a: &StatusArgs) -> ExitCode {
+    let json = a.client.json;
+    let r = crate::cli::status_cmd::block_on(async {
+        let t = crate::cli::status_cmd::target(&a.client)?;
+        let live = match crate::cli::status_cmd::open(&t, a.client.timeout).await {
+            Ok((mut c, _)) => {
+                let v = c
+                    .request("channels.status", serde_json::json!({ "probe": a.probe }))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("channels.status: {e}"))?;
+                c.close().await;
+                Some(v)
+            }
+            Err(_) => None,
+        };
+        let running = live.is_some();
+        anyhow::ensure!(
+            running || !a.probe,
+            "cannot probe: no gateway is running for state dir {} (start it with `openclaw gateway`)",
+            t.state_dir.display()
+        );
+        let list: Vec<serde_json::Value> = match live {
+            Some(v) => v["channels"].as_array().cloned().unwrap_or_default(),
+            None => offline_status(&a.client)?,
+        };
+        let list: Vec<serde_json::Value> = list
+            .into_iter()
+            .filter(|c| a.channel.as_deref().is_none_or(|ch| c["id"] == ch))
+            .filter(|c| a.account.as_deref().is_none_or(|ac| c["account"] == ac))
+            .collect();
+        if json {
+            let doc = serde_json::json!({ "gateway": { "running": running, "pid": t.pid }, "channels": list });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            print_status(running, &list);
+        }
+        Ok(())
+    })
+    .and_then(|r| r);
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the state dir says about each configured account when no gateway runs.
+fn offline_status(a: &crate::cli::status_cmd::ClientArgs) -> anyhow::Result<Vec<serde_json::Value>> {
+    use crate::channels::status::{ChannelStatus, ConnectionState};
+    let settings = crate::cli::gateway_cmd::load_settings(&crate::cli::gateway_cmd::GatewayArgs {
+        state_dir: a.state_dir.clone(),
+        config: a.config.clone(),
+        ..Default::default()
+    })?;
+    let layout = &settings.state;
+    let now = crate::agent::runs::unix_ms();
+    let mut out = Vec::new();
+    for acc in &settings.whatsapp {
+        let store = creds_store(layout, &acc.id, acc.auth_dir.as_deref());
+        let files = AccountFiles::new(layout, &acc.id);
+        let linked = store.load().ok().flatten().is_some_and(|c| c.is_linked());
+        let state = match (acc.enabled, files.cooldown(now), linked) {
+            (false, _, _) => ConnectionState::Disabled,
+            (true, Some(c), _) => ConnectionState::CoolingDown { until_ms: c.until_ms, reason: c.reason },
+            (true, None, false) if SessionLock::is_held(store.dir()) => {
+                ConnectionState::Pairing { pid: SessionLock::holder(store.dir()) }
+            }
+            (true, None, false) => ConnectionState::NotLinked,
+            (true, None, true) => ConnectionState::Stopped,
+        };
+        let mut s = ChannelStatus::new("whatsapp", &acc.id, state);
+        s.linked = linked;
+        s.cooldown_until = files.cooldown(now).map(|c| c.until_ms);
+        s.link_allowed_at = files.link_allowed_at(now, &LinkLimits::default());
+        s.detail = match &s.state {
+            ConnectionState::Stopped => "linked; the gateway is not running".into(),
+            other => other.describe(fmt_ms),
+        };
+        out.push(serde_json::to_value(&s)?);
+    }
+    Ok(out)
+}
+
+fn print_status(running: bool, list: &[serde_json::Value]) {
+    if !running {
+        println!("Gateway: not running (state read from disk)");
+    }
+    if list.is_empty() {
+        println!("No channel accounts are configured (add channels.whatsapp to the config).");
+    }
+    for c in list {
+        let probe = match (&c["probe"]["ok"], &c["probe"]["rttMs"], &c["probe"]["error"]) {
+            (serde_json::Value::Bool(true), rtt, _) => format!(" [probe: {rtt} ms]"),
+            (serde_json::Value::Bool(false), _, e) => format!(" [probe failed: {}]", e.as_str().unwrap_or("?")),
+            _ => String::new(),
+        };
+        println!(
+            "{} {}: {}{}",
+            c["id"].as_str().unwrap_or("?"),
+            c["account"].as_str().unwrap_or("?"),
+            c["detail"].as_str().unwrap_or(""),
+            probe
+        );
+        if let Some(d) = c["lastDisconnect"].as_object() {
+            println!(
+                "  last disconnect: {} at {}",
+                d.get("reason").and_then(|v| v.as_str()).unwrap_or("?"),
+                d.get("atMs").and_then(|v| v.as_u64()).map(fmt_ms).unwrap_or_default()
+            );
+        }
+        if let Some(t) = c["linkAllowedAt"].as_u64() {
+            println!("  next link attempt allowed at {}", fmt_ms(t));
+        }
+        if running {
+            println!(
+                "  {} connection attempts, {} logins, {} crashes since the gateway started",
+                c["attempts"], c["connects"], c["crashes"]
+            );
+        }
+    }
 }

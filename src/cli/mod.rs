@@ -42,9 +42,14 @@ pub enum Command {
     Health(status_cmd::ClientArgs),
     /// Print the Control UI URL (with the token in the #token= fragment).
     Dashboard(status_cmd::ClientArgs),
-    /// Link and unlink channel accounts (WhatsApp QR login).
+    /// Link, unlink and inspect channel accounts (WhatsApp QR login, connection status).
     #[command(subcommand)]
     Channels(channels_cmd::ChannelsCommand),
+}
+
+/// Picks rustls' crypto provider once for the process (several may be compiled in).
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Parses the process arguments and runs the command; returns the process exit code.
@@ -52,11 +57,17 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd),
-        Command::Gateway(cmd) => gateway_cmd::run(cmd),
+        Command::Gateway(cmd) => {
+            install_tls_provider();
+            gateway_cmd::run(cmd)
+        }
         Command::Devices(cmd) => devices_cmd::run(cmd),
         Command::Status { all, args } => status_cmd::status(args, all),
         Command::Health(args) => status_cmd::health(args),
         Command::Dashboard(args) => status_cmd::dashboard(args),
-        Command::Channels(cmd) => channels_cmd::run(cmd),
+        Command::Channels(cmd) => {
+            install_tls_provider();
+            channels_cmd::run(cmd)
+        }
     }
 }

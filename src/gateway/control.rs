@@ -138,6 +138,12 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
                     _ => continue,
                 };
                 let reply = match serde_json::from_str::<ReqFrame>(&text) {
+                    Ok(f) if f.kind == "req" && f.method == "channels.status" && f.params["probe"] == true => {
+                        match channels_status_probed(&st, &session).await {
+                            Ok(v) => protocol::res_ok(&f.id, v),
+                            Err(e) => protocol::res_err(&f.id, &e),
+                        }
+                    }
                     Ok(f) if f.kind == "req" => match dispatch(&st, &session, &f.method, &f.params) {
                         Ok(v) => protocol::res_ok(&f.id, v),
                         Err(e) => protocol::res_err(&f.id, &e),
@@ -449,6 +455,29 @@ pub fn status(st: &AppState) -> Value {
         "sessions": {"count": 0, "byAgent": [], "recent": []},
         "channelSummary": [],
     })
+}
+
+/// How long `channels.status {probe: true}` waits for each account's ping.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `channels.status` with `probe: true`: every connected account pings the server over its live
+/// session; each entry gets `probe: {ok, rttMs}` or `probe: {ok: false, error}`.
+async fn channels_status_probed(st: &AppState, s: &Session) -> Result<Value, ErrorShape> {
+    need(s, "operator.read")?;
+    let mut list = Vec::new();
+    for c in st.channels.snapshot() {
+        let probe = match (c.id.as_str(), st.whatsapp.get(&c.account)) {
+            ("whatsapp", Some(h)) => match h.probe(PROBE_TIMEOUT).await {
+                Ok(rtt) => json!({"ok": true, "rttMs": rtt.as_millis() as u64}),
+                Err(e) => json!({"ok": false, "error": e}),
+            },
+            _ => json!({"ok": false, "error": "this channel cannot be probed"}),
+        };
+        let mut v = serde_json::to_value(st.channels.get(&c.id, &c.account).unwrap_or(c)).unwrap_or(Value::Null);
+        v["probe"] = probe;
+        list.push(v);
+    }
+    Ok(json!({"channels": list, "probed": true}))
 }
 
 /// Runs one method for an authenticated session.

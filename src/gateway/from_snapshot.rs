@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::config::model::gateway::{AuthMode as ConfigAuthMode, BindMode, GatewayMode};
 use crate::config::secrets::SecretSource;
+use crate::channels::whatsapp::supervisor::AccountConfig;
 use crate::config::Snapshot;
 use crate::gateway::settings::{
     normalize_base_path, AuthMode, GatewaySettings, Secret, TokenSource, TokenSourceKind,
@@ -175,6 +176,16 @@ impl GatewaySettings {
         s.hooks.allowed_agent_ids = h.allowed_agent_ids.clone();
         s.hooks.default_session_key = h.default_session_key.clone();
         s.hooks.token_sources.extend(secret_source(snap, "hooks.token", "hooks.token")?);
+        if let Some(wa) = &cfg.channels.whatsapp {
+            s.whatsapp = wa
+                .account_ids()
+                .into_iter()
+                .map(|id| {
+                    let a = wa.account(&id);
+                    AccountConfig { id, enabled: a.enabled, auth_dir: a.auth_dir }
+                })
+                .collect();
+        }
         Ok(s)
     }
 }

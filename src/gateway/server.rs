@@ -324,6 +324,23 @@ fn print_banner(st: &AppState) {
     }
 }
 
+/// Starts the configured channel accounts. Each runs in its own supervised task: a failure
+/// there is reported in `/health` and never stops the gateway.
+fn start_channels(st: &AppState) {
+    if st.settings.whatsapp.is_empty() {
+        return;
+    }
+    match crate::channels::whatsapp::supervisor::start_accounts(&st.settings.state, &st.settings.whatsapp, &st.channels, &st.shutdown) {
+        Ok(sups) => {
+            for h in sups.all() {
+                st.whatsapp.push(h);
+            }
+            tracing::info!(accounts = st.settings.whatsapp.len(), "whatsapp supervisors started");
+        }
+        Err(e) => tracing::error!("whatsapp channel not started: {e}"),
+    }
+}
+
 /// Registers SIGTERM and SIGINT handlers now (call it before binding, inside the runtime, so a
 /// signal that arrives early still drains cleanly) and returns a future that completes on either.
 pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
@@ -357,6 +374,7 @@ pub async fn serve(
     if opts.banner {
         print_banner(&st);
     }
+    start_channels(&st);
     let app = router(st.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let drain_st = st.clone();
     let shutdown = async move {
@@ -374,6 +392,8 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     worker.abort();
+    // The supervisors saw the shutdown flag with everyone else; give them a moment to close.
+    let _ = tokio::time::timeout(Duration::from_secs(3), st.whatsapp.join_all()).await;
     let _ = std::fs::remove_file(st.settings.state.gateway_runtime_file());
     tracing::info!(uptime_ms = st.uptime_ms(), runs = ?st.runs.counters(), "shutdown completed cleanly");
     result.map_err(GatewayError::Serve)

@@ -175,6 +175,8 @@ pub struct GatewaySettings {
     pub state: StateLayout,
     /// The config files that were read, for status output.
     pub config_paths: Vec<PathBuf>,
+    /// `channels.whatsapp` accounts to run (empty: WhatsApp not configured).
+    pub whatsapp: Vec<crate::channels::whatsapp::supervisor::AccountConfig>,
 }
 
 impl GatewaySettings {
@@ -193,6 +195,7 @@ impl GatewaySettings {
             auto_approve_local: true,
             state,
             config_paths: Vec::new(),
+            whatsapp: Vec::new(),
         }
     }
 

@@ -46,6 +46,8 @@ pub struct AppState {
     pub local_addr: SocketAddr,
     /// Channel statuses published by channels.
     pub channels: ChannelStatusHandle,
+    /// The WhatsApp account supervisors (started by `serve`).
+    pub whatsapp: crate::channels::whatsapp::supervisor::Supervisors,
     /// Agent runs.
     pub runs: RunRegistry,
     /// Hook auth throttling.
@@ -94,6 +96,7 @@ impl AppState {
             boot_id: uuid::Uuid::new_v4().to_string(),
             local_addr,
             channels,
+            whatsapp: crate::channels::whatsapp::supervisor::Supervisors::new(),
             runs,
             hooks_limiter: AuthLimiter::new(rl),
             ws_limiter: AuthLimiter::new(rl),

@@ -39,6 +39,48 @@ pub fn creds_store(layout: &StateLayout, account: &str, auth_dir: Option<&str>) 
     }
 }
 
+/// One configured WhatsApp account, as the gateway runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// The account id.
+    pub id: String,
+    /// `enabled` (default true).
+    pub enabled: bool,
+    /// `authDir` override.
+    pub auth_dir: Option<String>,
+}
+
+/// Starts one supervisor per account with the production client, policy and clocks. With the
+/// `wa-mock` feature the client honours `OPENCLAW_WA_TEST_SERVER`/`_ROOT_KEY` (VM tests).
+pub fn start_accounts(
+    layout: &StateLayout,
+    accounts: &[AccountConfig],
+    status: &crate::channels::status::ChannelStatusHandle,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Supervisors, String> {
+    let sups = Supervisors::new();
+    let env = SupervisorEnv {
+        policy: policy::Policy::default(),
+        link_limits: persist::LinkLimits::default(),
+        wall: system_wall_clock(),
+        rng: super::crypto::os_entropy(),
+        status: status.clone(),
+    };
+    for a in accounts {
+        let creds = creds_store(layout, &a.id, a.auth_dir.as_deref());
+        let client = super::client::ClientConfig::from_environment(creds.clone())?;
+        let spec = AccountSpec {
+            account: a.id.clone(),
+            enabled: a.enabled,
+            creds,
+            files: persist::AccountFiles::new(layout, &a.id),
+            connector: Arc::new(ClientConnector(client)),
+        };
+        sups.push(spawn(spec, env.clone(), shutdown.clone()));
+    }
+    Ok(sups)
+}
+
 /// The supervisors of a running gateway, by account.
 #[derive(Clone, Default)]
 pub struct Supervisors {
