@@ -45,9 +45,10 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
     if head.contains("upgrade: websocket") {
         let refuse = {
             let mut g = shared.lock();
-            g.attempts.push(tokio::time::Instant::now());
+            let now = tokio::time::Instant::now();
+            g.attempts.push(now);
             if g.sticky.offline {
-                g.refused += 1;
+                g.refused.push(now);
             }
             g.sticky.offline
         };

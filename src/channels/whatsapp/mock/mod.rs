@@ -147,7 +147,8 @@ struct Inner {
     next_device: u32,
     /// When each WebSocket upgrade request arrived (tokio time), refused ones included.
     attempts: Vec<tokio::time::Instant>,
-    refused: u64,
+    /// The subset of `attempts` refused by the `offline` fault.
+    refused: Vec<tokio::time::Instant>,
 }
 
 struct Shared {
@@ -280,6 +281,11 @@ impl MockServer {
         self.shared.lock().attempts.clone()
     }
 
+    /// When each attempt refused by the `offline` fault arrived (tokio time).
+    pub fn refused_times(&self) -> Vec<tokio::time::Instant> {
+        self.shared.lock().refused.clone()
+    }
+
     /// Connections that completed the handshake.
     pub fn total_connections(&self) -> u64 {
         self.shared.lock().total
@@ -326,7 +332,7 @@ fn state(shared: &Shared) -> serde_json::Value {
         "lastRoutingInfo": g.last_routing_info,
         "pingsAnswered": g.pings,
         "connectionAttempts": g.attempts.len(),
-        "refusedAttempts": g.refused,
+        "refusedAttempts": g.refused.len(),
         "misaddressedIqs": g.misaddressed,
     })
 }
