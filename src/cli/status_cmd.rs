@@ -1,7 +1,7 @@
 //! Client commands over the control protocol: `openclaw status`, `health`, `dashboard`,
 //! `gateway status`. Tokens are never printed except by `dashboard` (that is its job).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::cli::gateway_cmd::{load_settings, GatewayArgs};
 use crate::gateway::client::{self, ConnectOptions, Conn};
 use crate::gateway::token;
+use crate::store::lockfile::pid_alive;
 
 /// Flags shared by client commands.
 #[derive(Debug, Clone, Default, Args)]
@@ -51,10 +52,6 @@ pub struct Target {
     pub pid: Option<u32>,
     /// Control UI base path.
     pub base_path: String,
-}
-
-fn pid_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Resolves URL and token from flags, the runtime file and the settings (no token is generated).

@@ -1,10 +1,10 @@
 //! One gateway per state directory: an advisory `flock` on `<state>/gateway.lock`.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{File, TryLockError};
 use std::path::PathBuf;
 
 use crate::store::StateLayout;
+use crate::store::lockfile::open_lock_file;
 
 /// Why the state directory lock was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -48,11 +48,7 @@ pub struct StateLock {
 pub fn acquire(layout: &StateLayout) -> Result<StateLock, LockError> {
     let path = layout.gateway_lock_file();
     let io = |source| LockError::Io { path: path.clone(), source };
-    if let Some(dir) = path.parent() {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
-    }
-    let file = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(io)?;
+    let file = open_lock_file(&path).map_err(io)?;
     match file.try_lock() {
         Ok(()) => Ok(StateLock { _file: file }),
         Err(TryLockError::WouldBlock) => Err(LockError::Held {

@@ -5,6 +5,7 @@
 
 pub mod atomic;
 pub mod layout;
+pub mod lockfile;
 
 pub use atomic::{write_atomic, AtomicWriteError};
 pub use layout::{default_state_dir, StateLayout};

@@ -3,13 +3,13 @@
 //! (0600, written atomically), changed under an `flock` on `supervisor.lock` beside it, because
 //! the gateway and `openclaw channels login` processes share it.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::lockfile::{open_lock_file, pid_alive};
 use crate::store::{StateLayout, write_atomic};
 
 /// Why the persisted state could not be read or written.
@@ -175,15 +175,8 @@ impl AccountFiles {
     }
 
     fn lock(&self) -> Result<Locked, PersistError> {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(Self::io(&self.dir))?;
         let path = self.dir.join("supervisor.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(Self::io(&path))?;
+        let file = open_lock_file(&path).map_err(Self::io(&path))?;
         file.lock().map_err(Self::io(&path))?;
         Ok(Locked { _file: file })
     }
@@ -269,11 +262,6 @@ fn check(r: &mut Record, now_ms: u64, limits: &LinkLimits, alive: impl Fn(u32) -
         });
     }
     Ok(())
-}
-
-/// Whether a process exists (Linux: `/proc/<pid>`).
-fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
 }
 
 #[cfg(test)]

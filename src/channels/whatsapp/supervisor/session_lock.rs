@@ -5,8 +5,9 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::store::lockfile::open_lock_file;
 
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +52,7 @@ impl SessionLock {
     pub fn try_acquire(creds_dir: &Path) -> Result<Self, SessionLockError> {
         let path = Self::path(creds_dir);
         let io = |source| SessionLockError::Io { path: path.clone(), source };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(creds_dir).map_err(io)?;
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).mode(0o600).open(&path).map_err(io)?;
+        let mut file = open_lock_file(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0).map_err(io)?;
