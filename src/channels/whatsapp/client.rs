@@ -236,6 +236,15 @@ struct Session<'a> {
     pair_code: Option<(String, super::crypto::KeyPair)>,
 }
 
+/// The keepalive ping (Baileys' form, reference §1.6); also sent on demand by a probe.
+fn ping_node() -> Node {
+    Node::new("iq")
+        .attr("to", SERVER_JID)
+        .attr("type", "get")
+        .attr("xmlns", "w:p")
+        .children(vec![Node::new("ping")])
+}
+
 fn socket_reason(e: &SocketError) -> DisconnectReason {
     match e {
         SocketError::Closed | SocketError::Ws(_) => DisconnectReason::ConnectionClosed,
@@ -382,9 +391,7 @@ impl Session<'_> {
                 },
                 _ = sleep_until(next_ping) => {
                     next_ping = Instant::now() + self.cfg.keepalive;
-                    let ping = Node::new("iq").attr("to", SERVER_JID).attr("type", "get").attr("xmlns", "w:p")
-                        .children(vec![Node::new("ping")]);
-                    if let Err(r) = self.query(ping, Pending::Ping).await {
+                    if let Err(r) = self.query(ping_node(), Pending::Ping).await {
                         return self.end(Some(r));
                     }
                 }
@@ -393,9 +400,7 @@ impl Session<'_> {
                 }
                 cmd = next_command(&mut commands) => match cmd {
                     SessionCommand::Probe(reply) if self.opened => {
-                        let ping = Node::new("iq").attr("to", SERVER_JID).attr("type", "get").attr("xmlns", "w:p")
-                            .children(vec![Node::new("ping")]);
-                        if let Err(r) = self.query(ping, Pending::Probe(reply, Instant::now())).await {
+                        if let Err(r) = self.query(ping_node(), Pending::Probe(reply, Instant::now())).await {
                             return self.end(Some(r));
                         }
                     }
