@@ -103,20 +103,10 @@ impl DisconnectReason {
         }
     }
 
-    /// Whether the credentials must be considered dead (401, 403).
+    /// Whether WhatsApp refused the credentials or the link (401, 403). What follows depends on
+    /// when: see `supervisor::policy::react`, which decides every reaction to a reason.
     pub fn is_logged_out(&self) -> bool {
         matches!(self, Self::LoggedOut | Self::Forbidden)
-    }
-
-    /// Whether reconnecting makes sense (everything except logged out, forbidden, replaced and 411).
-    pub fn should_reconnect(&self) -> bool {
-        !matches!(
-            self,
-            Self::LoggedOut
-                | Self::Forbidden
-                | Self::ConnectionReplaced
-                | Self::MultideviceMismatch
-        )
     }
 }
 
