@@ -171,21 +171,61 @@ async fn keep(
         let delay = env.policy.jitter(env.policy.nominal_crash(crashes), env.policy.crash_max, env.rng.as_ref());
         crashes += 1;
         let until_ms = (env.wall)() + delay.as_millis() as u64;
-        let st = env.status.update(CHANNEL, &spec.account, |s| {
+        env.status.update(CHANNEL, &spec.account, |s| {
             s.crashes = s.crashes.saturating_add(1);
-            s.connected = false;
             s.last_error = Some(err.clone());
-            s.state = ConnectionState::Crashed { until_ms, message: err.clone(), restarts: crashes };
-            s.next_attempt_at = Some(until_ms);
-            s.detail = s.state.describe(super::persist::fmt_ms);
         });
-        tracing::error!(channel = CHANNEL, account = %spec.account, crashes = st.crashes, restart_in_ms = delay.as_millis() as u64,
-            "whatsapp account task crashed: {err}; restarting it, other accounts and the gateway are not affected");
+        publish(&env, &spec, ConnectionState::Crashed { until_ms, message: err, restarts: crashes });
         let mut sd = shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = sd.wait_for(|v| *v) => return,
         }
+    }
+}
+
+/// Publishes `state` for `spec`'s account (with the fields derived from it) and logs it when
+/// the state or its reason changed; every crash is logged.
+fn publish(env: &SupervisorEnv, spec: &AccountSpec, state: ConnectionState) {
+    let link_allowed_at = spec.files.link_allowed_at((env.wall)(), &env.link_limits);
+    let mut prev = None;
+    let next = env.status.update(CHANNEL, &spec.account, |s| {
+        prev = Some(s.state.clone());
+        s.connected = matches!(state, ConnectionState::Connected { .. });
+        s.linked = spec.creds.load().ok().flatten().is_some_and(|c| c.is_linked());
+        s.next_attempt_at = match &state {
+            ConnectionState::BackingOff { until_ms, .. }
+            | ConnectionState::CoolingDown { until_ms, .. }
+            | ConnectionState::Crashed { until_ms, .. } => Some(*until_ms),
+            ConnectionState::WaitingForNetwork { next_probe_ms, .. } => Some(*next_probe_ms),
+            _ => None,
+        };
+        s.cooldown_until = match &state {
+            ConnectionState::CoolingDown { until_ms, .. } => Some(*until_ms),
+            _ => None,
+        };
+        s.link_allowed_at = link_allowed_at;
+        s.detail = state.describe(super::persist::fmt_ms);
+        s.state = state;
+    });
+    let changed = match (&prev, &next.state) {
+        (_, ConnectionState::Crashed { .. }) => true,
+        (Some(ConnectionState::WaitingForNetwork { .. }), ConnectionState::WaitingForNetwork { .. }) => false,
+        (Some(a), b) => a.name() != b.name() || reason_of(a) != reason_of(b),
+        (None, _) => true,
+    };
+    if !changed {
+        return;
+    }
+    let (account, from, to) = (&spec.account, prev.as_ref().map_or("start", ConnectionState::name), next.state.name());
+    match &next.state {
+        ConnectionState::Crashed { .. } => tracing::error!(channel = CHANNEL, %account, from, to, crashes = next.crashes,
+            "whatsapp: {}; other accounts and the gateway are not affected", next.detail),
+        ConnectionState::CoolingDown { .. } | ConnectionState::Replaced | ConnectionState::LoggedOut { .. }
+        | ConnectionState::Unsupported { .. } => {
+            tracing::warn!(channel = CHANNEL, %account, from, to, "whatsapp: {}", next.detail)
+        }
+        _ => tracing::info!(channel = CHANNEL, %account, from, to, "whatsapp: {}", next.detail),
     }
 }
 
@@ -230,42 +270,7 @@ impl Runner {
 
     /// Publishes `state`; logs it when the state (or its reason) changed.
     fn report(&self, state: ConnectionState) {
-        let link_allowed_at = self.spec.files.link_allowed_at(self.now(), &self.env.link_limits);
-        let mut prev = None;
-        let next = self.env.status.update(CHANNEL, &self.spec.account, |s| {
-            prev = Some(s.state.clone());
-            s.connected = matches!(state, ConnectionState::Connected { .. });
-            s.linked = self.spec.creds.load().ok().flatten().is_some_and(|c| c.is_linked());
-            s.next_attempt_at = match &state {
-                ConnectionState::BackingOff { until_ms, .. }
-                | ConnectionState::CoolingDown { until_ms, .. }
-                | ConnectionState::Crashed { until_ms, .. } => Some(*until_ms),
-                ConnectionState::WaitingForNetwork { next_probe_ms, .. } => Some(*next_probe_ms),
-                _ => None,
-            };
-            s.cooldown_until = match &state {
-                ConnectionState::CoolingDown { until_ms, .. } => Some(*until_ms),
-                _ => None,
-            };
-            s.link_allowed_at = link_allowed_at;
-            s.detail = state.describe(super::persist::fmt_ms);
-            s.state = state;
-        });
-        let changed = match (&prev, &next.state) {
-            (Some(ConnectionState::WaitingForNetwork { .. }), ConnectionState::WaitingForNetwork { .. }) => false,
-            (Some(a), b) => a.name() != b.name() || reason_of(a) != reason_of(b),
-            (None, _) => true,
-        };
-        if changed {
-            let from = prev.as_ref().map_or("start", ConnectionState::name);
-            match &next.state {
-                ConnectionState::CoolingDown { .. } | ConnectionState::Replaced | ConnectionState::LoggedOut { .. }
-                | ConnectionState::Unsupported { .. } => {
-                    tracing::warn!(channel = CHANNEL, account = %self.spec.account, from, to = next.state.name(), "whatsapp: {}", next.detail)
-                }
-                _ => tracing::info!(channel = CHANNEL, account = %self.spec.account, from, to = next.state.name(), "whatsapp: {}", next.detail),
-            }
-        }
+        publish(&self.env, &self.spec, state);
     }
 
     /// Waits `d` of tokio time, answering commands meanwhile.
