@@ -27,29 +27,14 @@ use tokio::time::Instant;
 
 const COMPRESS: u32 = 60;
 
-/// The most attempts that reach the server within `window` the policy allows: one attempt,
-/// then the shortest jittered delays of the transient schedule, plus one attempt after a
-/// stable connection reset the schedule.
-fn max_reaching_attempts(p: &Policy, window: Duration) -> usize {
+/// The most attempts within `window` a schedule allows: one attempt, then the shortest jittered
+/// delays `nominal(0), nominal(1), ...` (capped at `cap`), plus one more for an attempt made
+/// after the schedule was reset (a stable connection, or the end of a network outage).
+fn max_attempts(p: &Policy, window: Duration, nominal: impl Fn(u32) -> Duration, cap: Duration) -> usize {
     let mut t = Duration::ZERO;
     let mut n = 1;
     for k in 0.. {
-        let (lo, _) = p.jitter_bounds(p.nominal_backoff(k), p.backoff_max);
-        t += lo;
-        if t > window {
-            break;
-        }
-        n += 1;
-    }
-    n + 1
-}
-
-/// The most network probes within `window`: the shortest probe delays.
-fn max_probes(p: &Policy, window: Duration) -> usize {
-    let mut t = Duration::ZERO;
-    let mut n = 1;
-    for k in 0.. {
-        let (lo, _) = p.jitter_bounds(p.nominal_network_probe(k), p.network_probe_max);
+        let (lo, _) = p.jitter_bounds(nominal(k), cap);
         t += lo;
         if t > window {
             break;
@@ -224,8 +209,8 @@ async fn soak_attempts_per_minute_stay_within_the_policy() {
         }
         best
     };
-    let reach_bound = max_reaching_attempts(&policy, minute);
-    let probe_bound = max_probes(&policy, minute);
+    let reach_bound = max_attempts(&policy, minute, |k| policy.nominal_backoff(k), policy.backoff_max);
+    let probe_bound = max_attempts(&policy, minute, |k| policy.nominal_network_probe(k), policy.network_probe_max);
     let in_cooldown: Vec<&Instant> = all
         .iter()
         .filter(|t| cooldowns.iter().any(|(s, u)| **t > *s + Duration::from_millis(20) && **t + Duration::from_millis(20) < *u))
