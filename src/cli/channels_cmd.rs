@@ -400,7 +400,9 @@ fn offline_status(a: &crate::cli::status_cmd::ClientArgs) -> anyhow::Result<Vec<
         let store = creds_store(layout, &acc.id, acc.auth_dir.as_deref());
         let files = AccountFiles::new(layout, &acc.id);
         let linked = store.load().ok().flatten().is_some_and(|c| c.is_linked());
-        let state = match (acc.enabled, files.cooldown(now), linked) {
+        let cooldown = files.cooldown(now);
+        let cooldown_until = cooldown.as_ref().map(|c| c.until_ms);
+        let state = match (acc.enabled, cooldown, linked) {
             (false, _, _) => ConnectionState::Disabled,
             (true, Some(c), _) => ConnectionState::CoolingDown { until_ms: c.until_ms, reason: c.reason },
             (true, None, false) if SessionLock::is_held(store.dir()) => {
@@ -411,7 +413,7 @@ fn offline_status(a: &crate::cli::status_cmd::ClientArgs) -> anyhow::Result<Vec<
         };
         let mut s = ChannelStatus::new("whatsapp", &acc.id, state);
         s.linked = linked;
-        s.cooldown_until = files.cooldown(now).map(|c| c.until_ms);
+        s.cooldown_until = cooldown_until;
         s.link_allowed_at = files.link_allowed_at(now, &LinkLimits::default());
         s.detail = match &s.state {
             ConnectionState::Stopped => "linked; the gateway is not running".into(),
