@@ -2,9 +2,10 @@
 //! through the real binary and the `OPENCLAW_WA_TEST_SERVER` / `OPENCLAW_WA_TEST_ROOT_KEY` seam of
 //! the `wa-mock` feature.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+#[path = "support/scan_login.rs"]
+mod scan_login;
+
+use std::process::Command;
 
 use openclaw::channels::whatsapp::mock::{Fault, MockOptions, MockServer};
 use serde_json::Value;
@@ -16,35 +17,14 @@ fn declare_whatsapp(state: &std::path::Path) {
 
 /// Runs the CLI, scanning every QR it prints with the mock phone. Returns (success, JSON lines).
 async fn cli(m: &MockServer, state: &std::path::Path, args: &[&str]) -> (bool, Vec<Value>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_openclaw"))
-        .env_remove("OPENCLAW_CONFIG_PATH")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw"));
+    cmd.env_remove("OPENCLAW_CONFIG_PATH")
         .args(args)
         .arg("--state-dir")
         .arg(state)
         .env("OPENCLAW_WA_TEST_SERVER", m.url())
-        .env("OPENCLAW_WA_TEST_ROOT_KEY", hex::encode(m.root_key()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        if v["event"] == "qr" {
-            m.scan(v["qr"].as_str().unwrap()).unwrap();
-        }
-        lines.push(v);
-    }
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+        .env("OPENCLAW_WA_TEST_ROOT_KEY", hex::encode(m.root_key()));
+    let (status, lines) = scan_login::run_scanning(m, cmd).await;
     (status.success(), lines)
 }
 

@@ -4,8 +4,9 @@
 //! steal the session, a restart logs in again without a QR, and a cooldown survives a restart.
 
 mod gateway_support;
+#[path = "support/scan_login.rs"]
+mod scan_login;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -20,27 +21,11 @@ fn mock_env(m: &MockServer) -> [(&'static str, String); 2] {
 /// `channels login --json`, scanning each QR with the mock phone. Returns (exit code, lines).
 async fn login(m: &MockServer, dir: &std::path::Path) -> (i32, Vec<Value>) {
     let mut c = cmd();
-    c.args(["channels", "login", "--channel", "whatsapp", "--json", "--state-dir"]).arg(dir);
+    c.args(["channels", "login", "--channel", "whatsapp", "--json", "--state-dir"]).arg(dir).stderr(Stdio::null());
     for (k, v) in mock_env(m) {
         c.env(k, v);
     }
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn login");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        if v["event"] == "qr" {
-            m.scan(v["qr"].as_str().unwrap_or_default()).expect("scan");
-        }
-        lines.push(v);
-    }
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    let (status, lines) = scan_login::run_scanning(m, c).await;
     (status.code().unwrap_or(-1), lines)
 }
 
