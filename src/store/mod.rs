@@ -4,6 +4,7 @@
 //! directory, fsync, rename, fsync of the directory), so a crash leaves the old or the new file.
 
 pub mod atomic;
+pub mod db;
 pub mod layout;
 pub mod lockfile;
 

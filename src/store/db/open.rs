@@ -1,0 +1,209 @@
+//! Opening a database file with the pragmas every database here uses.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::migrate::{migrate, Migration};
+
+/// How long a statement waits for another connection's lock before failing with `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Creating the directory or the file failed.
+    #[error("cannot create {path}: {source}")]
+    Create {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite refused to open the file or to set a pragma.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file's schema is newer than this program knows.
+    #[error("database schema version {found} is newer than this program supports ({known}); refusing to open it")]
+    TooNew {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// Number of migrations this program knows.
+        known: usize,
+    },
+    /// A migration failed; it was rolled back whole and the version is still `index - 1`.
+    #[error("migration {index} ({name}) failed and was rolled back: {source}")]
+    Migration {
+        /// 1-based position in the list (the version it would have produced).
+        index: usize,
+        /// Its name.
+        name: &'static str,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A statement failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database thread has stopped (it panicked or the handle was closed).
+    #[error("the database thread has stopped")]
+    ThreadGone,
+}
+
+/// One open database connection with this project's pragmas and an up-to-date schema.
+#[derive(Debug)]
+pub struct Db {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and applies `migrations`.
+    ///
+    /// Missing parent directories are created with mode 0700 and a new file with mode 0600; an
+    /// existing file with group or other bits is tightened to 0600.
+    pub fn open(path: &Path, migrations: &[Migration]) -> Result<Self, DbError> {
+        let create = |source| DbError::Create { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create)?;
+        }
+        // Create the file ourselves so it is 0600 from its first byte; SQLite copies this mode to
+        // the -wal and -shm files it creates.
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(create)?;
+        let meta = f.metadata().map_err(create)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(create)?;
+            tracing::warn!(path = %path.display(), "database file was readable by others; tightened to 0600");
+        }
+        drop(f);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| DbError::Open { path: path.to_path_buf(), source })?;
+        let mut db = Self { conn, path: Some(path.to_path_buf()) };
+        db.configure(true).map_err(|source| DbError::Open { path: path.to_path_buf(), source })?;
+        migrate(&mut db.conn, migrations)?;
+        Ok(db)
+    }
+
+    /// A private in-memory database with the same pragmas (except WAL) and `migrations` applied;
+    /// for tests and for registries that need no persistence.
+    pub fn open_in_memory(migrations: &[Migration]) -> Result<Self, DbError> {
+        let conn = Connection::open_in_memory().map_err(|source| DbError::Open { path: ":memory:".into(), source })?;
+        let mut db = Self { conn, path: None };
+        db.configure(false).map_err(|source| DbError::Open { path: ":memory:".into(), source })?;
+        migrate(&mut db.conn, migrations)?;
+        Ok(db)
+    }
+
+    fn configure(&mut self, wal: bool) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        if wal {
+            let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(rusqlite::Error::InvalidParameterName(format!("journal_mode is {mode}, expected wal")));
+            }
+        }
+        self.conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        Ok(())
+    }
+
+    /// The file this database lives in (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The connection, for reads and single statements (each is its own transaction).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` in an `IMMEDIATE` transaction (the write lock is taken at the start, so two writers
+    /// never deadlock on a lock upgrade): committed when `f` returns `Ok`, rolled back otherwise.
+    pub fn transaction<T, E>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| E::from(DbError::Sqlite(e)))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| E::from(DbError::Sqlite(e)))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::db::schema_version;
+
+    const M: &[Migration] = &[
+        Migration::sql("create t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"),
+        Migration::sql("create u", "CREATE TABLE u (id INTEGER PRIMARY KEY, t_id INTEGER NOT NULL REFERENCES t(id));"),
+    ];
+
+    #[test]
+    fn open_creates_private_file_and_dirs_with_pragmas() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a/b/x.db");
+        let db = Db::open(&path, M).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&tmp.path().join("a")), 0o700);
+        assert_eq!(mode(&tmp.path().join("a/b")), 0o700);
+        db.conn().execute("INSERT INTO t (v) VALUES ('x')", []).unwrap();
+        for suffix in ["-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&p), 0o600, "{suffix}");
+        }
+        let jm: String = db.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(jm, "wal");
+        let sync: i64 = db.conn().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "FULL");
+        let fk: i64 = db.conn().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 1);
+        assert_eq!(schema_version(db.conn()).unwrap(), 2);
+        // Foreign keys are enforced.
+        assert!(db.conn().execute("INSERT INTO u (t_id) VALUES (999)", []).is_err());
+    }
+
+    #[test]
+    fn open_tightens_a_world_readable_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.db");
+        fs::write(&path, b"").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        Db::open(&path, M).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn transaction_commits_on_ok_and_rolls_back_on_err() {
+        let mut db = Db::open_in_memory(M).unwrap();
+        db.transaction(|tx| tx.execute("INSERT INTO t (v) VALUES ('a')", []).map_err(DbError::from)).unwrap();
+        let r: Result<(), DbError> = db.transaction(|tx| {
+            tx.execute("INSERT INTO t (v) VALUES ('b')", [])?;
+            Err(DbError::ThreadGone)
+        });
+        assert!(r.is_err());
+        let n: i64 = db.conn().query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn garbage_file_is_an_error_not_a_panic() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.db");
+        fs::write(&path, vec![0x42u8; 8192]).unwrap();
+        assert!(Db::open(&path, M).is_err());
+    }
+}

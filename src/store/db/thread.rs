@@ -1,0 +1,115 @@
+//! A database owned by one dedicated OS thread, for async callers.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use super::open::{Db, DbError};
+
+type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// A handle to a [`Db`] that lives on its own thread. Jobs run one at a time, in submission order,
+/// so writers are serialised without holding any lock in the caller. Cheap to clone; the thread
+/// ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct DbThread {
+    tx: mpsc::Sender<Job>,
+    _join: std::sync::Arc<JoinGuard>,
+}
+
+struct JoinGuard(Option<JoinHandle<()>>);
+
+impl Drop for JoinGuard {
+    fn drop(&mut self) {
+        // The sender side is dropped with the last handle; the thread then drains and exits. Do not
+        // join here: a drop on an async worker must not block.
+        self.0.take();
+    }
+}
+
+impl std::fmt::Debug for DbThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbThread").finish_non_exhaustive()
+    }
+}
+
+impl DbThread {
+    /// Moves `db` onto a new thread named `name`.
+    pub fn spawn(name: &str, mut db: Db) -> Result<Self, DbError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let join = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut db);
+                }
+            })
+            .map_err(|source| DbError::Create { path: name.into(), source })?;
+        Ok(Self { tx, _join: std::sync::Arc::new(JoinGuard(Some(join))) })
+    }
+
+    /// Runs `f` on the database thread and awaits its result. Safe on async workers: the caller's
+    /// task is suspended, not its thread.
+    pub async fn call<T, E>(&self, f: impl FnOnce(&mut Db) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Box::new(move |db| {
+                let _ = reply.send(f(db));
+            }))
+            .map_err(|_| E::from(DbError::ThreadGone))?;
+        rx.await.map_err(|_| E::from(DbError::ThreadGone))?
+    }
+
+    /// Runs `f` on the database thread and blocks until it is done. For synchronous code that is
+    /// not running on an async worker (see the module doc).
+    pub fn call_blocking<T, E>(&self, f: impl FnOnce(&mut Db) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.tx
+            .send(Box::new(move |db| {
+                let _ = reply.send(f(db));
+            }))
+            .map_err(|_| E::from(DbError::ThreadGone))?;
+        rx.recv().map_err(|_| E::from(DbError::ThreadGone))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::db::Migration;
+
+    #[tokio::test]
+    async fn calls_run_in_order_on_the_thread() {
+        let db = Db::open_in_memory(&[Migration::sql("t", "CREATE TABLE t (v INTEGER);")]).unwrap();
+        let th = DbThread::spawn("test-db", db).unwrap();
+        for i in 0..10 {
+            th.call(move |db| db.conn().execute("INSERT INTO t VALUES (?1)", [i]).map_err(DbError::from)).await.unwrap();
+        }
+        let th2 = th.clone();
+        let sum: i64 = tokio::task::spawn_blocking(move || {
+            th2.call_blocking(|db| db.conn().query_row("SELECT sum(v) FROM t", [], |r| r.get(0)).map_err(DbError::from))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(sum, 45);
+        let name = th.call(|_| Ok::<_, DbError>(std::thread::current().name().map(str::to_string))).await.unwrap();
+        assert_eq!(name.as_deref(), Some("test-db"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_reports_thread_gone_not_a_hang() {
+        let th = DbThread::spawn("test-db", Db::open_in_memory(&[]).unwrap()).unwrap();
+        let r: Result<(), DbError> = th.call(|_| panic!("boom")).await;
+        assert!(matches!(r, Err(DbError::ThreadGone)));
+        let r: Result<(), DbError> = th.call(|_| Ok(())).await;
+        assert!(matches!(r, Err(DbError::ThreadGone)), "the thread is gone after a panic");
+    }
+}
