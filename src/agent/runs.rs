@@ -1,18 +1,83 @@
-//! The in-process run registry: hooks and the control protocol submit runs here; a worker moves
-//! them through `queued → running → done | failed`. Every accepted run is recorded with its runId
-//! before the caller answers, so "accepted" always means "recorded".
+//! The run registry: hooks and the control protocol submit runs here; a worker moves them through
+//! `queued → running → done | delivered | failed`.
+//!
+//! Runs live in SQLite (`<state>/agent/runs.db`, see [`crate::store::db`]). **Accepted means
+//! committed**: [`RunRegistry::submit`] returns a runId only after the row (and the hash of its
+//! idempotency key) is committed, so the same key after a restart or a `kill -9` answers the same
+//! runId and makes no new run.
+//!
+//! ## Recovery rule at startup
+//! - A run left `queued` never started: it is kept `queued` and executed by the new worker (the
+//!   caller was promised it would run).
+//! - A run left `running` may already have talked to a provider or delivered part of a reply:
+//!   re-running it could answer twice, so it is marked `failed` with
+//!   [`INTERRUPTED_BY_RESTART`] (at most once, visible in `GET /hooks/runs/{id}`).
+//!
+//! ## Bounded records (issue 14 item 8)
+//! Idempotency keys are stored as their SHA-256 (32 bytes, whatever the key's length);
+//! `sessionKey` and `agentId` longer than [`MAX_SESSION_KEY_BYTES`] / [`MAX_AGENT_ID_BYTES`] are
+//! refused with [`SubmitError::Invalid`]; a finished run keeps the first
+//! [`RETAINED_MESSAGE_CHARS`] characters of its message; at most `retention` finished runs are
+//! kept (unfinished runs are never dropped). Nothing per run is held in memory.
+//!
+//! ## Threads
+//! Database work runs on a dedicated thread ([`DbThread`]). [`RunRegistry::submit_async`] and
+//! [`RunRegistry::get_async`] await it; the synchronous [`RunRegistry::submit`] and
+//! [`RunRegistry::get`] (kept for existing callers) wait inside `tokio::task::block_in_place` on a
+//! multi-thread runtime, so other tasks move off the worker while the commit runs.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::store::db::{Db, DbError, DbThread, Migration};
 
 /// How many finished runs are kept for `GET /hooks/runs/{id}` before the oldest are dropped.
 pub const DEFAULT_RETENTION: usize = 20_000;
-/// How many admitted runs may wait for the worker before admission answers "busy".
+/// How many unfinished runs may wait for the worker before admission answers "busy".
 pub const QUEUE_CAPACITY: usize = 65_536;
+/// Longest accepted `sessionKey`, in bytes.
+pub const MAX_SESSION_KEY_BYTES: usize = 512;
+/// Longest accepted `agentId`, in bytes.
+pub const MAX_AGENT_ID_BYTES: usize = 128;
+/// How many characters of its message a finished run keeps.
+pub const RETAINED_MESSAGE_CHARS: usize = 1_000;
+/// The error of a run that was executing when the process stopped.
+pub const INTERRUPTED_BY_RESTART: &str =
+    "interrupted by restart: the run was executing when the gateway stopped; it was not retried, to avoid a duplicate reply";
+/// How many runs the worker claims per batch.
+const BATCH: usize = 256;
+
+/// The schema of `runs.db`, in order (see [`crate::store::db::migrate`]).
+pub const MIGRATIONS: &[Migration] = &[Migration::sql(
+    "runs v1",
+    "CREATE TABLE runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued','running','done','delivered','failed')),
+        message TEXT NOT NULL,
+        message_truncated INTEGER NOT NULL DEFAULT 0,
+        agent_id TEXT,
+        session_key TEXT,
+        channel TEXT,
+        target TEXT,
+        origin TEXT NOT NULL,
+        idem_hash BLOB UNIQUE,
+        provider TEXT,
+        model TEXT,
+        error TEXT,
+        created_at_ms INTEGER NOT NULL,
+        started_at_ms INTEGER,
+        finished_at_ms INTEGER
+    );
+    CREATE INDEX runs_by_state ON runs (state, seq);",
+)];
 
 /// The state of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -22,10 +87,35 @@ pub enum RunState {
     Queued,
     /// Being executed.
     Running,
-    /// Finished successfully.
+    /// Finished successfully with nothing to deliver.
     Done,
+    /// Finished and its reply was handed to the channel.
+    Delivered,
     /// Finished with an error (see `error`).
     Failed,
+}
+
+impl RunState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "done" => Self::Done,
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
 }
 
 /// What kind of run it is.
@@ -36,6 +126,15 @@ pub enum RunKind {
     Agent,
     /// A wake event (`/hooks/wake`, `wake`).
     Wake,
+}
+
+impl RunKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Wake => "wake",
+        }
+    }
 }
 
 /// Where a run's reply goes.
@@ -54,9 +153,9 @@ pub struct RunRequest {
     pub kind: RunKind,
     /// The message (agent) or text (wake).
     pub message: String,
-    /// Target agent, if given.
+    /// Target agent, if given (at most [`MAX_AGENT_ID_BYTES`]).
     pub agent_id: Option<String>,
-    /// Session key, if given.
+    /// Session key, if given (at most [`MAX_SESSION_KEY_BYTES`]).
     pub session_key: Option<String>,
     /// Where to deliver the reply, if anywhere.
     pub delivery: Option<Delivery>,
@@ -64,7 +163,7 @@ pub struct RunRequest {
     pub origin: &'static str,
 }
 
-/// The recorded state of one run.
+/// The recorded state of one run (the JSON of `GET /hooks/runs/{id}` and `agent.run.get`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
@@ -83,11 +182,21 @@ pub struct RunRecord {
     /// Delivery target.
     pub delivery: Option<Delivery>,
     /// Where it came from.
-    pub origin: &'static str,
+    pub origin: String,
     /// Unix ms of admission.
     pub created_at_ms: u64,
     /// Unix ms of completion.
     pub finished_at_ms: Option<u64>,
+    /// The message (agent) or text (wake); cut to [`RETAINED_MESSAGE_CHARS`] once finished.
+    pub message: String,
+    /// True when `message` was cut after the run finished.
+    pub message_truncated: bool,
+    /// Unix ms when the worker started it.
+    pub started_at_ms: Option<u64>,
+    /// The provider that served the run (`models.providers.<id>`), once known.
+    pub provider: Option<String>,
+    /// The model that served the run, once known.
+    pub model: Option<String>,
 }
 
 /// Totals since start.
@@ -98,10 +207,14 @@ pub struct RunCounters {
     pub accepted: u64,
     /// Replays answered with an earlier runId.
     pub replayed: u64,
-    /// Runs finished `done`.
+    /// Runs finished `done` or `delivered`.
     pub done: u64,
     /// Runs finished `failed`.
     pub failed: u64,
+    /// Runs found `queued` at startup and executed by this process.
+    pub recovered: u64,
+    /// Runs found `running` at startup and marked failed ([`INTERRUPTED_BY_RESTART`]).
+    pub interrupted: u64,
 }
 
 /// Why a run was not admitted.
@@ -113,6 +226,32 @@ pub enum SubmitError {
     /// The worker has stopped (the gateway is shutting down).
     #[error("the gateway is shutting down")]
     Closed,
+    /// The request is malformed (a field too long); the text says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// The run could not be stored, so it was not accepted.
+    #[error("the run could not be stored, so it was not accepted: {0}")]
+    Store(String),
+}
+
+impl From<DbError> for SubmitError {
+    fn from(e: DbError) -> Self {
+        Self::Store(e.to_string())
+    }
+}
+
+/// Why the run store could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RunStoreError {
+    /// The database failed.
+    #[error("run store: {0}")]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for RunStoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(DbError::Sqlite(e))
+    }
 }
 
 /// The answer to a submission.
@@ -124,10 +263,38 @@ pub struct Submitted {
     pub replayed: bool,
 }
 
+/// What a successful run produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSuccess {
+    /// True when a reply was handed to the channel (state `delivered`, else `done`).
+    pub delivered: bool,
+    /// The provider that served it.
+    pub provider: Option<String>,
+    /// The model that served it.
+    pub model: Option<String>,
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFailure {
+    /// The text for the run's `error` field (which provider/model failed and why).
+    pub error: String,
+    /// The provider tried last, if any.
+    pub provider: Option<String>,
+    /// The model tried last, if any.
+    pub model: Option<String>,
+}
+
+impl From<String> for RunFailure {
+    fn from(error: String) -> Self {
+        Self { error, provider: None, model: None }
+    }
+}
+
 /// Executes runs. The only implementation today fails every run because no provider exists yet.
 pub trait RunExecutor: Send + Sync + 'static {
-    /// Executes a run; `Err` holds a message for the run's `error` field.
-    fn execute(&self, run: &RunRecord) -> Result<(), String>;
+    /// Executes a run.
+    fn execute(&self, run: &RunRecord) -> Result<RunSuccess, RunFailure>;
 }
 
 /// The executor used while no LLM provider is configured: every agent run fails, loudly.
@@ -135,31 +302,30 @@ pub trait RunExecutor: Send + Sync + 'static {
 pub struct NoProvider;
 
 impl RunExecutor for NoProvider {
-    fn execute(&self, run: &RunRecord) -> Result<(), String> {
-        match run.kind {
-            RunKind::Agent => Err("no LLM provider is configured; the run was accepted but cannot execute (configure models/agents)".into()),
-            RunKind::Wake => Err("no agent heartbeat is configured; the wake event was recorded but nothing consumed it".into()),
+    fn execute(&self, run: &RunRecord) -> Result<RunSuccess, RunFailure> {
+        Err(match run.kind {
+            RunKind::Agent => "no LLM provider is configured; the run was accepted but cannot execute (configure models/agents)".to_string(),
+            RunKind::Wake => "no agent heartbeat is configured; the wake event was recorded but nothing consumed it".to_string(),
         }
+        .into())
     }
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    runs: HashMap<String, RunRecord>,
-    order: VecDeque<String>,
-    idempotency: HashMap<String, String>,
-    idem_order: VecDeque<String>,
-    counters: RunCounters,
+struct Shared {
+    db: DbThread,
+    counters: Mutex<RunCounters>,
+    /// Runs queued or running (admitted and not finished).
+    unfinished: AtomicUsize,
+    closed: AtomicBool,
+    wake: Notify,
+    retention: usize,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
 /// The registry of runs. Cheap to clone.
 #[derive(Clone)]
 pub struct RunRegistry {
-    inner: Arc<Mutex<Inner>>,
-    tx: mpsc::Sender<String>,
-    retention: usize,
-    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
-    seq: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for RunRegistry {
@@ -173,149 +339,362 @@ pub fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Runs `f` where blocking is allowed: inside `block_in_place` on a multi-thread runtime's worker,
+/// directly elsewhere (plain threads, `spawn_blocking`, a current-thread runtime in tests).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+fn idem_hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+fn validate(req: &RunRequest) -> Result<(), SubmitError> {
+    let check = |name: &str, v: &Option<String>, max: usize| match v {
+        Some(s) if s.len() > max => {
+            Err(SubmitError::Invalid(format!("{name} is too long ({} bytes; at most {max})", s.len())))
+        }
+        _ => Ok(()),
+    };
+    check("sessionKey", &req.session_key, MAX_SESSION_KEY_BYTES)?;
+    check("agentId", &req.agent_id, MAX_AGENT_ID_BYTES)
+}
+
+const COLUMNS: &str = "run_id, kind, state, message, message_truncated, agent_id, session_key, channel, target, origin, \
+                       provider, model, error, created_at_ms, started_at_ms, finished_at_ms";
+
+fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
+    let text = |i: usize| row.get::<_, Option<String>>(i);
+    let ms = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.map(|v| v.max(0) as u64));
+    let kind: String = row.get(1)?;
+    let state: String = row.get(2)?;
+    let bad = |i: usize, what: &str| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown {what}").into());
+    Ok(RunRecord {
+        run_id: row.get(0)?,
+        kind: match kind.as_str() {
+            "agent" => RunKind::Agent,
+            "wake" => RunKind::Wake,
+            _ => return Err(bad(1, "run kind")),
+        },
+        state: RunState::parse(&state).ok_or_else(|| bad(2, "run state"))?,
+        message: row.get(3)?,
+        message_truncated: row.get(4)?,
+        agent_id: text(5)?,
+        session_key: text(6)?,
+        delivery: match (text(7)?, text(8)?) {
+            (Some(channel), Some(to)) => Some(Delivery { channel, to }),
+            _ => None,
+        },
+        origin: row.get(9)?,
+        provider: text(10)?,
+        model: text(11)?,
+        error: text(12)?,
+        created_at_ms: ms(13)?.unwrap_or(0),
+        started_at_ms: ms(14)?,
+        finished_at_ms: ms(15)?,
+    })
+}
+
+fn load(db: &Db, run_id: &str) -> Result<Option<RunRecord>, DbError> {
+    Ok(db.conn().query_row(&format!("SELECT {COLUMNS} FROM runs WHERE run_id = ?1"), [run_id], record).optional()?)
+}
+
+/// What the admission transaction did.
+enum Admitted {
+    New,
+    Replay(String),
+}
+
+fn admit(db: &mut Db, req: &RunRequest, run_id: &str, key: Option<&[u8]>, now: u64) -> Result<Admitted, DbError> {
+    db.transaction(|tx| {
+        if let Some(h) = key
+            && let Some(first) = tx.query_row("SELECT run_id FROM runs WHERE idem_hash = ?1", [h], |r| r.get::<_, String>(0)).optional()?
+        {
+            return Ok(Admitted::Replay(first));
+        }
+        tx.execute(
+            "INSERT INTO runs (run_id, kind, state, message, agent_id, session_key, channel, target, origin, idem_hash, created_at_ms)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                run_id,
+                req.kind.as_str(),
+                req.message,
+                req.agent_id,
+                req.session_key,
+                req.delivery.as_ref().map(|d| &d.channel),
+                req.delivery.as_ref().map(|d| &d.to),
+                req.origin,
+                key,
+                now as i64
+            ],
+        )?;
+        Ok(Admitted::New)
+    })
+}
+
+/// Claims up to [`BATCH`] queued runs in admission order and marks them `running`.
+fn claim(db: &mut Db, now: u64) -> Result<Vec<RunRecord>, DbError> {
+    db.transaction(|tx| {
+        let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM runs WHERE state = 'queued' ORDER BY seq LIMIT ?1"))?;
+        let mut runs = stmt.query_map([BATCH as i64], record)?.collect::<Result<Vec<_>, _>>()?;
+        let mut upd = tx.prepare("UPDATE runs SET state = 'running', started_at_ms = ?2 WHERE run_id = ?1")?;
+        for r in &mut runs {
+            upd.execute(params![r.run_id, now as i64])?;
+            r.state = RunState::Running;
+            r.started_at_ms = Some(now);
+        }
+        Ok(runs)
+    })
+}
+
+/// Records the outcomes, cuts finished messages and drops the oldest finished runs past retention.
+fn finish(db: &mut Db, outcomes: &[(String, Result<RunSuccess, RunFailure>)], now: u64, retention: usize) -> Result<(), DbError> {
+    db.transaction(|tx| {
+        let mut upd = tx.prepare(
+            "UPDATE runs SET state = ?2, error = ?3, provider = ?4, model = ?5, finished_at_ms = ?6,
+                 message_truncated = length(message) > ?7, message = substr(message, 1, ?7)
+             WHERE run_id = ?1",
+        )?;
+        for (id, o) in outcomes {
+            let (state, error, provider, model) = match o {
+                Ok(s) => (if s.delivered { RunState::Delivered } else { RunState::Done }, None, &s.provider, &s.model),
+                Err(f) => (RunState::Failed, Some(&f.error), &f.provider, &f.model),
+            };
+            upd.execute(params![id, state.as_str(), error, provider, model, now as i64, RETAINED_MESSAGE_CHARS as i64])?;
+        }
+        let total: i64 = tx.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+        let excess = total - retention as i64;
+        if excess > 0 {
+            tx.execute(
+                "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE state IN ('done','delivered','failed') ORDER BY seq LIMIT ?1)",
+                [excess],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Applies the startup recovery rule (module doc); returns `(queued, interrupted)`.
+fn recover(db: &mut Db, now: u64) -> Result<(usize, usize), DbError> {
+    db.transaction(|tx| {
+        let interrupted = tx.execute(
+            "UPDATE runs SET state = 'failed', error = ?1, finished_at_ms = ?2 WHERE state = 'running'",
+            params![INTERRUPTED_BY_RESTART, now as i64],
+        )?;
+        let queued: i64 = tx.query_row("SELECT count(*) FROM runs WHERE state = 'queued'", [], |r| r.get(0))?;
+        Ok((queued as usize, interrupted))
+    })
+}
+
+/// Sets `closed` when the worker future is dropped (aborted at shutdown or finished).
+struct ClosedOnDrop(Arc<Shared>);
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+    }
+}
+
 impl RunRegistry {
-    /// A registry and its worker future (spawn it). `clock` gives unix ms.
-    pub fn new(
+    /// Opens (creating if needed) the run store at `path` — normally
+    /// [`crate::store::StateLayout::runs_db`] — applies the recovery rule, and returns the registry
+    /// and its worker future (spawn it). `clock` gives unix ms.
+    pub fn open(
+        path: &Path,
         executor: Arc<dyn RunExecutor>,
         retention: usize,
         clock: Arc<dyn Fn() -> u64 + Send + Sync>,
-    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
-        let (tx, mut rx) = mpsc::channel::<String>(QUEUE_CAPACITY);
-        let reg = Self { inner: Arc::default(), tx, retention, clock, seq: Arc::default() };
+    ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static), RunStoreError> {
+        Self::with_db(Db::open(path, MIGRATIONS)?, executor, retention, clock)
+    }
+
+    /// A registry over a private in-memory database (nothing survives the process); for tests.
+    pub fn in_memory(
+        executor: Arc<dyn RunExecutor>,
+        retention: usize,
+        clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static), RunStoreError> {
+        Self::with_db(Db::open_in_memory(MIGRATIONS)?, executor, retention, clock)
+    }
+
+    fn with_db(
+        mut db: Db,
+        executor: Arc<dyn RunExecutor>,
+        retention: usize,
+        clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static), RunStoreError> {
+        let (queued, interrupted) = recover(&mut db, clock())?;
+        if queued + interrupted > 0 {
+            tracing::info!(queued, interrupted, "runs recovered at startup: queued runs will execute, interrupted runs marked failed");
+        }
+        let counters = RunCounters { recovered: queued as u64, interrupted: interrupted as u64, ..RunCounters::default() };
+        let shared = Arc::new(Shared {
+            db: DbThread::spawn("openclaw-runs-db", db)?,
+            counters: Mutex::new(counters),
+            unfinished: AtomicUsize::new(queued),
+            closed: AtomicBool::new(false),
+            wake: Notify::new(),
+            retention,
+            clock,
+        });
+        let reg = Self { shared: shared.clone() };
         let worker_reg = reg.clone();
+        // Captured (not created inside), so dropping the future unpolled also closes admission.
+        let closed = ClosedOnDrop(shared);
         let worker = async move {
-            let mut batch = Vec::with_capacity(256);
-            while rx.recv_many(&mut batch, 256).await > 0 {
-                worker_reg.process_batch(&*executor, &batch);
-                batch.clear();
-            }
+            let _closed = closed;
+            worker_reg.work(executor).await;
         };
-        (reg, worker)
+        Ok((reg, worker))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, RunCounters> {
+        self.shared.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a run: records it as `queued` and hands it to the worker. With an idempotency key
-    /// seen before, returns the first runId instead.
-    pub fn submit(&self, req: RunRequest, idempotency_key: Option<&str>) -> Result<Submitted, SubmitError> {
+    async fn work(&self, executor: Arc<dyn RunExecutor>) {
+        let s = &self.shared;
+        loop {
+            let now = (s.clock)();
+            let batch = match s.db.call(move |db| claim(db, now)).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "run store: cannot claim queued runs; retrying in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                s.wake.notified().await;
+                continue;
+            }
+            let outcomes: Vec<(String, Result<RunSuccess, RunFailure>)> = batch
+                .iter()
+                .map(|r| {
+                    let o = executor.execute(r);
+                    match &o {
+                        Ok(_) => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run done"),
+                        Err(f) => tracing::warn!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, error = %f.error, "run failed"),
+                    }
+                    (r.run_id.clone(), o)
+                })
+                .collect();
+            let (ok, failed) = outcomes.iter().fold((0u64, 0u64), |(a, b), (_, o)| if o.is_ok() { (a + 1, b) } else { (a, b + 1) });
+            let n = outcomes.len();
+            let now = (s.clock)();
+            let retention = s.retention;
+            let outcomes = Arc::new(outcomes);
+            loop {
+                let o = outcomes.clone();
+                match s.db.call(move |db| finish(db, &o, now, retention)).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "run store: cannot record run outcomes; retrying in 1 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            {
+                let mut c = self.lock();
+                c.done += ok;
+                c.failed += failed;
+            }
+            let _ = s.unfinished.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(n)));
+        }
+    }
+
+    /// Validates and reserves a slot in `unfinished` (before the commit, so the worker can never
+    /// finish a run that is not counted yet). Every path after it calls [`Self::post_admit`].
+    fn pre_admit(&self, req: &RunRequest) -> Result<(), SubmitError> {
+        validate(req)?;
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(SubmitError::Closed);
+        }
+        if self.shared.unfinished.fetch_add(1, Ordering::AcqRel) >= QUEUE_CAPACITY {
+            self.release_slot();
+            return Err(SubmitError::Busy);
+        }
+        Ok(())
+    }
+
+    fn release_slot(&self) {
+        let _ = self.shared.unfinished.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(1)));
+    }
+
+    fn post_admit(&self, admitted: Result<Admitted, SubmitError>, run_id: String, req: &RunRequest) -> Result<Submitted, SubmitError> {
+        let admitted = admitted.inspect_err(|_| self.release_slot())?;
+        Ok(match admitted {
+            Admitted::Replay(first) => {
+                self.release_slot();
+                self.lock().replayed += 1;
+                Submitted { run_id: first, replayed: true }
+            }
+            Admitted::New => {
+                self.lock().accepted += 1;
+                self.shared.wake.notify_one();
+                tracing::debug!(runId = %run_id, kind = ?req.kind, origin = req.origin, "run accepted");
+                Submitted { run_id, replayed: false }
+            }
+        })
+    }
+
+    fn admission_job(&self, req: &RunRequest, idempotency_key: Option<&str>) -> (String, impl FnOnce(&mut Db) -> Result<Admitted, SubmitError> + Send + 'static) {
         // A v4 UUID from the thread-local CSPRNG (no syscall per run).
         let run_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string();
-        {
-            let mut inner = self.lock();
-            if let Some(key) = idempotency_key
-                && let Some(first) = inner.idempotency.get(key).cloned() {
-                    inner.counters.replayed += 1;
-                    return Ok(Submitted { run_id: first, replayed: true });
-                }
-            let permit = self.tx.try_reserve().map_err(|e| match e {
-                mpsc::error::TrySendError::Full(()) => SubmitError::Busy,
-                mpsc::error::TrySendError::Closed(()) => SubmitError::Closed,
-            })?;
-            let record = RunRecord {
-                run_id: run_id.clone(),
-                kind: req.kind,
-                state: RunState::Queued,
-                error: None,
-                agent_id: req.agent_id,
-                session_key: req.session_key,
-                delivery: req.delivery,
-                origin: req.origin,
-                created_at_ms: (self.clock)(),
-                finished_at_ms: None,
-            };
-            inner.runs.insert(run_id.clone(), record);
-            inner.order.push_back(run_id.clone());
-            inner.counters.accepted += 1;
-            if let Some(key) = idempotency_key {
-                inner.idempotency.insert(key.to_string(), run_id.clone());
-                inner.idem_order.push_back(key.to_string());
-                if inner.idem_order.len() > self.retention
-                    && let Some(old) = inner.idem_order.pop_front() {
-                        inner.idempotency.remove(&old);
-                    }
-            }
-            self.evict(&mut inner);
-            permit.send(run_id.clone());
-        }
-        self.seq.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(runId = %run_id, kind = ?req.kind, origin = req.origin, "run accepted");
-        Ok(Submitted { run_id, replayed: false })
+        let key = idempotency_key.map(idem_hash);
+        let now = (self.shared.clock)();
+        let (req2, id2) = (req.clone(), run_id.clone());
+        (run_id, move |db: &mut Db| admit(db, &req2, &id2, key.as_deref(), now).map_err(SubmitError::from))
     }
 
-    fn evict(&self, inner: &mut Inner) {
-        while inner.order.len() > self.retention {
-            // Drop the oldest finished run; unfinished runs are never dropped.
-            let pos = inner.order.iter().position(|id| {
-                inner.runs.get(id).is_none_or(|r| matches!(r.state, RunState::Done | RunState::Failed))
-            });
-            match pos.and_then(|p| inner.order.remove(p)) {
-                Some(id) => {
-                    inner.runs.remove(&id);
-                }
-                None => break,
-            }
-        }
+    /// Admits a run: commits it as `queued` and wakes the worker. With an idempotency key seen
+    /// before (also before a restart), returns the first runId instead. Blocks until the commit
+    /// (see the module doc); async code should prefer [`Self::submit_async`].
+    pub fn submit(&self, req: RunRequest, idempotency_key: Option<&str>) -> Result<Submitted, SubmitError> {
+        self.pre_admit(&req)?;
+        let (run_id, job) = self.admission_job(&req, idempotency_key);
+        let admitted = blocking(|| self.shared.db.call_blocking(job));
+        self.post_admit(admitted, run_id, &req)
     }
 
-    fn process_batch(&self, executor: &dyn RunExecutor, ids: &[String]) {
-        let records: Vec<RunRecord> = {
-            let mut inner = self.lock();
-            ids.iter()
-                .filter_map(|id| {
-                    let r = inner.runs.get_mut(id)?;
-                    r.state = RunState::Running;
-                    Some(r.clone())
-                })
-                .collect()
-        };
-        let outcomes: Vec<(String, RunKind, &'static str, Result<(), String>)> = records
-            .into_iter()
-            .map(|r| {
-                let o = executor.execute(&r);
-                (r.run_id, r.kind, r.origin, o)
-            })
-            .collect();
-        let now = (self.clock)();
-        let mut inner = self.lock();
-        // One line per run, at its end, with its runId (admission is logged at debug level).
-        for (id, kind, origin, outcome) in outcomes {
-            match &outcome {
-                Ok(()) => inner.counters.done += 1,
-                Err(_) => inner.counters.failed += 1,
-            }
-            if let Some(r) = inner.runs.get_mut(&id) {
-                r.finished_at_ms = Some(now);
-                match outcome {
-                    Ok(()) => {
-                        r.state = RunState::Done;
-                        tracing::info!(runId = %id, kind = ?kind, origin, "run done");
-                    }
-                    Err(e) => {
-                        tracing::warn!(runId = %id, kind = ?kind, origin, error = %e, "run failed");
-                        r.state = RunState::Failed;
-                        r.error = Some(e);
-                    }
-                }
-            }
-        }
+    /// [`Self::submit`] for async callers: awaits the commit without blocking a worker thread.
+    pub async fn submit_async(&self, req: RunRequest, idempotency_key: Option<&str>) -> Result<Submitted, SubmitError> {
+        self.pre_admit(&req)?;
+        let (run_id, job) = self.admission_job(&req, idempotency_key);
+        let admitted = self.shared.db.call(job).await;
+        self.post_admit(admitted, run_id, &req)
     }
 
-    /// The record of a run, if still retained.
+    /// The record of a run, if still retained. A store error is logged and reads as `None`;
+    /// use [`Self::get_async`] to see it.
     pub fn get(&self, run_id: &str) -> Option<RunRecord> {
-        self.lock().runs.get(run_id).cloned()
+        let id = run_id.to_string();
+        match blocking(|| self.shared.db.call_blocking(move |db| load(db, &id))) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "run store: cannot read a run");
+                None
+            }
+        }
     }
 
-    /// Totals since start.
+    /// The record of a run, if still retained, without blocking a worker thread.
+    pub async fn get_async(&self, run_id: &str) -> Result<Option<RunRecord>, RunStoreError> {
+        let id = run_id.to_string();
+        Ok(self.shared.db.call(move |db| load(db, &id)).await?)
+    }
+
+    /// Totals since start (memory only; safe for `/health`).
     pub fn counters(&self) -> RunCounters {
-        self.lock().counters
+        *self.lock()
     }
 
-    /// Runs not yet finished.
+    /// Runs not yet finished (memory only).
     pub fn in_flight(&self) -> usize {
-        let c = self.counters();
-        (c.accepted - c.done - c.failed) as usize
+        self.shared.unfinished.load(Ordering::Acquire)
     }
 }
 
@@ -327,40 +706,177 @@ mod tests {
         RunRequest { kind: RunKind::Agent, message: "hi".into(), agent_id: None, session_key: None, delivery: None, origin: "test" }
     }
 
+    async fn wait_for(reg: &RunRegistry, id: &str, state: RunState) -> RunRecord {
+        for _ in 0..2000 {
+            let r = reg.get_async(id).await.unwrap().unwrap();
+            if r.state == state {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("run {id} never reached {state:?}");
+    }
+
     #[tokio::test]
     async fn run_without_provider_fails_loudly() {
-        let (reg, worker) = RunRegistry::new(Arc::new(NoProvider), 10, Arc::new(|| 7));
-        let h = tokio::spawn(worker);
+        let (reg, worker) = RunRegistry::in_memory(Arc::new(NoProvider), 10, Arc::new(|| 7)).unwrap();
         let s = reg.submit(req(), None).unwrap();
         assert_eq!(reg.get(&s.run_id).unwrap().state, RunState::Queued);
-        for _ in 0..100 {
-            if reg.get(&s.run_id).unwrap().state == RunState::Failed {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        let r = reg.get(&s.run_id).unwrap();
-        assert_eq!(r.state, RunState::Failed);
+        assert_eq!(reg.in_flight(), 1);
+        let h = tokio::spawn(worker);
+        let r = wait_for(&reg, &s.run_id, RunState::Failed).await;
         assert!(r.error.unwrap().contains("no LLM provider"));
+        assert_eq!(r.message, "hi");
         assert_eq!(reg.counters().failed, 1);
+        assert_eq!(reg.in_flight(), 0);
         h.abort();
     }
 
     #[tokio::test]
     async fn idempotency_key_replays_first_run() {
-        let (reg, _worker) = RunRegistry::new(Arc::new(NoProvider), 10, Arc::new(|| 0));
+        let (reg, _worker) = RunRegistry::in_memory(Arc::new(NoProvider), 10, Arc::new(|| 0)).unwrap();
         let a = reg.submit(req(), Some("k")).unwrap();
-        let b = reg.submit(req(), Some("k")).unwrap();
+        let b = reg.submit_async(req(), Some("k")).await.unwrap();
         assert_eq!(a.run_id, b.run_id);
         assert!(b.replayed);
         assert_ne!(reg.submit(req(), Some("other")).unwrap().run_id, a.run_id);
         assert_eq!(reg.counters().accepted, 2);
+        assert_eq!(reg.counters().replayed, 1);
     }
 
     #[tokio::test]
     async fn retention_never_drops_unfinished_runs() {
-        let (reg, _worker) = RunRegistry::new(Arc::new(NoProvider), 2, Arc::new(|| 0));
+        let (reg, _worker) = RunRegistry::in_memory(Arc::new(NoProvider), 2, Arc::new(|| 0)).unwrap();
         let ids: Vec<_> = (0..4).map(|_| reg.submit(req(), None).unwrap().run_id).collect();
         assert!(ids.iter().all(|id| reg.get(id).is_some()), "queued runs are kept past retention");
+    }
+
+    #[tokio::test]
+    async fn retention_drops_the_oldest_finished_runs() {
+        let (reg, worker) = RunRegistry::in_memory(Arc::new(NoProvider), 3, Arc::new(|| 0)).unwrap();
+        let h = tokio::spawn(worker);
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            let id = reg.submit_async(req(), None).await.unwrap().run_id;
+            wait_for(&reg, &id, RunState::Failed).await;
+            ids.push(id);
+        }
+        let kept: Vec<bool> = ids.iter().map(|id| reg.get(id).is_some()).collect();
+        assert_eq!(kept, [false, false, false, true, true, true]);
+        h.abort();
+    }
+
+    struct Delivers;
+    impl RunExecutor for Delivers {
+        fn execute(&self, _: &RunRecord) -> Result<RunSuccess, RunFailure> {
+            Ok(RunSuccess { delivered: true, provider: Some("litellm".into()), model: Some("gpt-x".into()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn issue11_item4_record_shows_target_state_provider_and_model() {
+        let (reg, worker) = RunRegistry::in_memory(Arc::new(Delivers), 10, Arc::new(|| 5)).unwrap();
+        let h = tokio::spawn(worker);
+        let mut r = req();
+        r.message = "x".repeat(RETAINED_MESSAGE_CHARS + 10);
+        r.delivery = Some(Delivery { channel: "whatsapp".into(), to: "+15550001".into() });
+        let id = reg.submit(r, None).unwrap().run_id;
+        let rec = wait_for(&reg, &id, RunState::Delivered).await;
+        assert_eq!(rec.provider.as_deref(), Some("litellm"));
+        assert_eq!(rec.model.as_deref(), Some("gpt-x"));
+        assert_eq!(rec.started_at_ms, Some(5));
+        assert_eq!(rec.finished_at_ms, Some(5));
+        assert!(rec.message_truncated);
+        assert_eq!(rec.message.chars().count(), RETAINED_MESSAGE_CHARS);
+        let v = serde_json::to_value(&rec).unwrap();
+        // Today's fields keep their names and shapes; the new ones are added.
+        for k in ["runId", "kind", "state", "error", "agentId", "sessionKey", "delivery", "origin", "createdAtMs", "finishedAtMs", "message", "provider", "model"] {
+            assert!(v.get(k).is_some(), "{k} missing in {v}");
+        }
+        assert_eq!(v["state"], "delivered");
+        assert_eq!(v["delivery"], serde_json::json!({"channel": "whatsapp", "to": "+15550001"}));
+        h.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_submit_works_on_a_multi_thread_runtime() {
+        let (reg, _worker) = RunRegistry::in_memory(Arc::new(NoProvider), 10, Arc::new(|| 0)).unwrap();
+        let s = reg.submit(req(), Some("k")).unwrap();
+        assert_eq!(reg.get(&s.run_id).unwrap().run_id, s.run_id);
+    }
+
+    #[tokio::test]
+    async fn closed_after_the_worker_stops() {
+        let (reg, worker) = RunRegistry::in_memory(Arc::new(NoProvider), 10, Arc::new(|| 0)).unwrap();
+        drop(worker);
+        assert_eq!(reg.submit(req(), None), Err(SubmitError::Closed));
+    }
+
+    #[tokio::test]
+    async fn issue14_item12_idempotency_key_survives_restart_and_queued_runs_resume() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("agent/runs.db");
+        let (first, queued_id) = {
+            let (reg, _worker) = RunRegistry::open(&path, Arc::new(NoProvider), 10, Arc::new(|| 1)).unwrap();
+            let a = reg.submit(req(), Some("key-1")).unwrap();
+            (a.run_id, reg.submit(req(), None).unwrap().run_id)
+            // dropped without the worker ever running: both runs stay queued, as after a crash
+        };
+        let (reg, worker) = RunRegistry::open(&path, Arc::new(NoProvider), 10, Arc::new(|| 2)).unwrap();
+        assert_eq!(reg.counters().recovered, 2);
+        let again = reg.submit(req(), Some("key-1")).unwrap();
+        assert_eq!(again, Submitted { run_id: first.clone(), replayed: true });
+        assert_eq!(reg.counters().accepted, 0, "no new run");
+        let h = tokio::spawn(worker);
+        wait_for(&reg, &queued_id, RunState::Failed).await;
+        wait_for(&reg, &first, RunState::Failed).await;
+        assert_eq!(reg.in_flight(), 0);
+        h.abort();
+    }
+
+    #[tokio::test]
+    async fn issue14_item12_running_runs_are_marked_interrupted_at_startup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.db");
+        let id = {
+            let (reg, _w) = RunRegistry::open(&path, Arc::new(NoProvider), 10, Arc::new(|| 1)).unwrap();
+            reg.submit(req(), Some("k")).unwrap().run_id
+        };
+        // Simulate a crash in the middle of execution.
+        {
+            let mut db = Db::open(&path, MIGRATIONS).unwrap();
+            assert_eq!(claim(&mut db, 3).unwrap().len(), 1);
+        }
+        let (reg, _w) = RunRegistry::open(&path, Arc::new(NoProvider), 10, Arc::new(|| 9)).unwrap();
+        let r = reg.get(&id).unwrap();
+        assert_eq!(r.state, RunState::Failed);
+        assert_eq!(r.error.as_deref(), Some(INTERRUPTED_BY_RESTART));
+        assert_eq!(r.finished_at_ms, Some(9));
+        assert_eq!(reg.counters().interrupted, 1);
+        assert_eq!(reg.in_flight(), 0);
+        assert!(reg.submit(req(), Some("k")).unwrap().replayed, "its key still replays");
+    }
+
+    #[tokio::test]
+    async fn issue14_item8_long_keys_do_not_grow_the_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.db");
+        let (reg, _w) = RunRegistry::open(&path, Arc::new(NoProvider), DEFAULT_RETENTION, Arc::new(|| 0)).unwrap();
+        let big = "k".repeat(250 * 1024);
+        for i in 0..2000 {
+            reg.submit_async(req(), Some(&format!("{i}{big}"))).await.unwrap();
+        }
+        let size = |suffix: &str| std::fs::metadata(format!("{}{suffix}", path.display())).map(|m| m.len()).unwrap_or(0);
+        let total = size("") + size("-wal") + size("-shm");
+        // Verbatim keys would be 2,000 × 250 KB = 500 MB; hashes are 32 bytes each.
+        assert!(total < 8 * 1024 * 1024, "store is {total} bytes");
+        let mut long = req();
+        long.session_key = Some(big.clone());
+        assert!(matches!(reg.submit(long, None), Err(SubmitError::Invalid(m)) if m.contains("sessionKey is too long")));
+        let mut long = req();
+        long.agent_id = Some("a".repeat(MAX_AGENT_ID_BYTES + 1));
+        assert!(matches!(reg.submit_async(long, None).await, Err(SubmitError::Invalid(m)) if m.contains("agentId")));
+        // The replay of a long key still works (hash lookup).
+        assert!(reg.submit(req(), Some(&format!("7{big}"))).unwrap().replayed);
     }
 }

@@ -168,6 +168,8 @@ fn submit(st: &AppState, req: RunRequest, key: Option<&str>) -> Result<String, R
         Ok(s) => Ok(s.run_id),
         Err(SubmitError::Busy) => Err(json_err(StatusCode::SERVICE_UNAVAILABLE, "run queue is full; retry shortly")),
         Err(SubmitError::Closed) => Err(json_err(StatusCode::SERVICE_UNAVAILABLE, "the gateway is shutting down")),
+        Err(e @ SubmitError::Invalid(_)) => Err(json_err(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e @ SubmitError::Store(_)) => Err(json_err(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     }
 }
 

@@ -60,6 +60,9 @@ pub enum GatewayError {
     /// The device store is unreadable.
     #[error(transparent)]
     Devices(#[from] DeviceStoreError),
+    /// The run store could not be opened.
+    #[error(transparent)]
+    Runs(#[from] crate::agent::runs::RunStoreError),
     /// The server failed while running.
     #[error("gateway server failed: {0}")]
     Serve(std::io::Error),
@@ -81,6 +84,7 @@ impl GatewayError {
             GatewayError::PortInUse { .. } => 22,
             GatewayError::Bind { .. } => 23,
             GatewayError::Devices(_) => 24,
+            GatewayError::Runs(_) => 25,
             GatewayError::Serve(_) => 1,
         }
     }
@@ -99,6 +103,7 @@ impl GatewayError {
             GatewayError::PortInUse { .. } => "stop the other listener or start with --port <other>".into(),
             GatewayError::Bind { .. } => "check gateway.bind / --bind and that the address exists on this host".into(),
             GatewayError::Devices(_) => "restore or remove the named file under <state>/devices/".into(),
+            GatewayError::Runs(_) => "check <state>/agent/runs.db (ownership, disk space); move it aside to start with no run history".into(),
             GatewayError::Serve(_) => "see the log lines above".into(),
         }
     }
@@ -272,7 +277,7 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
     let listener = bind(settings.bind_addr())?;
     let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: settings.bind_addr(), source })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (runs, worker) = RunRegistry::new(Arc::new(NoProvider), DEFAULT_RETENTION, Arc::new(crate::agent::runs::unix_ms));
+    let (runs, worker) = RunRegistry::open(&settings.state.runs_db(), Arc::new(NoProvider), DEFAULT_RETENTION, Arc::new(crate::agent::runs::unix_ms))?;
     let st = Arc::new(AppState::new(
         settings,
         resolved.token,

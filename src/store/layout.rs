@@ -100,6 +100,17 @@ impl StateLayout {
         self.credentials_dir().join("whatsapp").join(account_id)
     }
 
+    /// The agent run store (SQLite): `<state>/agent/runs.db` (mode 0600).
+    pub fn runs_db(&self) -> PathBuf {
+        self.root.join("agent").join("runs.db")
+    }
+
+    /// The protocol-state database of one WhatsApp account (sessions, prekeys, outbox):
+    /// `<state>/channels/whatsapp/<accountId>/store.db` (mode 0600).
+    pub fn whatsapp_store_db(&self, account_id: &str) -> PathBuf {
+        self.channel_state_dir("whatsapp", account_id).join("store.db")
+    }
+
     /// Per-channel runtime state that must survive a restart (cooldowns):
     /// `<state>/channels/<channel>/<accountId>/`.
     pub fn channel_state_dir(&self, channel: &str, account_id: &str) -> PathBuf {
