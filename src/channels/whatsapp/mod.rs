@@ -22,6 +22,7 @@
 //!
 //! Not here yet: the Signal layer (message encryption).
 
+pub mod account;
 pub mod baileys_import;
 pub mod binary;
 pub mod cert;
