@@ -15,8 +15,8 @@
 //!
 //! ## Bounded records (issue 14 item 8)
 //! Idempotency keys are stored as their SHA-256 (32 bytes, whatever the key's length);
-//! `sessionKey` and `agentId` longer than [`MAX_SESSION_KEY_BYTES`] / [`MAX_AGENT_ID_BYTES`] are
-//! refused with [`SubmitError::Invalid`]; a finished run keeps the first
+//! `sessionKey`, `agentId` and the delivery target longer than [`MAX_SESSION_KEY_BYTES`] /
+//! [`MAX_AGENT_ID_BYTES`] / [`MAX_TARGET_BYTES`] are refused with [`SubmitError::Invalid`]; a finished run keeps the first
 //! [`RETAINED_MESSAGE_CHARS`] characters of its message; at most `retention` finished runs are
 //! kept (unfinished runs are never dropped). Nothing per run is held in memory.
 //!
@@ -45,6 +45,8 @@ pub const QUEUE_CAPACITY: usize = 65_536;
 pub const MAX_SESSION_KEY_BYTES: usize = 512;
 /// Longest accepted `agentId`, in bytes.
 pub const MAX_AGENT_ID_BYTES: usize = 128;
+/// Longest accepted delivery `channel` or `to`, in bytes.
+pub const MAX_TARGET_BYTES: usize = 512;
 /// How many characters of its message a finished run keeps.
 pub const RETAINED_MESSAGE_CHARS: usize = 1_000;
 /// The error of a run that was executing when the process stopped.
@@ -353,14 +355,19 @@ fn idem_hash(key: &str) -> Vec<u8> {
 }
 
 fn validate(req: &RunRequest) -> Result<(), SubmitError> {
-    let check = |name: &str, v: &Option<String>, max: usize| match v {
+    let check = |name: &str, v: Option<&str>, max: usize| match v {
         Some(s) if s.len() > max => {
             Err(SubmitError::Invalid(format!("{name} is too long ({} bytes; at most {max})", s.len())))
         }
         _ => Ok(()),
     };
-    check("sessionKey", &req.session_key, MAX_SESSION_KEY_BYTES)?;
-    check("agentId", &req.agent_id, MAX_AGENT_ID_BYTES)
+    check("sessionKey", req.session_key.as_deref(), MAX_SESSION_KEY_BYTES)?;
+    check("agentId", req.agent_id.as_deref(), MAX_AGENT_ID_BYTES)?;
+    if let Some(d) = &req.delivery {
+        check("channel", Some(&d.channel), MAX_TARGET_BYTES)?;
+        check("to", Some(&d.to), MAX_TARGET_BYTES)?;
+    }
+    Ok(())
 }
 
 const COLUMNS: &str = "run_id, kind, state, message, message_truncated, agent_id, session_key, channel, target, origin, \
@@ -876,6 +883,9 @@ mod tests {
         let mut long = req();
         long.agent_id = Some("a".repeat(MAX_AGENT_ID_BYTES + 1));
         assert!(matches!(reg.submit_async(long, None).await, Err(SubmitError::Invalid(m)) if m.contains("agentId")));
+        let mut long = req();
+        long.delivery = Some(Delivery { channel: "whatsapp".into(), to: big.clone() });
+        assert!(matches!(reg.submit(long, None), Err(SubmitError::Invalid(m)) if m.contains("to is too long")));
         // The replay of a long key still works (hash lookup).
         assert!(reg.submit(req(), Some(&format!("7{big}"))).unwrap().replayed);
     }

@@ -55,9 +55,12 @@ pub enum DbError {
     /// A statement failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The database thread has stopped (it panicked or the handle was closed).
+    /// The database thread has stopped.
     #[error("the database thread has stopped")]
     ThreadGone,
+    /// The job panicked on the database thread (its transaction was rolled back).
+    #[error("a database operation panicked and was rolled back")]
+    JobFailed,
 }
 
 /// One open database connection with this project's pragmas and an up-to-date schema.
