@@ -22,6 +22,7 @@
 //! | 22 | the port is in use (the holder's pid is named when visible) |
 //! | 23 | binding failed otherwise |
 //! | 24 | the device store is unreadable |
+//! | 25 | the run store (`<state>/agent/runs.db`) cannot be opened |
 //! | 78 | the configuration cannot be read (EX_CONFIG, as upstream) |
 //! | 1 | the server failed while running |
 
