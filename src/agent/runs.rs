@@ -295,8 +295,15 @@ impl From<String> for RunFailure {
 
 /// Executes runs. The only implementation today fails every run because no provider exists yet.
 pub trait RunExecutor: Send + Sync + 'static {
-    /// Executes a run.
-    fn execute(&self, run: &RunRecord) -> Result<RunSuccess, RunFailure>;
+    /// Executes a run; `Err` holds a message for the run's `error` field.
+    fn execute(&self, run: &RunRecord) -> Result<(), String>;
+
+    /// Executes a run and reports what served it; the worker calls this. The default calls
+    /// [`Self::execute`] (state `done`, no provider or model); an executor that knows the provider
+    /// and model, or that delivered a reply (state `delivered`), overrides it.
+    fn execute_detailed(&self, run: &RunRecord) -> Result<RunSuccess, RunFailure> {
+        self.execute(run).map(|()| RunSuccess::default()).map_err(RunFailure::from)
+    }
 }
 
 /// The executor used while no LLM provider is configured: every agent run fails, loudly.
@@ -304,12 +311,11 @@ pub trait RunExecutor: Send + Sync + 'static {
 pub struct NoProvider;
 
 impl RunExecutor for NoProvider {
-    fn execute(&self, run: &RunRecord) -> Result<RunSuccess, RunFailure> {
-        Err(match run.kind {
-            RunKind::Agent => "no LLM provider is configured; the run was accepted but cannot execute (configure models/agents)".to_string(),
-            RunKind::Wake => "no agent heartbeat is configured; the wake event was recorded but nothing consumed it".to_string(),
+    fn execute(&self, run: &RunRecord) -> Result<(), String> {
+        match run.kind {
+            RunKind::Agent => Err("no LLM provider is configured; the run was accepted but cannot execute (configure models/agents)".into()),
+            RunKind::Wake => Err("no agent heartbeat is configured; the wake event was recorded but nothing consumed it".into()),
         }
-        .into())
     }
 }
 
@@ -581,7 +587,7 @@ impl RunRegistry {
             let outcomes: Vec<(String, Result<RunSuccess, RunFailure>)> = batch
                 .iter()
                 .map(|r| {
-                    let o = executor.execute(r);
+                    let o = executor.execute_detailed(r);
                     match &o {
                         Ok(_) => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run done"),
                         Err(f) => tracing::warn!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, error = %f.error, "run failed"),
@@ -775,7 +781,10 @@ mod tests {
 
     struct Delivers;
     impl RunExecutor for Delivers {
-        fn execute(&self, _: &RunRecord) -> Result<RunSuccess, RunFailure> {
+        fn execute(&self, _: &RunRecord) -> Result<(), String> {
+            unreachable!("the worker calls execute_detailed")
+        }
+        fn execute_detailed(&self, _: &RunRecord) -> Result<RunSuccess, RunFailure> {
             Ok(RunSuccess { delivered: true, provider: Some("litellm".into()), model: Some("gpt-x".into()) })
         }
     }
