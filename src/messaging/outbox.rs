@@ -421,12 +421,25 @@ pub mod ops {
 pub struct Outbox {
     db: DbThread,
     policy: OutboxPolicy,
+    work: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Outbox {
     /// An outbox in a host database that already applied [`MIGRATIONS`].
     pub fn new(db: DbThread, policy: OutboxPolicy) -> Self {
-        Self { db, policy }
+        Self { db, policy, work: std::sync::Arc::default() }
+    }
+
+    /// Waits until a message may have become claimable (a new enqueue, a release for retry, or a
+    /// recovery) since the previous wake-up; a wake-up that happened before the call is not lost.
+    /// One sender task per outbox should wait here (between claims it should also wake itself for
+    /// `not_before` retries and deadlines, which are time-based).
+    pub async fn wait_for_work(&self) {
+        self.work.notified().await
+    }
+
+    fn wake(&self) {
+        self.work.notify_one();
     }
 
     /// A standalone outbox database at `path` (created 0600). Blocking: call at startup or from
@@ -443,7 +456,11 @@ impl Outbox {
 
     /// Stores `msg` (idempotent by id); returns once committed.
     pub async fn enqueue(&self, msg: OutboundMessage, deadline_ms: u64, now: u64) -> Result<Enqueued, OutboxError> {
-        self.db.call(move |db| db.transaction(|tx| ops::enqueue(tx, &msg, deadline_ms, now))).await
+        let r = self.db.call(move |db| db.transaction(|tx| ops::enqueue(tx, &msg, deadline_ms, now))).await?;
+        if r.created {
+            self.wake();
+        }
+        Ok(r)
     }
 
     /// See [`ops::claim_next`].
@@ -452,16 +469,22 @@ impl Outbox {
         self.db.call(move |db| db.transaction(|tx| ops::claim_next(tx, &c, &a, now))).await
     }
 
-    /// See [`ops::mark_sent`].
+    /// See [`ops::mark_sent`]. Wakes the sender: the chat's next message is now claimable.
     pub async fn mark_sent(&self, id: &MessageId, now: u64) -> Result<(), OutboxError> {
         let id = id.clone();
-        self.db.call(move |db| db.transaction(|tx| ops::mark_sent(tx, &id, now))).await
+        self.db.call(move |db| db.transaction(|tx| ops::mark_sent(tx, &id, now))).await?;
+        self.wake();
+        Ok(())
     }
 
     /// See [`ops::release`] (with this outbox's `max_attempts`).
     pub async fn release(&self, id: &MessageId, error: &str, not_before_ms: u64, now: u64) -> Result<OutboxState, OutboxError> {
         let (id, error, max) = (id.clone(), error.to_string(), self.policy.max_attempts);
-        self.db.call(move |db| db.transaction(|tx| ops::release(tx, &id, &error, not_before_ms, max, now))).await
+        let st = self.db.call(move |db| db.transaction(|tx| ops::release(tx, &id, &error, not_before_ms, max, now))).await?;
+        if st == OutboxState::Pending {
+            self.wake();
+        }
+        Ok(st)
     }
 
     /// See [`ops::mark_failed`].
@@ -478,7 +501,9 @@ impl Outbox {
 
     /// See [`ops::recover`].
     pub async fn recover(&self, now: u64) -> Result<usize, OutboxError> {
-        self.db.call(move |db| db.transaction(|tx| ops::recover(tx, now))).await
+        let n = self.db.call(move |db| db.transaction(|tx| ops::recover(tx, now))).await?;
+        self.wake();
+        Ok(n)
     }
 
     /// The status of one message (for `GET …/send/{id}`).

@@ -276,3 +276,23 @@ fn issue10_outbox_kill_9_loses_nothing_and_never_resends_a_sent_message() {
     let resent = wire.values().filter(|n| **n > 1).count();
     assert!(resent <= ITERATIONS as usize, "at most one in-flight message per crash is re-sent ({resent})");
 }
+
+#[tokio::test]
+async fn wait_for_work_wakes_on_enqueue_and_is_not_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ob = Outbox::open(&tmp.path().join("o.db"), OutboxPolicy::default()).unwrap();
+    let waiter = {
+        let ob = ob.clone();
+        tokio::spawn(async move { ob.wait_for_work().await })
+    };
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished());
+    ob.enqueue(msg("m1", "A", "x"), 1000, 0).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    // A wake-up before anyone waits is kept for the next wait.
+    ob.enqueue(msg("m2", "A", "y"), 1000, 0).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), ob.wait_for_work()).await.unwrap();
+    // A replayed enqueue (same id) is not new work.
+    ob.enqueue(msg("m2", "A", "y"), 1000, 0).await.unwrap();
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(50), ob.wait_for_work()).await.is_err());
+}
