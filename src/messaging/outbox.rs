@@ -377,6 +377,22 @@ pub mod ops {
         Ok(ids.into_iter().map(|(_, id)| MessageId::new(id)).collect())
     }
 
+    /// When the sender of `(channel, account)` should look again without being woken: the earliest
+    /// future `not_before` (a retry) or deadline (an expiry) of a `pending` message, if any.
+    pub fn next_due_ms(conn: &Connection, channel: &str, account: &str, now: u64) -> Result<Option<u64>, OutboxError> {
+        let t: Option<i64> = conn.query_row(
+            "SELECT min(t) FROM (
+                 SELECT min(not_before_ms) AS t FROM outbox_messages
+                 WHERE channel = ?1 AND account_id = ?2 AND state = 'pending' AND not_before_ms > ?3
+                 UNION ALL
+                 SELECT min(deadline_ms) FROM outbox_messages
+                 WHERE channel = ?1 AND account_id = ?2 AND state = 'pending' AND deadline_ms > ?3)",
+            params![channel, account, now as i64],
+            |r| r.get(0),
+        )?;
+        Ok(t.map(u))
+    }
+
     /// Crash recovery: every `sending` message becomes `pending` again (same id, attempts kept).
     /// Call once at start, before the first claim. Returns how many.
     pub fn recover(conn: &Connection, now: u64) -> Result<usize, OutboxError> {
@@ -497,6 +513,12 @@ impl Outbox {
     pub async fn expire_due(&self, channel: &str, account: &str, now: u64, reason: &str) -> Result<Vec<MessageId>, OutboxError> {
         let (c, a, r) = (channel.to_string(), account.to_string(), reason.to_string());
         self.db.call(move |db| db.transaction(|tx| ops::expire_due(tx, &c, &a, now, &r))).await
+    }
+
+    /// See [`ops::next_due_ms`].
+    pub async fn next_due_ms(&self, channel: &str, account: &str, now: u64) -> Result<Option<u64>, OutboxError> {
+        let (c, a) = (channel.to_string(), account.to_string());
+        self.db.call(move |db| ops::next_due_ms(db.conn(), &c, &a, now)).await
     }
 
     /// See [`ops::recover`].

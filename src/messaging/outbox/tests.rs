@@ -86,6 +86,20 @@ fn a_message_waits_until_its_deadline_then_expires_with_the_reason() {
 }
 
 #[test]
+fn next_due_names_the_earliest_retry_or_deadline() {
+    let db = db();
+    assert_eq!(ops::next_due_ms(db.conn(), "whatsapp", "default", 0).unwrap(), None);
+    ops::enqueue(db.conn(), &msg("m1", "A", "1"), 500, 0).unwrap();
+    ops::enqueue(db.conn(), &msg("m2", "B", "2"), 900, 0).unwrap();
+    assert_eq!(ops::next_due_ms(db.conn(), "whatsapp", "default", 10).unwrap(), Some(500), "m1's deadline");
+    claim(&db, 10).unwrap();
+    ops::release(db.conn(), &MessageId::new("m1"), "timeout", 300, 5, 11).unwrap();
+    assert_eq!(ops::next_due_ms(db.conn(), "whatsapp", "default", 11).unwrap(), Some(300), "m1's retry");
+    assert_eq!(ops::next_due_ms(db.conn(), "whatsapp", "default", 600).unwrap(), Some(900));
+    assert_eq!(ops::next_due_ms(db.conn(), "whatsapp", "work", 0).unwrap(), None);
+}
+
+#[test]
 fn release_backs_off_then_fails_after_max_attempts() {
     let db = db();
     ops::enqueue(db.conn(), &msg("m1", "A", "1"), 10_000, 0).unwrap();
