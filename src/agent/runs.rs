@@ -52,8 +52,9 @@ pub const RETAINED_MESSAGE_CHARS: usize = 1_000;
 /// The error of a run that was executing when the process stopped.
 pub const INTERRUPTED_BY_RESTART: &str =
     "interrupted by restart: the run was executing when the gateway stopped; it was not retried, to avoid a duplicate reply";
-/// How many runs the worker claims per batch.
-const BATCH: usize = 256;
+/// How many runs the worker claims at a time. One: a run is `running` only while it executes, so
+/// a crash marks as interrupted only the run that was executing, and queued runs resume.
+const BATCH: usize = 1;
 
 /// The schema of `runs.db`, in order (see [`crate::store::db::migrate`]).
 pub const MIGRATIONS: &[Migration] = &[Migration::sql(
@@ -448,7 +449,7 @@ fn admit(db: &mut Db, req: &RunRequest, run_id: &str, key: Option<&[u8]>, now: u
     })
 }
 
-/// Claims up to [`BATCH`] queued runs in admission order and marks them `running`.
+/// Claims the oldest [`BATCH`] queued runs and marks them `running`.
 fn claim(db: &mut Db, now: u64) -> Result<Vec<RunRecord>, DbError> {
     db.transaction(|tx| {
         let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM runs WHERE state = 'queued' ORDER BY seq LIMIT ?1"))?;
@@ -854,22 +855,25 @@ mod tests {
     async fn issue14_item12_running_runs_are_marked_interrupted_at_startup() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.db");
-        let id = {
+        let (id, waiting) = {
             let (reg, _w) = RunRegistry::open(&path, Arc::new(NoProvider), 10, Arc::new(|| 1)).unwrap();
-            reg.submit(req(), Some("k")).unwrap().run_id
+            (reg.submit(req(), Some("k")).unwrap().run_id, reg.submit(req(), None).unwrap().run_id)
         };
-        // Simulate a crash in the middle of execution.
+        // Simulate a crash in the middle of the first run's execution.
         {
             let mut db = Db::open(&path, MIGRATIONS).unwrap();
-            assert_eq!(claim(&mut db, 3).unwrap().len(), 1);
+            let claimed = claim(&mut db, 3).unwrap();
+            assert_eq!(claimed.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), [id.as_str()], "one run executes at a time");
         }
         let (reg, _w) = RunRegistry::open(&path, Arc::new(NoProvider), 10, Arc::new(|| 9)).unwrap();
+        assert_eq!(reg.get(&waiting).unwrap().state, RunState::Queued, "the run that never started resumes");
+        assert_eq!(reg.counters().recovered, 1);
         let r = reg.get(&id).unwrap();
         assert_eq!(r.state, RunState::Failed);
         assert_eq!(r.error.as_deref(), Some(INTERRUPTED_BY_RESTART));
         assert_eq!(r.finished_at_ms, Some(9));
         assert_eq!(reg.counters().interrupted, 1);
-        assert_eq!(reg.in_flight(), 0);
+        assert_eq!(reg.in_flight(), 1);
         assert!(reg.submit(req(), Some("k")).unwrap().replayed, "its key still replays");
     }
 
