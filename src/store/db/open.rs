@@ -84,7 +84,13 @@ impl Db {
         }
         // Create the file ourselves so it is 0600 from its first byte; SQLite copies this mode to
         // the -wal and -shm files it creates.
+        let existed = path.exists();
         let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(create)?;
+        if !existed {
+            // Make the new directory entry durable before anything is committed into the file.
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            fs::File::open(dir).and_then(|d| d.sync_all()).map_err(create)?;
+        }
         let meta = f.metadata().map_err(create)?;
         if meta.permissions().mode() & 0o077 != 0 {
             f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(create)?;
