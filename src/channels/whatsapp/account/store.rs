@@ -27,9 +27,9 @@
 //! processed, so a redelivery is acknowledged without being handled twice.
 //!
 //! ## Threads
-//! Every method blocks on file I/O. In the driver, move the [`AccountStore`] onto a [`DbThread`]
-//! with [`AccountStore::into_thread`] and run [`Ops`] inside [`DbThread::call`]; build the account's
-//! [`Outbox`] over the same thread with [`AccountStore::outbox`].
+//! Every [`AccountStore`] method blocks on file I/O. In the async driver, use [`AccountDb`]
+//! ([`AccountStore::into_async`]): [`AccountDb::read`] and [`AccountDb::write`] run [`Ops`] on the
+//! store's own thread, and [`AccountDb::outbox`] is the account's [`Outbox`] on that same thread.
 
 use std::path::Path;
 
@@ -289,6 +289,40 @@ impl AccountStore {
     /// The account's outbox, hosted in this store, over `thread` (from [`Self::into_thread`]).
     pub fn outbox(thread: &DbThread, policy: OutboxPolicy) -> Outbox {
         Outbox::new(thread.clone(), policy)
+    }
+
+    /// Moves the store onto its own thread behind the async handle the driver uses.
+    pub fn into_async(self) -> Result<AccountDb, StoreError> {
+        Ok(AccountDb { thread: self.into_thread()? })
+    }
+}
+
+/// The account store on its own thread, for async code: every call awaits the database thread and
+/// never blocks an async worker. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AccountDb {
+    thread: DbThread,
+}
+
+impl AccountDb {
+    /// Runs `f` with [`Ops`] outside a transaction (reads, single writes).
+    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Ops<'_>) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        self.thread.call(move |db| f(&Ops::new(db.conn()))).await
+    }
+
+    /// Runs `f` in one transaction: all of its writes or none.
+    pub async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Ops<'_>) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        self.thread.call(move |db| db.transaction(|tx| f(&Ops::new(tx)))).await
+    }
+
+    /// The account's outbox, in the same database and on the same thread.
+    pub fn outbox(&self, policy: OutboxPolicy) -> Outbox {
+        Outbox::new(self.thread.clone(), policy)
+    }
+
+    /// The database thread (to combine outbox and store steps in one transaction).
+    pub fn thread(&self) -> &DbThread {
+        &self.thread
     }
 }
 

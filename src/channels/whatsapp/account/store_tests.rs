@@ -56,6 +56,31 @@ async fn opens_at_the_layout_path_private_and_versioned_and_hosts_the_outbox() {
     assert_eq!(r.state, OutboxState::Sending);
 }
 
+#[tokio::test]
+async fn async_handle_commits_then_acks() {
+    let db = store().into_async().unwrap();
+    let rec = SessionRecord { version: 1, bytes: vec![4, 2] };
+    let r2 = rec.clone();
+    let out = db
+        .write(move |o| {
+            o.commit_inbound(&InboundCommit {
+                remote: "p@s.whatsapp.net",
+                message_id: "M1",
+                session: Some(("p.0", &r2)),
+                consumed_prekey: None,
+                identity: None,
+                now_ms: 1,
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, CommitOutcome::Committed { identity: None });
+    assert_eq!(db.read(|o| o.session("p.0")).await.unwrap(), Some(rec));
+    assert!(db.read(|o| o.is_processed("p@s.whatsapp.net", "M1")).await.unwrap());
+    let ob = db.outbox(OutboxPolicy::default());
+    assert_eq!(ob.counts("whatsapp", "default").await.unwrap().pending, 0);
+}
+
 #[test]
 fn account_ids_that_escape_the_directory_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
