@@ -9,7 +9,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use serde_json::{json, Value};
 
 use crate::agent::runs::{Delivery, RunKind, RunRequest};
-use crate::gateway::devices::{scope_covered, DeviceInfo, PairCheck};
+use crate::gateway::devices::{scope_covered, DeviceInfo, DeviceStoreError, PairCheck, PendingRequest};
 use crate::gateway::identity::{self, SignedFields};
 use crate::gateway::protocol::{self, close, ConnectParams, ErrorShape, ReqFrame};
 use crate::gateway::ratelimit::FailureVerdict;
@@ -419,6 +419,26 @@ fn need(s: &Session, scope: &str) -> Result<(), ErrorShape> {
     }
 }
 
+/// Whether `s` may approve `req`: never its own device's request, and never a role or scope
+/// the approver does not hold itself (`operator.admin` holds every one). Otherwise a device with
+/// only `operator.pairing` could approve its own (or a second key's) request for `operator.admin`.
+fn may_approve(s: &Session, req: &PendingRequest) -> Result<(), ErrorShape> {
+    let forbidden = |msg: String, code: &str| ErrorShape::new("FORBIDDEN", msg, Some(json!({"code": code, "requestId": req.request_id})));
+    if s.device_id.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(&req.info.device_id)) {
+        return Err(forbidden("a device cannot approve its own pairing request".into(), "SELF_APPROVAL"));
+    }
+    if has_scope(s, "operator.admin") {
+        return Ok(());
+    }
+    if req.role != "operator" {
+        return Err(forbidden(format!("approving role {} needs operator.admin", req.role), "ROLE_NOT_HELD"));
+    }
+    if let Some(missing) = req.scopes.iter().find(|sc| !has_scope(s, sc)) {
+        return Err(forbidden(format!("cannot grant scope {missing}: the approver does not hold it"), "SCOPE_NOT_HELD"));
+    }
+    Ok(())
+}
+
 fn bad(msg: impl Into<String>) -> ErrorShape {
     ErrorShape::new("INVALID_REQUEST", msg, None)
 }
@@ -575,6 +595,8 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
             let now = (st.clock)();
             let mut store = st.devices();
             if method == "device.pair.approve" {
+                let req = store.pending_request(id, now).ok_or_else(|| bad(DeviceStoreError::UnknownRequest(id.into()).to_string()))?;
+                may_approve(s, req)?;
                 let d = store.approve(id, "control", now).map_err(|e| bad(e.to_string()))?;
                 tracing::info!(device = %d.info.device_id, requestId = %id, "device pairing approved");
                 st.emit("operator.pairing", "device.pair.resolved", json!({"requestId": id, "deviceId": d.info.device_id, "decision": "approved"}));

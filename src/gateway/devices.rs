@@ -210,6 +210,11 @@ impl DeviceStore {
         self.pending.iter().filter(|p| p.expires_at_ms > now_ms).cloned().collect()
     }
 
+    /// The unexpired pending request with this id.
+    pub fn pending_request(&self, request_id: &str, now_ms: u64) -> Option<&PendingRequest> {
+        self.pending.iter().find(|p| p.request_id == request_id && p.expires_at_ms > now_ms)
+    }
+
     /// Checks whether `device_id` may connect with `role` and `scopes`.
     pub fn check(&self, device_id: &str, role: &str, scopes: &[String]) -> PairCheck {
         match self.paired.iter().find(|d| d.info.device_id == device_id) {
