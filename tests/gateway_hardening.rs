@@ -120,3 +120,202 @@ async fn issue14_item1_pairing_scope_cannot_approve_escalation() {
     let mut c = Conn::open(&url, T).await.unwrap();
     assert_eq!(c.connect(&device_token_opts(&a, &dt, &["operator.admin"])).await.unwrap()["auth"]["scopes"], json!(["operator.admin"]));
 }
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// `GET /health` on a fresh connection with a read timeout; the status, or 0 on no answer.
+fn health_status(port: u16, timeout: Duration) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout) else { return 0 };
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let _ = s.write_all(format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes());
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn issue14_item2_idle_sockets_under_ulimit_1024_keep_health_answering() {
+    use std::io::Write;
+    let (_d, gw) = gateway(json!({}));
+    let pid = gw.child.id();
+    let rc = std::process::Command::new("prlimit").args(["--pid", &pid.to_string(), "--nofile=1024:1024"]).status().unwrap();
+    assert!(rc.success(), "prlimit");
+    // 1,100 sockets: idle, partial headers, and keep-alive after one request (bounded: 1,100
+    // connects of at most 500 ms each, all on loopback).
+    let mut held = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..1100 {
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], gw.port).into(), Duration::from_millis(500)) else { continue };
+        match i % 3 {
+            0 => {}
+            1 => {
+                let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+            }
+            _ => {
+                let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+            }
+        }
+        held.push(s);
+        assert!(started.elapsed() < Duration::from_secs(120), "bounded");
+    }
+    assert!(held.len() >= 1000, "only {} sockets connected", held.len());
+    // /health still answers on a new connection, and the gateway holds a bounded number of descriptors.
+    assert_eq!(health_status(gw.port, Duration::from_secs(5)), 200, "health must answer with {} idle sockets open", held.len());
+    let fds = fd_count(pid);
+    assert!(fds <= openclaw::gateway::conns::MAX_CONNECTIONS + 64, "the gateway holds {fds} descriptors");
+    // Idle connections are closed by the gateway after the idle timeout.
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(openclaw::gateway::conns::IDLE_TIMEOUT + Duration::from_secs(5))).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut b = [0u8; 16];
+    assert_eq!(s.read(&mut b).unwrap_or(usize::MAX), 0, "an idle connection is closed (EOF)");
+    assert!(t0.elapsed() <= openclaw::gateway::conns::IDLE_TIMEOUT + Duration::from_secs(2));
+    drop(held);
+    assert_eq!(health_status(gw.port, Duration::from_secs(5)), 200);
+}
+
+#[test]
+fn issue14_item2_keep_alive_connection_is_closed_after_the_request_limit() {
+    use std::io::{Read, Write};
+    let (_d, gw) = gateway(json!({}));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let n = openclaw::gateway::conns::MAX_REQUESTS_PER_CONNECTION as usize;
+    // Pipelined keep-alive requests: the connection ends after the limit.
+    let one = format!("GET /ready HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", gw.port);
+    let batch = one.repeat(n + 5);
+    s.write_all(batch.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => all.extend_from_slice(&buf[..k]),
+            Err(e) => panic!("the connection was not closed after {n} requests: {e}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "bounded");
+    }
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), n, "exactly the limit is served on one connection");
+    assert!(text.to_ascii_lowercase().contains("connection: close"));
+}
+
+/// Sends SIGTERM and returns how long the exit took (panics after `limit`).
+fn sigterm_exit_time(gw: &mut Gw, limit: Duration) -> (Duration, Option<i32>) {
+    let t0 = std::time::Instant::now();
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(gw.child.id().to_string()).status();
+    loop {
+        if let Some(s) = gw.child.try_wait().unwrap() {
+            return (t0.elapsed(), s.code());
+        }
+        assert!(t0.elapsed() < limit, "the gateway did not exit within {limit:?} of SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn issue14_item3_sigterm_drain_is_bounded_with_half_sent_request() {
+    use std::io::Write;
+    let (_d, mut gw) = gateway(json!({}));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (took, code) = sigterm_exit_time(&mut gw, Duration::from_secs(12));
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(3), "exit took {took:?} with a half-sent request");
+    drop(s);
+}
+
+#[test]
+fn issue14_item3_sigterm_drain_is_bounded_with_stalled_hook_body() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &json!({"gateway": {"auth": {"token": TOKEN}}, "hooks": {"enabled": true, "token": "hooks-token-0123456789abcdef"}}));
+    let mut gw = start(dir.path(), &[], &[]).expect("start");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.write_all(b"POST /hooks/agent HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer hooks-token-0123456789abcdef\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"message\":").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (took, code) = sigterm_exit_time(&mut gw, Duration::from_secs(40));
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(3), "exit took {took:?} with a stalled hook body");
+    drop(s);
+}
+
+const HOOKS_TOKEN: &str = "hooks-token-0123456789abcdef";
+
+fn hooks_gateway(gateway_extra: Value) -> (tempfile::TempDir, Gw) {
+    gateway_with(gateway_extra, json!({"hooks": {"enabled": true, "token": HOOKS_TOKEN}}), &[])
+}
+
+fn hook(gw: &Gw, path: &str, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    gateway_support::http(gw.port, "POST", path, &[("Authorization", &auth), ("Content-Type", "application/json")], br#"{"message":"x"}"#).status
+}
+
+#[test]
+fn issue14_item6_http_throttle_before_token_compare_and_success_does_not_reset() {
+    let (_d, gw) = hooks_gateway(json!({"auth": {"token": TOKEN, "rateLimit": {"maxAttempts": 3, "windowMs": 60000}}}));
+    assert_eq!(hook(&gw, "/hooks/agent", "bad"), 401);
+    assert_eq!(hook(&gw, "/hooks/agent", "bad"), 401);
+    // A success in between does not reset the counter.
+    assert_eq!(hook(&gw, "/hooks/agent", HOOKS_TOKEN), 200);
+    assert_eq!(hook(&gw, "/hooks/agent", "bad"), 401);
+    assert_eq!(hook(&gw, "/hooks/agent", "bad"), 429);
+    // Throttled: the right token is refused as well, so guessing cannot be confirmed.
+    assert_eq!(hook(&gw, "/hooks/agent", HOOKS_TOKEN), 429);
+}
+
+#[tokio::test]
+async fn issue14_item6_ws_throttle_before_token_compare_and_success_does_not_reset() {
+    let (_d, gw) = gateway(json!({"auth": {"token": TOKEN, "rateLimit": {"maxAttempts": 3, "windowMs": 60000}}}));
+    let url = gw.ws_url();
+    let bad = ConnectOptions { token: Some("wrong-token".into()), ..Default::default() };
+    for _ in 0..2 {
+        let (_, err) = rejected(&url, &bad).await;
+        assert_eq!(err["details"]["code"], "AUTH_TOKEN_MISMATCH");
+    }
+    let mut c = Conn::open(&url, T).await.unwrap();
+    c.connect(&token_opts()).await.unwrap();
+    c.close().await;
+    let (_, err) = rejected(&url, &bad).await;
+    assert_eq!(err["details"]["code"], "AUTH_TOKEN_MISMATCH", "a success does not reset the counter");
+    let (_, err) = rejected(&url, &bad).await;
+    assert_eq!(err["details"]["code"], "AUTH_RATE_LIMITED");
+    let (_, err) = rejected(&url, &token_opts()).await;
+    assert_eq!(err["details"]["code"], "AUTH_RATE_LIMITED", "the right token is refused while throttled");
+}
+
+#[test]
+fn issue14_item18_percent_encoded_query_token_is_refused() {
+    let (_d, gw) = hooks_gateway(json!({}));
+    for q in ["?token=x", "?%74oken=x", "?%54OKEN=x", "?a=1&hook%74oken=x"] {
+        let r = gateway_support::http(gw.port, "POST", &format!("/hooks/agent{q}"), &[("Authorization", &format!("Bearer {HOOKS_TOKEN}"))], br#"{"message":"x"}"#);
+        assert_eq!((r.status, r.body.as_str()), (400, openclaw::gateway::hooks::QUERY_TOKEN_MESSAGE), "{q}");
+    }
+}
+
+#[tokio::test]
+async fn issue14_item25_control_wake_accepts_only_now_and_next_heartbeat() {
+    let (_d, gw) = gateway(json!({}));
+    let mut c = Conn::open(&gw.ws_url(), T).await.unwrap();
+    c.connect(&token_opts()).await.unwrap();
+    for mode in ["now", "next-heartbeat"] {
+        let r = c.request("wake", json!({"text": "ping", "mode": mode})).await.unwrap();
+        assert_eq!(r["mode"], mode);
+    }
+    assert_eq!(c.request("wake", json!({"text": "ping"})).await.unwrap()["mode"], "now");
+    for mode in ["later", "NOW", "<script>"] {
+        match c.request("wake", json!({"text": "ping", "mode": mode})).await {
+            Err(ClientError::Rejected { code, message, .. }) => {
+                assert_eq!(code, "INVALID_REQUEST");
+                assert_eq!(message, "mode must be \"now\" or \"next-heartbeat\"");
+            }
+            other => panic!("mode {mode} accepted: {other:?}"),
+        }
+    }
+}

@@ -193,6 +193,15 @@ async fn close_with(ws: &mut WebSocket, code: u16, reason: &str) {
     let _ = ws.send(Message::Close(Some(CloseFrame { code, reason: truncate_reason(reason).into() }))).await;
 }
 
+fn rate_limited() -> ConnectFailure {
+    fail(
+        "INVALID_REQUEST",
+        "unauthorized: too many failed authentication attempts (retry later)",
+        json!({"code": "AUTH_RATE_LIMITED", "authReason": "rate_limited"}),
+        close::POLICY,
+    )
+}
+
 /// Decides a `connect`: returns the session and, when a device is paired, its device token.
 pub fn authenticate(
     st: &AppState,
@@ -214,6 +223,10 @@ pub fn authenticate(
     let device_token = auth.device_token.as_deref().filter(|t| !t.is_empty());
     let now = (st.clock)();
 
+    // Throttled addresses are refused before any credential is compared (the right one too).
+    if st.ws_limiter.throttled(peer.ip(), Instant::now()).is_some() {
+        return Err(rate_limited());
+    }
     let shared_ok = match (st.settings.auth_mode, &st.token, shared) {
         (AuthMode::None, _, _) => true,
         (AuthMode::Token, Some(expected), Some(given)) => tokens_equal(expected.expose(), given),
@@ -226,12 +239,7 @@ pub fn authenticate(
     if !shared_ok && !device_token_ok {
         let throttled = matches!(st.ws_limiter.failure(peer.ip(), Instant::now()), FailureVerdict::Throttled { .. });
         if throttled {
-            return Err(fail(
-                "INVALID_REQUEST",
-                "unauthorized: too many failed authentication attempts (retry later)",
-                json!({"code": "AUTH_RATE_LIMITED", "authReason": "rate_limited"}),
-                close::POLICY,
-            ));
+            return Err(rate_limited());
         }
         if shared.is_some() {
             return Err(fail(
@@ -260,7 +268,6 @@ pub fn authenticate(
             close::POLICY,
         ));
     }
-    st.ws_limiter.success(peer.ip());
 
     let Some(dev) = &p.device else {
         // Shared token without a device identity: trusted as the token holder (upstream grants admin).
@@ -549,9 +556,14 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
         "wake" => {
             need(s, "operator.write")?;
             let text = str_param(p, "text").ok_or_else(|| bad("text required"))?;
+            // The same modes as the hook (`POST {hooks.path}/wake`).
+            let mode = match str_param(p, "mode").unwrap_or("now") {
+                m @ ("now" | "next-heartbeat") => m,
+                _ => return Err(bad("mode must be \"now\" or \"next-heartbeat\"")),
+            };
             let req = RunRequest { kind: RunKind::Wake, message: text.into(), agent_id: None, session_key: None, delivery: None, origin: "ws" };
             let sub = st.runs.submit(req, None).map_err(|e| ErrorShape::new("UNAVAILABLE", e.to_string(), None))?;
-            Ok(json!({"ok": true, "mode": str_param(p, "mode").unwrap_or("now"), "eventOutcome": "queued", "runId": sub.run_id}))
+            Ok(json!({"ok": true, "mode": mode, "eventOutcome": "queued", "runId": sub.run_id}))
         }
         "send" => {
             need(s, "operator.write")?;

@@ -26,6 +26,7 @@
 //! | 1 | the server failed while running |
 
 pub mod client;
+pub mod conns;
 pub mod control;
 pub mod devices;
 pub mod from_snapshot;

@@ -23,10 +23,11 @@ use crate::gateway::portinfo;
 use crate::gateway::settings::GatewaySettings;
 use crate::gateway::state::{AppState, Phase, VERSION};
 use crate::gateway::token::{self, TokenError};
-use crate::gateway::{control, health, hooks, protocol};
+use crate::gateway::{conns, control, health, hooks, protocol};
 use crate::store::write_atomic;
 
-/// How long SIGTERM waits for in-flight requests and runs before exiting anyway.
+/// How long SIGTERM waits for in-flight requests and runs before exiting anyway (idle and
+/// half-sent connections are closed at once; the NixOS unit's `TimeoutStopSec` is above it).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the gateway could not start (or stopped with an error). Each has an exit code and hint.
@@ -181,11 +182,18 @@ async fn root_h(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<
         if st.phase() == Phase::Draining {
             return (StatusCode::SERVICE_UNAVAILABLE, "gateway stopping").into_response();
         }
+        let Some(permit) = st.ws_clients.try_acquire() else {
+            tracing::warn!(peer = %peer, "websocket upgrade refused: too many control clients");
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many control clients").into_response();
+        };
         let (mut parts, _body) = req.into_parts();
         return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
             Ok(up) => up
                 .max_message_size(protocol::MAX_PAYLOAD_BYTES)
-                .on_upgrade(move |ws| control::serve(ws, st, peer)),
+                .on_upgrade(move |ws| async move {
+                    control::serve(ws, st, peer).await;
+                    drop(permit);
+                }),
             Err(rej) => rej.into_response(),
         };
     }
@@ -375,7 +383,7 @@ pub async fn serve(
         print_banner(&st);
     }
     start_channels(&st);
-    let app = router(st.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(st.clone());
     let drain_st = st.clone();
     let shutdown = async move {
         signal.await;
@@ -384,10 +392,17 @@ pub async fn serve(
         tracing::info!("shutdown requested; draining");
         let _ = shutdown_tx.send(true);
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let result = server.await;
-    // Let queued runs reach a terminal state (they are recorded either way).
-    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    let drain_started = std::sync::Arc::new(std::sync::Mutex::new(None::<tokio::time::Instant>));
+    let mark = drain_started.clone();
+    let shutdown = async move {
+        shutdown.await;
+        *mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+    };
+    conns::serve(listener, app, shutdown, Arc::new(conns::Tracker::default()), DRAIN_TIMEOUT).await;
+    // Let queued runs reach a terminal state (they are recorded either way), within the same
+    // bound as the connections.
+    let started = drain_started.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(tokio::time::Instant::now);
+    let deadline = started + DRAIN_TIMEOUT;
     while st.runs.in_flight() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -396,7 +411,7 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(3), st.whatsapp.join_all()).await;
     let _ = std::fs::remove_file(st.settings.state.gateway_runtime_file());
     tracing::info!(uptime_ms = st.uptime_ms(), runs = ?st.runs.counters(), "shutdown completed cleanly");
-    result.map_err(GatewayError::Serve)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub struct AppState {
     pub handshake_timeout_ms: u64,
     /// Events for connected control clients: `(scope needed, event frame)`.
     pub events: broadcast::Sender<(&'static str, String)>,
+    /// Connected WebSocket control clients (capped at [`crate::gateway::conns::MAX_WS_CLIENTS`]).
+    pub ws_clients: crate::gateway::conns::WsClients,
 }
 
 impl AppState {
@@ -107,6 +109,7 @@ impl AppState {
             conn_seq: AtomicU64::new(0),
             handshake_timeout_ms,
             events: broadcast::channel(256).0,
+            ws_clients: Default::default(),
         }
     }
 
