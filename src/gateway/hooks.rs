@@ -21,6 +21,9 @@ use crate::gateway::token::tokens_equal;
 pub const QUERY_TOKEN_MESSAGE: &str = "Hook token must be provided via Authorization: Bearer <token> or X-OpenClaw-Token header (query parameters are not allowed).";
 /// Upstream's body-read timeout.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Once the drain starts, a body still being read gets this long to arrive before 503, so a
+/// request in flight completes but a stalled body never holds up the exit.
+pub const BODY_DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 fn text(status: StatusCode, body: &'static str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
@@ -169,8 +172,8 @@ pub async fn handle(
     }
 }
 
-/// Reads the body within `limit` bytes and [`BODY_TIMEOUT`]; a drain that starts meanwhile
-/// ends the read with 503, so a stalled body never holds up the SIGTERM drain.
+/// Reads the body within `limit` bytes and [`BODY_TIMEOUT`]; once a drain starts, the read
+/// gets [`BODY_DRAIN_GRACE`] more before 503, so a stalled body never holds up the SIGTERM drain.
 async fn read_body(
     body: Body,
     headers: &HeaderMap,
@@ -184,6 +187,7 @@ async fn read_body(
         }
     let draining = async move {
         let _ = shutdown.wait_for(|s| *s).await;
+        tokio::time::sleep(BODY_DRAIN_GRACE).await;
     };
     let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit));
     let result = tokio::select! {
