@@ -19,6 +19,7 @@ use crate::channels::status::ChannelStatusHandle;
 use crate::gateway::devices::{DeviceStore, DeviceStoreError};
 use crate::gateway::lock::{self, LockError};
 use crate::gateway::logbuf::LogBuffer;
+use crate::gateway::logging::{clip, WarnThrottle};
 use crate::gateway::portinfo;
 use crate::gateway::settings::GatewaySettings;
 use crate::gateway::state::{AppState, Phase, VERSION};
@@ -134,7 +135,10 @@ pub fn router(st: Arc<AppState>) -> Router {
         let p = st.settings.hooks.path.clone();
         r = r.route(&p, any(hooks::handle)).route(&format!("{p}/{{*rest}}"), any(hooks::handle));
     }
-    r.fallback(root_h).layer(axum::middleware::from_fn(security_headers)).with_state(st)
+    r.fallback(root_h)
+        .layer(axum::middleware::from_fn_with_state(st.clone(), host_guard))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(st)
 }
 
 async fn health_h(State(st): State<Arc<AppState>>) -> Response {
@@ -149,6 +153,66 @@ async fn ready_h(State(st): State<Arc<AppState>>) -> Response {
 
 fn is_upgrade(h: &HeaderMap) -> bool {
     h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Whether a `Host` header names this gateway: an IP literal (a rebinding attack needs a DNS
+/// name), `localhost` or `*.localhost`, or one of `names` (this machine's host name and the hosts
+/// of `gateway.controlUi.allowedOrigins`). A missing `Host` (non-browser HTTP/1.0 clients) is
+/// allowed: browsers always send one. Without this check a page on any domain that resolves to
+/// 127.0.0.1 passes the same-origin test and, with `auth.mode: none`, gets `operator.admin`.
+pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
+    let Some(host) = host.map(str::trim) else { return true };
+    if host.starts_with('[') {
+        return host[1..].split(']').next().is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    !name.is_empty() && (name == "localhost" || name.ends_with(".localhost") || names.iter().any(|n| *n == name))
+}
+
+/// The host names [`host_allowed`] accepts besides IP literals and `localhost`: this machine's
+/// host name and the hosts of the allowed origins, lowercase.
+pub fn allowed_host_names(allowed_origins: &[String], machine_hostname: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(h) = machine_hostname.map(str::trim).filter(|h| !h.is_empty()) {
+        names.push(h.to_ascii_lowercase());
+        if let Some((short, _)) = h.split_once('.') {
+            names.push(short.to_ascii_lowercase());
+        }
+    }
+    for o in allowed_origins {
+        let rest = o.split_once("://").map(|(_, r)| r).unwrap_or(o);
+        let authority = rest.split('/').next().unwrap_or("");
+        let name = match authority.rsplit_once(':') {
+            Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => authority,
+        };
+        if !name.is_empty() && name != "*" {
+            names.push(name.trim_end_matches('.').to_ascii_lowercase());
+        }
+    }
+    names
+}
+
+static HOST_REFUSED_WARNINGS: WarnThrottle = WarnThrottle::new(Duration::from_secs(60));
+static ORIGIN_REFUSED_WARNINGS: WarnThrottle = WarnThrottle::new(Duration::from_secs(60));
+
+/// Refuses requests whose `Host` does not name this gateway (DNS rebinding), with 421.
+async fn host_guard(State(st): State<Arc<AppState>>, req: Request, next: axum::middleware::Next) -> Response {
+    let host = req.headers().get(header::HOST).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if host_allowed(host, &st.allowed_hosts) {
+        return next.run(req).await;
+    }
+    if let Some(suppressed) = HOST_REFUSED_WARNINGS.allow(std::time::Instant::now()) {
+        tracing::warn!(host = %clip(host.unwrap_or("")), suppressed, "request refused: Host does not name this gateway (possible DNS rebinding; add the name to gateway.controlUi.allowedOrigins)");
+    }
+    (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Misdirected Request: host not allowed").into_response()
 }
 
 /// Origin policy for the WebSocket: no Origin (non-browser clients), same origin as `Host`,
@@ -176,7 +240,9 @@ async fn root_h(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<
         let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
         if !origin_allowed(origin, host, &st.settings.control_ui.allowed_origins) {
-            tracing::warn!(peer = %peer, origin = origin.unwrap_or(""), "websocket upgrade refused: origin not allowed");
+            if let Some(suppressed) = ORIGIN_REFUSED_WARNINGS.allow(std::time::Instant::now()) {
+                tracing::warn!(peer = %peer, origin = %clip(origin.unwrap_or("")), suppressed, "websocket upgrade refused: origin not allowed (further refusals logged once a minute)");
+            }
             return (StatusCode::FORBIDDEN, "Forbidden: origin not allowed").into_response();
         }
         if st.phase() == Phase::Draining {
@@ -427,5 +493,17 @@ mod tests {
         assert!(!origin_allowed(Some("https://evil.example"), Some("127.0.0.1:18789"), &[]));
         assert!(origin_allowed(Some("https://ui.example"), Some("x"), &["https://ui.example".into()]));
         assert!(origin_allowed(Some("https://gw.example"), Some("gw.example"), &[]));
+    }
+
+    #[test]
+    fn issue14_item11_host_policy() {
+        let names = allowed_host_names(&["https://UI.example:8443/".into(), "*".into()], Some("box.lan"));
+        assert_eq!(names, vec!["box.lan", "box", "ui.example"]);
+        for ok in [None, Some("127.0.0.1:18789"), Some("10.0.0.5"), Some("[::1]:18789"), Some("localhost:1"), Some("app.localhost"), Some("BOX:18789"), Some("box.lan."), Some("ui.example:8443")] {
+            assert!(host_allowed(ok, &names), "{ok:?}");
+        }
+        for bad in [Some("evil.example:18789"), Some("127.0.0.1.evil.example"), Some("localhost.evil.example"), Some(""), Some("[evil]:1"), Some("gw.example")] {
+            assert!(!host_allowed(bad, &names), "{bad:?}");
+        }
     }
 }
