@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
 use serde_json::{json, Value};
 
 use crate::agent::runs::{Delivery, RunKind, RunRequest};
@@ -16,6 +18,7 @@ use crate::gateway::ratelimit::FailureVerdict;
 use crate::gateway::settings::AuthMode;
 use crate::gateway::state::{AppState, VERSION};
 use crate::gateway::token::tokens_equal;
+use crate::gateway::wsupgrade::{ControlSocket as WebSocket, ReadBudget};
 
 /// Methods this gateway implements (advertised in `hello-ok.features.methods`).
 pub const METHODS: &[&str] = &[
@@ -65,6 +68,26 @@ fn fail(code: &str, message: &str, details: Value, close_code: u16) -> ConnectFa
     ConnectFailure { error: ErrorShape::new(code, message, Some(details)), close_code, close_reason: message.to_string() }
 }
 
+/// Replaces every quoted value in a decoder message with `"…"`: a misshapen `connect` may carry
+/// the token where a number or object was expected, and the message is logged.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut inside = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if inside {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn truncate_reason(s: &str) -> String {
     let mut end = s.len().min(123);
     while !s.is_char_boundary(end) {
@@ -73,8 +96,9 @@ fn truncate_reason(s: &str) -> String {
     s[..end].to_string()
 }
 
-/// Runs one WebSocket connection to completion.
-pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
+/// Runs one WebSocket connection to completion. `budget` limits what the client may send before
+/// `connect` succeeds; it is lifted after `hello-ok`.
+pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budget: Arc<ReadBudget>) {
     let conn_id = st.next_conn_id();
     let nonce = uuid::Uuid::new_v4().to_string();
     let ts = (st.clock)();
@@ -89,7 +113,13 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
             close_with(&mut ws, close::NORMAL, "handshake timeout").await;
             return;
         }
-        Ok(None) => return,
+        Ok(None) => {
+            if budget.exhausted() {
+                tracing::info!(conn = conn_id, peer = %peer, "pre-connect size limit exceeded; closing");
+                close_with(&mut ws, close::TOO_BIG, "message too big").await;
+            }
+            return;
+        }
         Ok(Some(t)) => t,
     };
     let invalid_first = || fail("INVALID_REQUEST", "invalid handshake: first request must be connect", json!({}), close::POLICY);
@@ -98,7 +128,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
         Some(f) if f.kind == "req" && f.method == "connect" => {
             let outcome = match serde_json::from_value::<ConnectParams>(f.params.clone()) {
                 Ok(p) => authenticate(&st, &p, &nonce, peer),
-                Err(e) => Err(fail("INVALID_REQUEST", &format!("invalid connect params: {e}"), json!({}), close::POLICY)),
+                Err(e) => Err(fail("INVALID_REQUEST", &format!("invalid connect params: {}", redact_quoted(&e.to_string())), json!({}), close::POLICY)),
             };
             (f.id, outcome.map(|s| (s, f.params)))
         }
@@ -121,6 +151,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
         }
     };
     let session = Session { conn_id, ..session };
+    budget.lift();
     if ws.send(Message::Text(protocol::res_ok(&req_id, hello).into())).await.is_err() {
         return;
     }
@@ -130,7 +161,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
     tick.tick().await;
     loop {
         tokio::select! {
-            msg = ws.recv() => {
+            msg = ws.next() => {
                 let Some(Ok(msg)) = msg else { break };
                 let text = match msg {
                     Message::Text(t) => t.to_string(),
@@ -178,7 +209,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
 }
 
 async fn next_text(ws: &mut WebSocket) -> Option<String> {
-    while let Some(Ok(m)) = ws.recv().await {
+    while let Some(Ok(m)) = ws.next().await {
         match m {
             Message::Text(t) => return Some(t.to_string()),
             Message::Binary(b) => return Some(String::from_utf8_lossy(&b).into_owned()),
@@ -190,7 +221,7 @@ async fn next_text(ws: &mut WebSocket) -> Option<String> {
 }
 
 async fn close_with(ws: &mut WebSocket, code: u16, reason: &str) {
-    let _ = ws.send(Message::Close(Some(CloseFrame { code, reason: truncate_reason(reason).into() }))).await;
+    let _ = ws.send(Message::Close(Some(CloseFrame { code: code.into(), reason: truncate_reason(reason).into() }))).await;
 }
 
 fn rate_limited() -> ConnectFailure {

@@ -43,6 +43,7 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod token;
+pub mod wsupgrade;
 
 pub use server::{prepare, serve, GatewayError, RunOptions};
 pub use settings::GatewaySettings;

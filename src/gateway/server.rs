@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
@@ -24,7 +24,7 @@ use crate::gateway::portinfo;
 use crate::gateway::settings::GatewaySettings;
 use crate::gateway::state::{AppState, Phase, VERSION};
 use crate::gateway::token::{self, TokenError};
-use crate::gateway::{conns, control, health, hooks, protocol};
+use crate::gateway::{conns, control, health, hooks, wsupgrade};
 use crate::store::write_atomic;
 
 /// How long SIGTERM waits for in-flight requests and runs before exiting anyway (idle and
@@ -252,16 +252,10 @@ async fn root_h(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<
             tracing::warn!(peer = %peer, "websocket upgrade refused: too many control clients");
             return (StatusCode::SERVICE_UNAVAILABLE, "too many control clients").into_response();
         };
-        let (mut parts, _body) = req.into_parts();
-        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(up) => up
-                .max_message_size(protocol::MAX_PAYLOAD_BYTES)
-                .on_upgrade(move |ws| async move {
-                    control::serve(ws, st, peer).await;
-                    drop(permit);
-                }),
-            Err(rej) => rej.into_response(),
-        };
+        return wsupgrade::upgrade(req, move |ws, budget| async move {
+            control::serve(ws, st, peer, budget).await;
+            drop(permit);
+        });
     }
     let base = st.settings.control_ui.base_path.as_str();
     let path = req.uri().path();
