@@ -510,3 +510,134 @@ async fn issue14_item5_refused_upgrade_logging_is_clipped_and_throttled() {
     assert_eq!(err_lines.len(), 1);
     assert!(err_lines[0].len() < 1024);
 }
+
+/// Opens a WebSocket by hand, then streams one text frame announcing `len` bytes, never sending
+/// `connect` first; stops at the first write error (the gateway closed the socket).
+fn preconnect_big_frame(port: u16, len: usize) -> usize {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(upgrade_head(&format!("127.0.0.1:{port}"), &format!("http://127.0.0.1:{port}")).as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1);
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    // FIN + text, masked (zero key, so the payload is sent as is), 64-bit length.
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(len as u64).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    if s.write_all(&frame).is_err() {
+        return 0;
+    }
+    let chunk = vec![b'a'; 256 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        let n = chunk.len().min(len - sent);
+        if s.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue14_item4_preconnect_size_limit_is_enforced_before_buffering() {
+    let (_d, gw) = gateway(json!({}));
+    let pid = gw.child.id();
+    let port = gw.port;
+    let before = vm_hwm_kib(pid);
+    let t0 = std::time::Instant::now();
+    // 100 unauthenticated 15 MiB frames, 10 connections at a time.
+    let mut fully_sent = 0;
+    for _ in 0..10 {
+        let batch: Vec<_> = (0..10).map(|_| std::thread::spawn(move || preconnect_big_frame(port, 15 * 1024 * 1024))).collect();
+        for h in batch {
+            if h.join().unwrap() == 15 * 1024 * 1024 {
+                fully_sent += 1;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "bounded");
+    }
+    let grown_mib = vm_hwm_kib(pid).saturating_sub(before) / 1024;
+    assert!(grown_mib < 32, "peak RSS grew by {grown_mib} MiB over 100 pre-connect 15 MiB frames ({fully_sent} accepted in full)");
+    assert_eq!(fully_sent, 0, "the gateway read whole 15 MiB frames before connect");
+    // After connect the limit is lifted: a 1 MiB request is fine.
+    let mut c = Conn::open(&gw.ws_url(), T).await.unwrap();
+    c.connect(&token_opts()).await.unwrap();
+    let run = c.request("agent", json!({"message": "x".repeat(1024 * 1024)})).await.unwrap();
+    assert!(run["runId"].is_string());
+    assert_eq!(health_status(port, Duration::from_secs(5)), 200);
+}
+
+/// Every secret the scan looks for, and where it must not appear.
+fn assert_no_secret(secrets: &[&str], place: &str, text: &str) {
+    for s in secrets {
+        if let Some(i) = text.find(s) {
+            let from = i.saturating_sub(200);
+            panic!("a secret appears in {place}: …{}…", &text[from..(i + s.len() + 50).min(text.len())]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn issue14_item13_token_never_logged_at_trace_level() {
+    let (_d, gw) = gateway_with(json!({}), json!({}), &[("OPENCLAW_LOG_LEVEL", "trace")]);
+    let mut c = Conn::open(&gw.ws_url(), T).await.unwrap();
+    c.connect(&token_opts()).await.unwrap();
+    let tail = c.request("logs.tail", json!({"limit": 2000})).await.unwrap();
+    assert!(tail["lines"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("control client connected")), "{tail}");
+    assert_no_secret(&[TOKEN], "logs.tail", &tail.to_string());
+    c.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_no_secret(&[TOKEN], "stderr", &gw.stderr());
+}
+
+#[tokio::test]
+async fn issue14_secrets_scan_at_trace_level_over_logs_and_logs_tail() {
+    let (_d, mut gw) = gateway_with(json!({}), json!({"hooks": {"enabled": true, "token": HOOKS_TOKEN}}), &[("OPENCLAW_LOG_LEVEL", "trace")]);
+    let url = gw.ws_url();
+    // Shared token, device pairing (issues a device token), device-token login.
+    let key = DeviceKey::generate();
+    let mut c = Conn::open(&url, T).await.unwrap();
+    let dt = c.connect(&device_opts(&key, &["operator.admin"])).await.unwrap()["auth"]["deviceToken"].as_str().unwrap().to_string();
+    c.close().await;
+    let mut c = Conn::open(&url, T).await.unwrap();
+    c.connect(&device_token_opts(&key, &dt, &["operator.admin"])).await.unwrap();
+    // Failed logins with near misses of each secret.
+    let near = format!("{}x", &TOKEN[..TOKEN.len() - 1]);
+    let (_, _) = rejected(&url, &ConnectOptions { token: Some(near), ..Default::default() }).await;
+    // Hooks: good and bad bearer, X-OpenClaw-Token, and a refused query token.
+    assert_eq!(hook(&gw, "/hooks/agent", HOOKS_TOKEN), 200);
+    assert_eq!(hook(&gw, "/hooks/agent", TOKEN), 401);
+    let r = gateway_support::http(gw.port, "POST", "/hooks/wake", &[("X-OpenClaw-Token", HOOKS_TOKEN)], br#"{"text":"t"}"#);
+    assert_eq!(r.status, 200);
+    let r = gateway_support::http(gw.port, "POST", &format!("/hooks/agent?token={HOOKS_TOKEN}"), &[], b"{}");
+    assert_eq!(r.status, 400);
+    let status = c.request("status", json!({})).await.unwrap();
+    let tail = c.request("logs.tail", json!({"limit": 2000})).await.unwrap();
+    let secrets = [TOKEN, HOOKS_TOKEN, dt.as_str()];
+    assert_no_secret(&secrets, "status", &status.to_string());
+    assert_no_secret(&secrets, "logs.tail", &tail.to_string());
+    assert!(tail["lines"].as_array().unwrap().len() > 10, "trace logging is on: {tail}");
+    c.close().await;
+    assert_eq!(gw.sigterm().code(), Some(0));
+    assert_no_secret(&secrets, "stderr", &gw.stderr());
+}
+
+#[tokio::test]
+async fn issue14_item13_misshapen_connect_does_not_echo_the_token_into_logs() {
+    let (_d, gw) = gateway(json!({}));
+    let mut c = Conn::open(&gw.ws_url(), T).await.unwrap();
+    let mut p = c.connect_params(&token_opts());
+    p["auth"] = json!(TOKEN);
+    let err = c.request("connect", p).await.unwrap_err();
+    let ClientError::Rejected { message, .. } = err else { panic!("{err:?}") };
+    assert!(message.starts_with("invalid connect params"), "{message}");
+    assert_no_secret(&[TOKEN], "the error", &message);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_no_secret(&[TOKEN], "stderr", &gw.stderr());
+}

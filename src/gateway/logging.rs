@@ -48,6 +48,24 @@ pub fn detect_mode() -> LogMode {
     }
 }
 
+/// Libraries that log whole frames or headers at debug/trace level: a `connect` frame carries
+/// the gateway token, a hook request its bearer token. They are capped at `info` whatever level
+/// is asked for, so the token never reaches the logs or `logs.tail`.
+pub const WIRE_LOGGING_TARGETS: &[&str] = &["tungstenite", "tokio_tungstenite", "hyper", "hyper_util", "h2", "axum::serve"];
+
+/// Adds `<target>=info` for each of [`WIRE_LOGGING_TARGETS`] when the filter is more verbose.
+fn cap_wire_logging(mut filter: EnvFilter) -> EnvFilter {
+    let verbose = filter.max_level_hint().is_none_or(|l| l > tracing::level_filters::LevelFilter::INFO);
+    if verbose {
+        for t in WIRE_LOGGING_TARGETS {
+            if let Ok(d) = format!("{t}=info").parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
+    filter
+}
+
 /// Installs the global subscriber (once; later calls are ignored). Level from `OPENCLAW_LOG_LEVEL`
 /// or `RUST_LOG`, default `info`.
 pub fn init(mode: LogMode, ring: LogBuffer) -> LogMode {
@@ -56,6 +74,7 @@ pub fn init(mode: LogMode, ring: LogBuffer) -> LogMode {
         .and_then(|l| EnvFilter::try_new(l).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    let filter = cap_wire_logging(filter);
     let journald = if mode == LogMode::Journald {
         tracing_journald::layer().ok().map(|l| l.with_syslog_identifier("openclaw-gateway".into()))
     } else {
@@ -120,6 +139,14 @@ impl WarnThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue14_item13_wire_logging_is_capped_at_info() {
+        let f = cap_wire_logging(EnvFilter::new("trace"));
+        let text = f.to_string();
+        assert!(text.contains("tungstenite=info") && text.contains("hyper=info"), "{text}");
+        assert_eq!(cap_wire_logging(EnvFilter::new("warn")).to_string(), "warn");
+    }
 
     #[test]
     fn clip_and_throttle() {
