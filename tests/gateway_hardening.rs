@@ -641,3 +641,27 @@ async fn issue14_item13_misshapen_connect_does_not_echo_the_token_into_logs() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_no_secret(&[TOKEN], "stderr", &gw.stderr());
 }
+
+#[test]
+fn issue14_item7_weak_token_refused_off_loopback_and_auth_none_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    // A one-character token with a LAN bind: refused before anything is bound.
+    write_config(dir.path(), &json!({"gateway": {"auth": {"token": "x"}}}));
+    let f = start(dir.path(), &["--bind", "lan"], &[]).err().expect("a weak token on a LAN bind is refused");
+    assert_eq!(f.code, Some(19), "{}", f.stderr);
+    assert!(f.stderr.contains("needs at least 16"), "{}", f.stderr);
+    write_config(dir.path(), &json!({"gateway": {"auth": {"token": TOKEN}}, "hooks": {"enabled": true, "token": "hook1"}}));
+    let f = start(dir.path(), &["--bind", "lan"], &[]).err().expect("a weak hooks token on a LAN bind is refused");
+    assert_eq!(f.code, Some(19), "{}", f.stderr);
+    assert!(f.stderr.contains("hooks token"), "{}", f.stderr);
+    // On loopback: a warning for the short token, and one for auth.mode none.
+    write_config(dir.path(), &json!({"gateway": {"auth": {"token": "x"}}}));
+    let gw = start(dir.path(), &[], &[]).expect("start");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(gw.stderr().contains("only 1 characters long"), "{}", gw.stderr());
+    drop(gw);
+    write_config(dir.path(), &json!({"gateway": {"auth": {"mode": "none"}}}));
+    let gw = start(dir.path(), &[], &[]).expect("start");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(gw.stderr().contains("gateway.auth.mode is none"), "{}", gw.stderr());
+}

@@ -59,6 +59,16 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    /// A token too short to resist guessing on a non-loopback bind.
+    #[error("the {which} is {len} characters long; a gateway listening on {bind} needs at least {MIN_TOKEN_CHARS_NON_LOOPBACK}")]
+    WeakToken {
+        /// `gateway token` or `hooks token`.
+        which: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The bind address.
+        bind: IpAddr,
+    },
     /// The device store is unreadable.
     #[error(transparent)]
     Devices(#[from] DeviceStoreError),
@@ -80,6 +90,7 @@ impl GatewayError {
         match self {
             GatewayError::Token(e) => e.exit_code(),
             GatewayError::Lock(e) => e.exit_code(),
+            GatewayError::WeakToken { .. } => 19,
             GatewayError::PortInUse { .. } => 22,
             GatewayError::Bind { .. } => 23,
             GatewayError::Devices(_) => 24,
@@ -99,11 +110,48 @@ impl GatewayError {
                 format!("stop pid {} or start with --port <other>", h.pid)
             }
             GatewayError::PortInUse { .. } => "stop the other listener or start with --port <other>".into(),
+            GatewayError::WeakToken { .. } => "use a long random token (remove gateway.auth.token to have one generated, or `openssl rand -hex 32`), or bind to loopback".into(),
             GatewayError::Bind { .. } => "check gateway.bind / --bind and that the address exists on this host".into(),
             GatewayError::Devices(_) => "restore or remove the named file under <state>/devices/".into(),
             GatewayError::Serve(_) => "see the log lines above".into(),
         }
     }
+}
+
+/// Shortest token accepted on a non-loopback bind (refused below it: a one-character token on
+/// `0.0.0.0` is guessed within the throttle's first window). On loopback a shorter one only
+/// warns. A constant, not a config key.
+pub const MIN_TOKEN_CHARS_NON_LOOPBACK: usize = 16;
+
+/// The exposure checks of a start: refuses weak tokens on a non-loopback bind and returns the
+/// warnings for a non-loopback bind, `auth.mode: none` and short tokens on loopback.
+pub fn exposure_check(
+    bind: IpAddr,
+    auth_mode: crate::gateway::settings::AuthMode,
+    gateway_token: Option<&str>,
+    hooks_token: Option<&str>,
+) -> Result<Vec<String>, GatewayError> {
+    use crate::gateway::settings::AuthMode;
+    let mut warnings = Vec::new();
+    let loopback = bind.is_loopback();
+    for (which, token) in [("gateway token", gateway_token.filter(|_| auth_mode == AuthMode::Token)), ("hooks token", hooks_token)] {
+        let Some(t) = token else { continue };
+        let len = t.chars().count();
+        if len >= MIN_TOKEN_CHARS_NON_LOOPBACK {
+            continue;
+        }
+        if !loopback {
+            return Err(GatewayError::WeakToken { which, len, bind });
+        }
+        warnings.push(format!("the {which} is only {len} characters long; use at least {MIN_TOKEN_CHARS_NON_LOOPBACK} (it would be refused on a non-loopback bind)"));
+    }
+    if !loopback {
+        warnings.push(format!("listening on {bind}: the gateway is reachable from other machines; prefer a loopback bind with an SSH tunnel or a TLS reverse proxy"));
+    }
+    if auth_mode == AuthMode::None {
+        warnings.push("gateway.auth.mode is none: every local process, and every browser page that passes the Origin and Host checks, gets operator.admin".into());
+    }
+    Ok(warnings)
 }
 
 /// Options of one run that are not settings.
@@ -328,6 +376,12 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
         None
     };
     let mut warnings = resolved.warnings.clone();
+    warnings.extend(exposure_check(
+        settings.bind_host,
+        settings.auth_mode,
+        resolved.token.as_ref().map(|t| t.expose()),
+        hooks_token.as_ref().map(|t| t.expose()),
+    )?);
     if let (Some(h), Some(g)) = (&hooks_token, &resolved.token)
         && token::tokens_equal(h.expose(), g.expose()) {
             warnings.push("hooks.token equals the gateway token; use a separate hooks token so a leaked webhook URL cannot control the gateway".into());
@@ -487,6 +541,24 @@ mod tests {
         assert!(!origin_allowed(Some("https://evil.example"), Some("127.0.0.1:18789"), &[]));
         assert!(origin_allowed(Some("https://ui.example"), Some("x"), &["https://ui.example".into()]));
         assert!(origin_allowed(Some("https://gw.example"), Some("gw.example"), &[]));
+    }
+
+    #[test]
+    fn issue14_item7_weak_tokens_refused_off_loopback_and_exposure_warned() {
+        use crate::gateway::settings::AuthMode;
+        let lan: IpAddr = "0.0.0.0".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let strong = "0123456789abcdef";
+        assert!(matches!(exposure_check(lan, AuthMode::Token, Some("x"), None), Err(GatewayError::WeakToken { which: "gateway token", len: 1, .. })));
+        assert!(matches!(exposure_check(lan, AuthMode::Token, Some(strong), Some("short")), Err(GatewayError::WeakToken { which: "hooks token", .. })));
+        assert_eq!(GatewayError::WeakToken { which: "gateway token", len: 1, bind: lan }.exit_code(), 19);
+        let w = exposure_check(lan, AuthMode::Token, Some(strong), Some(strong)).unwrap();
+        assert!(w.len() == 1 && w[0].contains("reachable from other machines"), "{w:?}");
+        let w = exposure_check(lo, AuthMode::Token, Some("x"), None).unwrap();
+        assert!(w.len() == 1 && w[0].contains("only 1 characters"), "{w:?}");
+        let w = exposure_check(lo, AuthMode::None, None, None).unwrap();
+        assert!(w.len() == 1 && w[0].contains("auth.mode is none"), "{w:?}");
+        assert!(exposure_check(lo, AuthMode::Token, Some(strong), None).unwrap().is_empty());
     }
 
     #[test]
