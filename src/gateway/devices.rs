@@ -191,10 +191,10 @@ impl DeviceStore {
         }
         if let Ok(entries) = std::fs::read_dir(layout.devices_dir()) {
             for e in entries.flatten() {
-                if is_device_temp_file(&e.file_name().to_string_lossy()) {
-                    if let Err(err) = std::fs::remove_file(e.path()) {
-                        tracing::warn!(path = %e.path().display(), error = %err, "cannot remove a stale temp file");
-                    }
+                if is_device_temp_file(&e.file_name().to_string_lossy())
+                    && let Err(err) = std::fs::remove_file(e.path())
+                {
+                    tracing::warn!(path = %e.path().display(), error = %err, "cannot remove a stale temp file");
                 }
             }
         }

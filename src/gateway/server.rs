@@ -210,8 +210,8 @@ fn is_upgrade(h: &HeaderMap) -> bool {
 /// 127.0.0.1 passes the same-origin test and, with `auth.mode: none`, gets `operator.admin`.
 pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
     let Some(host) = host.map(str::trim) else { return true };
-    if host.starts_with('[') {
-        return host[1..].split(']').next().is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok());
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next().is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok());
     }
     let name = match host.rsplit_once(':') {
         Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
@@ -221,7 +221,7 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
     if name.parse::<std::net::Ipv4Addr>().is_ok() {
         return true;
     }
-    !name.is_empty() && (name == "localhost" || name.ends_with(".localhost") || names.iter().any(|n| *n == name))
+    !name.is_empty() && (name == "localhost" || name.ends_with(".localhost") || names.contains(&name))
 }
 
 /// The host names [`host_allowed`] accepts besides IP literals and `localhost`: this machine's
