@@ -35,6 +35,9 @@ pub const MAX_WS_CLIENTS: usize = 128;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// hyper's own bound on reading one request head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head (and read buffer) per connection: 256 connections hold at most 16 MiB
+/// of buffered headers. Larger heads get 431. (Upstream's Node server allows 16 KiB.)
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// After this many requests on one connection the response says `Connection: close`.
 pub const MAX_REQUESTS_PER_CONNECTION: u32 = 1000;
 /// How often a connection checks its idle clock.
@@ -241,7 +244,12 @@ async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: Router
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
     tokio::pin!(conn);
     let mut idle_check = tokio::time::interval(IDLE_CHECK);
