@@ -173,7 +173,7 @@ fn issue14_item2_idle_sockets_under_ulimit_1024_keep_health_answering() {
     let t0 = std::time::Instant::now();
     let mut b = [0u8; 16];
     assert_eq!(s.read(&mut b).unwrap_or(usize::MAX), 0, "an idle connection is closed (EOF)");
-    assert!(t0.elapsed() <= openclaw::gateway::conns::IDLE_TIMEOUT + Duration::from_secs(2));
+    assert!(t0.elapsed() <= openclaw::gateway::conns::IDLE_TIMEOUT + Duration::from_secs(4));
     drop(held);
     assert_eq!(health_status(gw.port, Duration::from_secs(5)), 200);
 }
@@ -227,7 +227,7 @@ fn issue14_item3_sigterm_drain_is_bounded_with_half_sent_request() {
     std::thread::sleep(Duration::from_millis(200));
     let (took, code) = sigterm_exit_time(&mut gw, Duration::from_secs(12));
     assert_eq!(code, Some(0));
-    assert!(took < Duration::from_secs(3), "exit took {took:?} with a half-sent request");
+    assert!(took < Duration::from_secs(5), "exit took {took:?} with a half-sent request");
     drop(s);
 }
 
@@ -242,7 +242,7 @@ fn issue14_item3_sigterm_drain_is_bounded_with_stalled_hook_body() {
     std::thread::sleep(Duration::from_millis(300));
     let (took, code) = sigterm_exit_time(&mut gw, Duration::from_secs(40));
     assert_eq!(code, Some(0));
-    assert!(took < Duration::from_secs(4), "exit took {took:?} with a stalled hook body");
+    assert!(took < Duration::from_secs(5), "exit took {took:?} with a stalled hook body");
     drop(s);
 }
 
