@@ -451,6 +451,14 @@ in
           # Exit 78 (EX_CONFIG): bad config or inconsistent tokens; restarting cannot help.
           RestartPreventExitStatus = "78";
           TimeoutStartSec = "120s";
+          # SIGTERM drains for at most 10 s (idle and half-sent connections close at once, a
+          # stalled hook body gets 1 s), then the supervisors get 3 s: 20 s covers both, and
+          # a hung process is killed instead of holding a restart for systemd's default 90 s.
+          TimeoutStopSec = "20s";
+          # The gateway caps itself at 256 HTTP connections and 128 control clients; the
+          # headroom is for channel sockets and state files, so descriptor exhaustion cannot
+          # take /health offline (systemd's default soft limit is 1024).
+          LimitNOFILE = 8192;
 
           StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
           StateDirectoryMode = "0700";

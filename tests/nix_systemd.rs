@@ -92,3 +92,20 @@ fn rendered_unit_hardening_scores_at_most_2() {
         "the rendered unit's exposure is {score}, above {MAX_EXPOSURE}:\n{stdout}"
     );
 }
+
+/// The value of `key=` in the golden unit.
+fn unit_value(key: &str) -> Option<String> {
+    golden("openclaw.service").lines().find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+#[test]
+fn issue14_items2_3_unit_sets_descriptor_limit_and_stop_timeout_above_the_drain() {
+    use openclaw::gateway::conns::{MAX_CONNECTIONS, MAX_WS_CLIENTS};
+    let nofile: usize = unit_value("LimitNOFILE").expect("the unit sets LimitNOFILE").parse().unwrap();
+    assert!(nofile >= 4 * (MAX_CONNECTIONS + MAX_WS_CLIENTS), "LimitNOFILE={nofile} leaves too little headroom");
+    let stop = unit_value("TimeoutStopSec").expect("the unit sets TimeoutStopSec");
+    let secs: u64 = stop.trim_end_matches('s').parse().unwrap();
+    // The drain, then up to 3 s for the channel supervisors, with a margin.
+    let needed = openclaw::gateway::server::DRAIN_TIMEOUT.as_secs() + 3;
+    assert!(secs > needed && secs <= 30, "TimeoutStopSec={stop}: must exceed the {needed} s drain and stay short");
+}

@@ -5,17 +5,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
 use serde_json::{json, Value};
 
 use crate::agent::runs::{Delivery, RunKind, RunRequest};
-use crate::gateway::devices::{scope_covered, DeviceInfo, PairCheck};
+use crate::gateway::devices::{scope_covered, DeviceInfo, DeviceStoreError, PairCheck, PendingRequest};
 use crate::gateway::identity::{self, SignedFields};
 use crate::gateway::protocol::{self, close, ConnectParams, ErrorShape, ReqFrame};
 use crate::gateway::ratelimit::FailureVerdict;
 use crate::gateway::settings::AuthMode;
 use crate::gateway::state::{AppState, VERSION};
 use crate::gateway::token::tokens_equal;
+use crate::gateway::wsupgrade::{ControlSocket as WebSocket, ReadBudget};
 
 /// Methods this gateway implements (advertised in `hello-ok.features.methods`).
 pub const METHODS: &[&str] = &[
@@ -65,6 +68,26 @@ fn fail(code: &str, message: &str, details: Value, close_code: u16) -> ConnectFa
     ConnectFailure { error: ErrorShape::new(code, message, Some(details)), close_code, close_reason: message.to_string() }
 }
 
+/// Replaces every quoted value in a decoder message with `"…"`: a misshapen `connect` may carry
+/// the token where a number or object was expected, and the message is logged.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut inside = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if inside {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn truncate_reason(s: &str) -> String {
     let mut end = s.len().min(123);
     while !s.is_char_boundary(end) {
@@ -73,8 +96,9 @@ fn truncate_reason(s: &str) -> String {
     s[..end].to_string()
 }
 
-/// Runs one WebSocket connection to completion.
-pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
+/// Runs one WebSocket connection to completion. `budget` limits what the client may send before
+/// `connect` succeeds; it is lifted after `hello-ok`.
+pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budget: Arc<ReadBudget>) {
     let conn_id = st.next_conn_id();
     let nonce = uuid::Uuid::new_v4().to_string();
     let ts = (st.clock)();
@@ -89,7 +113,13 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
             close_with(&mut ws, close::NORMAL, "handshake timeout").await;
             return;
         }
-        Ok(None) => return,
+        Ok(None) => {
+            if budget.exhausted() {
+                tracing::info!(conn = conn_id, peer = %peer, "pre-connect size limit exceeded; closing");
+                close_with(&mut ws, close::TOO_BIG, "message too big").await;
+            }
+            return;
+        }
         Ok(Some(t)) => t,
     };
     let invalid_first = || fail("INVALID_REQUEST", "invalid handshake: first request must be connect", json!({}), close::POLICY);
@@ -98,7 +128,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
         Some(f) if f.kind == "req" && f.method == "connect" => {
             let outcome = match serde_json::from_value::<ConnectParams>(f.params.clone()) {
                 Ok(p) => authenticate(&st, &p, &nonce, peer),
-                Err(e) => Err(fail("INVALID_REQUEST", &format!("invalid connect params: {e}"), json!({}), close::POLICY)),
+                Err(e) => Err(fail("INVALID_REQUEST", &format!("invalid connect params: {}", redact_quoted(&e.to_string())), json!({}), close::POLICY)),
             };
             (f.id, outcome.map(|s| (s, f.params)))
         }
@@ -121,6 +151,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
         }
     };
     let session = Session { conn_id, ..session };
+    budget.lift();
     if ws.send(Message::Text(protocol::res_ok(&req_id, hello).into())).await.is_err() {
         return;
     }
@@ -130,7 +161,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
     tick.tick().await;
     loop {
         tokio::select! {
-            msg = ws.recv() => {
+            msg = ws.next() => {
                 let Some(Ok(msg)) = msg else { break };
                 let text = match msg {
                     Message::Text(t) => t.to_string(),
@@ -178,7 +209,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr) {
 }
 
 async fn next_text(ws: &mut WebSocket) -> Option<String> {
-    while let Some(Ok(m)) = ws.recv().await {
+    while let Some(Ok(m)) = ws.next().await {
         match m {
             Message::Text(t) => return Some(t.to_string()),
             Message::Binary(b) => return Some(String::from_utf8_lossy(&b).into_owned()),
@@ -190,7 +221,16 @@ async fn next_text(ws: &mut WebSocket) -> Option<String> {
 }
 
 async fn close_with(ws: &mut WebSocket, code: u16, reason: &str) {
-    let _ = ws.send(Message::Close(Some(CloseFrame { code, reason: truncate_reason(reason).into() }))).await;
+    let _ = ws.send(Message::Close(Some(CloseFrame { code: code.into(), reason: truncate_reason(reason).into() }))).await;
+}
+
+fn rate_limited() -> ConnectFailure {
+    fail(
+        "INVALID_REQUEST",
+        "unauthorized: too many failed authentication attempts (retry later)",
+        json!({"code": "AUTH_RATE_LIMITED", "authReason": "rate_limited"}),
+        close::POLICY,
+    )
 }
 
 /// Decides a `connect`: returns the session and, when a device is paired, its device token.
@@ -214,6 +254,10 @@ pub fn authenticate(
     let device_token = auth.device_token.as_deref().filter(|t| !t.is_empty());
     let now = (st.clock)();
 
+    // Throttled addresses are refused before any credential is compared (the right one too).
+    if st.ws_limiter.throttled(peer.ip(), Instant::now()).is_some() {
+        return Err(rate_limited());
+    }
     let shared_ok = match (st.settings.auth_mode, &st.token, shared) {
         (AuthMode::None, _, _) => true,
         (AuthMode::Token, Some(expected), Some(given)) => tokens_equal(expected.expose(), given),
@@ -226,12 +270,7 @@ pub fn authenticate(
     if !shared_ok && !device_token_ok {
         let throttled = matches!(st.ws_limiter.failure(peer.ip(), Instant::now()), FailureVerdict::Throttled { .. });
         if throttled {
-            return Err(fail(
-                "INVALID_REQUEST",
-                "unauthorized: too many failed authentication attempts (retry later)",
-                json!({"code": "AUTH_RATE_LIMITED", "authReason": "rate_limited"}),
-                close::POLICY,
-            ));
+            return Err(rate_limited());
         }
         if shared.is_some() {
             return Err(fail(
@@ -260,7 +299,6 @@ pub fn authenticate(
             close::POLICY,
         ));
     }
-    st.ws_limiter.success(peer.ip());
 
     let Some(dev) = &p.device else {
         // Shared token without a device identity: trusted as the token holder (upstream grants admin).
@@ -419,6 +457,26 @@ fn need(s: &Session, scope: &str) -> Result<(), ErrorShape> {
     }
 }
 
+/// Whether `s` may approve `req`: never its own device's request, and never a role or scope
+/// the approver does not hold itself (`operator.admin` holds every one). Otherwise a device with
+/// only `operator.pairing` could approve its own (or a second key's) request for `operator.admin`.
+fn may_approve(s: &Session, req: &PendingRequest) -> Result<(), ErrorShape> {
+    let forbidden = |msg: String, code: &str| ErrorShape::new("FORBIDDEN", msg, Some(json!({"code": code, "requestId": req.request_id})));
+    if s.device_id.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(&req.info.device_id)) {
+        return Err(forbidden("a device cannot approve its own pairing request".into(), "SELF_APPROVAL"));
+    }
+    if has_scope(s, "operator.admin") {
+        return Ok(());
+    }
+    if req.role != "operator" {
+        return Err(forbidden(format!("approving role {} needs operator.admin", req.role), "ROLE_NOT_HELD"));
+    }
+    if let Some(missing) = req.scopes.iter().find(|sc| !has_scope(s, sc)) {
+        return Err(forbidden(format!("cannot grant scope {missing}: the approver does not hold it"), "SCOPE_NOT_HELD"));
+    }
+    Ok(())
+}
+
 fn bad(msg: impl Into<String>) -> ErrorShape {
     ErrorShape::new("INVALID_REQUEST", msg, None)
 }
@@ -529,9 +587,14 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
         "wake" => {
             need(s, "operator.write")?;
             let text = str_param(p, "text").ok_or_else(|| bad("text required"))?;
+            // The same modes as the hook (`POST {hooks.path}/wake`).
+            let mode = match str_param(p, "mode").unwrap_or("now") {
+                m @ ("now" | "next-heartbeat") => m,
+                _ => return Err(bad("mode must be \"now\" or \"next-heartbeat\"")),
+            };
             let req = RunRequest { kind: RunKind::Wake, message: text.into(), agent_id: None, session_key: None, delivery: None, origin: "ws" };
             let sub = st.runs.submit(req, None).map_err(|e| ErrorShape::new("UNAVAILABLE", e.to_string(), None))?;
-            Ok(json!({"ok": true, "mode": str_param(p, "mode").unwrap_or("now"), "eventOutcome": "queued", "runId": sub.run_id}))
+            Ok(json!({"ok": true, "mode": mode, "eventOutcome": "queued", "runId": sub.run_id}))
         }
         "send" => {
             need(s, "operator.write")?;
@@ -575,6 +638,8 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
             let now = (st.clock)();
             let mut store = st.devices();
             if method == "device.pair.approve" {
+                let req = store.pending_request(id, now).ok_or_else(|| bad(DeviceStoreError::UnknownRequest(id.into()).to_string()))?;
+                may_approve(s, req)?;
                 let d = store.approve(id, "control", now).map_err(|e| bad(e.to_string()))?;
                 tracing::info!(device = %d.info.device_id, requestId = %id, "device pairing approved");
                 st.emit("operator.pairing", "device.pair.resolved", json!({"requestId": id, "deviceId": d.info.device_id, "decision": "approved"}));

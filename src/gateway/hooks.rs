@@ -1,5 +1,5 @@
 //! The hooks HTTP surface, upstream-compatible (`POST {hooks.path}/agent`, `/wake`), plus
-//! `GET {hooks.path}/runs/{runId}`. Order of checks: method → query token → auth (throttled) →
+//! `GET {hooks.path}/runs/{runId}`. Order of checks: method → query token → throttle → auth →
 //! route → body size → JSON → payload. Status codes and bodies follow upstream (reference §2.2).
 
 use std::net::SocketAddr;
@@ -21,6 +21,9 @@ use crate::gateway::token::tokens_equal;
 pub const QUERY_TOKEN_MESSAGE: &str = "Hook token must be provided via Authorization: Bearer <token> or X-OpenClaw-Token header (query parameters are not allowed).";
 /// Upstream's body-read timeout.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Once the drain starts, a body still being read gets this long to arrive before 503, so a
+/// request in flight completes but a stalled body never holds up the exit.
+pub const BODY_DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 fn text(status: StatusCode, body: &'static str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
@@ -32,6 +35,14 @@ fn json_resp(status: StatusCode, v: Value) -> Response {
 
 fn json_err(status: StatusCode, msg: impl Into<String>) -> Response {
     json_resp(status, json!({"ok": false, "error": msg.into()}))
+}
+
+fn too_many(retry_after_secs: u64) -> Response {
+    let mut r = text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 fn method_not_allowed(allow: &'static str) -> Response {
@@ -51,9 +62,38 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-openclaw-token").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
+/// Percent-decodes a query key (`%74oken` is `token`); invalid escapes stay as they are.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// True when the query names a token parameter, after percent-decoding the key (as upstream's
+/// `URLSearchParams` does).
 fn query_has_token(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|kv| {
-        let k = kv.split('=').next().unwrap_or("");
+        let k = percent_decode(kv.split('=').next().unwrap_or(""));
+        let k = String::from_utf8_lossy(&k);
+        let k = k.trim();
         k.eq_ignore_ascii_case("token") || k.eq_ignore_ascii_case("hooktoken")
     }))
 }
@@ -89,6 +129,9 @@ pub async fn handle(
     if query_has_token(req.uri().query()) {
         return text(StatusCode::BAD_REQUEST, QUERY_TOKEN_MESSAGE);
     }
+    if let Some(retry_after_secs) = st.hooks_limiter.throttled(peer.ip(), Instant::now()) {
+        return too_many(retry_after_secs);
+    }
     let ok = match (&st.hooks_token, presented_token(req.headers())) {
         (Some(expected), Some(given)) => tokens_equal(expected.expose(), given),
         _ => false,
@@ -99,16 +142,9 @@ pub async fn handle(
                 tracing::warn!(peer = %peer.ip(), path = %path, "hook rejected: bad or missing token");
                 text(StatusCode::UNAUTHORIZED, "Unauthorized")
             }
-            FailureVerdict::Throttled { retry_after_secs } => {
-                let mut r = text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                r
-            }
+            FailureVerdict::Throttled { retry_after_secs } => too_many(retry_after_secs),
         };
     }
-    st.hooks_limiter.success(peer.ip());
     let run_id = match route {
         Route::Run(id) => id.to_string(),
         Route::Unknown => return text(StatusCode::NOT_FOUND, "Not Found"),
@@ -121,7 +157,7 @@ pub async fn handle(
         };
     }
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, &parts.headers, st.settings.hooks.max_body_bytes).await {
+    let body = match read_body(body, &parts.headers, st.settings.hooks.max_body_bytes, st.shutdown.clone()).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -136,13 +172,29 @@ pub async fn handle(
     }
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, Response> {
+/// Reads the body within `limit` bytes and [`BODY_TIMEOUT`]; once a drain starts, the read
+/// gets [`BODY_DRAIN_GRACE`] more before 503, so a stalled body never holds up the SIGTERM drain.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<axum::body::Bytes, Response> {
     let too_large = || json_err(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
     if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
         && len > limit {
             return Err(too_large());
         }
-    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+    let draining = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+        tokio::time::sleep(BODY_DRAIN_GRACE).await;
+    };
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit));
+    let result = tokio::select! {
+        r = read => r,
+        _ = draining => return Err(json_err(StatusCode::SERVICE_UNAVAILABLE, "the gateway is shutting down")),
+    };
+    match result {
         Ok(Ok(b)) => Ok(b),
         Ok(Err(_)) => Err(too_large()),
         Err(_) => Err(json_err(StatusCode::REQUEST_TIMEOUT, "request body timeout")),
@@ -249,5 +301,8 @@ mod tests {
         assert_eq!(presented_token(&h), Some("xyz"));
         assert!(query_has_token(Some("a=1&token=x")));
         assert!(!query_has_token(Some("tokens=1")));
+        assert!(query_has_token(Some("%74oken=x")));
+        assert!(query_has_token(Some("a=1&hook%54oken=x")));
+        assert!(!query_has_token(Some("%7")));
     }
 }

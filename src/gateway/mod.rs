@@ -17,6 +17,7 @@
 //! | 16 | non-loopback bind without auth |
 //! | 17 | `hooks.enabled` without a hooks token |
 //! | 18 | the generated token file cannot be read or written |
+//! | 19 | a token shorter than 16 characters on a non-loopback bind |
 //! | 20 | another gateway holds the state dir (its pid is named) |
 //! | 21 | the lock file cannot be opened |
 //! | 22 | the port is in use (the holder's pid is named when visible) |
@@ -27,6 +28,7 @@
 //! | 1 | the server failed while running |
 
 pub mod client;
+pub mod conns;
 pub mod control;
 pub mod devices;
 pub mod from_snapshot;
@@ -43,6 +45,7 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod token;
+pub mod wsupgrade;
 
 pub use server::{prepare, serve, GatewayError, RunOptions};
 pub use settings::GatewaySettings;

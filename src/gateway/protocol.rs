@@ -20,6 +20,8 @@ pub mod close {
     pub const PROTOCOL: u16 = 1002;
     /// Policy violation (auth, pairing, bad handshake).
     pub const POLICY: u16 = 1008;
+    /// Message too big (more than the pre-connect limit before `connect`).
+    pub const TOO_BIG: u16 = 1009;
     /// Service restart (the gateway is shutting down).
     pub const RESTART: u16 = 1012;
 }

@@ -1,5 +1,7 @@
 //! Auth failure throttling per client address: after `max_attempts` failures within the window,
-//! further failures get 429 until the window passes. A success resets the client's counter.
+//! every attempt from that address gets 429 until the window passes — checked *before* the
+//! credential is compared, so the right token is refused too while throttled, and a success does
+//! not reset the counter (a guesser who also holds one valid credential gains nothing).
 //! Time is passed in (`now`), so tests do not sleep.
 
 use std::collections::HashMap;
@@ -9,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::gateway::settings::RateLimitSettings;
 
-/// At most this many addresses are tracked; beyond it, stale entries are purged.
-const MAX_TRACKED: usize = 10_000;
+/// At most this many addresses are tracked: stale entries are purged first, then the entry
+/// whose window started earliest is dropped.
+pub const MAX_TRACKED: usize = 10_000;
 
 /// The verdict for a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,31 +50,46 @@ impl AuthLimiter {
         Duration::from_millis(self.settings.window_ms)
     }
 
+    fn retry_after(&self, e: &Entry, now: Instant) -> u64 {
+        let left = self.window().saturating_sub(now.duration_since(e.window_start));
+        left.as_secs_f64().ceil().max(1.0) as u64
+    }
+
+    /// Whether `ip` is throttled at `now` (call before comparing any credential); `Some` holds
+    /// the `Retry-After` seconds.
+    pub fn throttled(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map.get(&ip)?;
+        (now.duration_since(e.window_start) < self.window() && e.failures >= self.settings.max_attempts)
+            .then(|| self.retry_after(e, now))
+    }
+
     /// Records a failed attempt from `ip` at `now` and says how to answer it.
     pub fn failure(&self, ip: IpAddr, now: Instant) -> FailureVerdict {
         let window = self.window();
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED {
+        if !map.contains_key(&ip) && map.len() >= MAX_TRACKED {
             map.retain(|_, e| now.duration_since(e.window_start) < window);
+            while map.len() >= MAX_TRACKED {
+                let Some(oldest) = map.iter().min_by_key(|(_, e)| e.window_start).map(|(k, _)| *k) else { break };
+                map.remove(&oldest);
+            }
         }
         let e = map.entry(ip).or_insert(Entry { window_start: now, failures: 0 });
         if now.duration_since(e.window_start) >= window {
             *e = Entry { window_start: now, failures: 0 };
         }
         if e.failures >= self.settings.max_attempts {
-            let left = window.saturating_sub(now.duration_since(e.window_start));
-            return FailureVerdict::Throttled { retry_after_secs: left.as_secs_f64().ceil().max(1.0) as u64 };
+            let retry_after_secs = self.retry_after(e, now);
+            return FailureVerdict::Throttled { retry_after_secs };
         }
         e.failures += 1;
         FailureVerdict::Unauthorized
     }
 
-    /// Records a success: the client's counter is reset.
-    pub fn success(&self, ip: IpAddr) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.is_empty() {
-            map.remove(&ip);
-        }
+    /// Addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -95,14 +113,33 @@ mod tests {
     }
 
     #[test]
-    fn success_resets() {
+    fn issue14_item6_throttle_holds_for_any_attempt_and_success_does_not_reset() {
         let l = AuthLimiter::new(RateLimitSettings { max_attempts: 2, window_ms: 60_000 });
         let ip: IpAddr = "::1".parse().unwrap();
         let t0 = Instant::now();
+        assert_eq!(l.throttled(ip, t0), None);
         l.failure(ip, t0);
         l.failure(ip, t0);
+        assert_eq!(l.throttled(ip, t0), Some(60), "checked before any credential is compared");
         assert!(matches!(l.failure(ip, t0), FailureVerdict::Throttled { .. }));
-        l.success(ip);
-        assert_eq!(l.failure(ip, t0), FailureVerdict::Unauthorized);
+        assert_eq!(l.throttled(ip, t0 + Duration::from_secs(60)), None, "the window passes");
+    }
+
+    #[test]
+    fn issue14_item16_tracked_addresses_stay_within_the_cap_while_fresh() {
+        let l = AuthLimiter::new(RateLimitSettings { max_attempts: 5, window_ms: 600_000 });
+        let t0 = Instant::now();
+        for i in 0..(MAX_TRACKED as u32 + 2_000) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            l.failure(ip, t0 + Duration::from_millis(i as u64));
+            assert!(l.tracked() <= MAX_TRACKED, "{} tracked after {i}", l.tracked());
+        }
+        assert_eq!(l.tracked(), MAX_TRACKED);
+        // The newest address is tracked; the oldest was dropped.
+        let newest = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + MAX_TRACKED as u32 + 1_999));
+        for _ in 0..5 {
+            l.failure(newest, t0 + Duration::from_secs(20));
+        }
+        assert!(l.throttled(newest, t0 + Duration::from_secs(20)).is_some());
     }
 }

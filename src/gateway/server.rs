@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
@@ -19,14 +19,16 @@ use crate::channels::status::ChannelStatusHandle;
 use crate::gateway::devices::{DeviceStore, DeviceStoreError};
 use crate::gateway::lock::{self, LockError};
 use crate::gateway::logbuf::LogBuffer;
+use crate::gateway::logging::{clip, WarnThrottle};
 use crate::gateway::portinfo;
 use crate::gateway::settings::GatewaySettings;
 use crate::gateway::state::{AppState, Phase, VERSION};
 use crate::gateway::token::{self, TokenError};
-use crate::gateway::{control, health, hooks, protocol};
+use crate::gateway::{conns, control, health, hooks, wsupgrade};
 use crate::store::write_atomic;
 
-/// How long SIGTERM waits for in-flight requests and runs before exiting anyway.
+/// How long SIGTERM waits for in-flight requests and runs before exiting anyway (idle and
+/// half-sent connections are closed at once; the NixOS unit's `TimeoutStopSec` is above it).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the gateway could not start (or stopped with an error). Each has an exit code and hint.
@@ -57,6 +59,16 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    /// A token too short to resist guessing on a non-loopback bind.
+    #[error("the {which} is {len} characters long; a gateway listening on {bind} needs at least {MIN_TOKEN_CHARS_NON_LOOPBACK}")]
+    WeakToken {
+        /// `gateway token` or `hooks token`.
+        which: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The bind address.
+        bind: IpAddr,
+    },
     /// The device store is unreadable.
     #[error(transparent)]
     Devices(#[from] DeviceStoreError),
@@ -81,6 +93,7 @@ impl GatewayError {
         match self {
             GatewayError::Token(e) => e.exit_code(),
             GatewayError::Lock(e) => e.exit_code(),
+            GatewayError::WeakToken { .. } => 19,
             GatewayError::PortInUse { .. } => 22,
             GatewayError::Bind { .. } => 23,
             GatewayError::Devices(_) => 24,
@@ -101,12 +114,49 @@ impl GatewayError {
                 format!("stop pid {} or start with --port <other>", h.pid)
             }
             GatewayError::PortInUse { .. } => "stop the other listener or start with --port <other>".into(),
+            GatewayError::WeakToken { .. } => "use a long random token (remove gateway.auth.token to have one generated, or `openssl rand -hex 32`), or bind to loopback".into(),
             GatewayError::Bind { .. } => "check gateway.bind / --bind and that the address exists on this host".into(),
             GatewayError::Devices(_) => "restore or remove the named file under <state>/devices/".into(),
             GatewayError::Runs(_) => "check <state>/agent/runs.db (ownership, disk space); move it aside to start with no run history".into(),
             GatewayError::Serve(_) => "see the log lines above".into(),
         }
     }
+}
+
+/// Shortest token accepted on a non-loopback bind (refused below it: a one-character token on
+/// `0.0.0.0` is guessed within the throttle's first window). On loopback a shorter one only
+/// warns. A constant, not a config key.
+pub const MIN_TOKEN_CHARS_NON_LOOPBACK: usize = 16;
+
+/// The exposure checks of a start: refuses weak tokens on a non-loopback bind and returns the
+/// warnings for a non-loopback bind, `auth.mode: none` and short tokens on loopback.
+pub fn exposure_check(
+    bind: IpAddr,
+    auth_mode: crate::gateway::settings::AuthMode,
+    gateway_token: Option<&str>,
+    hooks_token: Option<&str>,
+) -> Result<Vec<String>, GatewayError> {
+    use crate::gateway::settings::AuthMode;
+    let mut warnings = Vec::new();
+    let loopback = bind.is_loopback();
+    for (which, token) in [("gateway token", gateway_token.filter(|_| auth_mode == AuthMode::Token)), ("hooks token", hooks_token)] {
+        let Some(t) = token else { continue };
+        let len = t.chars().count();
+        if len >= MIN_TOKEN_CHARS_NON_LOOPBACK {
+            continue;
+        }
+        if !loopback {
+            return Err(GatewayError::WeakToken { which, len, bind });
+        }
+        warnings.push(format!("the {which} is only {len} characters long; use at least {MIN_TOKEN_CHARS_NON_LOOPBACK} (it would be refused on a non-loopback bind)"));
+    }
+    if !loopback {
+        warnings.push(format!("listening on {bind}: the gateway is reachable from other machines; prefer a loopback bind with an SSH tunnel or a TLS reverse proxy"));
+    }
+    if auth_mode == AuthMode::None {
+        warnings.push("gateway.auth.mode is none: every local process, and every browser page that passes the Origin and Host checks, gets operator.admin".into());
+    }
+    Ok(warnings)
 }
 
 /// Options of one run that are not settings.
@@ -138,7 +188,10 @@ pub fn router(st: Arc<AppState>) -> Router {
         let p = st.settings.hooks.path.clone();
         r = r.route(&p, any(hooks::handle)).route(&format!("{p}/{{*rest}}"), any(hooks::handle));
     }
-    r.fallback(root_h).layer(axum::middleware::from_fn(security_headers)).with_state(st)
+    r.fallback(root_h)
+        .layer(axum::middleware::from_fn_with_state(st.clone(), host_guard))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(st)
 }
 
 async fn health_h(State(st): State<Arc<AppState>>) -> Response {
@@ -153,6 +206,66 @@ async fn ready_h(State(st): State<Arc<AppState>>) -> Response {
 
 fn is_upgrade(h: &HeaderMap) -> bool {
     h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Whether a `Host` header names this gateway: an IP literal (a rebinding attack needs a DNS
+/// name), `localhost` or `*.localhost`, or one of `names` (this machine's host name and the hosts
+/// of `gateway.controlUi.allowedOrigins`). A missing `Host` (non-browser HTTP/1.0 clients) is
+/// allowed: browsers always send one. Without this check a page on any domain that resolves to
+/// 127.0.0.1 passes the same-origin test and, with `auth.mode: none`, gets `operator.admin`.
+pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
+    let Some(host) = host.map(str::trim) else { return true };
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next().is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    !name.is_empty() && (name == "localhost" || name.ends_with(".localhost") || names.contains(&name))
+}
+
+/// The host names [`host_allowed`] accepts besides IP literals and `localhost`: this machine's
+/// host name and the hosts of the allowed origins, lowercase.
+pub fn allowed_host_names(allowed_origins: &[String], machine_hostname: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(h) = machine_hostname.map(str::trim).filter(|h| !h.is_empty()) {
+        names.push(h.to_ascii_lowercase());
+        if let Some((short, _)) = h.split_once('.') {
+            names.push(short.to_ascii_lowercase());
+        }
+    }
+    for o in allowed_origins {
+        let rest = o.split_once("://").map(|(_, r)| r).unwrap_or(o);
+        let authority = rest.split('/').next().unwrap_or("");
+        let name = match authority.rsplit_once(':') {
+            Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => authority,
+        };
+        if !name.is_empty() && name != "*" {
+            names.push(name.trim_end_matches('.').to_ascii_lowercase());
+        }
+    }
+    names
+}
+
+static HOST_REFUSED_WARNINGS: WarnThrottle = WarnThrottle::new(Duration::from_secs(60));
+static ORIGIN_REFUSED_WARNINGS: WarnThrottle = WarnThrottle::new(Duration::from_secs(60));
+
+/// Refuses requests whose `Host` does not name this gateway (DNS rebinding), with 421.
+async fn host_guard(State(st): State<Arc<AppState>>, req: Request, next: axum::middleware::Next) -> Response {
+    let host = req.headers().get(header::HOST).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if host_allowed(host, &st.allowed_hosts) {
+        return next.run(req).await;
+    }
+    if let Some(suppressed) = HOST_REFUSED_WARNINGS.allow(std::time::Instant::now()) {
+        tracing::warn!(host = %clip(host.unwrap_or("")), suppressed, "request refused: Host does not name this gateway (possible DNS rebinding; add the name to gateway.controlUi.allowedOrigins)");
+    }
+    (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Misdirected Request: host not allowed").into_response()
 }
 
 /// Origin policy for the WebSocket: no Origin (non-browser clients), same origin as `Host`,
@@ -180,19 +293,22 @@ async fn root_h(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<
         let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
         if !origin_allowed(origin, host, &st.settings.control_ui.allowed_origins) {
-            tracing::warn!(peer = %peer, origin = origin.unwrap_or(""), "websocket upgrade refused: origin not allowed");
+            if let Some(suppressed) = ORIGIN_REFUSED_WARNINGS.allow(std::time::Instant::now()) {
+                tracing::warn!(peer = %peer, origin = %clip(origin.unwrap_or("")), suppressed, "websocket upgrade refused: origin not allowed (further refusals logged once a minute)");
+            }
             return (StatusCode::FORBIDDEN, "Forbidden: origin not allowed").into_response();
         }
         if st.phase() == Phase::Draining {
             return (StatusCode::SERVICE_UNAVAILABLE, "gateway stopping").into_response();
         }
-        let (mut parts, _body) = req.into_parts();
-        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(up) => up
-                .max_message_size(protocol::MAX_PAYLOAD_BYTES)
-                .on_upgrade(move |ws| control::serve(ws, st, peer)),
-            Err(rej) => rej.into_response(),
+        let Some(permit) = st.ws_clients.try_acquire() else {
+            tracing::warn!(peer = %peer, "websocket upgrade refused: too many control clients");
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many control clients").into_response();
         };
+        return wsupgrade::upgrade(req, move |ws, budget| async move {
+            control::serve(ws, st, peer, budget).await;
+            drop(permit);
+        });
     }
     let base = st.settings.control_ui.base_path.as_str();
     let path = req.uri().path();
@@ -265,6 +381,12 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
         None
     };
     let mut warnings = resolved.warnings.clone();
+    warnings.extend(exposure_check(
+        settings.bind_host,
+        settings.auth_mode,
+        resolved.token.as_ref().map(|t| t.expose()),
+        hooks_token.as_ref().map(|t| t.expose()),
+    )?);
     if let (Some(h), Some(g)) = (&hooks_token, &resolved.token)
         && token::tokens_equal(h.expose(), g.expose()) {
             warnings.push("hooks.token equals the gateway token; use a separate hooks token so a leaked webhook URL cannot control the gateway".into());
@@ -380,7 +502,7 @@ pub async fn serve(
         print_banner(&st);
     }
     start_channels(&st);
-    let app = router(st.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(st.clone());
     let drain_st = st.clone();
     let shutdown = async move {
         signal.await;
@@ -389,10 +511,17 @@ pub async fn serve(
         tracing::info!("shutdown requested; draining");
         let _ = shutdown_tx.send(true);
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let result = server.await;
-    // Let queued runs reach a terminal state (they are recorded either way).
-    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    let drain_started = std::sync::Arc::new(std::sync::Mutex::new(None::<tokio::time::Instant>));
+    let mark = drain_started.clone();
+    let shutdown = async move {
+        shutdown.await;
+        *mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+    };
+    conns::serve(listener, app, shutdown, Arc::new(conns::Tracker::default()), DRAIN_TIMEOUT).await;
+    // Let queued runs reach a terminal state (they are recorded either way), within the same
+    // bound as the connections.
+    let started = drain_started.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(tokio::time::Instant::now);
+    let deadline = started + DRAIN_TIMEOUT;
     while st.runs.in_flight() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -401,7 +530,7 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(3), st.whatsapp.join_all()).await;
     let _ = std::fs::remove_file(st.settings.state.gateway_runtime_file());
     tracing::info!(uptime_ms = st.uptime_ms(), runs = ?st.runs.counters(), "shutdown completed cleanly");
-    result.map_err(GatewayError::Serve)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -417,5 +546,35 @@ mod tests {
         assert!(!origin_allowed(Some("https://evil.example"), Some("127.0.0.1:18789"), &[]));
         assert!(origin_allowed(Some("https://ui.example"), Some("x"), &["https://ui.example".into()]));
         assert!(origin_allowed(Some("https://gw.example"), Some("gw.example"), &[]));
+    }
+
+    #[test]
+    fn issue14_item7_weak_tokens_refused_off_loopback_and_exposure_warned() {
+        use crate::gateway::settings::AuthMode;
+        let lan: IpAddr = "0.0.0.0".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let strong = "0123456789abcdef";
+        assert!(matches!(exposure_check(lan, AuthMode::Token, Some("x"), None), Err(GatewayError::WeakToken { which: "gateway token", len: 1, .. })));
+        assert!(matches!(exposure_check(lan, AuthMode::Token, Some(strong), Some("short")), Err(GatewayError::WeakToken { which: "hooks token", .. })));
+        assert_eq!(GatewayError::WeakToken { which: "gateway token", len: 1, bind: lan }.exit_code(), 19);
+        let w = exposure_check(lan, AuthMode::Token, Some(strong), Some(strong)).unwrap();
+        assert!(w.len() == 1 && w[0].contains("reachable from other machines"), "{w:?}");
+        let w = exposure_check(lo, AuthMode::Token, Some("x"), None).unwrap();
+        assert!(w.len() == 1 && w[0].contains("only 1 characters"), "{w:?}");
+        let w = exposure_check(lo, AuthMode::None, None, None).unwrap();
+        assert!(w.len() == 1 && w[0].contains("auth.mode is none"), "{w:?}");
+        assert!(exposure_check(lo, AuthMode::Token, Some(strong), None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn issue14_item11_host_policy() {
+        let names = allowed_host_names(&["https://UI.example:8443/".into(), "*".into()], Some("box.lan"));
+        assert_eq!(names, vec!["box.lan", "box", "ui.example"]);
+        for ok in [None, Some("127.0.0.1:18789"), Some("10.0.0.5"), Some("[::1]:18789"), Some("localhost:1"), Some("app.localhost"), Some("BOX:18789"), Some("box.lan."), Some("ui.example:8443")] {
+            assert!(host_allowed(ok, &names), "{ok:?}");
+        }
+        for bad in [Some("evil.example:18789"), Some("127.0.0.1.evil.example"), Some("localhost.evil.example"), Some(""), Some("[evil]:1"), Some("gw.example")] {
+            assert!(!host_allowed(bad, &names), "{bad:?}");
+        }
     }
 }

@@ -66,6 +66,10 @@ pub struct AppState {
     pub handshake_timeout_ms: u64,
     /// Events for connected control clients: `(scope needed, event frame)`.
     pub events: broadcast::Sender<(&'static str, String)>,
+    /// Host names requests may name besides IP literals and `localhost` (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// Connected WebSocket control clients (capped at [`crate::gateway::conns::MAX_WS_CLIENTS`]).
+    pub ws_clients: crate::gateway::conns::WsClients,
 }
 
 impl AppState {
@@ -87,6 +91,8 @@ impl AppState {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(15_000);
+        let machine_hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+        let allowed_hosts = crate::gateway::server::allowed_host_names(&settings.control_ui.allowed_origins, machine_hostname.as_deref());
         Self {
             settings,
             token,
@@ -107,6 +113,8 @@ impl AppState {
             conn_seq: AtomicU64::new(0),
             handshake_timeout_ms,
             events: broadcast::channel(256).0,
+            ws_clients: Default::default(),
+            allowed_hosts,
         }
     }
 

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test.
+/// The binary under test: `$OPENCLAW_TEST_BIN` when set (a private copy, for a target dir shared
+/// by several checkouts whose builds overwrite each other's `openclaw`), else cargo's.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_openclaw"))
+    std::env::var_os("OPENCLAW_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_openclaw")))
 }
 
 /// Env vars that must not leak from the developer's shell into the tests.
