@@ -7,4 +7,5 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod routing;
 pub mod store;
