@@ -153,15 +153,20 @@ impl PendingPairings {
         })
     }
 
-    /// Approves the pending request with `code` (case-insensitive): removes it and adds its
-    /// sender to its account's allow list. Returns the approved request.
-    pub fn approve(&mut self, code: &str, now_ms: u64) -> Result<PairingRequest, ApproveError> {
+    /// Approves the pending request with `code` (case-insensitive; only among `account_id`'s
+    /// requests when given): removes it and adds its sender to its account's allow list.
+    /// Returns the approved request.
+    pub fn approve(&mut self, code: &str, account_id: Option<&str>, now_ms: u64) -> Result<PairingRequest, ApproveError> {
         self.prune(now_ms);
         let wanted = code.trim();
         let idx = self
             .requests
             .iter()
-            .position(|r| !wanted.is_empty() && r.code.eq_ignore_ascii_case(wanted))
+            .position(|r| {
+                !wanted.is_empty()
+                    && r.code.eq_ignore_ascii_case(wanted)
+                    && account_id.is_none_or(|a| r.account_id == a)
+            })
             .ok_or_else(|| ApproveError::UnknownCode(wanted.to_string()))?;
         let req = self.requests.remove(idx);
         let list = self.allow_from.entry(req.account_id.clone()).or_default();
@@ -285,20 +290,21 @@ mod tests {
         let Upsert::Created { code } = s.upsert("default", "+1555", BTreeMap::new(), 0, &mut counter()) else {
             panic!()
         };
-        assert_eq!(s.approve("nope", 1), Err(ApproveError::UnknownCode("nope".into())));
-        let req = s.approve(&code.to_lowercase(), 1).unwrap();
+        assert_eq!(s.approve("nope", None, 1), Err(ApproveError::UnknownCode("nope".into())));
+        assert!(s.approve(&code, Some("work"), 1).is_err(), "another account's code");
+        let req = s.approve(&code.to_lowercase(), Some("default"), 1).unwrap();
         assert_eq!(req.id, "+1555");
         assert!(s.is_approved("default", "+1555"));
         assert!(!s.is_approved("work", "+1555"));
         assert!(s.requests.is_empty());
-        assert!(s.approve(&code, 2).is_err(), "a code is used once");
+        assert!(s.approve(&code, None, 2).is_err(), "a code is used once");
     }
 
     #[test]
     fn an_expired_code_cannot_be_approved() {
         let mut s = PendingPairings::default();
         let Upsert::Created { code } = s.upsert("default", "+1", BTreeMap::new(), 0, &mut counter()) else { panic!() };
-        assert!(s.approve(&code, PENDING_TTL_MS + 1).is_err());
+        assert!(s.approve(&code, None, PENDING_TTL_MS + 1).is_err());
         assert!(!s.is_approved("default", "+1"));
     }
 
