@@ -273,3 +273,69 @@ async fn a_stalled_stream_times_out_and_the_fallback_answers() {
     assert!(matches!(f.kind, FailureKind::Timeout(_)), "{f}");
     assert!(f.to_string().contains("waiting for the next streamed chunk"), "{f}");
 }
+
+fn models_status(system: &Path, state: &Path, json: bool) -> (Option<i32>, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_openclaw"));
+    cmd.env_remove("OPENCLAW_CONFIG_PATH").env_remove("OPENCLAW_STATE_DIR").args(["models", "status", "--timeout", "5"]);
+    cmd.arg("--config").arg(system).arg("--state-dir").arg(state);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_status_reports_reachability_key_and_listing_per_provider() {
+    let test = "models_status_reports_reachability_key_and_listing_per_provider";
+    let Some(p) = tokio::task::spawn_blocking(move || litellm::shared(test)).await.unwrap() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("litellm.key");
+    std::fs::write(&key, format!("{}\n", litellm::MASTER_KEY)).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let good = format!(
+        r#"{{
+  models: {{ providers: {{
+    litellm: {{ baseUrl: "{base}/v1", apiKeyFile: "{key}", api: "openai-completions", models: [{{ id: "mock-gpt" }}] }},
+    anthro: {{ baseUrl: "{base}", apiKeyFile: "{key}", api: "anthropic-messages", models: [{{ id: "relay-gpt" }}] }},
+  }} }},
+  agents: {{ defaults: {{ model: {{ primary: "litellm/mock-gpt", fallbacks: ["anthro/relay-gpt"] }} }} }},
+}}"#,
+        base = p.base_url(),
+        key = key.display()
+    );
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let system = dir.path().join("openclaw.json");
+    std::fs::write(&system, &good).unwrap();
+    let (code, out, err) = models_status(&system, &state, false);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.starts_with("Default model: litellm/mock-gpt (fallbacks: anthro/relay-gpt)\n"), "{out}");
+    assert!(out.contains("\nlitellm (openai-completions, "), "{out}");
+    assert!(out.contains("  key:          accepted\n  model mock-gpt: listed\n"), "{out}");
+    assert!(out.contains("  model relay-gpt: listed\n"), "{out}");
+    assert!(!out.contains(litellm::MASTER_KEY), "the key is shown as a fingerprint only");
+
+    let bad = good
+        .replace("models: [{ id: \"mock-gpt\" }]", "models: [{ id: \"mock-gpt\" }, { id: \"ghost\" }]")
+        .replace(
+            "  } },\n  agents",
+            &format!("    down: {{ baseUrl: \"http://127.0.0.1:{down}/v1\", models: [{{ id: \"x\" }}] }},\n  }} }},\n  agents"),
+        );
+    assert!(bad.contains("down:") && bad.contains("ghost"), "{bad}");
+    std::fs::write(&system, &bad).unwrap();
+    let (code, out, err) = models_status(&system, &state, true);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    let by_id = |id: &str| v["providers"].as_array().unwrap().iter().find(|p| p["id"] == id).cloned().unwrap();
+    let l = by_id("litellm");
+    assert_eq!((l["reachable"].clone(), l["keyAccepted"].clone(), l["ok"].clone()), (json!(true), json!(true), json!(false)));
+    assert_eq!(l["models"], json!([{"id": "mock-gpt", "listed": true}, {"id": "ghost", "listed": false}]));
+    assert_eq!(l["keyFingerprint"], openclaw::config::secrets::fingerprint(litellm::MASTER_KEY.as_bytes()));
+    let d = by_id("down");
+    assert_eq!((d["reachable"].clone(), d["keyAccepted"].clone()), (json!(false), Value::Null));
+    assert!(d["error"].as_str().unwrap().starts_with("cannot connect"), "{d}");
+    assert_eq!(by_id("anthro")["ok"], true);
+}

@@ -264,10 +264,10 @@ fn config_error(provider: &str, model: &str, why: &str) -> ProviderError {
 pub fn split_reset(text: &str) -> (bool, &str) {
     let t = text.trim();
     for trigger in RESET_TRIGGERS {
-        if let Some(rest) = t.strip_prefix(trigger) {
-            if rest.is_empty() || rest.starts_with(char::is_whitespace) {
-                return (true, rest.trim());
-            }
+        if let Some(rest) = t.strip_prefix(trigger)
+            && (rest.is_empty() || rest.starts_with(char::is_whitespace))
+        {
+            return (true, rest.trim());
         }
     }
     (false, t)

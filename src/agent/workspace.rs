@@ -173,7 +173,7 @@ mod tests {
         let big = "x".repeat(25_000);
         let files: Vec<WorkspaceFile> = WORKSPACE_FILES.iter().map(|n| file(n, &big)).collect();
         let p = build_system_prompt(&files);
-        let body: usize = p.split("\n## ").skip(1).map(|s| utf16_len(s)).sum();
+        let body: usize = p.split("\n## ").skip(1).map(utf16_len).sum();
         assert!(body <= MAX_TOTAL_CHARS + 200, "{body}");
         assert!(p.contains("## TOOLS.md") && !p.contains("## IDENTITY.md"), "three files of 20k fill the budget");
     }

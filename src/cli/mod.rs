@@ -8,6 +8,7 @@ pub mod channels_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;
 pub mod gateway_cmd;
+pub mod models_cmd;
 pub mod pairing_cmd;
 pub mod status_cmd;
 
@@ -49,6 +50,9 @@ pub enum Command {
     /// Secure DM pairing (approve inbound requests).
     #[command(subcommand)]
     Pairing(pairing_cmd::PairingCommand),
+    /// LLM providers: `models status` checks each one (reachable, key accepted, models listed).
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
 }
 
 /// Picks rustls' crypto provider once for the process (several may be compiled in).
@@ -74,5 +78,6 @@ pub fn run() -> ExitCode {
             channels_cmd::run(cmd)
         }
         Command::Pairing(cmd) => pairing_cmd::run(cmd),
+        Command::Models(cmd) => models_cmd::run(cmd),
     }
 }

@@ -84,12 +84,10 @@ fn inline(s: &str) -> String {
     let mut i = 0;
     while i < s.len() {
         let rest = &s[i..];
-        if let Some(r) = rest.strip_prefix('`') {
-            if let Some(end) = r.find('`') {
-                out.push_str(&rest[..end + 2]);
-                i += end + 2;
-                continue;
-            }
+        if let Some(end) = rest.strip_prefix('`').and_then(|r| r.find('`')) {
+            out.push_str(&rest[..end + 2]);
+            i += end + 2;
+            continue;
         }
         let mut matched = false;
         for (marker, wa) in [("**", "*"), ("__", "*"), ("~~", "~"), ("*", "_")] {

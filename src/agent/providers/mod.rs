@@ -6,6 +6,7 @@
 //! - [`sse`]: the incremental Server-Sent Events parser;
 //! - [`openai`], [`anthropic`]: request bodies and stream events of each protocol;
 //! - [`retry`]: the backoff policy and its injectable sleeper;
+//! - [`status`]: reachability, key and model checks for `openclaw models status`;
 //! - [`ProviderSet`]: the configured providers, with their keys re-read from the snapshot's
 //!   secret sources.
 
@@ -14,6 +15,7 @@ pub mod http;
 pub mod openai;
 pub mod retry;
 pub mod sse;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -360,15 +362,16 @@ impl ProviderSet {
 /// The most of an error body kept for the message.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
 
-/// `Retry-After` (delta seconds, possibly fractional) or `retry-after-ms`, if present.
+/// `Retry-After` (delta seconds, possibly fractional) or `retry-after-ms`, if present; values
+/// beyond a day are read as a day (the retry policy caps them lower anyway).
 pub fn retry_after(headers: &::http::HeaderMap) -> Option<Duration> {
+    const DAY: f64 = 86_400.0;
     let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    let secs = |v: f64| (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v.min(DAY)));
+    if let Some(d) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()).and_then(|ms| secs(ms / 1000.0)) {
+        return Some(d);
     }
-    get("retry-after").and_then(|v| v.parse::<f64>().ok()).filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    get("retry-after").and_then(|v| v.parse::<f64>().ok()).and_then(secs)
 }
 
 /// POSTs a JSON body and returns the response when its status is 2xx; otherwise the failure
@@ -444,6 +447,22 @@ mod tests {
             attempts: 3,
         };
         assert_eq!(e.to_string(), "provider litellm, model mock-429: rate limited (HTTP 429): limit (after 3 attempts)");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_ms_and_never_panics() {
+        let h = |k: &str, v: &str| {
+            let mut m = ::http::HeaderMap::new();
+            m.insert(::http::HeaderName::try_from(k).unwrap(), v.parse().unwrap());
+            m
+        };
+        assert_eq!(retry_after(&h("retry-after", "2")), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&h("retry-after", "0.5")), Some(Duration::from_millis(500)));
+        assert_eq!(retry_after(&h("retry-after-ms", "250")), Some(Duration::from_millis(250)));
+        assert_eq!(retry_after(&h("retry-after", "1e300")), Some(Duration::from_secs(86_400)));
+        assert_eq!(retry_after(&h("retry-after", "-1")), None);
+        assert_eq!(retry_after(&h("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(retry_after(&::http::HeaderMap::new()), None);
     }
 
     #[test]

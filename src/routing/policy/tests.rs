@@ -188,7 +188,8 @@ fn group_gates() {
     let star: BTreeMap<String, WhatsAppGroup> = [("*".to_string(), WhatsAppGroup::default())].into();
     let empty = BTreeMap::new();
     // (groupPolicy, groupAllowFrom, groups, sender, mentioned, expected)
-    let table: Vec<(GroupPolicy, &Vec<String>, &BTreeMap<String, WhatsAppGroup>, &str, bool, Rule)> = vec![
+    type Row<'a> = (GroupPolicy, &'a Vec<String>, &'a BTreeMap<String, WhatsAppGroup>, &'a str, bool, Rule);
+    let table: Vec<Row> = vec![
         (GroupPolicy::Disabled, &friend, &empty, FRIEND, true, GroupDisabled),
         (GroupPolicy::Allowlist, &none, &empty, FRIEND, true, GroupAllowlistEmpty),
         (GroupPolicy::Allowlist, &friend, &empty, STRANGER, true, GroupSenderNotAllowed),
