@@ -20,6 +20,8 @@ pub mod pairing;
 pub mod policy;
 pub mod session_key;
 
+use crate::config::model::whatsapp::ChunkMode;
+
 pub use pairing::{PairingRequest, PendingPairings};
 pub use policy::{decide, AccessContext, Decision, Rule};
 pub use session_key::{session_key, DmScope, SessionKeyContext};
@@ -69,5 +71,43 @@ impl Inbound {
     /// else the channel address.
     pub fn peer_id(&self) -> &str {
         self.sender_e164.as_deref().unwrap_or(&self.sender_id)
+    }
+}
+
+/// Logs a decision at debug level with the rule that made it (the text of [`Rule`]'s
+/// `Display`). The gateway calls this for every inbound message.
+pub fn log_decision(msg: &Inbound, decision: &Decision) {
+    tracing::debug!(
+        channel = %msg.channel,
+        account = %msg.account_id,
+        peer = %msg.peer_id(),
+        chat = ?msg.chat_kind,
+        admitted = decision.admitted(),
+        rule = ?decision.rule,
+        "inbound: {}",
+        decision.rule
+    );
+}
+
+/// A reply ready to send on WhatsApp: Markdown adapted ([`markdown::to_whatsapp`]), then split
+/// at `limit` UTF-16 units by `mode` ([`chunk::chunk_text`]). In order; empty for an empty reply.
+pub fn prepare_whatsapp_reply(text: &str, limit: usize, mode: ChunkMode) -> Vec<String> {
+    chunk::chunk_text(&markdown::to_whatsapp(text), limit, mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_9000_character_markdown_reply_is_three_ordered_whatsapp_messages() {
+        // Length mode breaks at the last newline of a window first (upstream), so a heading
+        // followed by a blank line would be a message of its own; here the text runs on.
+        let text = format!("**Title** {}", "word ".repeat(1_800));
+        let parts = prepare_whatsapp_reply(&text, chunk::DEFAULT_LIMIT, ChunkMode::Length);
+        assert_eq!(parts.len(), 3);
+        assert!(parts[0].starts_with("*Title* word"));
+        assert!(parts.iter().all(|p| chunk::utf16_len(p) <= chunk::DEFAULT_LIMIT));
+        assert_eq!(parts.concat().matches("word").count(), 1_800);
     }
 }

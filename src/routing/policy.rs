@@ -49,6 +49,28 @@ pub struct AccessContext<'a> {
     pub now_ms: u64,
 }
 
+impl<'a> AccessContext<'a> {
+    /// The context of a resolved WhatsApp account (`allowFrom`, `groupAllowFrom` falling back to
+    /// it, `groups`, policies) with the runtime facts.
+    pub fn for_account(
+        account: &'a crate::config::model::whatsapp::ResolvedAccount,
+        own_e164: Option<&'a str>,
+        pairing: &'a PendingPairings,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            dm_policy: account.dm_policy,
+            allow_from: &account.allow_from,
+            group_policy: account.group_policy,
+            group_allow_from: &account.group_allow_from,
+            groups: &account.groups,
+            own_e164,
+            pairing,
+            now_ms,
+        }
+    }
+}
+
 /// The rule that made a decision; its `Display` is the debug-log text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -217,3 +217,15 @@ fn group_gates() {
 fn every_rule_has_a_log_text() {
     assert_eq!(Rule::NotAllowlisted.to_string(), "dmPolicy allowlist: sender not in allowFrom (dropped silently)");
 }
+
+#[test]
+fn context_from_a_resolved_account() {
+    let cfg: crate::config::model::WhatsAppConfig =
+        serde_json::from_value(serde_json::json!({"dmPolicy": "allowlist", "allowFrom": [FRIEND]})).unwrap();
+    let acc = cfg.account("default");
+    let pairing = PendingPairings::default();
+    let c = AccessContext::for_account(&acc, Some(OWN), &pairing, 0);
+    assert_eq!(decide(&c, &dm(FRIEND), &mut rng()).rule, Rule::AllowFrom);
+    assert_eq!(decide(&c, &dm(STRANGER), &mut rng()).rule, Rule::NotAllowlisted);
+    assert_eq!(c.group_allow_from, [FRIEND.to_string()], "groupAllowFrom falls back to allowFrom");
+}
