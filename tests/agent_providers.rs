@@ -339,3 +339,80 @@ async fn models_status_reports_reachability_key_and_listing_per_provider() {
     assert!(d["error"].as_str().unwrap().starts_with("cannot connect"), "{d}");
     assert_eq!(by_id("anthro")["ok"], true);
 }
+
+/// Counts requests in flight, overall and per session (the session is the message's first word).
+#[derive(Default)]
+struct InFlight {
+    now: Mutex<std::collections::HashMap<String, usize>>,
+    max: Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl InFlight {
+    fn enter(&self, key: &str) {
+        for k in [key, "*"] {
+            let mut now = self.now.lock().unwrap();
+            let n = now.entry(k.to_string()).or_default();
+            *n += 1;
+            let mut max = self.max.lock().unwrap();
+            let m = max.entry(k.to_string()).or_default();
+            *m = (*m).max(*n);
+        }
+    }
+    fn leave(&self, key: &str) {
+        for k in [key, "*"] {
+            *self.now.lock().unwrap().get_mut(k).unwrap() -= 1;
+        }
+    }
+    fn max(&self, key: &str) -> usize {
+        self.max.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}
+
+async fn slow_server(inflight: Arc<InFlight>) -> String {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let inflight = inflight.clone();
+            async move {
+                let msgs = body["messages"].as_array().unwrap();
+                let last = msgs.last().unwrap()["content"].as_str().unwrap().to_string();
+                let session = last.split_whitespace().next().unwrap().to_string();
+                inflight.enter(&session);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                inflight.leave(&session);
+                ([("content-type", "text/event-stream")], SSE_OK)
+            }
+        }),
+    );
+    serve(app).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_turn_at_a_time_per_session_sessions_in_parallel_within_the_limit() {
+    let inflight = Arc::new(InFlight::default());
+    let base = slow_server(inflight.clone()).await;
+    let (a, _) = agent(json!({"p": {"baseUrl": format!("{base}/v1")}}), &["p/m"], None, Timeouts::default());
+    let a = Arc::new(a.with_max_concurrent(4));
+    let turns = ["A", "B"].iter().flat_map(|s| (0..3).map(move |n| (s.to_string(), n))).map(|(s, n)| {
+        let a = a.clone();
+        async move { turn(&a, &s, &format!("{s} message {n}")).await.0.unwrap() }
+    });
+    let replies = futures_util::future::join_all(turns).await;
+    assert_eq!(replies.len(), 6);
+    assert_eq!(inflight.max("A"), 1, "one turn at a time in session A");
+    assert_eq!(inflight.max("B"), 1, "one turn at a time in session B");
+    assert_eq!(inflight.max("*"), 2, "sessions A and B ran in parallel");
+    let history = a.history.load("A").await.unwrap();
+    assert_eq!(history.len(), 6, "three exchanges, none lost");
+
+    let inflight = Arc::new(InFlight::default());
+    let base = slow_server(inflight.clone()).await;
+    let (b, _) = agent(json!({"p": {"baseUrl": format!("{base}/v1")}}), &["p/m"], None, Timeouts::default());
+    let b = Arc::new(b.with_max_concurrent(1));
+    let turns = ["C", "D", "E"].map(|s| {
+        let b = b.clone();
+        async move { turn(&b, s, &format!("{s} hi")).await.0.unwrap() }
+    });
+    futures_util::future::join_all(turns).await;
+    assert_eq!(inflight.max("*"), 1, "global limit of 1");
+}
