@@ -171,6 +171,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_plain_text_is_unchanged(text in "(\\PC|[*_~#`\\[\\]()\n ]|😀)*") {
+            let out = to_whatsapp(&text);
+            if !text.contains(['*', '_', '~', '#', '[', '`']) {
+                proptest::prop_assert_eq!(out, text);
+            }
+        }
+    }
+
     #[test]
     fn fenced_code_is_left_alone() {
         let md = "**x**\n```rust\nlet a = **b**;\n# not a title\n```\n# T\n";
