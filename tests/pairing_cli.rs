@@ -100,7 +100,7 @@ fn pairing_flow_code_reply_then_approve_then_admitted() {
 
     let out = openclaw(dir.path(), &["pairing", "list"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("Pairing requests (1)\nCode"), "{text}");
+    assert!(text.starts_with("Pairing requests (1)\nCode      userId        Meta"), "{text}");
     assert!(text.contains(&code) && text.contains("+15550001111"), "{text}");
 
     let out = openclaw(dir.path(), &["pairing", "approve", "whatsapp", "ZZZZZZZZ"]);

@@ -147,7 +147,8 @@ fn execute(cmd: PairingCommand) -> anyhow::Result<String> {
             if requests.is_empty() {
                 return Ok(format!("No pending {channel} pairing requests."));
             }
-            let id_label = if channel == "whatsapp" { "Phone" } else { "ID" };
+            // Upstream's column header (MEASURED with WhatsApp: "userId").
+            let id_label = "userId";
             let rows: Vec<[String; 4]> = requests
                 .iter()
                 .map(|r| {
