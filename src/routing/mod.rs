@@ -43,7 +43,9 @@ pub struct Inbound {
     pub channel: String,
     /// The channel account that received it, e.g. `default`.
     pub account_id: String,
-    /// The sender's E.164 number (`+15551234567`), when known.
+    /// The sender's E.164 number (`+15551234567`), when known. In a direct chat this is the
+    /// other party (the chat's peer) even for a message the account sent itself, and the
+    /// account's own number in the self chat.
     pub sender_e164: Option<String>,
     /// The sender's channel address (for WhatsApp its JID), used when no number is known.
     pub sender_id: String,

@@ -3,10 +3,10 @@
 //! Upstream's semantics (`checkInboundAccessControl`, reference `agent.md` §1), in order, for a
 //! direct chat:
 //!
-//! 1. a message the linked account sent itself to someone else (from another device) is
-//!    dropped: it is our own outbound traffic;
+//! 1. a message the linked account sent (from the phone or another device) is dropped unless it
+//!    is in the self chat: it is our own outbound traffic (groups too);
 //! 2. `dmPolicy: disabled` drops every DM;
-//! 3. the account's own number (the self chat) is always admitted;
+//! 3. the self chat (and the account's own number) is always admitted;
 //! 4. `"*"` in `allowFrom` admits anyone, and so does `open` (which the config compiler only
 //!    accepts together with `"*"`; without it this layer falls back to the allowlist);
 //! 5. a sender in `allowFrom` is admitted; an empty `allowFrom` counts as `[own number]`;
@@ -201,13 +201,13 @@ pub fn decide(ctx: &AccessContext<'_>, msg: &Inbound, random_index: &mut dyn FnM
 
 fn decide_direct(ctx: &AccessContext<'_>, msg: &Inbound, random_index: &mut dyn FnMut(usize) -> usize) -> Decision {
     let peer = msg.peer_id();
-    let own = ctx.own_e164.is_some_and(|o| o == peer);
-    if msg.from_me && !own {
+    if msg.from_me && !msg.self_chat {
         return Decision::drop(Rule::FromMe);
     }
     if ctx.dm_policy == DmPolicy::Disabled {
         return Decision::drop(Rule::DmDisabled);
     }
+    let own = msg.self_chat || ctx.own_e164.is_some_and(|o| o == peer);
     if own {
         return Decision::admit(Rule::OwnNumber, !msg.self_chat);
     }
@@ -249,6 +249,9 @@ fn decide_direct(ctx: &AccessContext<'_>, msg: &Inbound, random_index: &mut dyn 
 }
 
 fn decide_group(ctx: &AccessContext<'_>, msg: &Inbound) -> Decision {
+    if msg.from_me {
+        return Decision::drop(Rule::FromMe);
+    }
     if ctx.group_policy == GroupPolicy::Disabled {
         return Decision::drop(Rule::GroupDisabled);
     }

@@ -155,6 +155,15 @@ fn backlog_gets_no_challenge_and_from_me_is_not_an_inbound() {
     echo.from_me = true;
     let allow = vec![FRIEND.to_string()];
     assert_eq!(decide(&ctx(DmPolicy::Allowlist, &allow, &pairing, &groups), &echo, &mut rng()).rule, Rule::FromMe);
+    // Even when the channel names the account itself as the sender of a message it sent to a
+    // friend: only the self chat admits the account's own messages.
+    let mut mine = dm(FRIEND);
+    mine.from_me = true;
+    mine.sender_e164 = Some(OWN.into());
+    for policy in [DmPolicy::Pairing, DmPolicy::Allowlist, DmPolicy::Open] {
+        let d = decide(&ctx(policy, &allow, &pairing, &groups), &mine, &mut rng());
+        assert_eq!((d.rule, d.pairing_state), (Rule::FromMe, None), "{policy:?}");
+    }
 }
 
 #[test]
@@ -202,6 +211,11 @@ fn group_gates() {
         (GroupPolicy::Open, &none, &other, STRANGER, true, GroupNotListed),
         (GroupPolicy::Open, &none, &empty, STRANGER, false, GroupNotMentioned),
     ];
+    let mut mine = group(FRIEND, true);
+    mine.from_me = true;
+    let mut c = ctx(DmPolicy::Pairing, &friend, &pairing, &empty);
+    c.group_policy = GroupPolicy::Open;
+    assert_eq!(decide(&c, &mine, &mut rng()).rule, FromMe, "own group messages are not inbound");
     for (gp, gaf, groups, sender, mentioned, want) in table {
         let mut c = ctx(DmPolicy::Pairing, &none, &pairing, groups);
         c.group_policy = gp;
