@@ -416,3 +416,17 @@ async fn one_turn_at_a_time_per_session_sessions_in_parallel_within_the_limit() 
     futures_util::future::join_all(turns).await;
     assert_eq!(inflight.max("*"), 1, "global limit of 1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_messages_accepts_the_mocks_plain_json_answer() {
+    // LiteLLM's mock models answer `/v1/messages` with plain JSON even when asked to stream
+    // (reference §6): the client takes that as the whole reply.
+    let test = "anthropic_messages_accepts_the_mocks_plain_json_answer";
+    let Some(p) = tokio::task::spawn_blocking(move || litellm::shared(test)).await.unwrap() else { return };
+    let providers = json!({"anthro": {"baseUrl": p.base_url(), "apiKey": litellm::MASTER_KEY, "api": "anthropic-messages"}});
+    let (a, _) = agent(providers, &["anthro/mock-gpt"], None, Timeouts::default());
+    let (r, deltas) = turn(&a, "s-plain", "hi tag-plain-4f0").await;
+    let reply = r.unwrap_or_else(|e| panic!("{e}\n{}", p.log()));
+    assert_eq!(reply.text, litellm::MOCK_TEXT);
+    assert_eq!(deltas, [litellm::MOCK_TEXT]);
+}

@@ -101,6 +101,22 @@ fn stream_error(v: &Value) -> FailureKind {
     }
 }
 
+/// A non-streamed Messages response: `{content: [{type: "text", text}], stop_reason, usage}`.
+pub fn plain_completion(body: &str) -> Result<Completion, FailureKind> {
+    let v: Value = serde_json::from_str(body).map_err(|e| FailureKind::Protocol(format!("response is not JSON: {e}")))?;
+    if v.get("type").and_then(Value::as_str) == Some("error") {
+        return Err(stream_error(&v));
+    }
+    let blocks = v.get("content").and_then(Value::as_array).ok_or_else(|| FailureKind::Protocol("response has no content".into()))?;
+    let text: String = blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect();
+    let usage = v.get("usage").map(|u| Usage {
+        input: u.get("input_tokens").and_then(Value::as_u64).unwrap_or(0),
+        output: u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0),
+    });
+    let finish_reason = v.get("stop_reason").and_then(Value::as_str).map(String::from);
+    Ok(Completion { text, usage, finish_reason })
+}
+
 /// One streamed call.
 pub async fn complete(
     client: &HttpClient,
@@ -120,13 +136,12 @@ pub async fn complete(
     }
     let body = request_body(model, req, spec.max_tokens(model));
     let resp = super::post_json(client, &url, super::headers_with(spec, headers), &body).await?;
-    let is_stream = resp
-        .headers
-        .get(::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if !is_stream {
-        return Err(FailureKind::Protocol("expected an event stream, got a plain response".into()));
+    if super::is_plain_json(&resp) {
+        let c = plain_completion(&resp.text(super::PLAIN_BODY_LIMIT).await?)?;
+        if !c.text.is_empty() {
+            on_delta(&c.text);
+        }
+        return Ok(c);
     }
     let mut state = StreamState::default();
     super::read_events(resp, |ev| {
@@ -156,6 +171,13 @@ mod tests {
             json!({"model": "claude", "max_tokens": 8192, "system": "sys",
                    "messages": [{"role": "user", "content": "hi"}], "stream": true})
         );
+    }
+
+    #[test]
+    fn a_plain_json_answer_is_accepted() {
+        let c = plain_completion(r#"{"type":"message","content":[{"type":"text","text":"Hi"},{"type":"text","text":"!"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#).unwrap();
+        assert_eq!((c.text.as_str(), c.usage, c.finish_reason.as_deref()), ("Hi!", Some(Usage { input: 3, output: 1 }), Some("end_turn")));
+        assert!(matches!(plain_completion("{}"), Err(FailureKind::Protocol(_))));
     }
 
     #[test]

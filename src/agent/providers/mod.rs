@@ -393,6 +393,18 @@ pub(crate) async fn post_json(
     Err(FailureKind::from_status(status, after, &text))
 }
 
+/// Whether a response is a JSON document rather than an event stream (some servers, e.g.
+/// LiteLLM's mock models on `/v1/messages`, answer plain JSON even when asked to stream).
+pub(crate) fn is_plain_json(resp: &self::http::Response) -> bool {
+    resp.headers
+        .get(::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"))
+}
+
+/// The most of a plain (non-streamed) completion read.
+pub(crate) const PLAIN_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
 /// Reads a streamed response's SSE events into `handle` until it reports the end (`Ok(true)`)
 /// or the body ends.
 pub(crate) async fn read_events(

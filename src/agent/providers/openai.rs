@@ -97,6 +97,22 @@ fn stream_error(err: &Value) -> FailureKind {
     }
 }
 
+/// A non-streamed Chat Completions response: `{choices: [{message: {content}}], usage}`.
+pub fn plain_completion(body: &str) -> Result<Completion, FailureKind> {
+    let v: Value = serde_json::from_str(body).map_err(|e| FailureKind::Protocol(format!("response is not JSON: {e}")))?;
+    if let Some(err) = v.get("error") {
+        return Err(stream_error(err));
+    }
+    let choice = v.pointer("/choices/0").ok_or_else(|| FailureKind::Protocol("response has no choices".into()))?;
+    let text = choice.pointer("/message/content").and_then(Value::as_str).unwrap_or_default().to_string();
+    let usage = v.get("usage").filter(|u| u.is_object()).map(|u| Usage {
+        input: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+        output: u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
+    });
+    let finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(String::from);
+    Ok(Completion { text, usage, finish_reason })
+}
+
 /// One streamed call.
 pub async fn complete(
     client: &HttpClient,
@@ -115,6 +131,13 @@ pub async fn complete(
     }
     let body = request_body(model, req, spec.max_tokens(model));
     let resp = super::post_json(client, &url, super::headers_with(spec, headers), &body).await?;
+    if super::is_plain_json(&resp) {
+        let c = plain_completion(&resp.text(super::PLAIN_BODY_LIMIT).await?)?;
+        if !c.text.is_empty() {
+            on_delta(&c.text);
+        }
+        return Ok(c);
+    }
     let mut state = StreamState::default();
     super::read_events(resp, |ev| {
         let delta = state.apply(&ev)?;
@@ -171,6 +194,13 @@ mod tests {
         assert_eq!(s.usage, Some(Usage { input: 7, output: 2 }));
         assert_eq!(s.finish_reason.as_deref(), Some("stop"));
         assert!(s.done);
+    }
+
+    #[test]
+    fn a_plain_json_answer_is_accepted() {
+        let c = plain_completion(r#"{"choices":[{"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":1}}"#).unwrap();
+        assert_eq!((c.text.as_str(), c.usage, c.finish_reason.as_deref()), ("Hi", Some(Usage { input: 2, output: 1 }), Some("stop")));
+        assert!(matches!(plain_completion("{}"), Err(FailureKind::Protocol(_))));
     }
 
     #[test]
