@@ -2,7 +2,8 @@
 //! vLLM, Ollama, LiteLLM). Body as upstream sends it (reference `agent.md` §2): `{model,
 //! messages, stream: true, stream_options: {include_usage: true}}`, the system prompt as the
 //! first `system` message, `max_completion_tokens` when the model declares `maxTokens`.
-//! Stream: `data: {choices:[{delta:{content}}]}` chunks, a usage chunk, `data: [DONE]`.
+//! Stream: `data: {choices:[{delta:{content}}]}` chunks, a usage chunk, `data: [DONE]`. A
+//! server that answers plain JSON instead (`choices[0].message.content`) is accepted too.
 
 use serde_json::{json, Value};
 
