@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::routing::PendingPairings;
+use crate::config::model::whatsapp::{DmPolicy, ResolvedAccount};
+use crate::routing::{AccessContext, ChatKind, Decision, Inbound, PendingPairings};
 
 /// The file format identifier.
 pub const FORMAT: &str = "openclaw-pairing/1";
@@ -102,6 +103,36 @@ impl PairingStore {
     }
 }
 
+impl PairingStore {
+    /// Decides an inbound message for `account` ([`crate::routing::decide`]) and persists a
+    /// changed pairing state before returning, so a challenge is only sent for a stored
+    /// request. Only a DM under `dmPolicy: pairing` touches the store (read and written under
+    /// its lock); other messages are decided without I/O. Blocking: call it off the async
+    /// workers.
+    pub fn decide_inbound(
+        &self,
+        account: &ResolvedAccount,
+        own_e164: Option<&str>,
+        msg: &Inbound,
+        now_ms: u64,
+        random_index: &mut dyn FnMut(usize) -> usize,
+    ) -> Result<Decision, PairingStoreError> {
+        if account.dm_policy != DmPolicy::Pairing || msg.chat_kind != ChatKind::Direct {
+            let empty = PendingPairings::default();
+            let ctx = AccessContext::for_account(account, own_e164, &empty, now_ms);
+            return Ok(crate::routing::decide(&ctx, msg, random_index));
+        }
+        self.update(&msg.channel, |state| {
+            let ctx = AccessContext::for_account(account, own_e164, state, now_ms);
+            let d = crate::routing::decide(&ctx, msg, random_index);
+            if let Some(next) = &d.pairing_state {
+                *state = next.clone();
+            }
+            d
+        })
+    }
+}
+
 fn valid_channel(channel: &str) -> Result<(), PairingStoreError> {
     let ok = !channel.is_empty()
         && channel.len() <= 64
@@ -158,6 +189,42 @@ mod tests {
         std::fs::write(store.file("whatsapp").unwrap(), "{not json").unwrap();
         assert!(matches!(store.load("whatsapp"), Err(PairingStoreError::Corrupt { .. })));
         assert!(store.update("whatsapp", |_| ()).is_err());
+    }
+
+    #[test]
+    fn decide_inbound_persists_only_pairing_changes() {
+        use crate::config::model::WhatsAppConfig;
+        use crate::routing::policy::Action;
+        use crate::routing::Rule;
+        let d = tempfile::tempdir().unwrap();
+        let store = PairingStore::new(d.path());
+        let msg = Inbound {
+            channel: "whatsapp".into(),
+            account_id: "default".into(),
+            sender_e164: Some("+15550001111".into()),
+            sender_id: "15550001111@s.whatsapp.net".into(),
+            chat_kind: ChatKind::Direct,
+            chat_id: "15550001111@s.whatsapp.net".into(),
+            self_chat: false,
+            from_me: false,
+            mentioned: false,
+            is_backlog: false,
+            sender_name: None,
+            text: "hi".into(),
+        };
+        let cfg = |v: serde_json::Value| serde_json::from_value::<WhatsAppConfig>(v).unwrap().account("default");
+        let allowlist = cfg(serde_json::json!({"dmPolicy": "allowlist", "allowFrom": ["+15550002222"]}));
+        let dec = store.decide_inbound(&allowlist, None, &msg, 0, &mut |_| 0).unwrap();
+        assert_eq!(dec.rule, Rule::NotAllowlisted);
+        assert!(!store.file("whatsapp").unwrap().exists(), "no store I/O outside pairing");
+
+        let pairing = cfg(serde_json::json!({}));
+        let dec = store.decide_inbound(&pairing, None, &msg, 0, &mut |_| 0).unwrap();
+        assert!(matches!(dec.action, Action::Challenge { ref code, .. } if code == "AAAAAAAA"));
+        assert_eq!(store.load("whatsapp").unwrap().requests.len(), 1, "stored before the reply is sent");
+        store.update("whatsapp", |s| s.approve("aaaaaaaa", None, 1)).unwrap().unwrap();
+        let dec = store.decide_inbound(&pairing, None, &msg, 2, &mut |_| 0).unwrap();
+        assert_eq!(dec.rule, Rule::PairingApproved);
     }
 
     #[test]
