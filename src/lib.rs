@@ -8,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod messaging;
+pub mod routing;
 pub mod store;

@@ -1,3 +1,15 @@
-//! Agent runs: admission, state tracking and (later) execution against LLM providers.
+//! Agent runs: admission, state tracking, and turns against LLM providers.
+//!
+//! - [`runs`]: the run registry hooks write to;
+//! - [`providers`]: the provider clients (`openai-completions`, `anthropic-messages`);
+//! - [`turn`]: one turn (system prompt, history, model chain with fallbacks);
+//! - [`workspace`]: the system prompt from the workspace files;
+//! - [`history`]: conversation history per session key;
+//! - [`pairing_store`]: the persisted DM pairing state.
 
+pub mod history;
+pub mod pairing_store;
+pub mod providers;
 pub mod runs;
+pub mod turn;
+pub mod workspace;

@@ -8,6 +8,8 @@ pub mod channels_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;
 pub mod gateway_cmd;
+pub mod models_cmd;
+pub mod pairing_cmd;
 pub mod status_cmd;
 
 /// openclaw: a NixOS-first personal AI assistant gateway (OpenClaw compatible).
@@ -45,6 +47,12 @@ pub enum Command {
     /// Link, unlink and inspect channel accounts (WhatsApp QR login, connection status).
     #[command(subcommand)]
     Channels(channels_cmd::ChannelsCommand),
+    /// Secure DM pairing (approve inbound requests).
+    #[command(subcommand)]
+    Pairing(pairing_cmd::PairingCommand),
+    /// LLM providers: `models status` checks each one (reachable, key accepted, models listed).
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
 }
 
 /// Picks rustls' crypto provider once for the process (several may be compiled in).
@@ -69,5 +77,7 @@ pub fn run() -> ExitCode {
             install_tls_provider();
             channels_cmd::run(cmd)
         }
+        Command::Pairing(cmd) => pairing_cmd::run(cmd),
+        Command::Models(cmd) => models_cmd::run(cmd),
     }
 }

@@ -1,0 +1,308 @@
+//! One agent turn: the session's history and the workspace system prompt, sent to the model
+//! chain (`agents.defaults.model`: primary, then each fallback; 429/5xx retried per model),
+//! streamed, and the exchange appended to the history on success.
+//!
+//! `/new` and `/reset` (upstream's reset triggers) start the session over: alone, the history
+//! is cleared and the model is asked to greet; followed by text, the history is cleared and the
+//! text is the message.
+//!
+//! Turns of one session run one at a time (a per-session lock); turns of different sessions run
+//! in parallel up to a global limit.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::history::{limit_user_turns, History, HistoryError, InMemoryHistory};
+use super::providers::{
+    retry, ChatMessage, ChatRequest, HttpClient, ModelTarget, ProviderError, ProviderSet, RetryPolicy, SetupError,
+    Sleeper, Timeouts, TokioSleeper, Usage,
+};
+use super::workspace;
+
+/// Upstream's reset triggers.
+pub const RESET_TRIGGERS: &[&str] = &["/new", "/reset"];
+/// What the model is asked after a bare `/new`.
+pub const RESET_PROMPT: &str = "A new session was started via /new or /reset. Greet the user in your configured persona in 1-3 sentences and ask what they want to do. Do not mention internal steps, files or tools.";
+/// Turns running at once across sessions, by default.
+pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+
+/// A turn to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnRequest {
+    /// The session (see [`crate::routing::session_key`]).
+    pub session_key: String,
+    /// The inbound text.
+    pub message: String,
+    /// A `provider/model` to use instead of the configured chain (hooks' `model`).
+    pub model: Option<String>,
+}
+
+/// A finished turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnReply {
+    /// The reply text (unformatted Markdown, unchunked).
+    pub text: String,
+    /// The provider that answered.
+    pub provider: String,
+    /// The model that answered.
+    pub model: String,
+    /// Token counts, if reported.
+    pub usage: Option<Usage>,
+    /// The session was reset by this message.
+    pub reset: bool,
+    /// Models that failed before this one answered (fallbacks used).
+    #[serde(skip)]
+    pub failed: Vec<ProviderError>,
+    /// Time from start to the last token.
+    pub duration_ms: u64,
+}
+
+/// Why a turn produced no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TurnError {
+    /// No model is configured.
+    #[error("no model configured: set agents.defaults.model to \"<provider>/<model>\"")]
+    NoModel,
+    /// Every model of the chain failed; each error names its provider, model and reason.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; then "))]
+    AllFailed(Vec<ProviderError>),
+    /// History could not be read or written.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+impl TurnError {
+    /// The last provider failure, if the turn got that far.
+    pub fn last_failure(&self) -> Option<&ProviderError> {
+        match self {
+            TurnError::AllFailed(v) => v.last(),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a turn needs; cheap to share (`Arc`).
+pub struct Agent {
+    /// The HTTP client.
+    pub client: HttpClient,
+    /// Providers and the model chain.
+    pub providers: ProviderSet,
+    /// Retries per model.
+    pub retry: RetryPolicy,
+    /// Sleeps between retries.
+    pub sleeper: Arc<dyn Sleeper>,
+    /// Conversation history.
+    pub history: Arc<dyn History>,
+    /// The workspace directory holding `AGENTS.md`, `SOUL.md`, ...
+    pub workspace: Option<PathBuf>,
+    /// History sent with a turn, in user turns (`dmHistoryLimit`); `None`: all that is stored.
+    pub history_limit: Option<usize>,
+    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("providers", &self.providers).field("workspace", &self.workspace).finish()
+    }
+}
+
+impl Agent {
+    /// An agent over `providers` with default retries, tokio sleeps, bounded in-memory history
+    /// and [`DEFAULT_MAX_CONCURRENT`] turns at once.
+    pub fn new(client: HttpClient, providers: ProviderSet) -> Self {
+        Self {
+            client,
+            providers,
+            retry: RetryPolicy::default(),
+            sleeper: Arc::new(TokioSleeper),
+            history: Arc::new(InMemoryHistory::default()),
+            workspace: None,
+            history_limit: None,
+            sessions: Mutex::new(HashMap::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_CONCURRENT)),
+        }
+    }
+
+    /// The agent of a compiled snapshot: its providers (keys re-read from their sources), the
+    /// workspace `agents.defaults.workspace` (else `<state dir>/workspace`).
+    pub fn from_snapshot(snapshot: &crate::config::Snapshot, timeouts: Timeouts) -> Result<Self, SetupError> {
+        let providers = ProviderSet::from_snapshot(snapshot)?;
+        let cfg = snapshot.typed().map_err(|e| SetupError::Config(e.to_string()))?;
+        let mut agent = Self::new(HttpClient::new(timeouts)?, providers);
+        agent.workspace = cfg
+            .agents
+            .defaults
+            .workspace
+            .map(PathBuf::from)
+            .or_else(|| snapshot.state_dir.as_ref().map(|d| d.join("workspace")));
+        Ok(agent)
+    }
+
+    /// Sets the number of turns running at once (at least 1).
+    pub fn with_max_concurrent(mut self, n: usize) -> Self {
+        self.permits = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// The system prompt from the workspace (read off the async workers).
+    pub async fn system_prompt(&self) -> String {
+        let Some(dir) = self.workspace.clone() else { return workspace::build_system_prompt(&[]) };
+        let files = tokio::task::spawn_blocking(move || workspace::load_workspace_files(&dir)).await.unwrap_or_default();
+        workspace::build_system_prompt(&files)
+    }
+
+    fn session_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.to_string()).or_default().clone()
+    }
+
+    fn release_session(&self, key: &str) {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            map.remove(key);
+        }
+    }
+
+    /// Runs one turn, streaming the reply's text to `on_delta` as it arrives.
+    pub async fn turn(&self, req: TurnRequest, on_delta: &mut (dyn FnMut(&str) + Send)) -> Result<TurnReply, TurnError> {
+        let lock = self.session_lock(&req.session_key);
+        let result = {
+            let _session = lock.lock().await;
+            let _permit = self.permits.acquire().await;
+            self.turn_locked(&req, on_delta).await
+        };
+        drop(lock);
+        self.release_session(&req.session_key);
+        result
+    }
+
+    async fn turn_locked(&self, req: &TurnRequest, on_delta: &mut (dyn FnMut(&str) + Send)) -> Result<TurnReply, TurnError> {
+        let started = Instant::now();
+        let (reset, message) = split_reset(&req.message);
+        if reset {
+            self.history.reset(&req.session_key).await?;
+            tracing::debug!(session = %req.session_key, "session reset");
+        }
+        let message = if message.is_empty() { RESET_PROMPT.to_string() } else { message.to_string() };
+        let chain: Vec<String> = match &req.model {
+            Some(m) => vec![m.clone()],
+            None => self.providers.chain.clone(),
+        };
+        if chain.is_empty() {
+            return Err(TurnError::NoModel);
+        }
+        let history = self.history.load(&req.session_key).await?;
+        let mut messages = limit_user_turns(&history, self.history_limit).to_vec();
+        messages.push(ChatMessage::user(message.clone()));
+        let request = ChatRequest { system: Some(self.system_prompt().await), messages };
+
+        let mut failed = Vec::new();
+        for name in &chain {
+            let Some(target) = ModelTarget::parse(name) else {
+                failed.push(config_error(name, "", "not a \"provider/model\" reference"));
+                continue;
+            };
+            let Some(spec) = self.providers.providers.get(&target.provider) else {
+                failed.push(config_error(&target.provider, &target.model, "no such provider in models.providers"));
+                continue;
+            };
+            let result = retry::complete_with_retries(
+                &self.client,
+                spec,
+                &target.model,
+                &request,
+                &self.retry,
+                self.sleeper.as_ref(),
+                on_delta,
+            )
+            .await;
+            match result {
+                Ok(c) => {
+                    self.history
+                        .append(&req.session_key, vec![ChatMessage::user(message), ChatMessage::assistant(c.text.clone())])
+                        .await?;
+                    return Ok(TurnReply {
+                        text: c.text,
+                        provider: target.provider,
+                        model: target.model,
+                        usage: c.usage,
+                        reset,
+                        failed,
+                        duration_ms: duration_ms(started.elapsed()),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "model failed; trying the next fallback");
+                    failed.push(e);
+                }
+            }
+        }
+        Err(TurnError::AllFailed(failed))
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn config_error(provider: &str, model: &str, why: &str) -> ProviderError {
+    ProviderError {
+        provider: provider.to_string(),
+        model: model.to_string(),
+        kind: super::providers::FailureKind::Config(why.to_string()),
+        attempts: 0,
+    }
+}
+
+/// Whether `text` starts with a reset trigger, and the text after it.
+pub fn split_reset(text: &str) -> (bool, &str) {
+    let t = text.trim();
+    for trigger in RESET_TRIGGERS {
+        if let Some(rest) = t.strip_prefix(trigger)
+            && (rest.is_empty() || rest.starts_with(char::is_whitespace))
+        {
+            return (true, rest.trim());
+        }
+    }
+    (false, t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_triggers() {
+        assert_eq!(split_reset("/new"), (true, ""));
+        assert_eq!(split_reset("  /reset  tell me a joke "), (true, "tell me a joke"));
+        assert_eq!(split_reset("/newsletter"), (false, "/newsletter"));
+        assert_eq!(split_reset("hello /new"), (false, "hello /new"));
+    }
+
+    #[tokio::test]
+    async fn no_model_is_a_typed_error_and_nothing_is_stored() {
+        let agent = Agent::new(HttpClient::new(Timeouts::default()).unwrap(), ProviderSet::default());
+        let req = TurnRequest { session_key: "s".into(), message: "hi".into(), model: None };
+        assert_eq!(agent.turn(req, &mut |_| {}).await, Err(TurnError::NoModel));
+        assert!(agent.history.load("s").await.unwrap().is_empty());
+        assert!(agent.sessions.lock().unwrap().is_empty(), "session locks are released");
+    }
+
+    #[tokio::test]
+    async fn unknown_providers_are_reported_per_model() {
+        let providers = ProviderSet { providers: Default::default(), chain: vec!["nope/m".into(), "bad".into()] };
+        let agent = Agent::new(HttpClient::new(Timeouts::default()).unwrap(), providers);
+        let req = TurnRequest { session_key: "s".into(), message: "hi".into(), model: None };
+        let err = agent.turn(req, &mut |_| {}).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "provider nope, model m: not usable: no such provider in models.providers; then provider bad, model : not usable: not a \"provider/model\" reference"
+        );
+    }
+}
