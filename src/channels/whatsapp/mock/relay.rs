@@ -1,0 +1,250 @@
+//! Glue between the pure relay parts ([`super::route`], [`super::offline`],
+//! [`super::prekey_store`], [`super::usync`]) and the live connections: which device is online
+//! on which connection, delivery to a connection or a mailbox, login backlogs, acks, counters.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::super::binary::Node;
+use super::accounts::{DeviceAddr, Domain};
+use super::offline::{Mailbox, offline_ib};
+use super::route::{self, Delivery};
+use super::{Cmd, Inner, Shared};
+
+/// How many routed stanzas `/admin/relay` remembers.
+const RECENT: usize = 200;
+
+/// A device's live connection.
+#[derive(Debug, Clone, Copy)]
+struct Online {
+    conn: u64,
+    /// Backlog delivered and live routing on (after `<active/>`, or at once for a non-passive
+    /// login).
+    active: bool,
+    /// `<ib><offline>` already went out with `<success>` (nothing was waiting at login).
+    ib_sent: bool,
+}
+
+/// The relay's mutable state (inside the mock's lock).
+#[derive(Default)]
+pub(super) struct RelayState {
+    online: HashMap<DeviceAddr, Online>,
+    mail: HashMap<DeviceAddr, Mailbox>,
+    /// Stanzas each device sent (messages and receipts).
+    sent: HashMap<DeviceAddr, u64>,
+    /// Stanzas addressed to each account's phone (device 0), which takes them silently.
+    phone_took: HashMap<usize, u64>,
+    /// Metadata of the last routed stanzas (never content).
+    recent: VecDeque<serde_json::Value>,
+    /// `<to>` entries dropped because they named no device of the sender or recipient.
+    dropped: u64,
+}
+
+fn enc_types(n: &Node) -> Vec<String> {
+    n.child_nodes()
+        .iter()
+        .filter(|e| e.tag == "enc")
+        .filter_map(|e| e.get_attr("type").map(str::to_owned))
+        .collect()
+}
+
+/// Writes or queues `d` and records it.
+fn deliver(g: &mut Inner, d: Delivery) {
+    let to_jid = g.dir.jid(d.to, Domain::Pn);
+    let mut meta = serde_json::json!({
+        "tag": d.node.tag,
+        "id": d.node.get_attr("id"),
+        "from": d.node.get_attr("from"),
+        "to": to_jid,
+        "type": d.node.get_attr("type"),
+        "enc": enc_types(&d.node),
+    });
+    let r = &mut g.relay;
+    if d.to.device == 0 {
+        *r.phone_took.entry(d.to.account).or_default() += 1;
+        meta["outcome"] = "phone".into();
+    } else {
+        let online = r.online.get(&d.to).filter(|o| o.active).map(|o| o.conn);
+        let tx = online.and_then(|c| g.live.get(&c)).map(|c| c.tx.clone());
+        let mailbox = r.mail.entry(d.to).or_default();
+        match mailbox.offer(d.node, tx.is_some()) {
+            Some(node) => {
+                meta["outcome"] = "delivered".into();
+                if let Some(tx) = tx {
+                    // A closed channel means the connection is ending; `disconnected` requeues.
+                    let _ = tx.send(Cmd::Send(node));
+                }
+            }
+            None => meta["outcome"] = "queued".into(),
+        }
+    }
+    if r.recent.len() == RECENT {
+        r.recent.pop_front();
+    }
+    r.recent.push_back(meta);
+}
+
+/// Device `addr` logged in on connection `conn` (not active yet). Returns the `<ib><offline
+/// count="0"/>` to send with `<success>` when nothing waits for the device (the server ends an
+/// empty backlog at once); otherwise the backlog and its `<ib>` follow `<active/>`.
+pub(super) fn logged_in(g: &mut Inner, conn: u64, addr: DeviceAddr) -> Option<Node> {
+    if let Some(c) = g.live.get_mut(&conn) {
+        c.device = Some(addr);
+    }
+    let mailbox = g.relay.mail.entry(addr).or_default();
+    let replaced = g.relay.online.get(&addr).is_some_and(|o| o.active);
+    if replaced {
+        // The older connection's unacknowledged stanzas are redelivered on this one.
+        mailbox.disconnected();
+    }
+    let empty = mailbox.queued() == 0;
+    g.relay.online.insert(
+        addr,
+        Online {
+            conn,
+            active: false,
+            ib_sent: empty,
+        },
+    );
+    empty.then(|| offline_ib(0))
+}
+
+/// The device on `conn` is ready for stanzas: write its backlog in order and the `<ib><offline>`
+/// that ends it (unless it went with `<success>` and nothing arrived since). Only the first call
+/// per login does anything.
+pub(super) fn activate(g: &mut Inner, conn: u64) {
+    let Some(addr) = g.live.get(&conn).and_then(|c| c.device) else {
+        return;
+    };
+    let Some(o) = g
+        .relay
+        .online
+        .get_mut(&addr)
+        .filter(|o| o.conn == conn && !o.active)
+    else {
+        return;
+    };
+    o.active = true;
+    let ib_sent = o.ib_sent;
+    let mut backlog = g.relay.mail.entry(addr).or_default().drain_backlog();
+    if !ib_sent || !backlog.is_empty() {
+        backlog.push(offline_ib(backlog.len()));
+    }
+    if let Some(c) = g.live.get(&conn) {
+        for n in backlog {
+            let _ = c.tx.send(Cmd::Send(n));
+        }
+    }
+}
+
+/// Connection `conn` ended: its device goes offline and its unacknowledged stanzas go back to
+/// the front of the queue.
+pub(super) fn disconnected(g: &mut Inner, conn: u64) {
+    let Some(addr) = g.live.get(&conn).and_then(|c| c.device) else {
+        return;
+    };
+    if g.relay.online.get(&addr).is_some_and(|o| o.conn == conn) {
+        let was_active = g.relay.online.remove(&addr).is_some_and(|o| o.active);
+        if was_active {
+            g.relay.mail.entry(addr).or_default().disconnected();
+        }
+    }
+}
+
+/// A `<message>` from the device on `conn`: route it; returns the ack for the sender.
+pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Node {
+    let now = (shared.clock)();
+    let mut g = shared.lock();
+    let Some(sender) = g.live.get(&conn).and_then(|c| c.device) else {
+        return Node::new("ack")
+            .attr("class", "message")
+            .attr("id", node.get_attr("id").unwrap_or_default())
+            .attr("error", "401");
+    };
+    *g.relay.sent.entry(sender).or_default() += 1;
+    let routed = route::message(&g.dir, sender, node, now);
+    g.relay.dropped += routed.dropped as u64;
+    for d in routed.deliveries {
+        deliver(&mut g, d);
+    }
+    routed.ack
+}
+
+/// A `<receipt>` from the device on `conn`: it acknowledges the messages it names, and is
+/// routed to the addressed devices. Returns the ack for the sender.
+pub(super) fn client_receipt(shared: &Shared, conn: u64, node: &Node) -> Node {
+    let now = (shared.clock)();
+    let mut g = shared.lock();
+    let Some(sender) = g.live.get(&conn).and_then(|c| c.device) else {
+        return Node::new("ack")
+            .attr("class", "receipt")
+            .attr("id", node.get_attr("id").unwrap_or_default())
+            .attr("error", "401");
+    };
+    *g.relay.sent.entry(sender).or_default() += 1;
+    let mailbox = g.relay.mail.entry(sender).or_default();
+    for id in route::receipt_ids(node) {
+        mailbox.ack("message", &id);
+    }
+    let routed = route::receipt(&g.dir, sender, node, now);
+    for d in routed.deliveries {
+        deliver(&mut g, d);
+    }
+    routed.ack
+}
+
+/// An `<ack class id>` from the device on `conn`: it processed that stanza.
+pub(super) fn client_ack(shared: &Shared, conn: u64, node: &Node) {
+    let mut g = shared.lock();
+    let Some(sender) = g.live.get(&conn).and_then(|c| c.device) else {
+        return;
+    };
+    if let (Some(class), Some(id)) = (node.get_attr("class"), node.get_attr("id")) {
+        g.relay.mail.entry(sender).or_default().ack(class, id);
+    }
+}
+
+/// The `/admin/relay` document.
+pub(super) fn state_json(g: &Inner) -> serde_json::Value {
+    let r = &g.relay;
+    let devices: Vec<_> = g
+        .dir
+        .linked()
+        .into_iter()
+        .map(|(addr, _)| {
+            let m = r.mail.get(&addr).cloned().unwrap_or_default();
+            let o = r.online.get(&addr);
+            serde_json::json!({
+                "jid": g.dir.jid(addr, Domain::Pn),
+                "lid": g.dir.jid(addr, Domain::Lid),
+                "online": o.is_some(),
+                "active": o.is_some_and(|o| o.active),
+                "sent": r.sent.get(&addr).copied().unwrap_or(0),
+                "delivered": m.delivered,
+                "queued": m.queued(),
+                "queuedTotal": m.queued_total,
+                "inflight": m.inflight(),
+                "backlogDelivered": m.backlog_delivered,
+                "acked": m.acked,
+            })
+        })
+        .collect();
+    let phones: Vec<_> = g
+        .dir
+        .accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            serde_json::json!({
+                "jid": a.jid(0, Domain::Pn),
+                "took": r.phone_took.get(&i).copied().unwrap_or(0),
+                "preKeysHandedOut": a.phone_bundle.handed_out,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "devices": devices,
+        "phones": phones,
+        "dropped": r.dropped,
+        "recent": r.recent.iter().cloned().collect::<Vec<_>>(),
+    })
+}
