@@ -1,0 +1,263 @@
+//! Issue 10 item 7: the mock is a relay like WhatsApp's server. Two real Baileys clients
+//! (npm `baileys@7.0.0-rc14`), linked to two different accounts of the mock, exchange DMs through
+//! it: usync, prekey bundles, fan-out, server acks, delivery receipts, the offline queue with its
+//! `<ib><offline>`, and a restart from saved auth. The relay never sees plaintext. Without node
+//! or the installed package the test prints a loud `SKIPPED:` line (a failure under `CI`).
+
+#[path = "support/baileys_peer.rs"]
+mod baileys_peer;
+#[path = "support/peer.rs"]
+mod peer;
+
+use std::time::{Duration, Instant};
+
+use baileys_peer::{BaileysPeer, admin_request, missing_baileys};
+use openclaw::channels::whatsapp::mock::{MockOptions, MockServer};
+use serde_json::Value;
+
+const ALICE: &str = "15550002222";
+const BOB: &str = "15550003333";
+/// `proto.WebMessageInfo.Status.DELIVERY_ACK`.
+const DELIVERY_ACK: u64 = 3;
+const WAIT: Duration = Duration::from_secs(30);
+
+fn device_state(m: &MockServer, jid: &str) -> Value {
+    m.relay_state()["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["jid"] == jid).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn poll(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The enc types the relay routed to `to` for message `id`.
+fn routed_enc(m: &MockServer, id: &str, to: &str) -> Vec<Value> {
+    m.relay_state()["recent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["tag"] == "message" && r["id"] == id && r["to"] == to)
+        .flat_map(|r| r["enc"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// Waits for `peer` to surface message `id` from someone else; returns it.
+fn receive(peer: &mut BaileysPeer, id: &str) -> Value {
+    peer.wait_from(0, WAIT, &format!("message {id}"), |v| {
+        v["event"] == "message" && v["id"] == id && v["fromMe"] == false
+    })
+}
+
+/// Waits for the delivery receipt of `id` at `peer`.
+fn delivered(peer: &mut BaileysPeer, id: &str) {
+    peer.wait_from(0, WAIT, &format!("delivery of {id}"), |v| {
+        v["event"] == "update" && v["id"] == id && v["status"].as_u64() >= Some(DELIVERY_ACK)
+    });
+}
+
+fn position(peer: &BaileysPeer, id: &str) -> usize {
+    peer.events
+        .iter()
+        .position(|v| v["event"] == "message" && v["id"] == id && v["fromMe"] == false)
+        .expect("received")
+}
+
+#[test]
+fn issue10_item7_two_real_baileys_clients_exchange_dms_through_the_relay() {
+    let test = "issue10_item7_two_real_baileys_clients_exchange_dms_through_the_relay";
+    if let Some(why) = missing_baileys() {
+        peer::missing(
+            test,
+            &format!("{why}; the relay is NOT validated by this run"),
+        );
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = rt
+        .block_on(MockServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            MockOptions::default(),
+        ))
+        .unwrap();
+    let (url, admin) = (m.url(), m.admin_base());
+
+    // Two people, created through the admin API.
+    let (st, a) = admin_request(
+        &admin,
+        "POST",
+        "/admin/accounts",
+        &format!(r#"{{"phone":"{ALICE}","name":"Alice"}}"#),
+    );
+    assert_eq!(st, 200, "{a}");
+    let (st, b) = admin_request(
+        &admin,
+        "POST",
+        "/admin/contacts",
+        &format!(r#"{{"phone":"+{BOB}","name":"Bob"}}"#),
+    );
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["account"]["jid"], format!("{BOB}@s.whatsapp.net"));
+    let (st, _) = admin_request(
+        &admin,
+        "POST",
+        "/admin/accounts",
+        &format!(r#"{{"phone":"{BOB}"}}"#),
+    );
+    assert_eq!(st, 409, "a number is one account");
+    let alice_lid = a["account"]["lid"].as_str().unwrap().to_owned();
+    let bob_dev = format!("{BOB}:7@s.whatsapp.net");
+
+    let auth_a = tempfile::tempdir().unwrap();
+    let auth_b = tempfile::tempdir().unwrap();
+    let mut alice = BaileysPeer::start("alice", &url, &admin, auth_a.path(), ALICE, false);
+    let open = alice.wait_open();
+    assert_eq!(
+        open["jid"],
+        format!("{ALICE}:7@s.whatsapp.net"),
+        "{}",
+        alice.transcript()
+    );
+    assert_eq!(open["lid"], format!("{alice_lid}:7@lid"));
+    let mut bob = BaileysPeer::start("bob", &url, &admin, auth_b.path(), BOB, false);
+    assert_eq!(bob.wait_open()["jid"], bob_dev, "{}", bob.transcript());
+    // The default account (the single-account mock's) got no device: scans went where asked.
+    assert_eq!(m.linked_devices().len(), 2);
+
+    // (1) Alice sends 3 texts to Bob's number; Bob surfaces each with the exact text, in order.
+    let texts = ["hello bob", "second: ünïcode ✓ and more", "third and last"];
+    let ids: Vec<String> = texts.iter().map(|t| alice.send_text(BOB, t)).collect();
+    for (id, text) in ids.iter().zip(texts) {
+        let got = receive(&mut bob, id);
+        assert_eq!(got["text"], text, "{}", bob.transcript());
+        assert_eq!(got["from"], format!("{ALICE}@s.whatsapp.net"));
+        assert_eq!(got["pushName"], "Alice", "notify set by the server");
+        assert_eq!(got["upsert"], "notify");
+        assert!(got["stub"].is_null(), "decrypted, not a stub: {got}");
+    }
+    assert!(
+        position(&bob, &ids[0]) < position(&bob, &ids[1])
+            && position(&bob, &ids[1]) < position(&bob, &ids[2])
+    );
+    // Delivery receipts reach Alice.
+    for id in &ids {
+        delivered(&mut alice, id);
+    }
+    // Signal: until Bob answers, each message to his device is a pkmsg (session setup).
+    for id in &ids {
+        assert_eq!(routed_enc(&m, id, &bob_dev), vec!["pkmsg"]);
+    }
+    // Alice also encrypted for both phones (device 0), as for WhatsApp's server.
+    let phones = m.relay_state()["phones"].clone();
+    for who in [ALICE, BOB] {
+        let p = phones
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["jid"] == format!("{who}@s.whatsapp.net"))
+            .unwrap();
+        assert!(p["took"].as_u64() > Some(0), "{phones}");
+    }
+
+    // (2) Bob replies; Alice gets it.
+    let reply = bob.send_text(ALICE, "hi alice, got them");
+    assert_eq!(
+        receive(&mut alice, &reply)["text"],
+        "hi alice, got them",
+        "{}",
+        alice.transcript()
+    );
+    delivered(&mut bob, &reply);
+
+    // (3) Bob goes offline; Alice keeps writing; the relay queues for Bob's device.
+    bob.quit();
+    poll("bob offline", || {
+        device_state(&m, &bob_dev)["online"] == false
+    });
+    let away = [
+        "while you were away 1",
+        "while you were away 2",
+        "while you were away 3",
+    ];
+    let away_ids: Vec<String> = away.iter().map(|t| alice.send_text(BOB, t)).collect();
+    poll("3 queued for bob", || {
+        device_state(&m, &bob_dev)["queued"].as_u64() >= Some(3)
+    });
+    // Bob's reply confirmed the session: from now on plain ratchet messages.
+    assert_eq!(routed_enc(&m, &away_ids[0], &bob_dev), vec!["msg"]);
+    assert!(
+        alice.events.iter().all(|v| !(v["event"] == "update"
+            && away_ids.contains(&v["id"].as_str().unwrap_or_default().to_owned())
+            && v["status"].as_u64() >= Some(DELIVERY_ACK))),
+        "no delivery receipt while Bob is offline"
+    );
+    // Bob comes back from saved auth (no QR) and gets the backlog in order, as offline messages.
+    let mut bob = BaileysPeer::start("bob2", &url, &admin, auth_b.path(), BOB, true);
+    bob.wait_open();
+    for (id, text) in away_ids.iter().zip(away) {
+        let got = receive(&mut bob, id);
+        assert_eq!(got["text"], text, "{}", bob.transcript());
+        assert_eq!(got["upsert"], "append", "backlog stanzas carry offline");
+    }
+    assert!(
+        position(&bob, &away_ids[0]) < position(&bob, &away_ids[1])
+            && position(&bob, &away_ids[1]) < position(&bob, &away_ids[2])
+    );
+    bob.wait_from(0, WAIT, "pending-done (<ib><offline>)", |v| {
+        v["event"] == "pending-done"
+    });
+    for id in &away_ids {
+        delivered(&mut alice, id);
+    }
+    let bs = device_state(&m, &bob_dev);
+    assert!(bs["backlogDelivered"].as_u64() >= Some(3), "{bs}");
+    assert_eq!(bs["queued"], 0, "{bs}");
+
+    // (4) Alice restarts from saved auth; the conversation goes on with the same sessions.
+    alice.quit();
+    let mut alice = BaileysPeer::start("alice2", &url, &admin, auth_a.path(), ALICE, true);
+    alice.wait_open();
+    let after = alice.send_text(BOB, "back after a restart");
+    assert_eq!(
+        receive(&mut bob, &after)["text"],
+        "back after a restart",
+        "{}",
+        bob.transcript()
+    );
+    assert_eq!(
+        routed_enc(&m, &after, &bob_dev),
+        vec!["msg"],
+        "the restored session, no new pkmsg"
+    );
+    let welcome = bob.send_text(ALICE, "welcome back");
+    assert_eq!(
+        receive(&mut alice, &welcome)["text"],
+        "welcome back",
+        "{}",
+        alice.transcript()
+    );
+    delivered(&mut bob, &welcome);
+
+    // The relay holds ciphertext only: no text appears in anything it can show.
+    let shown = format!("{}{}", m.relay_state(), m.state());
+    for t in texts
+        .iter()
+        .chain(away.iter())
+        .chain(["welcome back", "back after a restart"].iter())
+    {
+        assert!(!shown.contains(t), "plaintext {t:?} in the relay state");
+    }
+    alice.quit();
+    bob.quit();
+    drop(m);
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
