@@ -261,3 +261,89 @@ fn issue10_item7_two_real_baileys_clients_exchange_dms_through_the_relay() {
     drop(m);
     rt.shutdown_timeout(Duration::from_secs(1));
 }
+
+/// A retry receipt crosses the relay both ways: Bob loses his session with Alice, cannot decrypt
+/// her next message, and sends `<receipt type="retry">`; the relay routes it to Alice's device,
+/// Alice re-encrypts for Bob's device only (a fresh pkmsg from a new bundle), and Bob decrypts.
+#[test]
+fn issue10_item7_retry_receipts_are_routed_and_the_resend_decrypts() {
+    let test = "issue10_item7_retry_receipts_are_routed_and_the_resend_decrypts";
+    if let Some(why) = missing_baileys() {
+        peer::missing(
+            test,
+            &format!("{why}; the relay is NOT validated by this run"),
+        );
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = rt
+        .block_on(MockServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            MockOptions::default(),
+        ))
+        .unwrap();
+    let alice_acct = m.create_account(ALICE, None, Some("Alice")).unwrap();
+    m.create_account(BOB, None, Some("Bob")).unwrap();
+    let (url, admin) = (m.url(), m.admin_base());
+    let (auth_a, auth_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = BaileysPeer::start("alice", &url, &admin, auth_a.path(), ALICE, false);
+    alice.wait_open();
+    let mut bob = BaileysPeer::start("bob", &url, &admin, auth_b.path(), BOB, false);
+    bob.wait_open();
+    let bob_dev = format!("{BOB}:7@s.whatsapp.net");
+    let alice_dev = format!("{ALICE}:7@s.whatsapp.net");
+
+    let first = alice.send_text(BOB, "before the loss");
+    assert_eq!(
+        receive(&mut bob, &first)["text"],
+        "before the loss",
+        "{}",
+        bob.transcript()
+    );
+    let reply = bob.send_text(ALICE, "ok");
+    receive(&mut alice, &reply);
+    let second = alice.send_text(BOB, "still there?");
+    assert_eq!(receive(&mut bob, &second)["text"], "still there?");
+    assert_eq!(routed_enc(&m, &second, &bob_dev), vec!["msg"]);
+
+    // Bob loses every session with Alice.
+    bob.command(serde_json::json!({ "cmd": "forget-sessions", "users": [ALICE, alice_acct.lid] }));
+    let forgot = bob.wait(WAIT, "forgot", |v| v["event"] == "forgot");
+    assert!(!forgot["files"].as_array().unwrap().is_empty(), "{forgot}");
+
+    let lost = alice.send_text(BOB, "after the loss");
+    // Bob answers the undecryptable `msg` with a retry receipt, routed to Alice's device.
+    poll("a retry receipt from bob to alice", || {
+        m.relay_state()["recent"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| {
+                r["tag"] == "receipt"
+                    && r["type"] == "retry"
+                    && r["id"] == lost.as_str()
+                    && r["to"] == alice_dev
+            })
+    });
+    // Alice re-sent to Bob's device alone, with a new session; Bob decrypts the exact text.
+    let got = bob.wait_from(0, WAIT, "the re-sent message", |v| {
+        v["event"] == "message" && v["id"] == lost.as_str() && v["text"] == "after the loss"
+    });
+    assert_eq!(got["from"], format!("{ALICE}@s.whatsapp.net"));
+    let encs = routed_enc(&m, &lost, &bob_dev);
+    assert_eq!(
+        encs,
+        vec!["msg", "pkmsg"],
+        "the original, then the re-encrypted copy"
+    );
+    delivered(&mut alice, &lost);
+
+    alice.quit();
+    bob.quit();
+    drop(m);
+    rt.shutdown_timeout(Duration::from_secs(1));
+}

@@ -4,10 +4,16 @@
 // dir already holds creds; HARNESS_EXPECT_NO_QR=1 makes a QR a failure. Restarts on 515.
 // Speaks JSON lines. stdin commands:
 //   {"cmd":"send","to":"<digits or jid>","text":"..."}  -> {"event":"sent","id","to"}
+//   {"cmd":"forget-sessions","users":["<digits>",...]}   -> deletes this client's Signal sessions
+//                                                           with those users (PN or LID digits),
+//                                                           {"event":"forgot","files":[...]}
 //   {"cmd":"quit"}                                       -> closes the socket, exit 0
+// Sent messages are kept in memory and served through `getMessage`, so retry receipts can be
+// answered with a re-encrypted copy.
 // stdout events: qr, scan, close {code}, open {jid, lid, sockets}, pending-done,
 //   message {id, from, fromMe, text, upsert, stub, pushName}, update {id, remoteJid, status},
 //   error {message}.
+import { readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -34,6 +40,7 @@ let sock;
 let sockets = 0;
 let opened = false;
 let quitting = false;
+const sentMessages = new Map();
 
 setTimeout(() => {
   log({ event: 'timeout' });
@@ -50,6 +57,7 @@ function start() {
     logger,
     markOnlineOnConnect: false,
     syncFullHistory: false,
+    getMessage: async (key) => sentMessages.get(key.id),
   });
   sock.ev.on('creds.update', saveCreds);
   sock.ev.on('connection.update', async (u) => {
@@ -106,7 +114,14 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
       if (!opened) throw new Error('not open');
       const jid = c.to.includes('@') ? c.to : `${c.to}@s.whatsapp.net`;
       const sent = await sock.sendMessage(jid, { text: c.text });
+      if (sent?.key?.id) sentMessages.set(sent.key.id, sent.message);
       log({ event: 'sent', id: sent?.key?.id, to: jid });
+    } else if (c.cmd === 'forget-sessions') {
+      // Session files are session-<user>[_<domain>].<device>.json (useMultiFileAuthState).
+      const files = readdirSync(authDir).filter((f) =>
+        c.users.some((u) => f.startsWith(`session-${u}.`) || f.startsWith(`session-${u}_`)));
+      for (const f of files) rmSync(join(authDir, f));
+      log({ event: 'forgot', files });
     } else if (c.cmd === 'quit') {
       quitting = true;
       sock.end(undefined);
