@@ -347,3 +347,125 @@ fn issue10_item7_retry_receipts_are_routed_and_the_resend_decrypts() {
     drop(m);
     rt.shutdown_timeout(Duration::from_secs(1));
 }
+
+/// The device a relay account lists as `device` in `/admin/accounts`.
+fn account_device(m: &MockServer, phone: &str, device: u64) -> Value {
+    let (_, v) = admin_request(&m.admin_base(), "GET", "/admin/accounts", "");
+    v["accounts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["phone"] == phone))
+        .and_then(|a| a["devices"].as_array())
+        .and_then(|d| d.iter().find(|d| d["device"] == device).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// A second companion linked to Bob's account: the relay announces it (`<notification
+/// type="devices">`), Alice's next message fans out to both of Bob's devices, and what the new
+/// device sends reaches Alice and, as a sync copy, Bob's first device. Then Bob's first device
+/// runs low on one-time prekeys, is told so, and uploads more.
+#[test]
+fn issue10_item7_a_second_companion_gets_the_fan_out_and_low_prekeys_are_announced() {
+    let test = "issue10_item7_a_second_companion_gets_the_fan_out_and_low_prekeys_are_announced";
+    if let Some(why) = missing_baileys() {
+        peer::missing(
+            test,
+            &format!("{why}; the relay is NOT validated by this run"),
+        );
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = rt
+        .block_on(MockServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            MockOptions::default(),
+        ))
+        .unwrap();
+    m.create_account(ALICE, None, Some("Alice")).unwrap();
+    m.create_account(BOB, None, Some("Bob")).unwrap();
+    let (url, admin) = (m.url(), m.admin_base());
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut alice = BaileysPeer::start("alice", &url, &admin, dirs[0].path(), ALICE, false);
+    alice.wait_open();
+    let mut bob = BaileysPeer::start("bob", &url, &admin, dirs[1].path(), BOB, false);
+    bob.wait_open();
+    let first = alice.send_text(BOB, "one device so far");
+    receive(&mut bob, &first);
+
+    // Bob links a second device (a new companion of the same account gets number 8).
+    let mut bob2 = BaileysPeer::start("bob2", &url, &admin, dirs[2].path(), BOB, false);
+    assert_eq!(
+        bob2.wait_open()["jid"],
+        format!("{BOB}:8@s.whatsapp.net"),
+        "{}",
+        bob2.transcript()
+    );
+    let n0 = m.relay_state()["notifications"].as_u64().unwrap();
+    assert!(
+        n0 >= 2,
+        "Alice (a peer) and Bob's first device are told: {}",
+        m.relay_state()
+    );
+    poll("the devices notifications acknowledged", || {
+        [
+            "15550002222:7@s.whatsapp.net",
+            "15550003333:7@s.whatsapp.net",
+        ]
+        .iter()
+        .all(|j| device_state(&m, j)["inflight"] == 0 && device_state(&m, j)["queued"] == 0)
+    });
+
+    let both = alice.send_text(BOB, "to all of bob's devices");
+    assert_eq!(receive(&mut bob, &both)["text"], "to all of bob's devices");
+    assert_eq!(
+        receive(&mut bob2, &both)["text"],
+        "to all of bob's devices",
+        "{}",
+        bob2.transcript()
+    );
+    assert_eq!(
+        routed_enc(&m, &both, &format!("{BOB}:8@s.whatsapp.net")),
+        vec!["pkmsg"]
+    );
+
+    let from2 = bob2.send_text(ALICE, "from bob's second device");
+    assert_eq!(
+        receive(&mut alice, &from2)["text"],
+        "from bob's second device",
+        "{}",
+        alice.transcript()
+    );
+    let copy = bob.wait_from(0, WAIT, "the sync copy on bob's first device", |v| {
+        v["event"] == "message" && v["id"] == from2.as_str()
+    });
+    assert_eq!(copy["fromMe"], true, "{copy}");
+    assert_eq!(copy["text"], "from bob's second device");
+    assert_eq!(
+        copy["from"],
+        format!("{ALICE}@s.whatsapp.net"),
+        "the chat is Alice's"
+    );
+
+    // Prekeys: Bob's first device is down to 2 one-time prekeys; the relay says so; Bob uploads.
+    let bob_dev = format!("{BOB}:7@s.whatsapp.net");
+    let (st, v) = admin_request(
+        &admin,
+        "POST",
+        "/admin/drain-prekeys",
+        &format!(r#"{{"jid":"{bob_dev}","leave":2}}"#),
+    );
+    assert_eq!((st, v["available"].as_u64()), (200, Some(2)), "{v}");
+    poll("Bob's upload after the prekey-low notification", || {
+        account_device(&m, BOB, 7)["preKeysAvailable"].as_u64() > Some(2)
+    });
+    assert!(m.relay_state()["notifications"].as_u64().unwrap() > n0);
+
+    alice.quit();
+    bob.quit();
+    bob2.quit();
+    drop(m);
+    rt.shutdown_timeout(Duration::from_secs(1));
+}

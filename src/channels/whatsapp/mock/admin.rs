@@ -63,6 +63,14 @@ struct NewAccount {
     name: Option<String>,
 }
 
+/// Body of `POST /admin/drain-prekeys`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Drain {
+    jid: String,
+    leave: usize,
+}
+
 /// Body of `POST /admin/link-target`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +125,13 @@ fn route(
                 Err(e) => fail("400 Bad Request", e),
             }
         }
+        ("POST", "/admin/drain-prekeys") => match serde_json::from_str::<Drain>(body) {
+            Ok(d) => match super::drain_prekeys(shared, &d.jid, d.leave) {
+                Ok(left) => ok(serde_json::json!({ "ok": true, "available": left })),
+                Err(e) => fail("404 Not Found", e),
+            },
+            Err(e) => fail("400 Bad Request", e),
+        },
         ("POST", "/admin/link-target") => match serde_json::from_str::<LinkTarget>(body) {
             Ok(t) => match super::set_link_target(shared, &t.account) {
                 Ok(()) => ok(serde_json::json!({ "ok": true })),

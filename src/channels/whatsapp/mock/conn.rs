@@ -448,6 +448,7 @@ fn iq_reply(shared: &Shared, conn: u64, node: &Node, device: &mut Option<DeviceA
                 // would fail the whole answer).
                 if let Some(n) = bundle.and_then(|b| b.take_user_node(&jid, shared.rng.as_ref())) {
                     list.push(n);
+                    relay::prekeys_taken(&mut g, addr, (shared.clock)());
                 }
             }
             result(id).children(vec![Node::new("list").children(list)])
@@ -494,6 +495,7 @@ fn iq_reply(shared: &Shared, conn: u64, node: &Node, device: &mut Option<DeviceA
                 if let Some(c) = g.live.get_mut(&conn) {
                     c.device = None;
                 }
+                relay::devices_changed(&mut g, a, "remove", (shared.clock)());
                 g.dir.unlink(a);
             }
             result(id)

@@ -197,19 +197,19 @@ pub(super) fn device_signed(
         return None;
     };
     let phone_pub = g.dir.accounts.get(account)?.identity.public;
-    Some(
-        match verify_pair_device_sign(node, &identity_pub, &phone_pub) {
-            Ok(check) => g
-                .dir
-                .link(
-                    account,
-                    noise_pub,
-                    identity_pub,
-                    dev,
-                    check.account_key_stripped,
-                )
-                .ok_or(()),
-            Err(_) => Err(()),
-        },
-    )
+    let check = match verify_pair_device_sign(node, &identity_pub, &phone_pub) {
+        Ok(c) => c,
+        Err(_) => return Some(Err(())),
+    };
+    let linked = g.dir.link(
+        account,
+        noise_pub,
+        identity_pub,
+        dev,
+        check.account_key_stripped,
+    );
+    if let Some(addr) = linked {
+        super::relay::devices_changed(&mut g, addr, "add", (shared.clock)());
+    }
+    Some(linked.ok_or(()))
 }

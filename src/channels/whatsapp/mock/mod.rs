@@ -24,10 +24,14 @@
 //! - `POST /admin/link-target` (`{"account": PHONE}`): where later scans/codes link by default;
 //! - `POST /admin/accounts` or `/admin/contacts` (`{"phone", "lid"?, "name"?}`): a new person;
 //!   answers `{"ok", "account": {"phone", "jid", "lid", "lidJid", "name"}}` (409 if it exists);
-//! - `GET /admin/accounts`: every account with its devices;
+//! - `GET /admin/accounts`: every account with its devices (and their `preKeysAvailable`);
+//! - `POST /admin/drain-prekeys` (`{"jid": "PHONE:DEV@s.whatsapp.net", "leave": N}`): the
+//!   device's one-time prekeys drop to N; below 5 it gets `<notification type="encrypt"><count>`
+//!   (also sent when contacts' bundle fetches use them up);
 //! - `GET /admin/relay`: per-device counters (`sent`, `delivered`, `queued`, `inflight`,
 //!   `backlogDelivered`, `acked`, `online`, `active`), stanzas taken by each phone, and the last
-//!   routed stanzas' metadata (tag, id, from, to, type, enc types, offline) — never content;
+//!   routed stanzas' metadata (tag, id, from, to, type, enc types, outcome: `delivered`,
+//!   `queued` or `phone`), never content;
 //! - `POST /admin/fault` (JSON, see [`Fault`]);
 //! - `GET /admin/state`: `{"connections", "totalConnections", "connectionAttempts",
 //!   "refusedAttempts", "linkedDevices", "lastClientPayload", "lastOrigin", "lastRoutingInfo"}`.
@@ -347,6 +351,13 @@ impl MockServer {
         create_account(&self.shared, phone, lid, name).map_err(|e| e.to_string())
     }
 
+    /// Drops all but `leave` one-time prekeys of companion `jid` (`PHONE:DEV@s.whatsapp.net`)
+    /// and, if that is below the threshold, sends it the prekey-low notification. Returns the
+    /// count left.
+    pub fn drain_prekeys(&self, jid: &str, leave: usize) -> Result<usize, String> {
+        drain_prekeys(&self.shared, jid, leave)
+    }
+
     /// Makes later scans and codes without an explicit account link to account `phone`.
     pub fn set_link_target(&self, phone: &str) -> Result<(), String> {
         set_link_target(&self.shared, phone)
@@ -414,6 +425,24 @@ fn create_account(
         .dir
         .create(phone, lid, name, identity, shared.rng.as_ref())?;
     Ok(account_info(&g.dir, i))
+}
+
+/// Drops all but `leave` of device `jid`'s one-time prekeys (as if contacts had used them) and
+/// sends the prekey-low notification if the count is now low. Returns the count left.
+fn drain_prekeys(shared: &Shared, jid: &str, leave: usize) -> Result<usize, String> {
+    let mut g = shared.lock();
+    let (addr, _) = g.dir.resolve_device(jid).ok_or("no such device")?;
+    let bundle = g
+        .dir
+        .accounts
+        .get_mut(addr.account)
+        .and_then(|a| a.device_mut(addr.device))
+        .and_then(|d| d.bundle.as_mut())
+        .ok_or("the device has uploaded no prekeys")?;
+    bundle.drain(leave);
+    let left = bundle.available();
+    relay::prekeys_taken(&mut g, addr, (shared.clock)());
+    Ok(left)
 }
 
 fn account_info(dir: &Directory, i: usize) -> AccountInfo {

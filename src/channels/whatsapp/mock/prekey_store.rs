@@ -38,7 +38,13 @@ pub(super) struct Bundle {
     pub handed_out: usize,
     /// Device 0 (the mock phone) mints one-time prekeys on demand instead of running out.
     refill: Option<u32>,
+    /// The device was told its count is low and has not uploaded since.
+    low_notified: bool,
 }
+
+/// Below this many one-time prekeys the server tells the device (Baileys uploads more when told
+/// a count under its `MIN_PREKEY_COUNT`, 5).
+pub(super) const PREKEY_LOW: usize = 5;
 
 /// What an upload iq carries (each part optional: a rotation carries only the signed prekey).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -120,6 +126,7 @@ impl Bundle {
             uploaded: 0,
             handed_out: 0,
             refill: None,
+            low_notified: false,
         }
     }
 
@@ -144,6 +151,7 @@ impl Bundle {
             uploaded: 0,
             handed_out: 0,
             refill: Some(1),
+            low_notified: false,
         }
     }
 
@@ -160,6 +168,9 @@ impl Bundle {
             self.signed = Some(s);
         }
         self.uploaded += u.one_time.len();
+        if !u.one_time.is_empty() {
+            self.low_notified = false;
+        }
         for k in u.one_time {
             if !self.one_time.iter().any(|(id, _)| *id == k.0) {
                 self.one_time.push_back(k);
@@ -171,6 +182,24 @@ impl Bundle {
     /// `<count value>`: one-time prekeys the server still holds.
     pub fn available(&self) -> usize {
         self.one_time.len()
+    }
+
+    /// The count to announce in a prekey-low `<notification type="encrypt">`, once per drop
+    /// below [`PREKEY_LOW`] (again only after an upload). Never for the phone, which refills.
+    pub fn low_notice(&mut self) -> Option<usize> {
+        if self.refill.is_some() || self.low_notified || self.one_time.len() >= PREKEY_LOW {
+            return None;
+        }
+        self.low_notified = true;
+        Some(self.one_time.len())
+    }
+
+    /// Forgets all but the last `leave` one-time prekeys (a test hook: as if they were used).
+    pub fn drain(&mut self, leave: usize) {
+        while self.one_time.len() > leave {
+            self.one_time.pop_front();
+            self.handed_out += 1;
+        }
     }
 
     /// The `<user jid>` node of a bundle answer, taking (and forgetting) one one-time prekey.
@@ -274,6 +303,12 @@ mod tests {
             "no one-time prekey left: signed prekey only"
         );
         assert_eq!(b.handed_out, 2);
+        assert_eq!(
+            b.low_notice(),
+            Some(0),
+            "below the threshold: tell the device once"
+        );
+        assert_eq!(b.low_notice(), None);
         assert_eq!(
             third.child("identity").unwrap().content_bytes().unwrap(),
             &b.identity[..]

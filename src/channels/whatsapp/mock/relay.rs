@@ -2,9 +2,9 @@
 //! [`super::prekey_store`], [`super::usync`]) and the live connections: which device is online
 //! on which connection, delivery to a connection or a mailbox, login backlogs, acks, counters.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::super::binary::Node;
+use super::super::binary::{Node, SERVER_JID};
 use super::accounts::{DeviceAddr, Domain};
 use super::offline::{Mailbox, offline_ib};
 use super::route::{self, Delivery};
@@ -37,6 +37,10 @@ pub(super) struct RelayState {
     recent: VecDeque<serde_json::Value>,
     /// `<to>` entries dropped because they named no device of the sender or recipient.
     dropped: u64,
+    /// Pairs of accounts that exchanged messages (they hear of each other's device changes).
+    peers: HashSet<(usize, usize)>,
+    /// Server notifications sent.
+    notifications: u64,
 }
 
 fn enc_types(n: &Node) -> Vec<String> {
@@ -163,6 +167,12 @@ pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Node {
     *g.relay.sent.entry(sender).or_default() += 1;
     let routed = route::message(&g.dir, sender, node, now);
     g.relay.dropped += routed.dropped as u64;
+    for d in &routed.deliveries {
+        let (a, b) = (sender.account, d.to.account);
+        if a != b {
+            g.relay.peers.insert((a.min(b), a.max(b)));
+        }
+    }
     for d in routed.deliveries {
         deliver(&mut g, d);
     }
@@ -200,6 +210,81 @@ pub(super) fn client_ack(shared: &Shared, conn: u64, node: &Node) {
     };
     if let (Some(class), Some(id)) = (node.get_attr("class"), node.get_attr("id")) {
         g.relay.mail.entry(sender).or_default().ack(class, id);
+    }
+}
+
+/// A server `<notification type>` with `children`, from `from`, for device `to` (queued like
+/// any stanza when the device is offline).
+fn notify(g: &mut Inner, to: DeviceAddr, from: &str, ty: &str, children: Vec<Node>, now: u64) {
+    g.relay.notifications += 1;
+    let id = format!("mock-n{}", g.relay.notifications);
+    let n = Node::new("notification")
+        .attr("from", from)
+        .attr("type", ty)
+        .attr("id", id)
+        .attr("t", now.to_string())
+        .children(children);
+    deliver(g, Delivery { to, node: n });
+}
+
+/// Tells device `addr` its one-time prekeys run low (`<notification type="encrypt"><count>`),
+/// once per drop below the threshold.
+pub(super) fn prekeys_taken(g: &mut Inner, addr: DeviceAddr, now: u64) {
+    let low = g
+        .dir
+        .accounts
+        .get_mut(addr.account)
+        .and_then(|a| a.device_mut(addr.device))
+        .and_then(|d| d.bundle.as_mut())
+        .and_then(|b| b.low_notice());
+    if let Some(n) = low {
+        let count = Node::new("count").attr("value", n.to_string());
+        // `@s.whatsapp.net` (a JID pair with no user), not the bare token: Baileys compares
+        // `from` with its S_WHATSAPP_NET before acting on the count.
+        notify(g, addr, SERVER_JID, "encrypt", vec![count], now);
+    }
+}
+
+/// Device `addr` was linked (`add`) or unlinked (`remove`): the account's other companions and
+/// the companions of every account it exchanged messages with get a `<notification
+/// type="devices">`, so cached device lists are refreshed.
+pub(super) fn devices_changed(g: &mut Inner, addr: DeviceAddr, tag: &str, now: u64) {
+    let Some(acct) = g.dir.account(addr.account) else {
+        return;
+    };
+    let from = acct.jid(0, Domain::Pn);
+    let device = Node::new("device")
+        .attr("jid", acct.jid(addr.device, Domain::Pn))
+        .attr("key-index", addr.device.to_string());
+    let change = Node::new(tag)
+        .attr("device_hash", format!("2:{}", acct.device_numbers().len()))
+        .children(vec![
+            device,
+            Node::new("key-index-list").attr("ts", now.to_string()),
+        ]);
+    let mut accounts: Vec<usize> = vec![addr.account];
+    accounts.extend(g.relay.peers.iter().filter_map(|&(a, b)| {
+        if a == addr.account {
+            Some(b)
+        } else if b == addr.account {
+            Some(a)
+        } else {
+            None
+        }
+    }));
+    let targets: Vec<DeviceAddr> = accounts
+        .into_iter()
+        .filter_map(|i| g.dir.account(i).map(|a| (i, a)))
+        .flat_map(|(i, a)| {
+            a.devices.iter().map(move |d| DeviceAddr {
+                account: i,
+                device: d.index,
+            })
+        })
+        .filter(|t| *t != addr)
+        .collect();
+    for t in targets {
+        notify(g, t, &from, "devices", vec![change.clone()], now);
     }
 }
 
@@ -245,6 +330,7 @@ pub(super) fn state_json(g: &Inner) -> serde_json::Value {
         "devices": devices,
         "phones": phones,
         "dropped": r.dropped,
+        "notifications": r.notifications,
         "recent": r.recent.iter().cloned().collect::<Vec<_>>(),
     })
 }
