@@ -334,3 +334,170 @@ pub(super) fn state_json(g: &Inner) -> serde_json::Value {
         "recent": r.recent.iter().cloned().collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::channels::whatsapp::crypto::{KeyPair, SeededEntropy};
+    use crate::channels::whatsapp::mock::ConnEntry;
+
+    const A7: DeviceAddr = DeviceAddr {
+        account: 0,
+        device: 7,
+    };
+    const B7: DeviceAddr = DeviceAddr {
+        account: 1,
+        device: 7,
+    };
+
+    fn inner() -> Inner {
+        let rng = SeededEntropy::new(11);
+        let mut g = Inner::default();
+        for phone in ["15550001111", "15550002222"] {
+            let i = g
+                .dir
+                .create(phone, None, None, KeyPair::generate(&rng), &rng)
+                .unwrap();
+            g.dir
+                .link(i, [i as u8; 32], [i as u8; 32], 7, true)
+                .unwrap();
+        }
+        g
+    }
+
+    fn connect(g: &mut Inner, conn: u64) -> mpsc::UnboundedReceiver<Cmd> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        g.live.insert(
+            conn,
+            ConnEntry {
+                tx,
+                pairing: None,
+                device: None,
+            },
+        );
+        rx
+    }
+
+    fn sent(rx: &mut mpsc::UnboundedReceiver<Cmd>) -> Vec<Node> {
+        let mut out = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            if let Cmd::Send(n) = c {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    fn msg(id: &str) -> Delivery {
+        Delivery {
+            to: B7,
+            node: Node::new("message").attr("id", id),
+        }
+    }
+
+    #[test]
+    fn backlog_waits_for_active_then_live_stanzas_follow_in_order() {
+        let mut g = inner();
+        deliver(&mut g, msg("m1"));
+        let mut rx = connect(&mut g, 1);
+        assert_eq!(
+            logged_in(&mut g, 1, B7),
+            None,
+            "a backlog: no <ib> with <success>"
+        );
+        deliver(&mut g, msg("m2"));
+        assert!(sent(&mut rx).is_empty(), "nothing before <active/>");
+        activate(&mut g, 1);
+        deliver(&mut g, msg("m3"));
+        let out = sent(&mut rx);
+        let tags: Vec<_> = out
+            .iter()
+            .map(|n| (n.tag.as_str(), n.get_attr("id"), n.get_attr("offline")))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("message", Some("m1"), Some("1")),
+                ("message", Some("m2"), Some("1")),
+                ("ib", None, None),
+                ("message", Some("m3"), None),
+            ]
+        );
+        assert_eq!(
+            out[2].child("offline").unwrap().get_attr("count"),
+            Some("2")
+        );
+        activate(&mut g, 1);
+        assert!(sent(&mut rx).is_empty(), "one backlog per login");
+    }
+
+    #[test]
+    fn an_empty_backlog_is_announced_with_success_and_unacked_stanzas_survive_a_drop() {
+        let mut g = inner();
+        let mut rx = connect(&mut g, 1);
+        let ib = logged_in(&mut g, 1, B7).expect("empty backlog: <ib> goes with <success>");
+        assert_eq!(ib.child("offline").unwrap().get_attr("count"), Some("0"));
+        activate(&mut g, 1);
+        deliver(&mut g, msg("m1"));
+        deliver(&mut g, msg("m2"));
+        assert_eq!(sent(&mut rx).len(), 2, "no second <ib>");
+        g.relay.mail.get_mut(&B7).unwrap().ack("message", "m1");
+        disconnected(&mut g, 1);
+        g.live.remove(&1);
+        let mut rx = connect(&mut g, 2);
+        assert_eq!(logged_in(&mut g, 2, B7), None);
+        activate(&mut g, 2);
+        let ids: Vec<_> = sent(&mut rx)
+            .iter()
+            .map(|n| n.get_attr("id").map(str::to_owned))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![Some("m2".into()), None],
+            "m2 redelivered, m1 was acked"
+        );
+    }
+
+    #[test]
+    fn stanzas_for_the_phone_are_taken_not_queued_and_devices_changes_reach_peers() {
+        let mut g = inner();
+        deliver(
+            &mut g,
+            Delivery {
+                to: DeviceAddr {
+                    account: 1,
+                    device: 0,
+                },
+                node: Node::new("message").attr("id", "p"),
+            },
+        );
+        assert_eq!(g.relay.phone_took.get(&1), Some(&1));
+        assert!(
+            g.relay
+                .mail
+                .get(&DeviceAddr {
+                    account: 1,
+                    device: 0
+                })
+                .is_none()
+        );
+        // A and B talked, so B's new device is announced to A's device (and to B's device 7).
+        g.relay.peers.insert((0, 1));
+        let b8 = g.dir.link(1, [9; 32], [9; 32], 8, true).unwrap();
+        devices_changed(&mut g, b8, "add", 5);
+        for addr in [A7, B7] {
+            assert_eq!(g.relay.mail[&addr].queued(), 1, "{addr:?}");
+        }
+        let mut rx = connect(&mut g, 3);
+        logged_in(&mut g, 3, A7);
+        activate(&mut g, 3);
+        let n = &sent(&mut rx)[0];
+        assert_eq!(n.get_attr("type"), Some("devices"));
+        assert_eq!(n.get_attr("from"), Some("15550002222@s.whatsapp.net"));
+        let dev = n.child("add").unwrap().child("device").unwrap();
+        assert_eq!(dev.get_attr("jid"), Some("15550002222:8@s.whatsapp.net"));
+        assert_eq!(dev.get_attr("key-index"), Some("8"));
+    }
+}
