@@ -10,10 +10,31 @@
 //! connections with server acks, and per-device offline queues delivered in order at the next
 //! login. It never decrypts: it has no keys but the phones' public bundles.
 //!
-//! Modules, one job each: [`accounts`] (directory), [`prekey_store`] (uploads, bundles),
-//! [`usync`] (queries), [`route`] (fan-out, receipts, acks), [`offline`] (mailboxes),
-//! `relay` (glue between them and the live connections), `link` (QR and code pairing),
-//! `conn` (one socket), `admin` (HTTP).
+//! Modules, one job each: `accounts` (directory), `prekey_store` (uploads, bundles), `usync`
+//! (queries), `route` (fan-out, receipts, acks), `offline` (mailboxes), `relay` (glue between
+//! them and the live connections, notifications), `link` (QR and code pairing), `conn` (one
+//! socket), `admin` (HTTP).
+//!
+//! On the wire, as Baileys 7 expects it:
+//!
+//! - usync `devices` lists the phone (`id="0"`) and every companion with `key-index`; `lid`
+//!   answers `<lid val="LID@lid"/>`; `contact` answers `type="in"`/`"out"`.
+//! - A prekey query `<key><user jid>` (PN or LID, with or without device) answers one
+//!   `<user jid>` per device that has keys (`registration`, `type`, `identity`, `skey`, `key`);
+//!   a one-time prekey goes out once. Each phone has a real bundle (its identity is the account
+//!   key), so senders encrypt for device 0 too, and the phone takes those stanzas silently.
+//! - A routed message comes `from` the sender's device JID in the addressing the sender used
+//!   (PN or LID) with the other one in `sender_lid`/`sender_pn`, plus `t`, `notify` (the
+//!   account's name) and, for the sender's own other devices, `recipient`. `<device-identity>`
+//!   goes along with `pkmsg`s. The sender gets `<ack class="message" id from t>`.
+//! - A receipt comes `from` the receiving device's JID; `type="inactive"` arrives as a plain
+//!   delivery receipt. The sender gets `<ack class="receipt">`.
+//! - Stanzas wait per device while it is offline (or logged in passively and not yet
+//!   `<active/>`), and are written with `offline="1"` followed by `<ib><offline count=N/>`;
+//!   an empty backlog's `<ib>` goes with `<success>`. Written stanzas stay in flight until the
+//!   device acknowledges them (`<receipt>` or `<ack>`), else they are written again next time.
+//! - A linked or removed companion is announced with `<notification type="devices">` to its
+//!   account's devices and to accounts it exchanged messages with.
 //!
 //! Account 0 (phone [`MOCK_PHONE`], LID [`MOCK_LID`]) always exists and is where a scan links
 //! unless told otherwise. The admin HTTP API shares the WebSocket port:
