@@ -469,3 +469,87 @@ fn issue10_item7_a_second_companion_gets_the_fan_out_and_low_prekeys_are_announc
     drop(m);
     rt.shutdown_timeout(Duration::from_secs(1));
 }
+
+/// Linking picks the account: a pairing code goes to the account whose number the companion
+/// typed, a scan to the account the admin API names (or the link target), and the default
+/// account of the single-account mock is untouched.
+#[test]
+fn issue10_item7_pairing_code_and_scans_link_to_the_chosen_account() {
+    let test = "issue10_item7_pairing_code_and_scans_link_to_the_chosen_account";
+    if let Some(why) = missing_baileys() {
+        peer::missing(
+            test,
+            &format!("{why}; the relay is NOT validated by this run"),
+        );
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = rt
+        .block_on(MockServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            MockOptions::default(),
+        ))
+        .unwrap();
+    m.create_account(ALICE, None, None).unwrap();
+    m.create_account(BOB, None, None).unwrap();
+    // By pairing code: Baileys' own harness, which types the code without naming an account.
+    let auth = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("node")
+        .arg(baileys_peer::peers_dir().join("baileys-harness.mjs"))
+        .arg(m.url())
+        .arg(m.admin_base())
+        .arg(auth.path())
+        .env("HARNESS_PAIR_PHONE", ALICE)
+        .env("HARNESS_TIMEOUT_MS", "60000")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("\"jid\":\"{ALICE}:7@s.whatsapp.net\"")),
+        "{stdout}"
+    );
+
+    // By QR with the link target set to Bob (the relay harness names its account; this one
+    // scans through the default link target).
+    let (st, _) = admin_request(
+        &m.admin_base(),
+        "POST",
+        "/admin/link-target",
+        &format!(r#"{{"account":"{BOB}"}}"#),
+    );
+    assert_eq!(st, 200);
+    let auth = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("node")
+        .arg(baileys_peer::peers_dir().join("baileys-harness.mjs"))
+        .arg(m.url())
+        .arg(m.admin_base())
+        .arg(auth.path())
+        .env("HARNESS_TIMEOUT_MS", "60000")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("\"jid\":\"{BOB}:7@s.whatsapp.net\"")),
+        "{stdout}"
+    );
+    let jids: Vec<String> = m.linked_devices().into_iter().map(|d| d.jid).collect();
+    assert_eq!(
+        jids,
+        vec![
+            format!("{ALICE}:7@s.whatsapp.net"),
+            format!("{BOB}:7@s.whatsapp.net")
+        ]
+    );
+    drop(m);
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
