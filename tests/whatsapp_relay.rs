@@ -553,3 +553,59 @@ fn issue10_item7_pairing_code_and_scans_link_to_the_chosen_account() {
     drop(m);
     rt.shutdown_timeout(Duration::from_secs(1));
 }
+
+/// Read receipts and typing cross the relay: Bob reads Alice's message and Alice sees it read;
+/// Alice types and Bob sees "composing", then "available" when she pauses.
+#[test]
+fn issue10_item7_read_receipts_and_typing_cross_the_relay() {
+    let test = "issue10_item7_read_receipts_and_typing_cross_the_relay";
+    if let Some(why) = missing_baileys() {
+        peer::missing(
+            test,
+            &format!("{why}; the relay is NOT validated by this run"),
+        );
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = rt
+        .block_on(MockServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            MockOptions::default(),
+        ))
+        .unwrap();
+    m.create_account(ALICE, None, None).unwrap();
+    m.create_account(BOB, None, None).unwrap();
+    let (url, admin) = (m.url(), m.admin_base());
+    let (auth_a, auth_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = BaileysPeer::start("alice", &url, &admin, auth_a.path(), ALICE, false);
+    alice.wait_open();
+    let mut bob = BaileysPeer::start("bob", &url, &admin, auth_b.path(), BOB, false);
+    bob.wait_open();
+
+    let id = alice.send_text(BOB, "please read me");
+    let got = receive(&mut bob, &id);
+    delivered(&mut alice, &id);
+    bob.command(serde_json::json!({ "cmd": "read", "from": got["from"], "id": id }));
+    bob.wait(WAIT, "read sent", |v| v["event"] == "read");
+    // proto.WebMessageInfo.Status.READ = 4.
+    alice.wait_from(0, WAIT, "the read receipt", |v| {
+        v["event"] == "update" && v["id"] == id.as_str() && v["status"] == 4
+    });
+
+    let alice_jid = format!("{ALICE}@s.whatsapp.net");
+    for (state, seen) in [("composing", "composing"), ("paused", "available")] {
+        alice.command(serde_json::json!({ "cmd": "typing", "to": BOB, "state": state }));
+        let p = bob.wait(WAIT, &format!("presence {seen}"), |v| {
+            v["event"] == "presence" && v["id"] == alice_jid.as_str()
+        });
+        assert_eq!(p["presences"][&alice_jid]["lastKnownPresence"], seen, "{p}");
+    }
+    alice.quit();
+    bob.quit();
+    drop(m);
+    rt.shutdown_timeout(Duration::from_secs(1));
+}

@@ -7,11 +7,14 @@
 //   {"cmd":"forget-sessions","users":["<digits>",...]}   -> deletes this client's Signal sessions
 //                                                           with those users (PN or LID digits),
 //                                                           {"event":"forgot","files":[...]}
+//   {"cmd":"read","from":"<jid>","id":"<message id>"}    -> read receipt, {"event":"read","id"}
+//   {"cmd":"typing","to":"<digits or jid>","state":"composing|paused"} -> {"event":"typed"}
 //   {"cmd":"quit"}                                       -> closes the socket, exit 0
 // Sent messages are kept in memory and served through `getMessage`, so retry receipts can be
 // answered with a re-encrypted copy.
 // stdout events: qr, scan, close {code}, open {jid, lid, sockets}, pending-done,
 //   message {id, from, fromMe, text, upsert, stub, pushName}, update {id, remoteJid, status},
+//   presence {id, presences},
 //   error {message}.
 import { readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -95,6 +98,7 @@ function start() {
       });
     }
   });
+  sock.ev.on('presence.update', ({ id, presences }) => log({ event: 'presence', id, presences }));
   sock.ev.on('messages.update', (updates) => {
     for (const { key, update } of updates) {
       if (update.status !== undefined) log({ event: 'update', id: key.id, remoteJid: key.remoteJid, status: update.status });
@@ -116,6 +120,13 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
       const sent = await sock.sendMessage(jid, { text: c.text });
       if (sent?.key?.id) sentMessages.set(sent.key.id, sent.message);
       log({ event: 'sent', id: sent?.key?.id, to: jid });
+    } else if (c.cmd === 'read') {
+      await sock.readMessages([{ remoteJid: c.from, id: c.id, fromMe: false }]);
+      log({ event: 'read', id: c.id });
+    } else if (c.cmd === 'typing') {
+      const jid = c.to.includes('@') ? c.to : `${c.to}@s.whatsapp.net`;
+      await sock.sendPresenceUpdate(c.state, jid);
+      log({ event: 'typed', state: c.state });
     } else if (c.cmd === 'forget-sessions') {
       // Session files are session-<user>[_<domain>].<device>.json (useMultiFileAuthState).
       const files = readdirSync(authDir).filter((f) =>

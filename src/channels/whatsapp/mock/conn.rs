@@ -328,6 +328,10 @@ async fn on_client_node(
             relay::client_ack(shared, conn, node);
             return Ok(None);
         }
+        "chatstate" => {
+            relay::client_chatstate(shared, conn, node);
+            return Ok(None);
+        }
         "iq" => {}
         _ => return Ok(None),
     }
@@ -483,6 +487,23 @@ fn iq_reply(shared: &Shared, conn: u64, node: &Node, device: &mut Option<DeviceA
             Some(u) => result(id).children(vec![u]),
             None => error(id, 400, "bad-request"),
         },
+        ("privacy", "get") if node.child("privacy").is_some() => {
+            // Everyone's default settings; Baileys picks "read" over "read-self" receipts from
+            // `readreceipts`.
+            let categories = [
+                ("last", "all"),
+                ("online", "all"),
+                ("profile", "all"),
+                ("status", "all"),
+                ("groupadd", "all"),
+                ("readreceipts", "all"),
+                ("calladd", "all"),
+            ]
+            .into_iter()
+            .map(|(n, v)| Node::new("category").attr("name", n).attr("value", v))
+            .collect();
+            result(id).children(vec![Node::new("privacy").children(categories)])
+        }
         ("passive", _) => {
             if node.child("active").is_some() {
                 relay::activate(&mut g, conn);

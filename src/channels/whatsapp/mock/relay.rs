@@ -41,6 +41,8 @@ pub(super) struct RelayState {
     peers: HashSet<(usize, usize)>,
     /// Server notifications sent.
     notifications: u64,
+    /// Chat states (typing) written to live devices.
+    chatstates: u64,
 }
 
 fn enc_types(n: &Node) -> Vec<String> {
@@ -202,6 +204,27 @@ pub(super) fn client_receipt(shared: &Shared, conn: u64, node: &Node) -> Node {
     routed.ack
 }
 
+/// A `<chatstate>` (typing) from the device on `conn`: written to the addressed user's live
+/// devices, never queued (a stale "typing…" means nothing later).
+pub(super) fn client_chatstate(shared: &Shared, conn: u64, node: &Node) {
+    let mut g = shared.lock();
+    let Some(sender) = g.live.get(&conn).and_then(|c| c.device) else {
+        return;
+    };
+    for d in route::chatstate(&g.dir, sender, node) {
+        let live = g
+            .relay
+            .online
+            .get(&d.to)
+            .filter(|o| o.active)
+            .map(|o| o.conn);
+        if let Some(c) = live.and_then(|c| g.live.get(&c)) {
+            let _ = c.tx.send(Cmd::Send(d.node));
+            g.relay.chatstates += 1;
+        }
+    }
+}
+
 /// An `<ack class id>` from the device on `conn`: it processed that stanza.
 pub(super) fn client_ack(shared: &Shared, conn: u64, node: &Node) {
     let mut g = shared.lock();
@@ -331,6 +354,7 @@ pub(super) fn state_json(g: &Inner) -> serde_json::Value {
         "phones": phones,
         "dropped": r.dropped,
         "notifications": r.notifications,
+        "chatstates": r.chatstates,
         "recent": r.recent.iter().cloned().collect::<Vec<_>>(),
     })
 }

@@ -246,6 +246,33 @@ pub(super) fn receipt(dir: &Directory, sender: DeviceAddr, stanza: &Node, now: u
     }
 }
 
+/// Routes a `<chatstate to><composing|paused/></chatstate>` (typing) from device `sender`: one
+/// copy per companion of the addressed user, `from` the sender's user JID in the addressing the
+/// sender used. Chat states are ephemeral: the caller writes them to live devices only.
+pub(super) fn chatstate(dir: &Directory, sender: DeviceAddr, stanza: &Node) -> Vec<Delivery> {
+    let Some(to) = stanza.get_attr("to").and_then(parse_jid) else {
+        return Vec::new();
+    };
+    let (Some(account), Some(sender_account)) = (dir.account_of(&to), dir.account(sender.account))
+    else {
+        return Vec::new();
+    };
+    let node = Node::new("chatstate")
+        .attr("from", sender_account.jid(0, to.domain))
+        .children(stanza.child_nodes().to_vec());
+    dir.account(account)
+        .map(|a| a.devices.iter().map(|d| d.index).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|device| DeviceAddr { account, device })
+        .filter(|a| *a != sender)
+        .map(|to| Delivery {
+            to,
+            node: node.clone(),
+        })
+        .collect()
+}
+
 /// The ids a `<receipt>` acknowledges: its `id` and any `<list><item id>`.
 pub(super) fn receipt_ids(stanza: &Node) -> Vec<String> {
     let mut ids: Vec<String> = stanza
@@ -426,6 +453,26 @@ mod tests {
             Some("404"),
             "no device 5"
         );
+    }
+
+    #[test]
+    fn typing_goes_to_every_companion_of_the_addressed_user() {
+        let d = dir();
+        let s = Node::new("chatstate")
+            .attr("from", "15550001111:7@s.whatsapp.net")
+            .attr("to", "15550002222@s.whatsapp.net")
+            .children(vec![Node::new("composing")]);
+        let r = chatstate(&d, A7, &s);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].to, B9);
+        assert_eq!(
+            r[0].node.get_attr("from"),
+            Some("15550001111@s.whatsapp.net")
+        );
+        assert_eq!(r[0].node.get_attr("to"), None);
+        assert!(r[0].node.child("composing").is_some());
+        let to_nobody = Node::new("chatstate").attr("to", "15550009999@s.whatsapp.net");
+        assert!(chatstate(&d, A7, &to_nobody).is_empty());
     }
 
     #[test]
