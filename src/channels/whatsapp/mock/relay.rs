@@ -498,15 +498,11 @@ mod tests {
             },
         );
         assert_eq!(g.relay.phone_took.get(&1), Some(&1));
-        assert!(
-            g.relay
-                .mail
-                .get(&DeviceAddr {
-                    account: 1,
-                    device: 0
-                })
-                .is_none()
-        );
+        let phone = DeviceAddr {
+            account: 1,
+            device: 0,
+        };
+        assert!(!g.relay.mail.contains_key(&phone), "nothing queued for a phone");
         // A and B talked, so B's new device is announced to A's device (and to B's device 7).
         g.relay.peers.insert((0, 1));
         let b8 = g.dir.link(1, [9; 32], [9; 32], 8, true).unwrap();
