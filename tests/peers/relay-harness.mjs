@@ -37,7 +37,9 @@ if (!url || !admin || !authDir || !account) {
   process.exit(2);
 }
 const logger = P({ level: process.env.BAILEYS_LOG || 'silent' }, P.destination(2));
-const log = (o) => console.log(JSON.stringify(o));
+const started = Date.now();
+// Every event carries `ms`: milliseconds since the harness started.
+const log = (o) => console.log(JSON.stringify({ ...o, ms: Date.now() - started }));
 const { state, saveCreds } = await useMultiFileAuthState(authDir);
 let sock;
 let sockets = 0;
@@ -61,6 +63,9 @@ function start() {
     markOnlineOnConnect: false,
     syncFullHistory: false,
     getMessage: async (key) => sentMessages.get(key.id),
+    // The mock phone sends no history sync; without this Baileys holds events back for 20 s
+    // after the first login from saved creds, waiting for one.
+    shouldSyncHistoryMessage: () => false,
   });
   sock.ev.on('creds.update', saveCreds);
   sock.ev.on('connection.update', async (u) => {
