@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Fault, Shared, fault, scan, state};
+use super::{Fault, Shared, fault, link, state};
 
 const MAX_BODY: usize = 64 * 1024;
 
@@ -54,41 +54,108 @@ pub(super) async fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
     let _ = tcp.shutdown().await;
 }
 
+/// Body of `POST /admin/accounts` (and `/admin/contacts`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    phone: String,
+    lid: Option<String>,
+    name: Option<String>,
+}
+
+/// Body of `POST /admin/drain-prekeys`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Drain {
+    jid: String,
+    leave: usize,
+}
+
+/// Body of `POST /admin/link-target`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkTarget {
+    account: String,
+}
+
+fn ok(v: serde_json::Value) -> (&'static str, serde_json::Value) {
+    ("200 OK", v)
+}
+
+fn fail(status: &'static str, e: impl ToString) -> (&'static str, serde_json::Value) {
+    (
+        status,
+        serde_json::json!({ "ok": false, "error": e.to_string() }),
+    )
+}
+
+/// `account=PHONE` from a query string.
+fn account_param(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "account")
+        .map(|(_, v)| v.trim_start_matches("%2B").trim_start_matches('+'))
+}
+
 fn route(
     shared: &Shared,
     method: &str,
-    path: &str,
+    target: &str,
     body: &str,
 ) -> (&'static str, serde_json::Value) {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let account = account_param(query);
     match (method, path) {
-        ("GET", "/admin/state") => ("200 OK", state(shared)),
-        ("POST", "/admin/scan") | ("POST", "/admin/scan-qr") => match scan(shared, body) {
-            Ok(jid) => ("200 OK", serde_json::json!({ "ok": true, "jid": jid })),
-            Err(e) => (
-                "404 Not Found",
-                serde_json::json!({ "ok": false, "error": e }),
-            ),
+        ("GET", "/admin/state") => ok(state(shared)),
+        ("GET", "/admin/relay") => ok(super::relay::state_json(&shared.lock())),
+        ("GET", "/admin/accounts") => ok(super::accounts_json(&shared.lock())),
+        ("POST", "/admin/accounts") | ("POST", "/admin/contacts") => {
+            match serde_json::from_str::<NewAccount>(body) {
+                Ok(a) => match super::create_account(
+                    shared,
+                    &a.phone,
+                    a.lid.as_deref(),
+                    a.name.as_deref(),
+                ) {
+                    Ok(info) => ok(serde_json::json!({ "ok": true, "account": info.json() })),
+                    Err(e @ super::AccountError::Exists) => fail("409 Conflict", e),
+                    Err(e) => fail("400 Bad Request", e),
+                },
+                Err(e) => fail("400 Bad Request", e),
+            }
+        }
+        ("POST", "/admin/drain-prekeys") => match serde_json::from_str::<Drain>(body) {
+            Ok(d) => match super::drain_prekeys(shared, &d.jid, d.leave) {
+                Ok(left) => ok(serde_json::json!({ "ok": true, "available": left })),
+                Err(e) => fail("404 Not Found", e),
+            },
+            Err(e) => fail("400 Bad Request", e),
         },
-        ("POST", "/admin/pair-code") => match super::enter_pair_code(shared, body) {
-            Ok(()) => ("200 OK", serde_json::json!({ "ok": true })),
-            Err(e) => (
-                "404 Not Found",
-                serde_json::json!({ "ok": false, "error": e }),
-            ),
+        ("POST", "/admin/link-target") => match serde_json::from_str::<LinkTarget>(body) {
+            Ok(t) => match super::set_link_target(shared, &t.account) {
+                Ok(()) => ok(serde_json::json!({ "ok": true })),
+                Err(e) => fail("404 Not Found", e),
+            },
+            Err(e) => fail("400 Bad Request", e),
+        },
+        ("POST", "/admin/scan") | ("POST", "/admin/scan-qr") => {
+            match link::scan(shared, body, account) {
+                Ok(jid) => ok(serde_json::json!({ "ok": true, "jid": jid })),
+                Err(e) => fail("404 Not Found", e),
+            }
+        }
+        ("POST", "/admin/pair-code") => match link::enter_pair_code(shared, body, account) {
+            Ok(()) => ok(serde_json::json!({ "ok": true })),
+            Err(e) => fail("404 Not Found", e),
         },
         ("POST", "/admin/fault") => match serde_json::from_str::<Fault>(body) {
             Ok(f) => {
                 fault(shared, f);
-                ("200 OK", serde_json::json!({ "ok": true }))
+                ok(serde_json::json!({ "ok": true }))
             }
-            Err(e) => (
-                "400 Bad Request",
-                serde_json::json!({ "ok": false, "error": e.to_string() }),
-            ),
+            Err(e) => fail("400 Bad Request", e),
         },
-        _ => (
-            "404 Not Found",
-            serde_json::json!({ "ok": false, "error": "no such endpoint" }),
-        ),
+        _ => fail("404 Not Found", "no such endpoint"),
     }
 }

@@ -15,12 +15,12 @@ use super::super::cert::mint_chain;
 use super::super::crypto::{KeyPair, random_bytes, xeddsa_verify};
 use super::super::frame::{routing_info_of, strip_intro};
 use super::super::noise::Responder;
-use super::super::pairing::verify_pair_device_sign;
 use super::super::payload::is_login;
-use super::super::prekeys::parse_upload;
 use super::super::proto::{ClientPayload, HandshakeMessage, handshake_message};
 use super::super::socket::{FramedWs, NoiseSocket, SocketError};
-use super::{Cmd, ConnEntry, LinkedDevice, PendingPair, Shared, admin};
+use super::accounts::DeviceAddr;
+use super::prekey_store::{Bundle, parse_upload};
+use super::{Cmd, ConnEntry, PendingPair, Shared, admin, link, relay};
 
 /// Peeks the request head to route it: WebSocket upgrade or admin HTTP.
 pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
@@ -149,11 +149,20 @@ async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError
         g.next_conn += 1;
         g.last_origin = origin;
         let id = g.next_conn;
-        g.live.insert(id, ConnEntry { tx, pairing: None });
+        g.live.insert(
+            id,
+            ConnEntry {
+                tx,
+                pairing: None,
+                device: None,
+            },
+        );
         id
     };
     let r = session(&shared, id, &mut sock, rx, payload, opened.client_static).await;
-    shared.lock().live.remove(&id);
+    let mut g = shared.lock();
+    relay::disconnected(&mut g, id);
+    g.live.remove(&id);
     r
 }
 
@@ -185,33 +194,39 @@ async fn session(
         sock.close().await;
         return Ok(());
     }
-    let mut device_jid: Option<String> = None;
+    let mut device: Option<DeviceAddr> = None;
     if is_login(&payload) {
         shared.lock().last_payload = Some("login");
-        let want = format!(
-            "{}:{}@s.whatsapp.net",
-            payload.username.unwrap_or(0),
-            payload.device.unwrap_or(0)
-        );
-        let found = shared
-            .lock()
-            .linked
-            .iter()
-            .find(|d| d.jid == want && d.noise_pub == client_static)
-            .cloned();
+        let found = {
+            let g = shared.lock();
+            g.dir
+                .find_login(
+                    payload.username.unwrap_or(0),
+                    payload.device.unwrap_or(0),
+                    &client_static,
+                )
+                .map(|a| (a, g.dir.jid(a, super::accounts::Domain::Lid)))
+        };
         match found {
-            Some(d) => {
+            Some((addr, lid)) => {
                 let t = (shared.clock)().to_string();
-                // <success> and the edge-routing <ib> in one WebSocket message (two frames).
+                // <success>, the edge-routing <ib> and, when nothing waits for the device, the
+                // empty-backlog <ib><offline count="0"/>, in one WebSocket message.
                 let success = Node::new("success")
                     .attr("t", t.clone())
-                    .attr("lid", d.lid.clone())
+                    .attr("lid", lid)
                     .attr("creation", t);
                 let ib = Node::new("ib").children(vec![Node::new("edge_routing").children(vec![
                     Node::new("routing_info").bytes(super::MOCK_ROUTING_INFO.to_vec()),
                 ])]);
-                sock.send_batch(&[success, ib]).await?;
-                device_jid = Some(d.jid);
+                let offline = relay::logged_in(&mut shared.lock(), conn, addr);
+                let batch: Vec<Node> = [success, ib].into_iter().chain(offline).collect();
+                sock.send_batch(&batch).await?;
+                // A passive login gets its backlog after `<active/>`; an active one at once.
+                if payload.passive != Some(true) {
+                    relay::activate(&mut shared.lock(), conn);
+                }
+                device = Some(addr);
             }
             None => {
                 sock.send(&Node::new("failure").attr("reason", "401"))
@@ -242,6 +257,7 @@ async fn session(
                 refs: refs.clone(),
                 noise_pub: client_static,
                 identity_pub,
+                account: None,
                 scanned: None,
                 code_hello: None,
                 primary: None,
@@ -280,7 +296,7 @@ async fn session(
                 if shared.lock().sticky.silent {
                     continue;
                 }
-                if let Some(done) = on_client_node(shared, conn, sock, &node, &mut device_jid).await?
+                if let Some(done) = on_client_node(shared, conn, sock, &node, &mut device).await?
                     && done {
                         return Ok(());
                     }
@@ -295,48 +311,44 @@ async fn on_client_node(
     conn: u64,
     sock: &mut NoiseSocket<TcpStream>,
     node: &Node,
-    device_jid: &mut Option<String>,
+    device: &mut Option<DeviceAddr>,
 ) -> Result<Option<bool>, SocketError> {
-    if node.tag != "iq" {
-        return Ok(None);
+    match node.tag.as_str() {
+        "message" if device.is_some() => {
+            let ack = relay::client_message(shared, conn, node);
+            sock.send(&ack).await?;
+            return Ok(None);
+        }
+        "receipt" if device.is_some() => {
+            let ack = relay::client_receipt(shared, conn, node);
+            sock.send(&ack).await?;
+            return Ok(None);
+        }
+        "ack" => {
+            relay::client_ack(shared, conn, node);
+            return Ok(None);
+        }
+        "chatstate" => {
+            relay::client_chatstate(shared, conn, node);
+            return Ok(None);
+        }
+        "iq" => {}
+        _ => return Ok(None),
     }
     let id = node.get_attr("id").unwrap_or_default();
     let ty = node.get_attr("type").unwrap_or_default();
-    let xmlns = node.get_attr("xmlns").unwrap_or_default();
     // Clients address the server as the JID `@s.whatsapp.net` (Baileys' S_WHATSAPP_NET).
     if node.get_attr("to") != Some(SERVER_JID) {
         shared.lock().misaddressed += 1;
     }
     if node.child("pair-device-sign").is_some() {
-        let pending = shared
-            .lock()
-            .live
-            .get_mut(&conn)
-            .and_then(|c| c.pairing.take());
-        let Some(PendingPair {
-            noise_pub,
-            identity_pub,
-            scanned: Some((jid, lid)),
-            ..
-        }) = pending
-        else {
-            return Ok(None);
-        };
-        match verify_pair_device_sign(node, &identity_pub, &shared.phone.public) {
-            Ok(check) => {
-                shared.lock().linked.push(LinkedDevice {
-                    jid,
-                    lid,
-                    noise_pub,
-                    identity_pub,
-                    prekeys: 0,
-                    signed_prekey_valid: None,
-                    account_key_stripped: check.account_key_stripped,
-                });
+        match link::device_signed(shared, conn, node) {
+            None => return Ok(None),
+            Some(Ok(_)) => {
                 sock.send(&Node::new("stream:error").attr("code", "515"))
-                    .await?;
+                    .await?
             }
-            Err(_) => {
+            Some(Err(())) => {
                 sock.send(&Node::new("stream:error").attr("code", "401"))
                     .await?
             }
@@ -366,7 +378,7 @@ async fn on_client_node(
             }
             Some("companion_finish") => {
                 sock.send(&result(id)).await?;
-                if super::pair_code_finished(shared, conn, node).is_err() {
+                if link::pair_code_finished(shared, conn, node).is_err() {
                     // What a phone shows for a wrong code; the server then drops the attempt.
                     sock.send(&Node::new("stream:error").attr("code", "401"))
                         .await?;
@@ -378,39 +390,155 @@ async fn on_client_node(
         }
         return Ok(None);
     }
-    let reply = if xmlns == "encrypt" && ty == "get" && node.child("count").is_some() {
-        let n = device_jid
-            .as_ref()
-            .and_then(|j| {
-                shared
-                    .lock()
-                    .linked
-                    .iter()
-                    .find(|d| &d.jid == j)
-                    .map(|d| d.prekeys)
-            })
-            .unwrap_or(0);
-        result(id).children(vec![Node::new("count").attr("value", n.to_string())])
-    } else if xmlns == "encrypt" && ty == "set" {
-        if let (Some(u), Some(j)) = (parse_upload(node), device_jid.as_ref())
-            && let Some(d) = shared.lock().linked.iter_mut().find(|d| &d.jid == j)
-        {
-            d.prekeys += u.prekeys;
-            d.signed_prekey_valid = Some(u.signed_prekey_valid);
-        }
-        result(id)
-    } else if xmlns == "md" && node.child("remove-companion-device").is_some() {
-        if let Some(j) = device_jid.take() {
-            shared.lock().linked.retain(|d| d.jid != j);
-        }
-        result(id)
-    } else {
-        // Pings, passive/active and anything else: an empty result.
-        if xmlns == "w:p" {
-            shared.lock().pings += 1;
-        }
-        result(id)
-    };
+    let reply = iq_reply(shared, conn, node, device);
     sock.send(&reply).await?;
     Ok(None)
+}
+
+/// The answer to an iq from a (registering or logged-in) device.
+fn iq_reply(shared: &Shared, conn: u64, node: &Node, device: &mut Option<DeviceAddr>) -> Node {
+    let id = node.get_attr("id").unwrap_or_default();
+    let ty = node.get_attr("type").unwrap_or_default();
+    let xmlns = node.get_attr("xmlns").unwrap_or_default();
+    let mut g = shared.lock();
+    let dev = *device;
+    let bundle_of = |g: &mut super::Inner| {
+        dev.and_then(|a| {
+            g.dir
+                .accounts
+                .get_mut(a.account)
+                .and_then(|acc| acc.device_mut(a.device))
+        })
+        .map(|d| {
+            let identity = d.identity_pub;
+            d.bundle
+                .get_or_insert_with(|| Bundle::new(identity))
+                .clone()
+        })
+    };
+    match (xmlns, ty) {
+        ("encrypt", "get") if node.child("count").is_some() => {
+            let n = bundle_of(&mut g).map_or(0, |b| b.available());
+            result(id).children(vec![Node::new("count").attr("value", n.to_string())])
+        }
+        ("encrypt", "get") if node.child("digest").is_some() => match bundle_of(&mut g) {
+            Some(b) if b.signed.is_some() => result(id).children(vec![b.digest_node()]),
+            _ => error(id, 404, "item-not-found"),
+        },
+        ("encrypt", "get") if node.child("key").is_some() => {
+            let users: Vec<String> = node
+                .child("key")
+                .map(|k| {
+                    k.child_nodes()
+                        .iter()
+                        .filter_map(|u| u.get_attr("jid").map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut list = Vec::new();
+            for jid in users {
+                let Some((addr, _)) = g.dir.resolve_device(&jid) else {
+                    continue;
+                };
+                let Some(acc) = g.dir.accounts.get_mut(addr.account) else {
+                    continue;
+                };
+                let bundle = if addr.device == 0 {
+                    Some(&mut acc.phone_bundle)
+                } else {
+                    acc.device_mut(addr.device).and_then(|d| d.bundle.as_mut())
+                };
+                // A device that never uploaded is left out: Baileys skips it (an <error> child
+                // would fail the whole answer).
+                if let Some(n) = bundle.and_then(|b| b.take_user_node(&jid, shared.rng.as_ref())) {
+                    list.push(n);
+                    relay::prekeys_taken(&mut g, addr, (shared.clock)());
+                }
+            }
+            result(id).children(vec![Node::new("list").children(list)])
+        }
+        ("encrypt", "set") => {
+            let Some(a) = dev else {
+                return error(id, 401, "not-authorized");
+            };
+            let upload = parse_upload(node);
+            let d = g
+                .dir
+                .accounts
+                .get_mut(a.account)
+                .and_then(|acc| acc.device_mut(a.device));
+            match (upload, d) {
+                (Ok(u), Some(d)) => {
+                    let identity = d.identity_pub;
+                    match d
+                        .bundle
+                        .get_or_insert_with(|| Bundle::new(identity))
+                        .apply(u)
+                    {
+                        Ok(()) => result(id),
+                        Err(e) => error(id, 406, e),
+                    }
+                }
+                (Err(e), _) => error(id, 400, e),
+                (_, None) => error(id, 401, "not-authorized"),
+            }
+        }
+        ("usync", "get") => match super::usync::answer(&g.dir, node, (shared.clock)()) {
+            Some(u) => result(id).children(vec![u]),
+            None => error(id, 400, "bad-request"),
+        },
+        ("privacy", "get") if node.child("privacy").is_some() => {
+            // Everyone's default settings; Baileys picks "read" over "read-self" receipts from
+            // `readreceipts`.
+            let categories = [
+                ("last", "all"),
+                ("online", "all"),
+                ("profile", "all"),
+                ("status", "all"),
+                ("groupadd", "all"),
+                ("readreceipts", "all"),
+                ("calladd", "all"),
+            ]
+            .into_iter()
+            .map(|(n, v)| Node::new("category").attr("name", n).attr("value", v))
+            .collect();
+            result(id).children(vec![Node::new("privacy").children(categories)])
+        }
+        ("passive", _) => {
+            if node.child("active").is_some() {
+                relay::activate(&mut g, conn);
+            }
+            result(id)
+        }
+        ("md", _) if node.child("remove-companion-device").is_some() => {
+            if let Some(a) = device.take() {
+                relay::disconnected(&mut g, conn);
+                if let Some(c) = g.live.get_mut(&conn) {
+                    c.device = None;
+                }
+                relay::devices_changed(&mut g, a, "remove", (shared.clock)());
+                g.dir.unlink(a);
+            }
+            result(id)
+        }
+        _ => {
+            // Pings and anything else: an empty result.
+            if xmlns == "w:p" {
+                g.pings += 1;
+            }
+            result(id)
+        }
+    }
+}
+
+fn error(id: &str, code: u16, text: &str) -> Node {
+    Node::new("iq")
+        .attr("from", "s.whatsapp.net")
+        .attr("type", "error")
+        .attr("id", id)
+        .children(vec![
+            Node::new("error")
+                .attr("code", code.to_string())
+                .attr("text", text),
+        ])
 }

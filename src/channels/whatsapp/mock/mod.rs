@@ -1,20 +1,74 @@
 //! A mock WhatsApp server for tests and the NixOS VM tests (cargo feature `wa-mock`).
 //!
-//! It plays both WhatsApp's server and the user's phone: Noise XX responder with its own
-//! certificate chain (root key printed at start), `pair-device` refs, a scan hook, `pair-success`
-//! signed by a mock phone identity, 515, login by Noise static key, `<success>`, prekey count and
-//! upload, pings, and scripted failures. An admin HTTP API shares the WebSocket port:
+//! It plays WhatsApp's server and, for every account on it, that person's phone (device 0):
+//! Noise XX responder with its own certificate chain (root key printed at start),
+//! `pair-device` refs, a scan hook, `pair-success` signed by the account's phone identity, 515,
+//! login by Noise static key, `<success>`, pings, and scripted failures. It is also a **relay**
+//! like WhatsApp's server: several accounts (PN + LID, a phone and linked companions), prekey
+//! uploads stored per device and handed out in bundles (one-time prekeys once), usync answers
+//! (devices, lid, contact), `<message>`/`<receipt>` routing to the addressed devices' live
+//! connections with server acks, and per-device offline queues delivered in order at the next
+//! login. It never decrypts: it has no keys but the phones' public bundles.
 //!
-//! - `POST /admin/scan` (body: the QR string): the phone scans it;
-//! - `POST /admin/pair-code` (body: the code): the user types a pairing code on the phone;
+//! Modules, one job each: `accounts` (directory), `prekey_store` (uploads, bundles), `usync`
+//! (queries), `route` (fan-out, receipts, acks), `offline` (mailboxes), `relay` (glue between
+//! them and the live connections, notifications), `link` (QR and code pairing), `conn` (one
+//! socket), `admin` (HTTP).
+//!
+//! On the wire, as Baileys 7 expects it:
+//!
+//! - usync `devices` lists the phone (`id="0"`) and every companion with `key-index`; `lid`
+//!   answers `<lid val="LID@lid"/>`; `contact` answers `type="in"`/`"out"`.
+//! - A prekey query `<key><user jid>` (PN or LID, with or without device) answers one
+//!   `<user jid>` per device that has keys (`registration`, `type`, `identity`, `skey`, `key`);
+//!   a one-time prekey goes out once. Each phone has a real bundle (its identity is the account
+//!   key), so senders encrypt for device 0 too, and the phone takes those stanzas silently.
+//! - A routed message comes `from` the sender's device JID in the addressing the sender used
+//!   (PN or LID) with the other one in `sender_lid`/`sender_pn`, plus `t`, `notify` (the
+//!   account's name) and, for the sender's own other devices, `recipient`. `<device-identity>`
+//!   goes along with `pkmsg`s. The sender gets `<ack class="message" id from t>`.
+//! - A receipt comes `from` the receiving device's JID; `type="inactive"` arrives as a plain
+//!   delivery receipt. The sender gets `<ack class="receipt">`.
+//! - Stanzas wait per device while it is offline (or logged in passively and not yet
+//!   `<active/>`), and are written with `offline="1"` followed by `<ib><offline count=N/>`;
+//!   an empty backlog's `<ib>` goes with `<success>`. Written stanzas stay in flight until the
+//!   device acknowledges them (`<receipt>` or `<ack>`), else they are written again next time.
+//! - A linked or removed companion is announced with `<notification type="devices">` to its
+//!   account's devices and to accounts it exchanged messages with.
+//!
+//! Account 0 (phone [`MOCK_PHONE`], LID [`MOCK_LID`]) always exists and is where a scan links
+//! unless told otherwise. The admin HTTP API shares the WebSocket port:
+//!
+//! - `POST /admin/scan[?account=PHONE]` (body: the QR string): that account's phone scans it;
+//! - `POST /admin/pair-code[?account=PHONE]` (body: the code): the user types a pairing code
+//!   (default account: the one whose number the companion gave, else the link target);
+//! - `POST /admin/link-target` (`{"account": PHONE}`): where later scans/codes link by default;
+//! - `POST /admin/accounts` or `/admin/contacts` (`{"phone", "lid"?, "name"?}`): a new person;
+//!   answers `{"ok", "account": {"phone", "jid", "lid", "lidJid", "name"}}` (409 if it exists);
+//! - `GET /admin/accounts`: every account with its devices (and their `preKeysAvailable`);
+//! - `POST /admin/drain-prekeys` (`{"jid": "PHONE:DEV@s.whatsapp.net", "leave": N}`): the
+//!   device's one-time prekeys drop to N; below 5 it gets `<notification type="encrypt"><count>`
+//!   (also sent when contacts' bundle fetches use them up);
+//! - `GET /admin/relay`: per-device counters (`sent`, `delivered`, `queued`, `inflight`,
+//!   `backlogDelivered`, `acked`, `online`, `active`), stanzas taken by each phone, and the last
+//!   routed stanzas' metadata (tag, id, from, to, type, enc types, outcome: `delivered`,
+//!   `queued` or `phone`), never content;
 //! - `POST /admin/fault` (JSON, see [`Fault`]);
 //! - `GET /admin/state`: `{"connections", "totalConnections", "connectionAttempts",
 //!   "refusedAttempts", "linkedDevices", "lastClientPayload", "lastOrigin", "lastRoutingInfo"}`.
 //!
-//! Its honesty is checked by the real Baileys client (`tests/whatsapp_baileys.rs`).
+//! Its honesty is checked by the real Baileys client (`tests/whatsapp_baileys.rs`,
+//! `tests/whatsapp_relay.rs`: two Baileys clients talking through it).
 
+mod accounts;
 mod admin;
 mod conn;
+mod link;
+mod offline;
+mod prekey_store;
+mod relay;
+mod route;
+mod usync;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,7 +81,7 @@ use tokio::sync::mpsc;
 use super::binary::Node;
 use super::client::{Clock, system_clock};
 use super::crypto::{KeyPair, SharedEntropy, os_entropy};
-use super::pairing::{build_pair_success, parse_qr};
+use accounts::{AccountError, DeviceAddr, Directory};
 
 /// A scripted failure, as posted to `/admin/fault`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -80,7 +134,7 @@ pub enum Fault {
     },
 }
 
-/// A device the mock phone has linked.
+/// A device linked to an account on the mock.
 #[derive(Debug, Clone)]
 pub struct LinkedDevice {
     /// `PHONE:DEV@s.whatsapp.net`.
@@ -91,12 +145,35 @@ pub struct LinkedDevice {
     pub noise_pub: [u8; 32],
     /// The companion's identity key.
     pub identity_pub: [u8; 32],
-    /// One-time prekeys uploaded.
+    /// One-time prekeys uploaded (in total).
     pub prekeys: usize,
     /// Whether the uploaded signed prekey signature verified.
     pub signed_prekey_valid: Option<bool>,
     /// Whether the pair-device-sign reply stripped accountSignatureKey.
     pub account_key_stripped: bool,
+}
+
+/// A person on the mock, as the admin API describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// Phone number digits (also the account's id in the admin API).
+    pub phone: String,
+    /// `PHONE@s.whatsapp.net`.
+    pub jid: String,
+    /// LID digits.
+    pub lid: String,
+    /// `LID@lid`.
+    pub lid_jid: String,
+    /// Push name shown to contacts.
+    pub name: String,
+}
+
+impl AccountInfo {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "phone": self.phone, "jid": self.jid, "lid": self.lid, "lidJid": self.lid_jid, "name": self.name,
+        })
+    }
 }
 
 enum Cmd {
@@ -110,7 +187,10 @@ struct PendingPair {
     refs: Vec<String>,
     noise_pub: [u8; 32],
     identity_pub: [u8; 32],
-    scanned: Option<(String, String)>,
+    /// The account the device is being linked to, once a phone scanned or a code was typed.
+    account: Option<usize>,
+    /// Device number and JIDs assigned by pair-success.
+    scanned: Option<(u32, String, String)>,
     /// The companion's `companion_hello` (pairing-code flow).
     code_hello: Option<Node>,
     /// The phone's state after the user typed the code.
@@ -120,6 +200,8 @@ struct PendingPair {
 struct ConnEntry {
     tx: mpsc::UnboundedSender<Cmd>,
     pairing: Option<PendingPair>,
+    /// The logged-in device on this connection.
+    device: Option<DeviceAddr>,
 }
 
 #[derive(Default)]
@@ -137,14 +219,16 @@ struct Inner {
     total: u64,
     next_conn: u64,
     live: HashMap<u64, ConnEntry>,
-    linked: Vec<LinkedDevice>,
+    dir: Directory,
+    /// Where a scan or code links when the request names no account.
+    link_target: usize,
+    relay: relay::RelayState,
     last_payload: Option<&'static str>,
     last_origin: Option<String>,
     last_routing_info: Option<String>,
     pings: u64,
     misaddressed: u64,
     sticky: Sticky,
-    next_device: u32,
     /// When each WebSocket upgrade request arrived (tokio time), refused ones included.
     attempts: Vec<tokio::time::Instant>,
     /// The subset of `attempts` refused by the `offline` fault.
@@ -154,7 +238,6 @@ struct Inner {
 struct Shared {
     root: KeyPair,
     server_static: KeyPair,
-    phone: KeyPair,
     rng: SharedEntropy,
     clock: Clock,
     reply_delay: std::time::Duration,
@@ -170,9 +253,9 @@ impl Shared {
     }
 }
 
-/// The phone number of the mock phone.
+/// The phone number of the mock's first account (account 0).
 pub const MOCK_PHONE: &str = "15550001234";
-/// The phone's LID user.
+/// Account 0's LID user.
 pub const MOCK_LID: &str = "123456789012345";
 
 /// The edge routing info the mock hands out after login (hex `0801` + "mock").
@@ -214,15 +297,23 @@ impl MockServer {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let rng = opts.rng;
+        let mut dir = Directory::default();
+        dir.create(
+            MOCK_PHONE,
+            Some(MOCK_LID),
+            Some("Mock Phone"),
+            KeyPair::generate(rng.as_ref()),
+            rng.as_ref(),
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
         let shared = Arc::new(Shared {
             root: KeyPair::generate(rng.as_ref()),
             server_static: KeyPair::generate(rng.as_ref()),
-            phone: KeyPair::generate(rng.as_ref()),
             rng,
             clock: opts.clock,
             reply_delay: opts.reply_delay,
             inner: Mutex::new(Inner {
-                next_device: 7,
+                dir,
                 ..Default::default()
             }),
         });
@@ -256,14 +347,41 @@ impl MockServer {
         serde_json::json!({ "url": self.url(), "rootKey": hex::encode(self.root_key()), "admin": self.admin_base() })
     }
 
-    /// The phone scans `qr`. Returns the JID the device will get.
+    /// The link-target account's phone scans `qr`. Returns the JID the device will get.
     pub fn scan(&self, qr: &str) -> Result<String, String> {
-        scan(&self.shared, qr)
+        link::scan(&self.shared, qr, None)
+    }
+
+    /// The phone of account `phone` scans `qr`. Returns the JID the device will get.
+    pub fn scan_for(&self, phone: &str, qr: &str) -> Result<String, String> {
+        link::scan(&self.shared, qr, Some(phone))
     }
 
     /// The user types `code` on the phone (pairing-code flow).
     pub fn enter_pair_code(&self, code: &str) -> Result<(), String> {
-        enter_pair_code(&self.shared, code)
+        link::enter_pair_code(&self.shared, code, None)
+    }
+
+    /// Adds a person (a contact for the others). `lid`/`name` default to generated values.
+    pub fn create_account(
+        &self,
+        phone: &str,
+        lid: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<AccountInfo, String> {
+        create_account(&self.shared, phone, lid, name).map_err(|e| e.to_string())
+    }
+
+    /// Drops all but `leave` one-time prekeys of companion `jid` (`PHONE:DEV@s.whatsapp.net`)
+    /// and, if that is below the threshold, sends it the prekey-low notification. Returns the
+    /// count left.
+    pub fn drain_prekeys(&self, jid: &str, leave: usize) -> Result<usize, String> {
+        drain_prekeys(&self.shared, jid, leave)
+    }
+
+    /// Makes later scans and codes without an explicit account link to account `phone`.
+    pub fn set_link_target(&self, phone: &str) -> Result<(), String> {
+        set_link_target(&self.shared, phone)
     }
 
     /// Applies a scripted failure.
@@ -274,6 +392,11 @@ impl MockServer {
     /// The admin state document.
     pub fn state(&self) -> serde_json::Value {
         state(&self.shared)
+    }
+
+    /// The relay document (`GET /admin/relay`).
+    pub fn relay_state(&self) -> serde_json::Value {
+        relay::state_json(&self.shared.lock())
     }
 
     /// When each WebSocket upgrade request arrived (tokio time; refused ones included).
@@ -296,9 +419,9 @@ impl MockServer {
         self.shared.lock().live.len()
     }
 
-    /// Linked devices.
+    /// Linked devices of every account, in link order.
     pub fn linked_devices(&self) -> Vec<LinkedDevice> {
-        self.shared.lock().linked.clone()
+        linked_devices(&self.shared.lock())
     }
 }
 
@@ -311,10 +434,102 @@ impl Drop for MockServer {
     }
 }
 
+fn create_account(
+    shared: &Shared,
+    phone: &str,
+    lid: Option<&str>,
+    name: Option<&str>,
+) -> Result<AccountInfo, AccountError> {
+    let identity = KeyPair::generate(shared.rng.as_ref());
+    let mut g = shared.lock();
+    let i = g
+        .dir
+        .create(phone, lid, name, identity, shared.rng.as_ref())?;
+    Ok(account_info(&g.dir, i))
+}
+
+/// Drops all but `leave` of device `jid`'s one-time prekeys (as if contacts had used them) and
+/// sends the prekey-low notification if the count is now low. Returns the count left.
+fn drain_prekeys(shared: &Shared, jid: &str, leave: usize) -> Result<usize, String> {
+    let mut g = shared.lock();
+    let (addr, _) = g.dir.resolve_device(jid).ok_or("no such device")?;
+    let bundle = g
+        .dir
+        .accounts
+        .get_mut(addr.account)
+        .and_then(|a| a.device_mut(addr.device))
+        .and_then(|d| d.bundle.as_mut())
+        .ok_or("the device has uploaded no prekeys")?;
+    bundle.drain(leave);
+    let left = bundle.available();
+    relay::prekeys_taken(&mut g, addr, (shared.clock)());
+    Ok(left)
+}
+
+fn account_info(dir: &Directory, i: usize) -> AccountInfo {
+    let a = &dir.accounts[i];
+    AccountInfo {
+        phone: a.phone.clone(),
+        jid: a.jid(0, accounts::Domain::Pn),
+        lid: a.lid.clone(),
+        lid_jid: a.jid(0, accounts::Domain::Lid),
+        name: a.name.clone(),
+    }
+}
+
+fn set_link_target(shared: &Shared, phone: &str) -> Result<(), String> {
+    let mut g = shared.lock();
+    let i = g.dir.by_phone(phone).ok_or("no such account")?;
+    g.link_target = i;
+    Ok(())
+}
+
+fn linked_devices(g: &Inner) -> Vec<LinkedDevice> {
+    g.dir
+        .linked()
+        .into_iter()
+        .map(|(addr, d)| LinkedDevice {
+            jid: g.dir.jid(addr, accounts::Domain::Pn),
+            lid: g.dir.jid(addr, accounts::Domain::Lid),
+            noise_pub: d.noise_pub,
+            identity_pub: d.identity_pub,
+            prekeys: d.bundle.as_ref().map_or(0, |b| b.uploaded),
+            signed_prekey_valid: d
+                .bundle
+                .as_ref()
+                .and_then(|b| b.signed.as_ref().map(|_| b.signed_valid)),
+            account_key_stripped: d.account_key_stripped,
+        })
+        .collect()
+}
+
+fn accounts_json(g: &Inner) -> serde_json::Value {
+    let list: Vec<_> = (0..g.dir.accounts.len())
+        .map(|i| {
+            let mut v = account_info(&g.dir, i).json();
+            let devices: Vec<_> = g.dir.accounts[i]
+                .devices
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "device": d.index,
+                        "jid": g.dir.accounts[i].jid(d.index, accounts::Domain::Pn),
+                        "lid": g.dir.accounts[i].jid(d.index, accounts::Domain::Lid),
+                        "preKeysAvailable": d.bundle.as_ref().map_or(0, |b| b.available()),
+                    })
+                })
+                .collect();
+            v["devices"] = serde_json::Value::Array(devices);
+            v["linkTarget"] = serde_json::Value::Bool(i == g.link_target);
+            v
+        })
+        .collect();
+    serde_json::json!({ "accounts": list })
+}
+
 fn state(shared: &Shared) -> serde_json::Value {
     let g = shared.lock();
-    let devices: Vec<_> = g
-        .linked
+    let devices: Vec<_> = linked_devices(&g)
         .iter()
         .map(|d| {
             serde_json::json!({
@@ -335,118 +550,6 @@ fn state(shared: &Shared) -> serde_json::Value {
         "refusedAttempts": g.refused.len(),
         "misaddressedIqs": g.misaddressed,
     })
-}
-
-fn scan(shared: &Shared, qr: &str) -> Result<String, String> {
-    let q = parse_qr(qr).map_err(|e| e.to_string())?;
-    let mut g = shared.lock();
-    let dev = g.next_device;
-    let Inner { live, sticky, .. } = &mut *g;
-    let entry = live
-        .values_mut()
-        .find(|c| {
-            c.pairing
-                .as_ref()
-                .is_some_and(|p| p.refs.contains(&q.reference))
-        })
-        .ok_or("no connection is showing this ref")?;
-    let Some(p) = entry.pairing.as_ref() else {
-        return Err("no pairing".into());
-    };
-    if p.noise_pub != q.noise_pub || p.identity_pub != q.identity_pub {
-        return Err("QR keys do not match the registering connection".into());
-    }
-    let forge = sticky.forge_account_signature;
-    let jid = send_pair_success(shared, entry, dev, forge, q.adv_secret, q.reference)?;
-    g.next_device += 1;
-    Ok(jid)
-}
-
-/// The pair-success for a device that proved `adv_secret` (QR scan or pairing code).
-fn send_pair_success(
-    shared: &Shared,
-    entry: &mut ConnEntry,
-    dev: u32,
-    forge: bool,
-    adv_secret: [u8; 32],
-    reference: String,
-) -> Result<String, String> {
-    let Some(p) = entry.pairing.as_mut() else {
-        return Err("no pairing".into());
-    };
-    let q = super::pairing::QrData {
-        reference,
-        noise_pub: p.noise_pub,
-        identity_pub: p.identity_pub,
-        adv_secret,
-        platform: None,
-    };
-    let jid = format!("{MOCK_PHONE}:{dev}@s.whatsapp.net");
-    let lid = format!("{MOCK_LID}:{dev}@lid");
-    let node = build_pair_success(
-        &q,
-        &shared.phone,
-        &jid,
-        &lid,
-        dev,
-        (shared.clock)(),
-        forge,
-        shared.rng.as_ref(),
-    );
-    p.scanned = Some((jid.clone(), lid));
-    entry
-        .tx
-        .send(Cmd::Send(node))
-        .map_err(|_| "connection gone")?;
-    Ok(jid)
-}
-
-fn enter_pair_code(shared: &Shared, code: &str) -> Result<(), String> {
-    let code: String = code.trim().chars().filter(|c| *c != '-').collect();
-    let mut g = shared.lock();
-    let entry = g
-        .live
-        .values_mut()
-        .find(|c| c.pairing.as_ref().is_some_and(|p| p.code_hello.is_some()))
-        .ok_or("no connection asked for a pairing code")?;
-    let Some(p) = entry.pairing.as_mut() else {
-        return Err("no pairing".into());
-    };
-    let Some(hello) = p.code_hello.as_ref() else {
-        return Err("no hello".into());
-    };
-    let (notification, state) = super::paircode::primary_hello(
-        hello,
-        &code,
-        b"mock-link-code-ref",
-        &shared.phone,
-        shared.rng.as_ref(),
-    )
-    .map_err(|e| e.to_string())?;
-    p.primary = Some(state);
-    entry
-        .tx
-        .send(Cmd::Send(notification))
-        .map_err(|_| "connection gone".to_owned())
-}
-
-/// The companion finished the pairing-code exchange on connection `conn`: derive the ADV secret
-/// like the phone does and send pair-success. A wrong code fails here, as on a real phone.
-fn pair_code_finished(shared: &Shared, conn: u64, finish: &Node) -> Result<String, String> {
-    let mut g = shared.lock();
-    let dev = g.next_device;
-    let forge = g.sticky.forge_account_signature;
-    let entry = g.live.get_mut(&conn).ok_or("connection gone")?;
-    let p = entry.pairing.as_ref().ok_or("no pairing")?;
-    let state = p.primary.as_ref().ok_or("no code entered")?;
-    let (adv, identity) =
-        super::paircode::primary_finish(finish, state, &shared.phone).map_err(|e| e.to_string())?;
-    if identity != p.identity_pub {
-        return Err("companion identity differs from the registration".into());
-    }
-    let jid = send_pair_success(shared, entry, dev, forge, adv, "link-code".into())?;
-    g.next_device += 1;
-    Ok(jid)
 }
 
 fn fault(shared: &Shared, f: Fault) {
