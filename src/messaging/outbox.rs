@@ -264,6 +264,8 @@ pub mod ops {
     /// Stores `msg` as `pending` with `deadline_ms`, or returns the stored record of the same id.
     pub fn enqueue(conn: &Connection, msg: &OutboundMessage, deadline_ms: u64, now: u64) -> Result<Enqueued, OutboxError> {
         let body = serde_json::to_string(&msg.body).map_err(|e| OutboxError::Corrupt { id: msg.id.to_string(), reason: e.to_string() })?;
+        // SQLite integers are i64: a "never" deadline such as u64::MAX must not wrap to -1.
+        let deadline_ms = deadline_ms.min(i64::MAX as u64);
         let n = conn.execute(
             "INSERT INTO outbox_messages (message_id, channel, account_id, chat_id, reply_to, body, state, attempts,
                  not_before_ms, deadline_ms, created_at_ms, updated_at_ms)
