@@ -441,7 +441,7 @@ impl Runner {
         match (reaction, delay) {
             (Reaction::Cooldown, Some(d)) => {
                 let c = Cooldown { until_ms: now + d.as_millis() as u64, reason: format!("{reason}{phase}") };
-                if let Err(e) = self.spec.files.set_cooldown(c.clone()) {
+                if let Err(e) = self.spec.files.set_cooldown(now, c.clone()) {
                     // Still cool down in memory: never hammer WhatsApp because a disk is full.
                     self.set_error(format!("cannot persist the cooldown: {e}"));
                 }
