@@ -3,7 +3,7 @@
 use super::diagnostic::Diagnostic;
 use super::locate::Locator;
 use super::model::gateway::{AuthMode, BindMode};
-use super::model::whatsapp::{DmPolicy, WhatsAppConfig};
+use super::model::whatsapp::{DmPolicy, WhatsAppConfig, check_account_id, check_auth_dir};
 use super::model::OpenClawConfig;
 use super::path::KeyPath;
 
@@ -165,6 +165,32 @@ fn whatsapp_rules(wa: &WhatsAppConfig, loc: &Locator<'_>, out: &mut Vec<Diagnost
         vec![(root.clone(), wa.allow_from.as_ref(), wa.group_allow_from.as_ref())];
     for (id, a) in &wa.accounts {
         levels.push((root.key("accounts").key(id), a.allow_from.as_ref(), a.group_allow_from.as_ref()));
+    }
+    // Account ids name directories: the one rule `channels login` and the gateway apply too.
+    for (id, a) in &wa.accounts {
+        let ap = root.key("accounts").key(id);
+        if let Err(e) = check_account_id(id) {
+            out.push(loc.at_key(
+                Diagnostic::error("invalid-account-id", &ap, e).hint("use letters, digits, - and _ (e.g. \"work\")"),
+                &ap,
+            ));
+        }
+        if let Some(d) = &a.auth_dir
+            && let Err(e) = check_auth_dir(d)
+        {
+            let dp = ap.key("authDir");
+            out.push(loc.at_value(
+                Diagnostic::error("invalid-auth-dir", &dp, e)
+                    .hint("use a directory of its own: relative to the state dir (e.g. \"wa/work\") or an absolute path you own"),
+                &dp,
+            ));
+        }
+    }
+    if let Some(d) = &wa.default_account
+        && let Err(e) = check_account_id(d)
+    {
+        let dp = root.key("defaultAccount");
+        out.push(loc.at_value(Diagnostic::error("invalid-account-id", &dp, e), &dp));
     }
     for (path, allow, group_allow) in &levels {
         if let Some(l) = allow {

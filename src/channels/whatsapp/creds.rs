@@ -495,16 +495,34 @@ impl CredsStore {
         Ok(Some(to))
     }
 
-    /// Removes every credential file of the account (logout).
+    /// Removes every credential file of the account (logout): everything in the directory
+    /// except `session.lock`, which the caller holds (deleting it would let a second process
+    /// lock a new file while this one still runs). The directory itself stays.
     pub fn remove(&self) -> Result<(), CredsError> {
-        match fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CredsError::Io {
-                path: self.dir.clone(),
-                source,
-            }),
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CredsError::Io { path, source }
+        };
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&self.dir))?;
+            if entry.file_name() == "session.lock" {
+                continue;
+            }
+            let path = entry.path();
+            let is_dir = entry.file_type().map_err(io(&path))?.is_dir();
+            let removed = if is_dir { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
         }
+        Ok(())
     }
 }
 

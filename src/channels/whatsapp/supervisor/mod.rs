@@ -18,7 +18,6 @@ pub mod policy;
 pub mod run;
 pub mod session_lock;
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 pub use run::{
@@ -27,16 +26,19 @@ pub use run::{
 };
 
 use super::creds::CredsStore;
+use crate::config::model::whatsapp::{check_account_id, resolve_auth_dir};
 use crate::store::StateLayout;
 
 /// The credentials of `account`: `authDir` when the config sets one (relative to the state
-/// dir), else `<state>/credentials/whatsapp/<account>/`.
-pub fn creds_store(layout: &StateLayout, account: &str, auth_dir: Option<&str>) -> CredsStore {
-    match auth_dir {
-        Some(d) if Path::new(d).is_absolute() => CredsStore::in_dir(d),
-        Some(d) => CredsStore::in_dir(layout.root().join(d)),
+/// dir), else `<state>/credentials/whatsapp/<account>/`. The account id and the `authDir` are
+/// checked first by the shared rules ([`check_account_id`], [`resolve_auth_dir`]): login,
+/// logout and the gateway never honour a directory they refuse.
+pub fn creds_store(layout: &StateLayout, account: &str, auth_dir: Option<&str>) -> Result<CredsStore, String> {
+    check_account_id(account)?;
+    Ok(match auth_dir {
+        Some(d) => CredsStore::in_dir(resolve_auth_dir(layout.root(), d)?),
         None => CredsStore::new(layout, account),
-    }
+    })
 }
 
 /// One configured WhatsApp account, as the gateway runs it.
@@ -67,7 +69,19 @@ pub fn start_accounts(
         status: status.clone(),
     };
     for a in accounts {
-        let creds = creds_store(layout, &a.id, a.auth_dir.as_deref());
+        let creds = match creds_store(layout, &a.id, a.auth_dir.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                // This account only: the others run.
+                tracing::error!(channel = run::CHANNEL, account = %a.id, "whatsapp: account not started: {e}");
+                status.update(run::CHANNEL, &a.id, |s| {
+                    s.detail = format!("not started: {e}");
+                    s.last_error = Some(e.clone());
+                    s.state = crate::channels::status::ConnectionState::Unsupported { reason: e };
+                });
+                continue;
+            }
+        };
         let client = super::client::ClientConfig::from_environment(creds.clone())?;
         let spec = AccountSpec {
             account: a.id.clone(),
