@@ -444,7 +444,9 @@ impl CredsStore {
         Ok(())
     }
 
-    /// Loads the stored prekeys (empty when absent).
+    /// Loads the stored prekeys (empty when absent). A corrupt or unreadable file is an error,
+    /// never an empty map: its private keys are needed for messages sent to prekeys already on
+    /// the server, so it must not be replaced.
     pub fn load_prekeys(&self) -> Result<PreKeys, CredsError> {
         let path = self.prekeys_path();
         let Some(bytes) = Self::read(&path)? else {
@@ -453,7 +455,7 @@ impl CredsStore {
         serde_json::from_slice(&bytes).map_err(|e| CredsError::Corrupt {
             path,
             reason: e.to_string(),
-            hint: String::new(),
+            hint: "; refusing to replace it (its keys answer messages already addressed to them): restore it from a backup, or unlink and link again (openclaw channels logout, then login)".into(),
         })
     }
 
