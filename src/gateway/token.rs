@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use crate::gateway::settings::{AuthMode, Secret, SecretFile, TokenSource};
 use crate::store::{write_atomic, AtomicWriteError, StateLayout};
 
-/// Mode bits that make a secret readable by group or others.
-const GROUP_WORLD_READABLE: u32 = 0o044;
 
 /// Why the gateway refuses to start. Each variant has its own exit code ([`TokenError::exit_code`]),
 /// one sentence, and a hint ([`TokenError::hint`]). Messages carry fingerprints, never secrets.
@@ -25,8 +23,9 @@ pub enum TokenError {
         /// Each source as `(label, fingerprint)`.
         sources: Vec<(String, String)>,
     },
-    /// A secret (or the file holding it) is readable by group or others.
-    #[error("{label} is readable by group or others ({} has mode {mode:04o})", .path.display())]
+    /// A secret file gives group or others any access (the one rule of
+    /// [`crate::config::secrets::SECRET_FORBIDDEN_BITS`], as in `config check`).
+    #[error("{label} is open to group or others ({} has mode {mode:04o}): a secret file may not be readable by group or others, nor writable or executable by them", .path.display())]
     InsecureFile {
         /// Which source.
         label: String,
@@ -160,13 +159,13 @@ pub fn secret_file_info(path: &Path) -> io::Result<SecretFile> {
     Ok(SecretFile { path: path.to_path_buf(), mode: meta.permissions().mode() & 0o7777, canonical })
 }
 
-/// Refuses a source whose file is group/world readable or in the Nix store, or whose value is empty.
+/// Refuses a source whose file gives group or others any access or in the Nix store, or whose value is empty.
 pub fn check_source(src: &TokenSource) -> Result<(), TokenError> {
     if let Some(f) = &src.file {
         if f.canonical.starts_with("/nix/store") || f.path.starts_with("/nix/store") {
             return Err(TokenError::InNixStore { label: src.label.clone(), path: f.canonical.clone() });
         }
-        if f.mode & GROUP_WORLD_READABLE != 0 {
+        if crate::config::secrets::too_open(f.mode) {
             return Err(TokenError::InsecureFile { label: src.label.clone(), path: f.path.clone(), mode: f.mode });
         }
     }
@@ -219,6 +218,15 @@ pub fn is_generated_token(text: &str) -> bool {
 /// that does not hold a complete generated token (truncated by a crash or a full disk, edited).
 pub fn load_generated(layout: &StateLayout) -> Result<Option<Secret>, TokenError> {
     let path = layout.gateway_token_file();
+    // Our own file: repaired when too open (the one secret-file rule), never used as is.
+    match crate::config::secrets::make_private(&path) {
+        Ok(Some(old)) => tracing::warn!(
+            path = %path.display(),
+            "the generated gateway token file had mode {old:04o} (group or others had access); set it to 0600. If other users could read it, delete it and restart to rotate the token"
+        ),
+        Ok(None) => {}
+        Err(e) => return Err(TokenError::GeneratedFile { path, reason: format!("cannot make it private: {e}") }),
+    }
     match read_secret_file(&path) {
         Ok((secret, file)) => {
             if !is_generated_token(secret.expose()) {
@@ -385,12 +393,28 @@ mod tests {
     }
 
     #[test]
-    fn insecure_generated_file_refused() {
+    fn issue14_item15_insecure_generated_file_is_repaired() {
         let dir = tempfile::tempdir().unwrap();
         let layout = StateLayout::new(dir.path());
         run(&[], &layout).unwrap();
-        fs::set_permissions(layout.gateway_token_file(), fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(run(&[], &layout).unwrap_err(), TokenError::InsecureFile { .. }));
+        for open in [0o644, 0o620, 0o602, 0o660] {
+            fs::set_permissions(layout.gateway_token_file(), fs::Permissions::from_mode(open)).unwrap();
+            assert_eq!(run(&[], &layout).unwrap().token.unwrap().expose(), GEN_1);
+            let mode = fs::metadata(layout.gateway_token_file()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{open:o} repaired");
+        }
+    }
+
+    #[test]
+    fn issue14_item15_token_files_with_write_bits_refused_at_startup_as_in_config_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = StateLayout::new(dir.path());
+        for mode in [0o620, 0o602, 0o610, 0o601, 0o640, 0o604] {
+            let e = run(&[file_src("gateway.auth.tokenFile", "t", "/run/t", mode)], &layout).unwrap_err();
+            assert!(matches!(e, TokenError::InsecureFile { .. }), "{mode:o}: {e}");
+            assert!(crate::config::secrets::too_open(mode), "config check refuses {mode:o} too");
+        }
+        assert!(run(&[file_src("gateway.auth.tokenFile", "t", "/run/t", 0o400)], &layout).is_ok());
     }
 
     #[test]

@@ -401,8 +401,28 @@ impl CredsStore {
         }
     }
 
+    /// Applies the one secret-file rule ([`crate::config::secrets::SECRET_FORBIDDEN_BITS`]) to
+    /// the account's own files: the directory, `creds.json`, its backup and `pre-keys.json` are
+    /// made private (0700 / 0600) with a warning when group or others have any access; a
+    /// failed repair is an error (nothing is read from an open file).
+    pub fn ensure_private(&self) -> Result<(), CredsError> {
+        for path in [self.dir.clone(), self.creds_path(), self.backup_path(), self.prekeys_path()] {
+            match crate::config::secrets::make_private(&path) {
+                Ok(Some(old)) => tracing::warn!(
+                    path = %path.display(),
+                    "whatsapp: credentials had mode {old:04o} (group or others had access); made private. If other users could read them, unlink and link again (openclaw channels logout, then login)"
+                ),
+                Ok(None) => {}
+                Err(source) => return Err(CredsError::Io { path, source }),
+            }
+        }
+        Ok(())
+    }
+
     /// Loads `creds.json`: `Ok(None)` when absent, [`CredsError::Corrupt`] when unreadable.
+    /// Files too open are repaired first ([`CredsStore::ensure_private`]).
     pub fn load(&self) -> Result<Option<Creds>, CredsError> {
+        self.ensure_private()?;
         let path = self.creds_path();
         let Some(bytes) = Self::read(&path)? else {
             return Ok(None);
@@ -574,6 +594,30 @@ mod tests {
                 .unwrap();
         assert_eq!(bak, a);
         assert_eq!(b.me.unwrap().user_and_device(), Some((15550001234, 7)));
+    }
+
+    #[test]
+    fn issue14_item15_open_credentials_are_made_private_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredsStore::in_dir(dir.path().join("acct"));
+        let rng = SeededEntropy::new(7);
+        store.save(&Creds::generate(&rng)).unwrap();
+        store.save(&Creds::generate(&rng)).unwrap();
+        store.save_prekeys(&PreKeys::new()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        fs::set_permissions(store.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        for f in [store.creds_path(), store.backup_path(), store.prekeys_path()] {
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        assert!(store.load().unwrap().is_some());
+        assert_eq!(mode(store.dir()), 0o700);
+        for f in [store.creds_path(), store.backup_path(), store.prekeys_path()] {
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+        // Write bits for group or others count too (the same rule as secret files).
+        fs::set_permissions(store.creds_path(), fs::Permissions::from_mode(0o620)).unwrap();
+        store.load().unwrap();
+        assert_eq!(mode(&store.creds_path()), 0o600);
     }
 
     #[test]
