@@ -53,6 +53,13 @@ pub fn make_private(path: &Path) -> std::io::Result<Option<u32>> {
     Ok(Some(mode))
 }
 
+/// Whether `url` carries user-info (`scheme://user[:password]@host...`).
+pub fn url_has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
+}
+
 /// A secret setting: its value key and, if it has one, its `*File` key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretSpec {
@@ -72,9 +79,19 @@ pub fn specs(value: &serde_json::Value) -> Vec<SecretSpec> {
         SecretSpec { value: k("hooks.token"), file: Some(k("hooks.tokenFile")) },
     ];
     if let Some(providers) = value.pointer("/models/providers").and_then(|v| v.as_object()) {
-        for id in providers.keys() {
+        for (id, p) in providers {
             let base = k("models.providers").key(id);
             out.push(SecretSpec { value: base.key("apiKey"), file: Some(base.key("apiKeyFile")) });
+            // Header values carry credentials (`Authorization`, `X-Api-Key`, ...): all secret.
+            if let Some(headers) = p.get("headers").and_then(|h| h.as_object()) {
+                for name in headers.keys() {
+                    out.push(SecretSpec { value: base.key("headers").key(name), file: None });
+                }
+            }
+            // A base URL with user-info (`https://user:pass@host/`) is secret as a whole.
+            if p.get("baseUrl").and_then(|u| u.as_str()).is_some_and(url_has_userinfo) {
+                out.push(SecretSpec { value: base.key("baseUrl"), file: None });
+            }
         }
     }
     out
