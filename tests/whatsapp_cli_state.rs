@@ -84,3 +84,114 @@ async fn issue14_item22_a_refused_auth_dir_is_never_honoured_or_emptied() {
     assert!(state.join("openclaw.json").exists());
     assert_eq!(m.state()["totalConnections"], 0);
 }
+
+/// Every JSON state file under `dir` parses; returns the temp files found.
+fn check_state_files(dir: &Path, context: &str) -> Vec<std::path::PathBuf> {
+    let mut temps = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.contains(".tmp.") {
+                temps.push(p);
+            } else if name.ends_with(".json") || name.ends_with(".json.bak") {
+                let bytes = std::fs::read(&p).unwrap();
+                let parsed = serde_json::from_slice::<Value>(&bytes);
+                assert!(parsed.is_ok(), "{context}: {} does not parse: {:?}", p.display(), String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+    temps
+}
+
+/// Seeded, reproducible pseudo-random delays.
+struct Delays(u64);
+
+impl Delays {
+    fn next_ms(&mut self, max: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % max
+    }
+}
+
+/// Starts `channels login --json`, scanning every QR it prints, and kills it with SIGKILL after
+/// `after`; returns whether it had already exited on its own.
+async fn login_then_kill(m: &MockServer, state: &Path, after: std::time::Duration) -> bool {
+    use std::io::{BufRead, BufReader};
+    let mut child = openclaw(m, state, &["channels", "login", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = tokio::time::Instant::now() + after;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            line = rx.recv() => match line {
+                Some(l) => {
+                    let v: Value = serde_json::from_str(&l).unwrap_or_default();
+                    if v["event"] == "qr" {
+                        let _ = m.scan(v["qr"].as_str().unwrap_or_default());
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    let exited = child.try_wait().unwrap().is_some();
+    let _ = child.kill(); // SIGKILL
+    child.wait().unwrap();
+    exited
+}
+
+/// `kill -9` at random moments of `channels login` (pairing, saving creds, prekeys, the link
+/// guard's file): every JSON state file stays parseable after each kill, and the next complete
+/// login leaves no temp file behind. Bounded: `OPENCLAW_KILL_LOOP_CYCLES` cycles (default 8) of
+/// up to 4 kills each, seed `OPENCLAW_KILL_LOOP_SEED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loop_over_channels_login_keeps_state_parseable_and_leaves_no_temp_files() {
+    let cycles: usize = std::env::var("OPENCLAW_KILL_LOOP_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let seed: u64 = std::env::var("OPENCLAW_KILL_LOOP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234);
+    let mut delays = Delays(seed | 1);
+    let (mut kills, mut completed_early, mut temps_seen) = (0, 0, 0);
+    for cycle in 0..cycles {
+        let m = mock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        std::fs::write(state.join("openclaw.json"), "{\"channels\": {\"whatsapp\": {}}}\n").unwrap();
+        // At most 4 attempts: the link guard allows 5 per hour and the final login needs one.
+        for k in 0..4 {
+            let after = std::time::Duration::from_millis(5 + delays.next_ms(400));
+            if login_then_kill(&m, state, after).await {
+                completed_early += 1;
+            }
+            kills += 1;
+            let context = format!("cycle {cycle} kill {k} after {after:?} (seed {seed})");
+            temps_seen += check_state_files(state, &context).len();
+            let store = openclaw::channels::whatsapp::creds::CredsStore::new(&openclaw::store::StateLayout::new(state), "default");
+            assert!(store.load().is_ok(), "{context}: creds unreadable: {:?}", store.load());
+            assert!(store.load_prekeys().is_ok(), "{context}: prekeys unreadable");
+        }
+        // Then one login runs to the end: linked, and nothing temporary is left.
+        let (ok, lines) = cli(&m, state, &["channels", "login", "--json"]).await;
+        assert!(ok, "cycle {cycle}: the login after the kills failed: {lines:?}");
+        assert_eq!(lines.last().unwrap()["event"], "linked", "{lines:?}");
+        let temps = check_state_files(state, &format!("cycle {cycle} after the final login"));
+        assert!(temps.is_empty(), "cycle {cycle}: temp files left: {temps:?}");
+    }
+    eprintln!(
+        "kill -9 loop: {kills} kills in {cycles} cycles ({completed_early} logins had finished before their kill, {temps_seen} temp files seen right after a kill), seed {seed}"
+    );
+}

@@ -343,6 +343,33 @@ pub enum CredsError {
     Write(#[from] crate::store::AtomicWriteError),
 }
 
+/// Removes the temp files `store::write_atomic` leaves in `dir` when its process dies mid-write
+/// (`kill -9`, power loss): `.<name>.tmp.<pid>.<n>` whose process is gone. A live writer's temp
+/// file is left alone. Returns how many were removed.
+pub fn remove_stale_temp_files(dir: &Path) -> std::io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((_, tail)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp.")) else { continue };
+        let Some(pid) = tail.split('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !crate::store::lockfile::pid_alive(pid) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Stored one-time prekeys: id → key pair.
 pub type PreKeys = BTreeMap<u32, StoredKeyPair>;
 
@@ -423,6 +450,7 @@ impl CredsStore {
     /// Files too open are repaired first ([`CredsStore::ensure_private`]).
     pub fn load(&self) -> Result<Option<Creds>, CredsError> {
         self.ensure_private()?;
+        remove_stale_temp_files(&self.dir).map_err(|source| CredsError::Io { path: self.dir.clone(), source })?;
         let path = self.creds_path();
         let Some(bytes) = Self::read(&path)? else {
             return Ok(None);
@@ -618,6 +646,20 @@ mod tests {
         fs::set_permissions(store.creds_path(), fs::Permissions::from_mode(0o620)).unwrap();
         store.load().unwrap();
         assert_eq!(mode(&store.creds_path()), 0o600);
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredsStore::in_dir(dir.path());
+        store.save(&Creds::generate(&SeededEntropy::new(8))).unwrap();
+        // pid 4000000000 is above any pid_max, so never alive; our own pid is.
+        let dead = dir.path().join(".creds.json.tmp.4000000000.0");
+        let live = dir.path().join(format!(".creds.json.tmp.{}.9", std::process::id()));
+        fs::write(&dead, "{").unwrap();
+        fs::write(&live, "{").unwrap();
+        assert!(store.load().unwrap().is_some());
+        assert!(!dead.exists() && live.exists());
     }
 
     #[test]

@@ -241,6 +241,8 @@ impl AccountFiles {
 
     fn update<T>(&self, now_ms: u64, f: impl FnOnce(&mut Record) -> T) -> Result<T, PersistError> {
         let _g = self.lock()?;
+        // Temp files of writers killed mid-write (a `kill -9` during a save).
+        crate::channels::whatsapp::creds::remove_stale_temp_files(&self.dir).map_err(Self::io(&self.dir))?;
         let mut r = self.read(now_ms, true);
         let before = r.clone();
         let out = f(&mut r);
