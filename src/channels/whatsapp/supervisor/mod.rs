@@ -129,3 +129,32 @@ impl Supervisors {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue14_item22_the_gateway_refuses_a_bad_auth_dir_or_account_id() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let layout = StateLayout::new(d.path().join("state"));
+        assert!(creds_store(&layout, "work", None).is_ok());
+        assert_eq!(creds_store(&layout, "work", Some("wa/work")).expect("ok").dir(), layout.root().join("wa/work"));
+        for bad in ["/", ".", "..", "credentials", d.path().to_str().expect("utf-8")] {
+            assert!(creds_store(&layout, "work", Some(bad)).is_err(), "{bad}");
+        }
+        for id in ["../x", "a/b", ""] {
+            assert!(creds_store(&layout, id, None).is_err(), "{id:?}");
+        }
+        // One bad account does not stop the others: it is reported, the rest start.
+        let status = crate::channels::status::ChannelStatusHandle::new();
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let accounts = [AccountConfig { id: "bad".into(), enabled: true, auth_dir: Some("/".into()) }];
+        let sups = rt.block_on(async { start_accounts(&layout, &accounts, &status, &rx) }).expect("started");
+        assert!(sups.all().is_empty());
+        let s = status.get(run::CHANNEL, "bad").expect("reported");
+        assert_eq!(s.state.name(), "unsupported");
+        assert!(s.detail.contains("authDir"), "{}", s.detail);
+    }
+}
