@@ -195,3 +195,29 @@ async fn kill_9_loop_over_channels_login_keeps_state_parseable_and_leaves_no_tem
         "kill -9 loop: {kills} kills in {cycles} cycles ({completed_early} logins had finished before their kill, {temps_seen} temp files seen right after a kill), seed {seed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue14_item9_corrupt_supervisor_json_refuses_login_without_connecting() {
+    let m = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    std::fs::write(state.join("openclaw.json"), "{\"channels\": {\"whatsapp\": {}}}\n").unwrap();
+    let sup = state.join("channels/whatsapp/default");
+    std::fs::create_dir_all(&sup).unwrap();
+    std::fs::write(sup.join("supervisor.json"), b"{\"cooldown\": {\"untilMs\": 99").unwrap();
+    let (status, lines) = scan_login::run_scanning(&m, openclaw(&m, state, &["channels", "login", "--json"])).await;
+    assert_eq!(status.code(), Some(75), "refused for now (EX_TEMPFAIL): {lines:?}");
+    let reason = lines.last().unwrap()["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("corrupt") && reason.contains("assuming a cooldown"), "{reason}");
+    assert!(lines.last().unwrap()["nextAllowedAt"].is_u64(), "{lines:?}");
+    assert_eq!(m.state()["totalConnections"], 0, "never connect at once");
+    // The evidence is kept, the state is valid JSON again and holds the assumed cooldown.
+    let kept: Vec<_> = std::fs::read_dir(&sup)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("supervisor.json.corrupt-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let v: Value = serde_json::from_slice(&std::fs::read(sup.join("supervisor.json")).unwrap()).unwrap();
+    assert!(v["cooldown"]["untilMs"].is_u64(), "{v}");
+}
