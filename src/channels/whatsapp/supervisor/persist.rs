@@ -255,6 +255,10 @@ impl AccountFiles {
     /// Reads the record for a check: takes the lock only when the file is corrupt, to move it
     /// aside and persist the assumed cooldown.
     fn read_checked(&self, now_ms: u64) -> Record {
+        // Temp files of writers killed mid-write; only dead writers' files go, so no lock needed.
+        if let Err(e) = crate::channels::whatsapp::creds::remove_stale_temp_files(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), "whatsapp: cannot remove stale temp files: {e}");
+        }
         let path = self.path();
         let parses = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice::<Record>(&b).is_ok(),
