@@ -218,14 +218,19 @@ pub fn is_generated_token(text: &str) -> bool {
 /// that does not hold a complete generated token (truncated by a crash or a full disk, edited).
 pub fn load_generated(layout: &StateLayout) -> Result<Option<Secret>, TokenError> {
     let path = layout.gateway_token_file();
-    // Our own file: repaired when too open (the one secret-file rule), never used as is.
-    match crate::config::secrets::make_private(&path) {
-        Ok(Some(old)) => tracing::warn!(
-            path = %path.display(),
-            "the generated gateway token file had mode {old:04o} (group or others had access); set it to 0600. If other users could read it, delete it and restart to rotate the token"
-        ),
-        Ok(None) => {}
-        Err(e) => return Err(TokenError::GeneratedFile { path, reason: format!("cannot make it private: {e}") }),
+    // Our own file and the credentials directory holding it: repaired when too open (the one
+    // secret-file rule), never used as they are.
+    for p in [layout.credentials_dir(), path.clone()] {
+        match crate::config::secrets::make_private(&p) {
+            Ok(Some(old)) => tracing::warn!(
+                path = %p.display(),
+                "{} had mode {old:04o} (group or others had access); made private. If other users could read the token, delete {} and restart to rotate it",
+                p.display(),
+                path.display()
+            ),
+            Ok(None) => {}
+            Err(e) => return Err(TokenError::GeneratedFile { path, reason: format!("cannot make {} private: {e}", p.display()) }),
+        }
     }
     match read_secret_file(&path) {
         Ok((secret, file)) => {
@@ -399,9 +404,11 @@ mod tests {
         run(&[], &layout).unwrap();
         for open in [0o644, 0o620, 0o602, 0o660] {
             fs::set_permissions(layout.gateway_token_file(), fs::Permissions::from_mode(open)).unwrap();
+            fs::set_permissions(layout.credentials_dir(), fs::Permissions::from_mode(0o755)).unwrap();
             assert_eq!(run(&[], &layout).unwrap().token.unwrap().expose(), GEN_1);
-            let mode = fs::metadata(layout.gateway_token_file()).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600, "{open:o} repaired");
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&layout.gateway_token_file()), 0o600, "{open:o} repaired");
+            assert_eq!(mode(&layout.credentials_dir()), 0o700, "the credentials directory repaired");
         }
     }
 
