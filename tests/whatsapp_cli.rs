@@ -68,7 +68,9 @@ async fn channels_login_json_links_logs_in_again_and_logout_unlinks() {
     .await;
     assert!(ok);
     assert_eq!(lines, vec![serde_json::json!({"event": "unlinked"})]);
-    assert!(!dir.path().join("credentials/whatsapp/default").exists());
+    assert!(!dir.path().join("credentials/whatsapp/default/creds.json").exists());
+    // Only the session lock logout held stays (issue 14 item 22).
+    assert_eq!(std::fs::read_dir(dir.path().join("credentials/whatsapp/default")).unwrap().count(), 1);
     assert_eq!(m.state()["linkedDevices"], serde_json::json!([]));
 
     // A refused login ends with a failed line and a non-zero exit.

@@ -559,3 +559,19 @@ async fn a_stream_end_stanza_is_noticed_at_once_and_backs_off() {
     rig.wait_state("default", "connected", Duration::from_secs(3)).await;
     rig.stop(&[h]).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn issue14_item9_corrupt_supervisor_json_keeps_the_gateway_from_connecting() {
+    let rig = linked_rig().await;
+    let files = rig.files("default");
+    std::fs::create_dir_all(files.dir()).expect("dir");
+    std::fs::write(files.dir().join("supervisor.json"), b"\0\0garbage").expect("corrupt");
+    let before = rig.attempts();
+    let h = rig.spawn("default");
+    let s = rig.wait_state("default", "coolingDown", Duration::from_secs(5)).await;
+    assert!(s.detail.contains("corrupt"), "the reason names the corrupt file: {}", s.detail);
+    tokio::time::sleep(Duration::from_secs(19 * 60)).await;
+    assert_eq!(rig.attempts(), before, "no connection while the assumed cooldown runs");
+    rig.wait_state("default", "connected", Duration::from_secs(120)).await;
+    rig.stop(&[h]).await;
+}

@@ -26,7 +26,7 @@ use crate::channels::whatsapp::supervisor::{creds_store, system_wall_clock};
 use crate::channels::whatsapp::paircode::display;
 use crate::channels::whatsapp::qr::render_terminal;
 use crate::config::env::ProcessEnv;
-use crate::config::model::whatsapp::DEFAULT_ACCOUNT_ID;
+use crate::config::model::whatsapp::check_account_id;
 use crate::config::sources::{Layer, SourceRequest};
 use crate::store::StateLayout;
 use crate::store::layout::resolve_state_dir;
@@ -107,11 +107,9 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let (account, auth_dir) = if is_login {
-            declared_account(args)?
-        } else {
-            (args.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_string()), None)
-        };
+        // Login and logout pick the account (`--account`, else `defaultAccount`) and its
+        // `authDir` the same way; login also insists that it is declared.
+        let (account, auth_dir) = configured_account(args, is_login)?;
         let (cfg, layout) = whatsapp_config(args, &account, auth_dir.as_deref())?;
         if is_login {
             let guard = LinkGuard {
@@ -134,10 +132,10 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
     }
 }
 
-/// Before linking: the channel (and the account, when accounts are listed) must be declared in
-/// the config, or the gateway would never run the number being linked. Returns the account id
-/// and its `authDir`.
-fn declared_account(args: &LoginArgs) -> anyhow::Result<(String, Option<String>)> {
+/// The account to link or unlink and its `authDir`, from `--account` and the config. Before
+/// linking (`must_be_declared`) the channel (and the account, when accounts are listed) must be
+/// declared in the config, or the gateway would never run the number being linked.
+fn configured_account(args: &LoginArgs, must_be_declared: bool) -> anyhow::Result<(String, Option<String>)> {
     let request = SourceRequest { config: args.config.clone(), state_dir: args.state_dir.clone(), no_state: false };
     let c = crate::config::compile(&crate::config::Options { request }, &ProcessEnv)?;
     let Some(out) = &c.output else {
@@ -147,6 +145,10 @@ fn declared_account(args: &LoginArgs) -> anyhow::Result<(String, Option<String>)
         anyhow::bail!("the config is invalid; fix it first (`openclaw config check` lists the errors)");
     };
     let Some(wa) = &out.config.channels.whatsapp else {
+        if !must_be_declared {
+            let account = args.account.clone().unwrap_or_else(|| crate::config::model::whatsapp::DEFAULT_ACCOUNT_ID.into());
+            return Ok((account, None));
+        }
         let target = c
             .sources
             .iter()
@@ -160,7 +162,7 @@ fn declared_account(args: &LoginArgs) -> anyhow::Result<(String, Option<String>)
         );
     };
     let account = args.account.clone().unwrap_or_else(|| wa.default_account_id());
-    if !wa.accounts.is_empty() && !wa.accounts.contains_key(&account) {
+    if must_be_declared && !wa.accounts.is_empty() && !wa.accounts.contains_key(&account) {
         let ids: Vec<&str> = wa.accounts.keys().map(String::as_str).collect();
         anyhow::bail!(
             "account {account:?} is not in channels.whatsapp.accounts ({}); add it there first",
@@ -172,13 +174,10 @@ fn declared_account(args: &LoginArgs) -> anyhow::Result<(String, Option<String>)
 }
 
 fn whatsapp_config(args: &LoginArgs, account: &str, auth_dir: Option<&str>) -> anyhow::Result<(ClientConfig, StateLayout)> {
-    anyhow::ensure!(
-        !account.is_empty() && account.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-        "invalid account id {account:?} (letters, digits, - and _ only)"
-    );
+    check_account_id(account).map_err(anyhow::Error::msg)?;
     let layout = StateLayout::new(resolve_state_dir(args.state_dir.as_deref()));
-    let mut cfg = ClientConfig::from_environment(creds_store(&layout, account, auth_dir))
-        .map_err(anyhow::Error::msg)?;
+    let store = creds_store(&layout, account, auth_dir).map_err(anyhow::Error::msg)?;
+    let mut cfg = ClientConfig::from_environment(store).map_err(anyhow::Error::msg)?;
     if let Some(phone) = &args.phone {
         let digits: String = phone
             .chars()
@@ -397,7 +396,15 @@ fn offline_status(a: &crate::cli::status_cmd::ClientArgs) -> anyhow::Result<Vec<
     let now = crate::agent::runs::unix_ms();
     let mut out = Vec::new();
     for acc in &settings.whatsapp {
-        let store = creds_store(layout, &acc.id, acc.auth_dir.as_deref());
+        let store = match creds_store(layout, &acc.id, acc.auth_dir.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                let mut s = ChannelStatus::new("whatsapp", &acc.id, ConnectionState::Unsupported { reason: e.clone() });
+                s.detail = format!("not started: {e}");
+                out.push(serde_json::to_value(&s)?);
+                continue;
+            }
+        };
         let files = AccountFiles::new(layout, &acc.id);
         let linked = store.load().ok().flatten().is_some_and(|c| c.is_linked());
         let cooldown = files.cooldown(now);

@@ -321,6 +321,7 @@ pub fn compile_sources(inputs: Inputs, srcs: Vec<Source>, env: &dyn EnvSource, r
             Ok(config) => {
                 let ctx = semantic::Context { env_gateway_token: env.var("OPENCLAW_GATEWAY_TOKEN").is_some_and(|v| !v.is_empty()) };
                 diags.extend(semantic::check(&config, ctx, &loc));
+                diags.extend(super::effect::warnings(&checked, &loc));
                 let resolved = secrets::resolve(&checked, &substituted, read_secret_files, &loc, &mut diags);
                 output = Some(Compiled {
                     config,

@@ -79,7 +79,7 @@ const MISPLACED: &[(&str, &str, &str)] = &[
         "exposeErrorText was removed upstream; delete the key",
     ),
     ("gateway", "token", "the gateway token lives at gateway.auth.token (better: gateway.auth.tokenFile)"),
-    ("gateway", "password", "the gateway password lives at gateway.auth.password"),
+    ("gateway", "password", "passwords are not supported by this gateway yet; use a token (gateway.auth.tokenFile)"),
     ("<root>", "token", "the gateway token lives at gateway.auth.token (better: gateway.auth.tokenFile)"),
 ];
 

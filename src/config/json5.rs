@@ -344,6 +344,8 @@ impl<'a> Parser<'a> {
         }
         self.bump(); // {
         let mut members: Vec<Member> = Vec::new();
+        // Key -> index in `members`: duplicate detection stays linear in the member count.
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         loop {
             self.skip_ws()?;
             if self.peek() == Some('}') {
@@ -367,13 +369,14 @@ impl<'a> Parser<'a> {
             let value = self.value(depth);
             let member_path = std::mem::replace(&mut self.path, outer);
             let value = value?;
-            if let Some(first) = members.iter().find(|m| m.key == key) {
+            if let Some(&first) = seen.get(&key) {
                 self.errors.push(ParseError {
                     pos: key_pos,
                     path: member_path,
-                    kind: ParseErrorKind::DuplicateKey { key, first: first.key_pos },
+                    kind: ParseErrorKind::DuplicateKey { key, first: members[first].key_pos },
                 });
             } else {
+                seen.insert(key.clone(), members.len());
                 members.push(Member { key, key_pos, value });
             }
             self.skip_ws()?;

@@ -7,6 +7,7 @@ pub mod json5;
 pub mod model;
 pub mod secrets;
 pub mod diagnostic;
+pub mod effect;
 pub mod env;
 pub mod hints;
 pub mod merge;

@@ -19,6 +19,47 @@ pub fn fingerprint(secret: &[u8]) -> String {
     format!("sha256:{}", &hex::encode(digest)[..8])
 }
 
+/// Permission bits a file or directory holding a secret must not have: any access for group or
+/// others. **The one secret-file rule**, used by `config check`, the gateway's startup checks
+/// and the WhatsApp credential store alike:
+///
+/// - a secret file the config names (`tokenFile`, `passwordFile`, `apiKeyFile`, ...) with any
+///   of these bits is **refused** (it is the user's file: we do not change it);
+/// - a secret file or directory the gateway writes itself (the generated token file, a
+///   WhatsApp account's credentials and their directory) with any of these bits is
+///   **repaired** ([`make_private`]: 0600 / 0700) with a warning, and refused if that fails.
+pub const SECRET_FORBIDDEN_BITS: u32 = 0o077;
+
+/// Whether `mode` gives group or others any access (see [`SECRET_FORBIDDEN_BITS`]).
+pub fn too_open(mode: u32) -> bool {
+    mode & SECRET_FORBIDDEN_BITS != 0
+}
+
+/// Repairs a secret file (to 0600) or directory (to 0700) the gateway owns when [`too_open`].
+/// Returns the old mode when it changed something (the caller warns), `None` when it was fine
+/// or does not exist.
+pub fn make_private(path: &Path) -> std::io::Result<Option<u32>> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.file_type().is_symlink() || !too_open(mode) {
+        return Ok(None);
+    }
+    let private = if meta.is_dir() { 0o700 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(private))?;
+    Ok(Some(mode))
+}
+
+/// Whether `url` carries user-info (`scheme://user[:password]@host...`).
+pub fn url_has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
+}
+
 /// A secret setting: its value key and, if it has one, its `*File` key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretSpec {
@@ -38,9 +79,19 @@ pub fn specs(value: &serde_json::Value) -> Vec<SecretSpec> {
         SecretSpec { value: k("hooks.token"), file: Some(k("hooks.tokenFile")) },
     ];
     if let Some(providers) = value.pointer("/models/providers").and_then(|v| v.as_object()) {
-        for id in providers.keys() {
+        for (id, p) in providers {
             let base = k("models.providers").key(id);
             out.push(SecretSpec { value: base.key("apiKey"), file: Some(base.key("apiKeyFile")) });
+            // Header values carry credentials (`Authorization`, `X-Api-Key`, ...): all secret.
+            if let Some(headers) = p.get("headers").and_then(|h| h.as_object()) {
+                for name in headers.keys() {
+                    out.push(SecretSpec { value: base.key("headers").key(name), file: None });
+                }
+            }
+            // A base URL with user-info (`https://user:pass@host/`) is secret as a whole.
+            if p.get("baseUrl").and_then(|u| u.as_str()).is_some_and(url_has_userinfo) {
+                out.push(SecretSpec { value: base.key("baseUrl"), file: None });
+            }
         }
     }
     out
@@ -105,8 +156,8 @@ pub enum SecretFileError {
         /// The I/O error text.
         reason: String,
     },
-    /// Group or others may read it.
-    #[error("{path} is readable by group or others (mode {mode:04o})")]
+    /// Group or others have access to it.
+    #[error("{path} is open to group or others (mode {mode:04o}): a secret file may not be readable by group or others, nor writable or executable by them")]
     TooOpen {
         /// The path.
         path: PathBuf,
@@ -156,7 +207,7 @@ pub fn read_secret_file(path: &Path) -> Result<String, SecretFileError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| SecretFileError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if too_open(mode) {
         return Err(SecretFileError::TooOpen { path: path.to_path_buf(), mode });
     }
     read_secret_file_unchecked(path)

@@ -3,7 +3,7 @@
 use super::diagnostic::Diagnostic;
 use super::locate::Locator;
 use super::model::gateway::{AuthMode, BindMode};
-use super::model::whatsapp::{DmPolicy, WhatsAppConfig};
+use super::model::whatsapp::{DmPolicy, WhatsAppConfig, check_account_id, check_auth_dir};
 use super::model::OpenClawConfig;
 use super::path::KeyPath;
 
@@ -30,6 +30,7 @@ pub fn is_e164(s: &str) -> bool {
 /// Runs every rule.
 pub fn check(cfg: &OpenClawConfig, ctx: Context, loc: &Locator<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    unsupported_rules(cfg, loc, &mut out);
     gateway_rules(cfg, ctx, loc, &mut out);
     hooks_rules(cfg, loc, &mut out);
     if let Some(wa) = &cfg.channels.whatsapp {
@@ -39,13 +40,55 @@ pub fn check(cfg: &OpenClawConfig, ctx: Context, loc: &Locator<'_>) -> Vec<Diagn
     out
 }
 
+/// Settings the schema accepts (they are upstream's) but this gateway does not honour yet: each
+/// is an error, never silently ignored (issue 14 item 10). The schema-walk test
+/// (`tests/config_schema_walk.rs`) keeps this list and the gateway in step.
+fn unsupported_rules(cfg: &OpenClawConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
+    let mut unsupported = |path: &str, why: &str, at_value: bool| {
+        let kp = p(path);
+        let d = Diagnostic::error(
+            "unsupported",
+            &kp,
+            format!("\"{path}\" is an OpenClaw setting not supported by this gateway yet: {why}"),
+        )
+        .hint("remove it; this gateway would silently ignore it otherwise");
+        out.push(if at_value { loc.at_value(d, &kp) } else { loc.at_key(d, &kp) });
+    };
+    let a = &cfg.gateway.auth;
+    if a.password.is_some() {
+        unsupported("gateway.auth.password", "clients authenticate with the gateway token only", false);
+    }
+    match a.mode {
+        Some(AuthMode::Password) => unsupported("gateway.auth.mode", "mode \"password\" (use \"token\")", true),
+        Some(AuthMode::TrustedProxy) => unsupported("gateway.auth.mode", "mode \"trusted-proxy\" (use \"token\")", true),
+        _ => {}
+    }
+    if cfg.gateway.bind == BindMode::Tailnet {
+        unsupported("gateway.bind", "bind \"tailnet\" (use \"loopback\", \"lan\", \"auto\" or \"custom\")", true);
+    }
+    if a.rate_limit.lockout_ms.is_some() {
+        unsupported("gateway.auth.rateLimit.lockoutMs", "a throttled client waits until its windowMs ends", false);
+    }
+    if a.rate_limit.exempt_loopback.is_some() {
+        unsupported("gateway.auth.rateLimit.exemptLoopback", "loopback clients are throttled like any other", false);
+    }
+    let h = &cfg.hooks;
+    if !h.mappings.is_empty() {
+        unsupported("hooks.mappings", "only POST {hooks.path}/agent and {hooks.path}/wake are served", false);
+    }
+    if h.allow_request_session_key.is_some() {
+        unsupported("hooks.allowRequestSessionKey", "use hooks.defaultSessionKey", false);
+    }
+}
+
 fn gateway_rules(cfg: &OpenClawConfig, ctx: Context, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
     let g = &cfg.gateway;
     let a = &g.auth;
     let has_token = a.token.is_some() || a.token_file.is_some() || ctx.env_gateway_token;
-    let has_secret = has_token || a.password.is_some();
+    // A password is not honoured by this gateway (see `unsupported_rules`), so it does not count.
+    let has_secret = has_token;
     if !g.bind.is_loopback() {
-        let unauthenticated = a.mode == Some(AuthMode::None) || (!has_secret && a.mode != Some(AuthMode::TrustedProxy));
+        let unauthenticated = a.mode == Some(AuthMode::None) || !has_secret;
         if unauthenticated {
             out.push(loc.at_value(
                 Diagnostic::error(
@@ -165,6 +208,32 @@ fn whatsapp_rules(wa: &WhatsAppConfig, loc: &Locator<'_>, out: &mut Vec<Diagnost
         vec![(root.clone(), wa.allow_from.as_ref(), wa.group_allow_from.as_ref())];
     for (id, a) in &wa.accounts {
         levels.push((root.key("accounts").key(id), a.allow_from.as_ref(), a.group_allow_from.as_ref()));
+    }
+    // Account ids name directories: the one rule `channels login` and the gateway apply too.
+    for (id, a) in &wa.accounts {
+        let ap = root.key("accounts").key(id);
+        if let Err(e) = check_account_id(id) {
+            out.push(loc.at_key(
+                Diagnostic::error("invalid-account-id", &ap, e).hint("use letters, digits, - and _ (e.g. \"work\")"),
+                &ap,
+            ));
+        }
+        if let Some(d) = &a.auth_dir
+            && let Err(e) = check_auth_dir(d)
+        {
+            let dp = ap.key("authDir");
+            out.push(loc.at_value(
+                Diagnostic::error("invalid-auth-dir", &dp, e)
+                    .hint("use a directory of its own: relative to the state dir (e.g. \"wa/work\") or an absolute path you own"),
+                &dp,
+            ));
+        }
+    }
+    if let Some(d) = &wa.default_account
+        && let Err(e) = check_account_id(d)
+    {
+        let dp = root.key("defaultAccount");
+        out.push(loc.at_value(Diagnostic::error("invalid-account-id", &dp, e), &dp));
     }
     for (path, allow, group_allow) in &levels {
         if let Some(l) = allow {

@@ -186,6 +186,33 @@ impl Snapshot {
         Ok(value)
     }
 
+    /// The extra HTTP headers of provider `id` with their real values, re-read from their
+    /// sources (the snapshot holds only fingerprints) and checked against the compiled ones.
+    pub fn provider_headers(&self, id: &str) -> Result<BTreeMap<String, String>, SecretResolveError> {
+        let base = super::path::KeyPath::root().key("models").key("providers").key(id).key("headers");
+        let mut out = BTreeMap::new();
+        for name in self.secrets.keys() {
+            let Some(path) = super::path::KeyPath::parse_dotted(name) else { continue };
+            if path.parent() == base
+                && let Some(header) = path.last_key()
+            {
+                out.insert(header.to_string(), self.resolve_secret(name)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The base URL of provider `id`: from the config, or, when it carries user-info (then it
+    /// is a secret and the snapshot holds only its fingerprint), re-read from its source.
+    pub fn provider_base_url(&self, id: &str) -> Result<Option<String>, SecretResolveError> {
+        let path = super::path::KeyPath::root().key("models").key("providers").key(id).key("baseUrl");
+        let name = path.to_string();
+        if self.secrets.contains_key(&name) {
+            return self.resolve_secret(&name).map(Some);
+        }
+        Ok(path.get(&self.config).and_then(|v| v.as_str()).map(String::from))
+    }
+
     /// Re-reads secret `name` from its source without comparing it with the compiled
     /// fingerprint and without checking a secret file's permissions: the gateway's token checks
     /// do both, with their own exit codes. [`Snapshot::resolve_secret`] does both here.

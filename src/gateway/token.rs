@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use crate::gateway::settings::{AuthMode, Secret, SecretFile, TokenSource};
 use crate::store::{write_atomic, AtomicWriteError, StateLayout};
 
-/// Mode bits that make a secret readable by group or others.
-const GROUP_WORLD_READABLE: u32 = 0o044;
 
 /// Why the gateway refuses to start. Each variant has its own exit code ([`TokenError::exit_code`]),
 /// one sentence, and a hint ([`TokenError::hint`]). Messages carry fingerprints, never secrets.
@@ -25,8 +23,9 @@ pub enum TokenError {
         /// Each source as `(label, fingerprint)`.
         sources: Vec<(String, String)>,
     },
-    /// A secret (or the file holding it) is readable by group or others.
-    #[error("{label} is readable by group or others ({} has mode {mode:04o})", .path.display())]
+    /// A secret file gives group or others any access (the one rule of
+    /// [`crate::config::secrets::SECRET_FORBIDDEN_BITS`], as in `config check`).
+    #[error("{label} is open to group or others ({} has mode {mode:04o}): a secret file may not be readable by group or others, nor writable or executable by them", .path.display())]
     InsecureFile {
         /// Which source.
         label: String,
@@ -126,7 +125,9 @@ impl TokenError {
                 "use gateway.bind \"loopback\" and an SSH tunnel, or set gateway.auth.mode \"token\""
             }
             TokenError::HooksTokenMissing => "set hooks.tokenFile (or hooks.token), or set hooks.enabled false",
-            TokenError::GeneratedFile { .. } => "check the state directory's ownership and permissions",
+            TokenError::GeneratedFile { .. } => {
+                "check the state directory's ownership and permissions; a truncated or damaged generated token file must be restored from a backup, or deleted so that a new token is generated (clients that saved the old one must then update)"
+            }
         }
     }
 }
@@ -158,13 +159,13 @@ pub fn secret_file_info(path: &Path) -> io::Result<SecretFile> {
     Ok(SecretFile { path: path.to_path_buf(), mode: meta.permissions().mode() & 0o7777, canonical })
 }
 
-/// Refuses a source whose file is group/world readable or in the Nix store, or whose value is empty.
+/// Refuses a source whose file gives group or others any access or in the Nix store, or whose value is empty.
 pub fn check_source(src: &TokenSource) -> Result<(), TokenError> {
     if let Some(f) = &src.file {
         if f.canonical.starts_with("/nix/store") || f.path.starts_with("/nix/store") {
             return Err(TokenError::InNixStore { label: src.label.clone(), path: f.canonical.clone() });
         }
-        if f.mode & GROUP_WORLD_READABLE != 0 {
+        if crate::config::secrets::too_open(f.mode) {
             return Err(TokenError::InsecureFile { label: src.label.clone(), path: f.path.clone(), mode: f.mode });
         }
     }
@@ -204,11 +205,42 @@ pub fn generate_token() -> Secret {
     Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Loads the generated token from the state dir, if present (refusing an insecure file).
+/// Length of a token made by [`generate_token`].
+pub const GENERATED_TOKEN_LEN: usize = 43;
+
+/// Whether `text` is a complete generated token: exactly [`GENERATED_TOKEN_LEN`] base64url
+/// characters. A truncated (or otherwise damaged) file fails this and is refused, never used.
+pub fn is_generated_token(text: &str) -> bool {
+    text.len() == GENERATED_TOKEN_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Loads the generated token from the state dir, if present, refusing an insecure file and one
+/// that does not hold a complete generated token (truncated by a crash or a full disk, edited).
 pub fn load_generated(layout: &StateLayout) -> Result<Option<Secret>, TokenError> {
     let path = layout.gateway_token_file();
+    // Our own file and the credentials directory holding it: repaired when too open (the one
+    // secret-file rule), never used as they are.
+    for p in [layout.credentials_dir(), path.clone()] {
+        match crate::config::secrets::make_private(&p) {
+            Ok(Some(old)) => tracing::warn!(
+                path = %p.display(),
+                "{} had mode {old:04o} (group or others had access); made private. If other users could read the token, delete {} and restart to rotate it",
+                p.display(),
+                path.display()
+            ),
+            Ok(None) => {}
+            Err(e) => return Err(TokenError::GeneratedFile { path, reason: format!("cannot make {} private: {e}", p.display()) }),
+        }
+    }
     match read_secret_file(&path) {
         Ok((secret, file)) => {
+            if !is_generated_token(secret.expose()) {
+                let reason = format!(
+                    "it holds {} characters, not a complete generated token ({GENERATED_TOKEN_LEN} base64url characters): truncated or damaged",
+                    secret.expose().chars().count()
+                );
+                return Err(TokenError::GeneratedFile { path, reason });
+            }
             let src = TokenSource {
                 kind: crate::gateway::settings::TokenSourceKind::ConfigTokenFile,
                 label: format!("generated token file {}", path.display()),
@@ -296,6 +328,8 @@ mod tests {
     use super::*;
     use crate::gateway::settings::TokenSourceKind;
 
+    const GEN_1: &str = "gen1gen1gen1gen1gen1gen1gen1gen1gen1gen1gen";
+
     fn src(label: &str, v: &str) -> TokenSource {
         TokenSource { kind: TokenSourceKind::Env, label: label.into(), value: Secret::new(v), file: None }
     }
@@ -310,7 +344,7 @@ mod tests {
     }
 
     fn run(sources: &[TokenSource], layout: &StateLayout) -> Result<ResolvedToken, TokenError> {
-        resolve(AuthMode::Token, true, "loopback", sources, None, None, layout, || Secret::new("gen-1"))
+        resolve(AuthMode::Token, true, "loopback", sources, None, None, layout, || Secret::new(GEN_1))
     }
 
     #[test]
@@ -319,12 +353,12 @@ mod tests {
         let layout = StateLayout::new(dir.path());
         let a = run(&[], &layout).unwrap();
         assert!(a.generated_now);
-        assert_eq!(a.token.as_ref().unwrap().expose(), "gen-1");
+        assert_eq!(a.token.as_ref().unwrap().expose(), GEN_1);
         let mode = fs::metadata(layout.gateway_token_file()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let b = resolve(AuthMode::Token, true, "loopback", &[], None, None, &layout, || Secret::new("gen-2")).unwrap();
         assert!(!b.generated_now);
-        assert_eq!(b.token.unwrap().expose(), "gen-1", "a restart must never change the token");
+        assert_eq!(b.token.unwrap().expose(), GEN_1, "a restart must never change the token");
     }
 
     #[test]
@@ -347,7 +381,7 @@ mod tests {
         let r = run(&[src("env", "x"), src("flag", "x")], &layout).unwrap();
         assert_eq!(r.token.unwrap().expose(), "x");
         assert_eq!(r.warnings.len(), 1);
-        assert!(!r.warnings[0].contains("gen-1"));
+        assert!(!r.warnings[0].contains(GEN_1));
     }
 
     #[test]
@@ -364,12 +398,57 @@ mod tests {
     }
 
     #[test]
-    fn insecure_generated_file_refused() {
+    fn issue14_item15_insecure_generated_file_is_repaired() {
         let dir = tempfile::tempdir().unwrap();
         let layout = StateLayout::new(dir.path());
         run(&[], &layout).unwrap();
-        fs::set_permissions(layout.gateway_token_file(), fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(run(&[], &layout).unwrap_err(), TokenError::InsecureFile { .. }));
+        for open in [0o644, 0o620, 0o602, 0o660] {
+            fs::set_permissions(layout.gateway_token_file(), fs::Permissions::from_mode(open)).unwrap();
+            fs::set_permissions(layout.credentials_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+            assert_eq!(run(&[], &layout).unwrap().token.unwrap().expose(), GEN_1);
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&layout.gateway_token_file()), 0o600, "{open:o} repaired");
+            assert_eq!(mode(&layout.credentials_dir()), 0o700, "the credentials directory repaired");
+        }
+    }
+
+    #[test]
+    fn issue14_item15_token_files_with_write_bits_refused_at_startup_as_in_config_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = StateLayout::new(dir.path());
+        for mode in [0o620, 0o602, 0o610, 0o601, 0o640, 0o604] {
+            let e = run(&[file_src("gateway.auth.tokenFile", "t", "/run/t", mode)], &layout).unwrap_err();
+            assert!(matches!(e, TokenError::InsecureFile { .. }), "{mode:o}: {e}");
+            assert!(crate::config::secrets::too_open(mode), "config check refuses {mode:o} too");
+        }
+        assert!(run(&[file_src("gateway.auth.tokenFile", "t", "/run/t", 0o400)], &layout).is_ok());
+    }
+
+    #[test]
+    fn issue14_item21_truncated_generated_token_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = StateLayout::new(dir.path());
+        run(&[], &layout).unwrap();
+        let path = layout.gateway_token_file();
+        // Cut short as by a crash or a full disk (a partial write of an earlier, non-atomic
+        // writer, or a copy): it must never become the gateway's token.
+        for cut in ["gen1gen1g", "gen1gen1gen1gen1gen1gen1gen1gen1gen1gen1ge\n", "", "\n"] {
+            fs::write(&path, cut).unwrap();
+            let e = run(&[], &layout).unwrap_err();
+            assert!(matches!(e, TokenError::GeneratedFile { .. }), "{cut:?}: {e}");
+            assert_eq!(e.exit_code(), 18);
+            let msg = e.to_string();
+            assert!(msg.contains("truncated"), "{msg}");
+            assert!(cut.trim().is_empty() || !msg.contains(cut.trim()), "never prints the token: {msg}");
+            assert!(e.hint().contains("deleted so that a new token is generated"));
+            assert_eq!(fs::read_to_string(&path).unwrap(), cut, "the damaged file is left for the user");
+        }
+        // Also behind an explicit source (then it is only reported, as before: not used).
+        fs::write(&path, "short\n").unwrap();
+        assert!(run(&[src("env", "x")], &layout).is_ok());
+        // A complete token (with or without its newline) is fine.
+        fs::write(&path, GEN_1).unwrap();
+        assert_eq!(run(&[], &layout).unwrap().token.unwrap().expose(), GEN_1);
     }
 
     #[test]

@@ -486,7 +486,7 @@ impl Session<'_> {
             let Some(kind) = self.pending.remove(&id) else {
                 return Ok(Ok(()));
             };
-            return Ok(self.on_response(kind, &node, ty == "result", mode).await);
+            return self.on_response(kind, &node, ty == "result", mode).await;
         }
         if let Some(pd) = node.child("pair-device") {
             let refs: Vec<String> = pd
@@ -653,7 +653,7 @@ impl Session<'_> {
         node: &Node,
         ok: bool,
         _mode: RunMode,
-    ) -> Result<(), DisconnectReason> {
+    ) -> Result<Result<(), DisconnectReason>, ClientError> {
         match kind {
             Pending::Count => {
                 let count = node
@@ -661,16 +661,15 @@ impl Session<'_> {
                     .and_then(|c| c.get_attr("value"))
                     .and_then(|v| v.parse::<u32>().ok());
                 if ok && count.unwrap_or(0) < MIN_PREKEY_COUNT {
-                    self.upload_prekeys().await?;
-                } else {
-                    self.prekeys_settled = true;
+                    return self.upload_prekeys().await;
                 }
+                self.prekeys_settled = true;
             }
             Pending::Upload(n) => {
                 self.prekeys_settled = true;
                 if ok {
                     self.creds.first_unuploaded_pre_key_id = self.creds.next_pre_key_id;
-                    let _ = self.cfg.store.save(&self.creds);
+                    self.cfg.store.save(&self.creds)?;
                     let _ = self.events.send(Event::PreKeysUploaded { count: n });
                 }
             }
@@ -684,21 +683,21 @@ impl Session<'_> {
             }
             Pending::Ping | Pending::Other => {}
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
-    async fn upload_prekeys(&mut self) -> Result<(), DisconnectReason> {
+    /// Generates and uploads prekeys. Fails closed: a corrupt or unreadable `pre-keys.json` is
+    /// never replaced by a fresh map (its private keys answer messages to prekeys already on
+    /// the server), and a failed save ends the connection with that error instead of skipping
+    /// the upload silently. Private halves are on disk before their public halves are sent.
+    async fn upload_prekeys(&mut self) -> Result<Result<(), DisconnectReason>, ClientError> {
         let n = self.cfg.prekey_upload_count;
-        let mut store = self.cfg.store.load_prekeys().unwrap_or_default();
+        let mut store = self.cfg.store.load_prekeys()?;
         let ids = prekeys::generate(&mut self.creds, &mut store, n, self.cfg.rng.as_ref());
-        // Private halves must be on disk before their public halves are on the server.
-        if self.cfg.store.save_prekeys(&store).is_err() || self.cfg.store.save(&self.creds).is_err()
-        {
-            self.prekeys_settled = true;
-            return Ok(());
-        }
+        self.cfg.store.save_prekeys(&store)?;
+        self.cfg.store.save(&self.creds)?;
         let iq = prekeys::upload("", &self.creds, &store, &ids);
-        self.query(iq, Pending::Upload(n)).await
+        Ok(self.query(iq, Pending::Upload(n)).await)
     }
 }
 

@@ -343,6 +343,33 @@ pub enum CredsError {
     Write(#[from] crate::store::AtomicWriteError),
 }
 
+/// Removes the temp files `store::write_atomic` leaves in `dir` when its process dies mid-write
+/// (`kill -9`, power loss): `.<name>.tmp.<pid>.<n>` whose process is gone. A live writer's temp
+/// file is left alone. Returns how many were removed.
+pub fn remove_stale_temp_files(dir: &Path) -> std::io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((_, tail)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp.")) else { continue };
+        let Some(pid) = tail.split('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !crate::store::lockfile::pid_alive(pid) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Stored one-time prekeys: id → key pair.
 pub type PreKeys = BTreeMap<u32, StoredKeyPair>;
 
@@ -401,8 +428,29 @@ impl CredsStore {
         }
     }
 
+    /// Applies the one secret-file rule ([`crate::config::secrets::SECRET_FORBIDDEN_BITS`]) to
+    /// the account's own files: the directory, `creds.json`, its backup and `pre-keys.json` are
+    /// made private (0700 / 0600) with a warning when group or others have any access; a
+    /// failed repair is an error (nothing is read from an open file).
+    pub fn ensure_private(&self) -> Result<(), CredsError> {
+        for path in [self.dir.clone(), self.creds_path(), self.backup_path(), self.prekeys_path()] {
+            match crate::config::secrets::make_private(&path) {
+                Ok(Some(old)) => tracing::warn!(
+                    path = %path.display(),
+                    "whatsapp: credentials had mode {old:04o} (group or others had access); made private. If other users could read them, unlink and link again (openclaw channels logout, then login)"
+                ),
+                Ok(None) => {}
+                Err(source) => return Err(CredsError::Io { path, source }),
+            }
+        }
+        Ok(())
+    }
+
     /// Loads `creds.json`: `Ok(None)` when absent, [`CredsError::Corrupt`] when unreadable.
+    /// Files too open are repaired first ([`CredsStore::ensure_private`]).
     pub fn load(&self) -> Result<Option<Creds>, CredsError> {
+        self.ensure_private()?;
+        remove_stale_temp_files(&self.dir).map_err(|source| CredsError::Io { path: self.dir.clone(), source })?;
         let path = self.creds_path();
         let Some(bytes) = Self::read(&path)? else {
             return Ok(None);
@@ -444,7 +492,9 @@ impl CredsStore {
         Ok(())
     }
 
-    /// Loads the stored prekeys (empty when absent).
+    /// Loads the stored prekeys (empty when absent). A corrupt or unreadable file is an error,
+    /// never an empty map: its private keys are needed for messages sent to prekeys already on
+    /// the server, so it must not be replaced.
     pub fn load_prekeys(&self) -> Result<PreKeys, CredsError> {
         let path = self.prekeys_path();
         let Some(bytes) = Self::read(&path)? else {
@@ -453,7 +503,7 @@ impl CredsStore {
         serde_json::from_slice(&bytes).map_err(|e| CredsError::Corrupt {
             path,
             reason: e.to_string(),
-            hint: String::new(),
+            hint: "; refusing to replace it (its keys answer messages already addressed to them): restore it from a backup, or unlink and link again (openclaw channels logout, then login)".into(),
         })
     }
 
@@ -495,16 +545,34 @@ impl CredsStore {
         Ok(Some(to))
     }
 
-    /// Removes every credential file of the account (logout).
+    /// Removes every credential file of the account (logout): everything in the directory
+    /// except `session.lock`, which the caller holds (deleting it would let a second process
+    /// lock a new file while this one still runs). The directory itself stays.
     pub fn remove(&self) -> Result<(), CredsError> {
-        match fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CredsError::Io {
-                path: self.dir.clone(),
-                source,
-            }),
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CredsError::Io { path, source }
+        };
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&self.dir))?;
+            if entry.file_name() == "session.lock" {
+                continue;
+            }
+            let path = entry.path();
+            let is_dir = entry.file_type().map_err(io(&path))?.is_dir();
+            let removed = if is_dir { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
         }
+        Ok(())
     }
 }
 
@@ -554,6 +622,44 @@ mod tests {
                 .unwrap();
         assert_eq!(bak, a);
         assert_eq!(b.me.unwrap().user_and_device(), Some((15550001234, 7)));
+    }
+
+    #[test]
+    fn issue14_item15_open_credentials_are_made_private_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredsStore::in_dir(dir.path().join("acct"));
+        let rng = SeededEntropy::new(7);
+        store.save(&Creds::generate(&rng)).unwrap();
+        store.save(&Creds::generate(&rng)).unwrap();
+        store.save_prekeys(&PreKeys::new()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        fs::set_permissions(store.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        for f in [store.creds_path(), store.backup_path(), store.prekeys_path()] {
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        assert!(store.load().unwrap().is_some());
+        assert_eq!(mode(store.dir()), 0o700);
+        for f in [store.creds_path(), store.backup_path(), store.prekeys_path()] {
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+        // Write bits for group or others count too (the same rule as secret files).
+        fs::set_permissions(store.creds_path(), fs::Permissions::from_mode(0o620)).unwrap();
+        store.load().unwrap();
+        assert_eq!(mode(&store.creds_path()), 0o600);
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredsStore::in_dir(dir.path());
+        store.save(&Creds::generate(&SeededEntropy::new(8))).unwrap();
+        // pid 4000000000 is above any pid_max, so never alive; our own pid is.
+        let dead = dir.path().join(".creds.json.tmp.4000000000.0");
+        let live = dir.path().join(format!(".creds.json.tmp.{}.9", std::process::id()));
+        fs::write(&dead, "{").unwrap();
+        fs::write(&live, "{").unwrap();
+        assert!(store.load().unwrap().is_some());
+        assert!(!dead.exists() && live.exists());
     }
 
     #[test]

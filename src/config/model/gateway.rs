@@ -151,9 +151,6 @@ fn default_max_attempts() -> u32 {
 fn default_window_ms() -> u64 {
     60_000
 }
-fn default_lockout_ms() -> u64 {
-    60_000
-}
 
 /// Failed-authentication throttling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -167,12 +164,14 @@ pub struct AuthRateLimit {
     #[serde(default = "default_window_ms")]
     #[schemars(range(min = 1))]
     pub window_ms: u64,
-    /// How long a locked-out client waits, in milliseconds.
-    #[serde(default = "default_lockout_ms")]
-    pub lockout_ms: u64,
-    /// Exempt loopback clients from the limit.
-    #[serde(default = "default_true")]
-    pub exempt_loopback: bool,
+    /// How long a locked-out client waits, in milliseconds. **Not supported by this gateway
+    /// yet** (a throttled client waits until its window ends): setting it is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockout_ms: Option<u64>,
+    /// Exempt loopback clients from the limit. **Not supported by this gateway yet** (loopback
+    /// clients are throttled like any other): setting it is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exempt_loopback: Option<bool>,
 }
 
 impl Default for AuthRateLimit {
@@ -180,8 +179,8 @@ impl Default for AuthRateLimit {
         Self {
             max_attempts: default_max_attempts(),
             window_ms: default_window_ms(),
-            lockout_ms: default_lockout_ms(),
-            exempt_loopback: true,
+            lockout_ms: None,
+            exempt_loopback: None,
         }
     }
 }

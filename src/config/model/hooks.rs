@@ -35,7 +35,8 @@ pub struct HooksConfig {
     #[serde(default = "default_max_body_bytes")]
     #[schemars(range(min = 1))]
     pub max_body_bytes: u64,
-    /// Custom webhook paths mapped to agent runs or wake events.
+    /// Custom webhook paths mapped to agent runs or wake events. **Not supported by this gateway
+    /// yet**: a non-empty list is an error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mappings: Vec<HookMapping>,
     /// Agents a webhook may target: omitted or `["*"]` means all, `[]` none.
@@ -44,9 +45,10 @@ pub struct HooksConfig {
     /// Session key used when a request names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_session_key: Option<String>,
-    /// Let requests choose their session key.
-    #[serde(default)]
-    pub allow_request_session_key: bool,
+    /// Let requests choose their session key. **Not supported by this gateway yet**: setting it
+    /// is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_request_session_key: Option<bool>,
 }
 
 impl Default for HooksConfig {
@@ -60,7 +62,7 @@ impl Default for HooksConfig {
             mappings: Vec::new(),
             allowed_agent_ids: None,
             default_session_key: None,
-            allow_request_session_key: false,
+            allow_request_session_key: None,
         }
     }
 }

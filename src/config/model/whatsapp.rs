@@ -22,6 +22,112 @@ pub const DEFAULT_GROUP_HISTORY_LIMIT: u32 = 50;
 /// The account id used when none is configured.
 pub const DEFAULT_ACCOUNT_ID: &str = "default";
 
+/// Longest accepted account id.
+pub const MAX_ACCOUNT_ID_LEN: usize = 64;
+
+/// The one rule for WhatsApp account ids, shared by the config compiler, `openclaw channels
+/// login/logout` and the gateway: 1 to [`MAX_ACCOUNT_ID_LEN`] ASCII letters, digits, `-` and
+/// `_`. An id names directories under the state dir, so `/`, `.`, `..` and anything else that
+/// could leave them are refused.
+pub fn check_account_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_ACCOUNT_ID_LEN {
+        return Err(format!("account id {id:?} must have 1 to {MAX_ACCOUNT_ID_LEN} characters"));
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(format!("invalid account id {id:?} (letters, digits, - and _ only)"));
+    }
+    Ok(())
+}
+
+/// What can be checked of an `authDir` without the file system (the config compiler): not
+/// empty, no NUL, no `..` component, not `/`, and a relative one is not the state dir itself.
+pub fn check_auth_dir(dir: &str) -> Result<(), String> {
+    use std::path::Component;
+    let path = std::path::Path::new(dir);
+    if dir.trim().is_empty() || dir.contains('\0') {
+        return Err(format!("authDir {dir:?} is not a directory path"));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("authDir {dir:?} contains \"..\""));
+    }
+    if path.components().all(|c| matches!(c, Component::RootDir | Component::CurDir)) {
+        return Err(format!("authDir {dir:?} is the root or the state directory itself; logout would delete everything in it"));
+    }
+    Ok(())
+}
+
+/// Directories of the state dir an `authDir` may not be or contain (logout empties the
+/// `authDir`): the state dir itself and the ones holding other state.
+const SHARED_STATE_DIRS: &[&str] = &["credentials", "credentials/whatsapp", "channels", "channels/whatsapp", "devices"];
+
+/// The full rule for an `authDir`, checked before it is honoured (login, logout, the gateway):
+/// [`check_auth_dir`]; relative paths are under `state_root`; the result is neither the state
+/// dir, nor a parent of it, nor one of its shared directories; an absolute one (or, when it
+/// does not exist yet, its nearest existing parent) is owned by this process's user.
+pub fn resolve_auth_dir(state_root: &std::path::Path, dir: &str) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+    check_auth_dir(dir)?;
+    let given = Path::new(dir);
+    let path = if given.is_absolute() { given.to_path_buf() } else { state_root.join(given) };
+    // Resolve symlinks of the existing part, so a link cannot smuggle in the state dir or `/`.
+    let canon = |p: &Path| -> PathBuf {
+        let mut existing = p.to_path_buf();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent.to_path_buf();
+                }
+                _ => break,
+            }
+        }
+        let mut out = std::fs::canonicalize(&existing).unwrap_or(existing);
+        out.extend(rest.iter().rev());
+        out
+    };
+    let real = canon(&path);
+    let root = canon(state_root);
+    if real == Path::new("/") {
+        return Err(format!("authDir {dir:?} resolves to \"/\""));
+    }
+    if root.starts_with(&real) {
+        return Err(format!(
+            "authDir {dir:?} ({}) is the state directory or contains it; logout would delete it",
+            real.display()
+        ));
+    }
+    for shared in SHARED_STATE_DIRS {
+        if root.join(shared).starts_with(&real) {
+            return Err(format!(
+                "authDir {dir:?} ({}) holds other state ({shared}); give the account a directory of its own",
+                real.display()
+            ));
+        }
+    }
+    if given.is_absolute() {
+        let uid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .map_err(|e| format!("cannot tell which user runs this process: {e}"))?;
+        let mut probe = real.as_path();
+        while !probe.exists() {
+            probe = probe.parent().unwrap_or(Path::new("/"));
+        }
+        let owner = std::fs::metadata(probe).map_err(|e| format!("authDir {dir:?}: {}: {e}", probe.display()))?.uid();
+        if owner != uid {
+            return Err(format!(
+                "authDir {dir:?}: {} belongs to uid {owner}, not to this user (uid {uid})",
+                probe.display()
+            ));
+        }
+        if real.exists() && !real.is_dir() {
+            return Err(format!("authDir {dir:?} is not a directory"));
+        }
+    }
+    Ok(path)
+}
+
 macro_rules! whatsapp_struct {
     ($(#[$meta:meta])* $name:ident { $($extra:tt)* }) => {
         $(#[$meta])*
@@ -474,6 +580,47 @@ impl WhatsAppConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue14_item20_account_ids_follow_one_rule() {
+        for ok in ["default", "work", "a-b_C9", &"x".repeat(MAX_ACCOUNT_ID_LEN)] {
+            assert!(check_account_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a/b", "..", ".", "../x", "a b", "é", "a.b", &"x".repeat(MAX_ACCOUNT_ID_LEN + 1)] {
+            assert!(check_account_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn issue14_item22_auth_dir_rule() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("state");
+        std::fs::create_dir_all(root.join("credentials/whatsapp")).unwrap();
+        assert_eq!(resolve_auth_dir(&root, "wa/work").unwrap(), root.join("wa/work"));
+        let own = d.path().join("elsewhere/wa");
+        assert_eq!(resolve_auth_dir(&root, own.to_str().unwrap()).unwrap(), own);
+        for bad in ["", "/", ".", "./", "..", "../x", "wa/../..", "credentials", "credentials/whatsapp", "channels", "devices"] {
+            assert!(resolve_auth_dir(&root, bad).is_err(), "{bad:?} accepted");
+        }
+        // A parent of the state dir, directly or through a symlink.
+        assert!(resolve_auth_dir(&root, d.path().to_str().unwrap()).is_err());
+        std::os::unix::fs::symlink(d.path(), root.join("up")).unwrap();
+        assert!(resolve_auth_dir(&root, "up").is_err(), "symlink to a parent of the state dir");
+        std::os::unix::fs::symlink("/", root.join("slash")).unwrap();
+        assert!(resolve_auth_dir(&root, "slash").is_err(), "symlink to /");
+        // A file is not a directory.
+        std::fs::write(d.path().join("file"), "x").unwrap();
+        assert!(resolve_auth_dir(&root, d.path().join("file").to_str().unwrap()).is_err());
+        // Not owned by this user: /proc/1 belongs to root; as root, nothing under / is foreign,
+        // so use a directory chowned to another uid.
+        let foreign = d.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        if std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).is_ok() {
+            let e = resolve_auth_dir(&root, foreign.to_str().unwrap()).unwrap_err();
+            assert!(e.contains("belongs to uid 65534"), "{e}");
+            assert!(resolve_auth_dir(&root, foreign.join("sub").to_str().unwrap()).is_err());
+        }
+    }
 
     #[test]
     fn accounts_inherit_account_then_default_then_root() {

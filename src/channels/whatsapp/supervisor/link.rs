@@ -62,14 +62,15 @@ pub async fn guarded_link(
     }
     let result = client::link(cfg, events).await;
     if !linked {
-        guard.files.end_link(pid)?;
+        guard.files.end_link((guard.wall)(), pid)?;
     }
     if let Ok(LinkOutcome::Failed(reason)) = &result
         && reason.is_logged_out()
     {
         let phase = if linked { "login" } else { "pairing" };
-        guard.files.set_cooldown(Cooldown {
-            until_ms: (guard.wall)() + guard.cooldown.as_millis() as u64,
+        let now = (guard.wall)();
+        guard.files.set_cooldown(now, Cooldown {
+            until_ms: now + guard.cooldown.as_millis() as u64,
             reason: format!("{reason} during {phase}"),
         })?;
     }

@@ -18,7 +18,6 @@ pub mod policy;
 pub mod run;
 pub mod session_lock;
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 pub use run::{
@@ -27,16 +26,19 @@ pub use run::{
 };
 
 use super::creds::CredsStore;
+use crate::config::model::whatsapp::{check_account_id, resolve_auth_dir};
 use crate::store::StateLayout;
 
 /// The credentials of `account`: `authDir` when the config sets one (relative to the state
-/// dir), else `<state>/credentials/whatsapp/<account>/`.
-pub fn creds_store(layout: &StateLayout, account: &str, auth_dir: Option<&str>) -> CredsStore {
-    match auth_dir {
-        Some(d) if Path::new(d).is_absolute() => CredsStore::in_dir(d),
-        Some(d) => CredsStore::in_dir(layout.root().join(d)),
+/// dir), else `<state>/credentials/whatsapp/<account>/`. The account id and the `authDir` are
+/// checked first by the shared rules ([`check_account_id`], [`resolve_auth_dir`]): login,
+/// logout and the gateway never honour a directory they refuse.
+pub fn creds_store(layout: &StateLayout, account: &str, auth_dir: Option<&str>) -> Result<CredsStore, String> {
+    check_account_id(account)?;
+    Ok(match auth_dir {
+        Some(d) => CredsStore::in_dir(resolve_auth_dir(layout.root(), d)?),
         None => CredsStore::new(layout, account),
-    }
+    })
 }
 
 /// One configured WhatsApp account, as the gateway runs it.
@@ -67,7 +69,19 @@ pub fn start_accounts(
         status: status.clone(),
     };
     for a in accounts {
-        let creds = creds_store(layout, &a.id, a.auth_dir.as_deref());
+        let creds = match creds_store(layout, &a.id, a.auth_dir.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                // This account only: the others run.
+                tracing::error!(channel = run::CHANNEL, account = %a.id, "whatsapp: account not started: {e}");
+                status.update(run::CHANNEL, &a.id, |s| {
+                    s.detail = format!("not started: {e}");
+                    s.last_error = Some(e.clone());
+                    s.state = crate::channels::status::ConnectionState::Unsupported { reason: e };
+                });
+                continue;
+            }
+        };
         let client = super::client::ClientConfig::from_environment(creds.clone())?;
         let spec = AccountSpec {
             account: a.id.clone(),
@@ -113,5 +127,34 @@ impl Supervisors {
         for h in self.all() {
             h.join().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue14_item22_the_gateway_refuses_a_bad_auth_dir_or_account_id() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let layout = StateLayout::new(d.path().join("state"));
+        assert!(creds_store(&layout, "work", None).is_ok());
+        assert_eq!(creds_store(&layout, "work", Some("wa/work")).expect("ok").dir(), layout.root().join("wa/work"));
+        for bad in ["/", ".", "..", "credentials", d.path().to_str().expect("utf-8")] {
+            assert!(creds_store(&layout, "work", Some(bad)).is_err(), "{bad}");
+        }
+        for id in ["../x", "a/b", ""] {
+            assert!(creds_store(&layout, id, None).is_err(), "{id:?}");
+        }
+        // One bad account does not stop the others: it is reported, the rest start.
+        let status = crate::channels::status::ChannelStatusHandle::new();
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let accounts = [AccountConfig { id: "bad".into(), enabled: true, auth_dir: Some("/".into()) }];
+        let sups = rt.block_on(async { start_accounts(&layout, &accounts, &status, &rx) }).expect("started");
+        assert!(sups.all().is_empty());
+        let s = status.get(run::CHANNEL, "bad").expect("reported");
+        assert_eq!(s.state.name(), "unsupported");
+        assert!(s.detail.contains("authDir"), "{}", s.detail);
     }
 }

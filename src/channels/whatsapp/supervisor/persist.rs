@@ -2,6 +2,13 @@
 //! link-attempt guard. One JSON file, `<state>/channels/whatsapp/<account>/supervisor.json`
 //! (0600, written atomically), changed under an `flock` on `supervisor.lock` beside it, because
 //! the gateway and `openclaw channels login` processes share it.
+//!
+//! **Fail closed.** The file only ever holds restrictions, so a file that cannot be read or
+//! parsed is never read as "no restrictions": an unreadable file means a cooldown of
+//! [`ASSUMED_COOLDOWN`] from now on every read (nothing connects while it stays unreadable); a
+//! corrupt one is moved aside to `supervisor.json.corrupt-<unix ms>` and replaced by a record
+//! holding that assumed cooldown. Both are logged at ERROR and show up as the cooldown's reason
+//! in `channels status` and `/health`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -28,6 +35,11 @@ pub enum PersistError {
     #[error(transparent)]
     Write(#[from] crate::store::AtomicWriteError),
 }
+
+/// The cooldown assumed when `supervisor.json` cannot be read or parsed: the longest cooldown
+/// the policy ever sets (`Policy::default().auth_cooldown`, 20 minutes), since the lost record
+/// may have held one.
+pub const ASSUMED_COOLDOWN: Duration = Duration::from_secs(20 * 60);
 
 /// An active cooldown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,10 +193,44 @@ impl AccountFiles {
         Ok(Locked { _file: file })
     }
 
-    /// Reads the record; a missing or unreadable file counts as empty (it only ever holds
-    /// restrictions, and a corrupt one must not brick the account).
-    fn read(&self) -> Record {
-        std::fs::read(self.path()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    /// Reads the record, failing closed: a missing file is an empty record; an unreadable one
+    /// is a record with a cooldown of [`ASSUMED_COOLDOWN`] from `now_ms`; a corrupt one is
+    /// moved aside and replaced (when `repair`, i.e. under the lock) by such a record.
+    fn read(&self, now_ms: u64, repair: bool) -> Record {
+        let path = self.path();
+        let assumed = |why: String| Record {
+            cooldown: Some(Cooldown { until_ms: now_ms + ASSUMED_COOLDOWN.as_millis() as u64, reason: why }),
+            ..Record::default()
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Record::default(),
+            Err(e) => {
+                let why = format!("{} is unreadable ({e}); assuming a cooldown until it can be read", path.display());
+                tracing::error!(path = %path.display(), "whatsapp: {why}");
+                return assumed(why);
+            }
+        };
+        match serde_json::from_slice::<Record>(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let aside = self.dir.join(format!("supervisor.json.corrupt-{now_ms}"));
+                let why = format!(
+                    "{} was corrupt ({e}); kept as {}; assuming a cooldown",
+                    path.display(),
+                    aside.display()
+                );
+                tracing::error!(path = %path.display(), "whatsapp: {why}");
+                let r = assumed(why);
+                if repair {
+                    let moved = std::fs::rename(&path, &aside);
+                    if let Err(e) = moved.map_err(Self::io(&path)).and_then(|()| self.write(&r)) {
+                        tracing::error!(path = %path.display(), "whatsapp: cannot replace the corrupt supervisor state: {e}");
+                    }
+                }
+                r
+            }
+        }
     }
 
     fn write(&self, r: &Record) -> Result<(), PersistError> {
@@ -193,9 +239,11 @@ impl AccountFiles {
         Ok(())
     }
 
-    fn update<T>(&self, f: impl FnOnce(&mut Record) -> T) -> Result<T, PersistError> {
+    fn update<T>(&self, now_ms: u64, f: impl FnOnce(&mut Record) -> T) -> Result<T, PersistError> {
         let _g = self.lock()?;
-        let mut r = self.read();
+        // Temp files of writers killed mid-write (a `kill -9` during a save).
+        crate::channels::whatsapp::creds::remove_stale_temp_files(&self.dir).map_err(Self::io(&self.dir))?;
+        let mut r = self.read(now_ms, true);
         let before = r.clone();
         let out = f(&mut r);
         if r != before {
@@ -204,14 +252,36 @@ impl AccountFiles {
         Ok(out)
     }
 
-    /// The cooldown in force at `now_ms`, if any.
-    pub fn cooldown(&self, now_ms: u64) -> Option<Cooldown> {
-        self.read().cooldown.filter(|c| c.until_ms > now_ms)
+    /// Reads the record for a check: takes the lock only when the file is corrupt, to move it
+    /// aside and persist the assumed cooldown.
+    fn read_checked(&self, now_ms: u64) -> Record {
+        // Temp files of writers killed mid-write; only dead writers' files go, so no lock needed.
+        if let Err(e) = crate::channels::whatsapp::creds::remove_stale_temp_files(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), "whatsapp: cannot remove stale temp files: {e}");
+        }
+        let path = self.path();
+        let parses = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice::<Record>(&b).is_ok(),
+            Err(_) => true,
+        };
+        if parses {
+            return self.read(now_ms, false);
+        }
+        match self.lock() {
+            Ok(_g) => self.read(now_ms, true),
+            Err(_) => self.read(now_ms, false),
+        }
     }
 
-    /// Starts (or extends) a cooldown.
-    pub fn set_cooldown(&self, cooldown: Cooldown) -> Result<(), PersistError> {
-        self.update(|r| {
+    /// The cooldown in force at `now_ms`, if any. An unreadable or corrupt file counts as a
+    /// cooldown (fail closed, see the module doc).
+    pub fn cooldown(&self, now_ms: u64) -> Option<Cooldown> {
+        self.read_checked(now_ms).cooldown.filter(|c| c.until_ms > now_ms)
+    }
+
+    /// Starts (or extends) a cooldown; `now_ms` is the wall clock, used if the file is corrupt.
+    pub fn set_cooldown(&self, now_ms: u64, cooldown: Cooldown) -> Result<(), PersistError> {
+        self.update(now_ms, |r| {
             if r.cooldown.as_ref().is_none_or(|c| c.until_ms < cooldown.until_ms) {
                 r.cooldown = Some(cooldown);
             }
@@ -220,13 +290,13 @@ impl AccountFiles {
 
     /// When the next link attempt is allowed (`None`: now).
     pub fn link_allowed_at(&self, now_ms: u64, limits: &LinkLimits) -> Option<u64> {
-        let mut r = self.read();
+        let mut r = self.read_checked(now_ms);
         check(&mut r, now_ms, limits, pid_alive).err().map(|e| e.next_allowed_ms())
     }
 
     /// Records the start of a link attempt by process `pid`, or says why it is not allowed.
     pub fn begin_link(&self, now_ms: u64, pid: u32, limits: &LinkLimits) -> Result<Result<(), LinkRefusal>, PersistError> {
-        self.update(|r| {
+        self.update(now_ms, |r| {
             check(r, now_ms, limits, pid_alive)?;
             r.link_attempts.push(now_ms);
             r.pending_logins.push(PendingLogin { pid, started_ms: now_ms });
@@ -234,9 +304,9 @@ impl AccountFiles {
         })
     }
 
-    /// The link attempt of `pid` has ended (linked, failed or cancelled).
-    pub fn end_link(&self, pid: u32) -> Result<(), PersistError> {
-        self.update(|r| r.pending_logins.retain(|p| p.pid != pid))
+    /// The link attempt of `pid` has ended (linked, failed or cancelled) at `now_ms`.
+    pub fn end_link(&self, now_ms: u64, pid: u32) -> Result<(), PersistError> {
+        self.update(now_ms, |r| r.pending_logins.retain(|p| p.pid != pid))
     }
 }
 
@@ -278,7 +348,7 @@ mod tests {
     fn cooldown_persists_and_expires() {
         let (_d, f) = files();
         assert_eq!(f.cooldown(1000), None);
-        f.set_cooldown(Cooldown { until_ms: 5000, reason: "loggedOut [401]".into() }).expect("write");
+        f.set_cooldown(1000, Cooldown { until_ms: 5000, reason: "loggedOut [401]".into() }).expect("write");
         let again = AccountFiles::new(&StateLayout::new(f.dir().parent().and_then(Path::parent).and_then(Path::parent).expect("root")), "default");
         assert_eq!(again.cooldown(4999).map(|c| c.until_ms), Some(5000));
         assert_eq!(again.cooldown(5000), None);
@@ -296,10 +366,10 @@ mod tests {
         }
         let e = f.begin_link(2000, me, &limits).expect("io").expect_err("fourth pending refused");
         assert!(matches!(e, LinkRefusal::TooManyPending { count: 3, until_ms: 181_000 }), "{e:?}");
-        f.end_link(me).expect("io");
+        f.end_link(0, me).expect("io");
         f.begin_link(3000, me, &limits).expect("io").expect("allowed");
         f.begin_link(4000, me, &limits).expect("io").expect("allowed");
-        f.end_link(me).expect("io");
+        f.end_link(0, me).expect("io");
         let e = f.begin_link(5000, me, &limits).expect("io").expect_err("sixth attempt in the hour");
         assert_eq!(e.next_allowed_ms(), 1000 + 3_600_000);
         assert!(e.to_string().contains("next attempt is allowed at 1970-01-01 01:00:01 UTC"), "{e}");
@@ -315,6 +385,45 @@ mod tests {
         };
         assert!(check(&mut r, 10, &LinkLimits::default(), |_| false).is_ok());
         assert!(r.pending_logins.is_empty());
+    }
+
+    #[test]
+    fn issue14_item9_corrupt_supervisor_json_keeps_cooldown() {
+        let (_d, f) = files();
+        let now = 1_800_000_000_000;
+        f.set_cooldown(now, Cooldown { until_ms: now + 60_000, reason: "loggedOut [401]".into() }).expect("write");
+        // A torn or garbled file: today it reads as empty and the account connects at once.
+        std::fs::write(f.path(), b"{\"cooldown\": {\"untilMs\": 18").expect("corrupt");
+        let c = f.cooldown(now + 1).expect("a corrupt file is a cooldown, not an empty record");
+        assert_eq!(c.until_ms, now + 1 + ASSUMED_COOLDOWN.as_millis() as u64);
+        assert!(c.reason.contains("was corrupt") && c.reason.contains("assuming a cooldown"), "{}", c.reason);
+        // The evidence is kept and the assumed cooldown is persisted for every later process.
+        let aside = f.dir().join(format!("supervisor.json.corrupt-{}", now + 1));
+        assert!(aside.exists(), "corrupt file kept aside");
+        let persisted: Record = serde_json::from_slice(&std::fs::read(f.path()).expect("read")).expect("valid JSON again");
+        assert_eq!(persisted.cooldown.map(|c| c.until_ms), Some(c.until_ms));
+        assert_eq!(f.link_allowed_at(now + 2, &LinkLimits::default()), Some(c.until_ms));
+        let e = f.begin_link(now + 2, 1, &LinkLimits::default()).expect("io").expect_err("no link during it");
+        assert!(matches!(e, LinkRefusal::CoolingDown { .. }), "{e:?}");
+        assert_eq!(f.cooldown(c.until_ms), None, "the assumed cooldown ends like any other");
+    }
+
+    #[test]
+    fn issue14_item9_unreadable_supervisor_json_keeps_cooldown() {
+        let (_d, f) = files();
+        std::fs::create_dir_all(f.path()).expect("a directory where the file should be: EISDIR even for root");
+        for now in [1000, 10_000_000] {
+            let c = f.cooldown(now).expect("unreadable means cooling down");
+            assert_eq!(c.until_ms, now + ASSUMED_COOLDOWN.as_millis() as u64);
+            assert!(c.reason.contains("unreadable"), "{}", c.reason);
+        }
+        assert!(f.begin_link(1000, 1, &LinkLimits::default()).expect("io").is_err());
+        assert!(f.path().is_dir(), "an unreadable file is not touched");
+    }
+
+    #[test]
+    fn assumed_cooldown_is_the_policy_auth_cooldown() {
+        assert_eq!(ASSUMED_COOLDOWN, super::super::policy::Policy::default().auth_cooldown);
     }
 
     #[test]

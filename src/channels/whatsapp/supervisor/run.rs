@@ -324,8 +324,9 @@ impl Runner {
             let left = Duration::from_millis(c.until_ms.saturating_sub(self.now()));
             return self.wait(left).await;
         }
-        // 2. Only linked credentials connect.
-        match self.spec.creds.load() {
+        // 2. Only linked, readable credentials connect (a corrupt `pre-keys.json` stops the
+        //    account like a corrupt `creds.json`: fail closed, nothing is replaced).
+        match self.spec.creds.load().and_then(|c| self.spec.creds.load_prekeys().map(|_| c)) {
             Ok(Some(c)) if c.is_linked() => {}
             Ok(_) => {
                 self.lock = None;
@@ -441,7 +442,7 @@ impl Runner {
         match (reaction, delay) {
             (Reaction::Cooldown, Some(d)) => {
                 let c = Cooldown { until_ms: now + d.as_millis() as u64, reason: format!("{reason}{phase}") };
-                if let Err(e) = self.spec.files.set_cooldown(c.clone()) {
+                if let Err(e) = self.spec.files.set_cooldown(now, c.clone()) {
                     // Still cool down in memory: never hammer WhatsApp because a disk is full.
                     self.set_error(format!("cannot persist the cooldown: {e}"));
                 }
