@@ -142,7 +142,9 @@ impl SignalMessage {
         let body = &bytes[1..bytes.len() - MAC_LEN];
         let p = SignalMessageProto::decode(body).map_err(|e| WireError::Protobuf(e.to_string()))?;
         let ratchet_key = parse_public(
-            p.ratchet_key.as_deref().ok_or(WireError::Missing("ratchetKey"))?,
+            p.ratchet_key
+                .as_deref()
+                .ok_or(WireError::Missing("ratchetKey"))?,
             "ratchetKey",
         )?;
         Ok(Self {
@@ -235,7 +237,9 @@ impl PreKeySignalMessage {
             "baseKey",
         )?;
         let identity_key = parse_public(
-            p.identity_key.as_deref().ok_or(WireError::Missing("identityKey"))?,
+            p.identity_key
+                .as_deref()
+                .ok_or(WireError::Missing("identityKey"))?,
             "identityKey",
         )?;
         let message =
@@ -287,27 +291,49 @@ mod tests {
 
     #[test]
     fn typed_errors() {
-        assert_eq!(SignalMessage::decode(&[0x33; 5]), Err(WireError::TooShort(5)));
+        assert_eq!(
+            SignalMessage::decode(&[0x33; 5]),
+            Err(WireError::TooShort(5))
+        );
         let mut b = sample(0, 0, vec![1]).as_bytes().to_vec();
         b[0] = 0x22;
         assert_eq!(SignalMessage::decode(&b), Err(WireError::Version(0x22)));
         // A body without the ratchet key.
         let no_key = [&[0x33u8, 0x10, 0x01, 0x22, 0x01, 0x00][..], &[0u8; 8]].concat();
-        assert_eq!(SignalMessage::decode(&no_key), Err(WireError::Missing("ratchetKey")));
+        assert_eq!(
+            SignalMessage::decode(&no_key),
+            Err(WireError::Missing("ratchetKey"))
+        );
         // A 32-byte key without its type byte.
         let mut bad = vec![0x33u8, 0x0a, 32];
         bad.extend_from_slice(&[9u8; 32]);
         bad.extend_from_slice(&[0x10, 0x00, 0x22, 0x00]);
         bad.extend_from_slice(&[0u8; 8]);
-        assert_eq!(SignalMessage::decode(&bad), Err(WireError::BadKey("ratchetKey")));
-        assert_eq!(PreKeySignalMessage::decode(&[]), Err(WireError::TooShort(0)));
-        assert!(matches!(PreKeySignalMessage::decode(&[0x33, 0xff]), Err(WireError::Protobuf(_))));
+        assert_eq!(
+            SignalMessage::decode(&bad),
+            Err(WireError::BadKey("ratchetKey"))
+        );
+        assert_eq!(
+            PreKeySignalMessage::decode(&[]),
+            Err(WireError::TooShort(0))
+        );
+        assert!(matches!(
+            PreKeySignalMessage::decode(&[0x33, 0xff]),
+            Err(WireError::Protobuf(_))
+        ));
     }
 
     #[test]
     fn prekey_message_round_trips_with_and_without_one_time_key() {
         for pk in [Some(77u32), None] {
-            let m = PreKeySignalMessage::build(1234, pk, 9, &[1u8; 32], &[2u8; 32], sample(0, 0, vec![5; 32]));
+            let m = PreKeySignalMessage::build(
+                1234,
+                pk,
+                9,
+                &[1u8; 32],
+                &[2u8; 32],
+                sample(0, 0, vec![5; 32]),
+            );
             let d = PreKeySignalMessage::decode(m.as_bytes()).unwrap();
             assert_eq!(d, m);
             assert_eq!(d.pre_key_id, pk);

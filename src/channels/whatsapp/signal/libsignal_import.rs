@@ -1,0 +1,1 @@
+//! Import of libsignal-node session records (Baileys' `session-*.json`).
