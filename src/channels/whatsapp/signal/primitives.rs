@@ -186,6 +186,15 @@ mod tests {
     }
 
     #[test]
+    fn chain_step_is_two_hmacs() {
+        let ck = [9u8; 32];
+        assert_eq!(
+            chain_step(&ck),
+            (hmac_sha256(&ck, &[&[1]]), hmac_sha256(&ck, &[&[2]]))
+        );
+    }
+
+    #[test]
     fn hkdf_matches_rfc5869_case_1() {
         let ikm = [0x0bu8; 22];
         let salt = hex::decode("000102030405060708090a0b0c").unwrap();

@@ -31,12 +31,22 @@ pub const MAX_ARCHIVED_SESSIONS: usize = 40;
 /// The blob format version written by [`SessionRecord::to_bytes`].
 pub const RECORD_FORMAT_VERSION: u8 = 1;
 
-/// All sessions with one peer device.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// All sessions with one peer device. Its `Debug` shows no key material.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SessionRecord {
     pub(crate) current: Option<SessionState>,
     /// Most recently archived first.
     pub(crate) archived: Vec<SessionState>,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("current", &self.current.is_some())
+            .field("pending_prekey", &self.is_pending_prekey())
+            .field("archived", &self.archived.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A successful decryption.
@@ -132,10 +142,11 @@ impl SessionRecord {
 
     /// Encrypts `plaintext` (already padded) with the current session.
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<(CiphertextType, Vec<u8>), SessionError> {
-        let mut state = self.current.clone().ok_or(SessionError::NoSession)?;
-        let out = state.encrypt(plaintext)?;
-        self.current = Some(state);
-        Ok(out)
+        // SessionState::encrypt fails only before it changes anything.
+        self.current
+            .as_mut()
+            .ok_or(SessionError::NoSession)?
+            .encrypt(plaintext)
     }
 
     /// Decrypts a `msg`, trying the current session and then the archived ones. Unchanged on error.
@@ -146,12 +157,11 @@ impl SessionRecord {
     ) -> Result<Decrypted, SessionError> {
         let msg = SignalMessage::decode(bytes)?;
         let mut first_err = None;
-        if let Some(cur) = &self.current {
-            let mut s = cur.clone();
+        if let Some(s) = &mut self.current {
+            // SessionState::decrypt is atomic: unchanged on error.
             match s.decrypt(&msg, rng) {
                 Ok(plaintext) => {
                     let remote_identity = s.remote_identity;
-                    self.current = Some(s);
                     return Ok(Decrypted {
                         plaintext,
                         remote_identity,
@@ -162,12 +172,10 @@ impl SessionRecord {
                 Err(e) => first_err = Some(e),
             }
         }
-        for i in 0..self.archived.len() {
-            let mut s = self.archived[i].clone();
+        for s in self.archived.iter_mut() {
             match s.decrypt(&msg, rng) {
                 Ok(plaintext) => {
                     let remote_identity = s.remote_identity;
-                    self.archived[i] = s;
                     return Ok(Decrypted {
                         plaintext,
                         remote_identity,

@@ -296,25 +296,40 @@ impl SessionState {
     }
 
     /// Decrypts one SignalMessage, stepping the ratchet when it carries a new ratchet key.
+    /// Atomic: on error the state is unchanged. Messages on a known chain are verified before
+    /// anything changes; a ratchet step runs on a copy.
     pub fn decrypt(
         &mut self,
         msg: &SignalMessage,
         rng: &dyn Entropy,
     ) -> Result<Vec<u8>, SessionError> {
-        if !self
-            .receiving
-            .iter()
-            .any(|c| c.ratchet_key == msg.ratchet_key)
-        {
-            self.ratchet_step(msg, rng)?;
-        }
-        let idx = self
+        if let Some(idx) = self
             .receiving
             .iter()
             .position(|c| c.ratchet_key == msg.ratchet_key)
-            .ok_or(SessionError::NoSession)?;
-        let seed = take_message_key(&mut self.receiving[idx], msg.counter)?;
-        let keys = MessageKeys::derive(&seed);
+        {
+            let (seed, key_use) = peek_message_key(&self.receiving[idx], msg.counter)?;
+            let plaintext = self.open(&seed, msg)?;
+            key_use.apply(&mut self.receiving[idx]);
+            self.pending = None;
+            self.trim_skipped();
+            return Ok(plaintext);
+        }
+        let mut next = self.clone();
+        next.ratchet_step(msg, rng)?;
+        let idx = next.receiving.len() - 1;
+        let (seed, key_use) = peek_message_key(&next.receiving[idx], msg.counter)?;
+        let plaintext = next.open(&seed, msg)?;
+        key_use.apply(&mut next.receiving[idx]);
+        next.pending = None;
+        next.trim_skipped();
+        *self = next;
+        Ok(plaintext)
+    }
+
+    /// Checks the MAC and decrypts with the keys from `seed`.
+    fn open(&self, seed: &[u8; 32], msg: &SignalMessage) -> Result<Vec<u8>, SessionError> {
+        let keys = MessageKeys::derive(seed);
         let expected = message_mac(
             &keys.mac_key,
             &serialize_public(&self.remote_identity),
@@ -324,11 +339,7 @@ impl SessionState {
         if !bool::from(expected.ct_eq(msg.mac())) {
             return Err(SessionError::BadMac);
         }
-        let plaintext = cbc_decrypt(&keys.cipher_key, &keys.iv, &msg.ciphertext)
-            .ok_or(SessionError::BadCiphertext)?;
-        self.pending = None;
-        self.trim_skipped();
-        Ok(plaintext)
+        cbc_decrypt(&keys.cipher_key, &keys.iv, &msg.ciphertext).ok_or(SessionError::BadCiphertext)
     }
 
     fn ratchet_step(&mut self, msg: &SignalMessage, rng: &dyn Entropy) -> Result<(), SessionError> {
@@ -410,11 +421,42 @@ fn fill_until(chain: &mut ReceivingChain, until: u32) -> Result<(), SessionError
     Ok(())
 }
 
-/// The message key seed for `counter` on `chain`: a stored skipped key or a fresh derivation.
-fn take_message_key(chain: &mut ReceivingChain, counter: u32) -> Result<[u8; 32], SessionError> {
+/// How a message key found by [`peek_message_key`] changes its chain once the message verified.
+enum KeyUse {
+    /// It was the stored skipped key at this position.
+    Skipped(usize),
+    /// The chain advances past it, keeping the keys it skipped.
+    Advance {
+        skipped: Vec<(u32, [u8; 32])>,
+        key: [u8; 32],
+        next: u32,
+    },
+}
+
+impl KeyUse {
+    fn apply(self, chain: &mut ReceivingChain) {
+        match self {
+            KeyUse::Skipped(p) => {
+                chain.skipped.remove(p);
+            }
+            KeyUse::Advance { skipped, key, next } => {
+                chain.skipped.extend(skipped);
+                chain.chain.key = Some(key);
+                chain.chain.next = next;
+            }
+        }
+    }
+}
+
+/// The message key seed for `counter` on `chain` (a stored skipped key or a derivation ahead),
+/// without changing the chain.
+fn peek_message_key(
+    chain: &ReceivingChain,
+    counter: u32,
+) -> Result<([u8; 32], KeyUse), SessionError> {
     if counter < chain.chain.next {
         return match chain.skipped.iter().position(|(i, _)| *i == counter) {
-            Some(p) => Ok(chain.skipped.remove(p).1),
+            Some(p) => Ok((chain.skipped[p].1, KeyUse::Skipped(p))),
             None => Err(SessionError::Duplicate(counter)),
         };
     }
@@ -425,10 +467,20 @@ fn take_message_key(chain: &mut ReceivingChain, counter: u32) -> Result<[u8; 32]
             max: MAX_FORWARD,
         });
     }
-    fill_until(chain, counter)?;
-    let ck = chain.chain.key.ok_or(SessionError::ChainClosed)?;
+    let mut ck = chain.chain.key.ok_or(SessionError::ChainClosed)?;
+    let mut skipped = Vec::new();
+    for i in chain.chain.next..counter {
+        let (seed, next) = chain_step(&ck);
+        skipped.push((i, seed));
+        ck = next;
+    }
     let (seed, next) = chain_step(&ck);
-    chain.chain.key = Some(next);
-    chain.chain.next = counter + 1;
-    Ok(seed)
+    Ok((
+        seed,
+        KeyUse::Advance {
+            skipped,
+            key: next,
+            next: counter + 1,
+        },
+    ))
 }
