@@ -274,3 +274,63 @@ fn issue10_item8_session_built_by_libsignal_is_imported_and_continues() {
     assert_eq!(us.receive(&in_flight), "in flight");
     converse(&mut us, &mut ls, 3);
 }
+
+/// Sender keys live (issue 12 item 1): Baileys' group cipher reads our distribution message and
+/// our `skmsg`s (delivered out of order), and we read its.
+#[test]
+fn issue12_item1_sender_keys_both_ways_with_baileys_group_cipher() {
+    use openclaw::channels::whatsapp::signal::sender_key::{
+        SenderKeyDistribution, SenderKeyRecord,
+    };
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    if !peers
+        .join("node_modules/baileys/lib/Signal/Group/index.js")
+        .exists()
+    {
+        peer::missing(
+            "issue12_item1_sender_keys_both_ways_with_baileys_group_cipher",
+            "baileys missing",
+        );
+        return;
+    }
+    let Some(mut ls) =
+        Libsignal::spawn("issue12_item1_sender_keys_both_ways_with_baileys_group_cipher")
+    else {
+        return;
+    };
+    let rng = SeededEntropy::new(21);
+    let mut own = SenderKeyRecord::new_own(&rng);
+    // A few messages before the distribution: the SKDM carries the current iteration.
+    for _ in 0..3 {
+        own.encrypt(b"before", &rng).unwrap();
+    }
+    let skdm = own.distribution().unwrap().encode();
+    let texts: Vec<String> = (0..5).map(|i| format!("our group {i}")).collect();
+    let msgs: Vec<Vec<u8>> = texts
+        .iter()
+        .map(|t| own.encrypt(t.as_bytes(), &rng).unwrap())
+        .collect();
+    let order = [4usize, 0, 2, 1, 3];
+    let v = ls.call(json!({
+        "op": "groupReceive", "skdm": hex::encode(&skdm),
+        "messages": order.iter().map(|&i| hex::encode(&msgs[i])).collect::<Vec<_>>(),
+    }));
+    assert!(v.get("error").is_none(), "Baileys refused: {}", v["error"]);
+    for (k, &i) in order.iter().enumerate() {
+        assert_eq!(
+            hex::decode(v["plaintexts"][k].as_str().unwrap()).unwrap(),
+            texts[i].as_bytes()
+        );
+    }
+    let v = ls.call(json!({"op": "groupSend", "count": 4}));
+    let mut theirs = SenderKeyRecord::new();
+    theirs.process_distribution(
+        &SenderKeyDistribution::decode(&hex::decode(v["skdm"].as_str().unwrap()).unwrap()).unwrap(),
+    );
+    for i in [3usize, 1, 0, 2] {
+        let pt = theirs
+            .decrypt(&hex::decode(v["messages"][i].as_str().unwrap()).unwrap())
+            .unwrap();
+        assert_eq!(pt, format!("baileys group {i}").as_bytes());
+    }
+}

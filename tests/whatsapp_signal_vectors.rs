@@ -208,3 +208,67 @@ fn issue10_item8_imported_libsignal_session_continues_the_conversation() {
     );
     assert!(rng.0.lock().unwrap().is_empty());
 }
+
+/// Sender keys (issue 12 item 1) against Baileys' group cipher: we read its distribution
+/// message and its `skmsg`s in any order; our first message under the same key is the same
+/// ciphertext (only the randomised signature differs) and carries a valid signature.
+#[test]
+fn issue12_item1_sender_keys_match_baileys_group_cipher() {
+    use openclaw::channels::whatsapp::crypto::{SeededEntropy, xeddsa_verify};
+    use openclaw::channels::whatsapp::signal::sender_key::{
+        SenderKeyDistribution, SenderKeyError, SenderKeyMessage, SenderKeyRecord,
+    };
+    let v: Value = serde_json::from_str(include_str!("peers/signal-sender-vectors.json")).unwrap();
+    let d = SenderKeyDistribution::decode(&hx(&v["distribution"])).unwrap();
+    assert_eq!(d.key_id, v["keyId"].as_u64().unwrap() as u32);
+    assert_eq!(d.iteration, 0);
+    assert_eq!(d.chain_key, h32(&v["chainKey"]));
+    assert_eq!(d.signing_key, h32(&v["signingPublic"]));
+    assert_eq!(
+        d.encode(),
+        hx(&v["distribution"]),
+        "our SKDM encoding is byte-identical"
+    );
+    let mut rec = SenderKeyRecord::new();
+    rec.process_distribution(&d);
+    let msgs = v["messages"].as_array().unwrap();
+    let iterations: Vec<u32> = msgs
+        .iter()
+        .map(|m| {
+            SenderKeyMessage::decode(&hx(&m["ciphertext"]))
+                .unwrap()
+                .iteration
+        })
+        .collect();
+    assert_eq!(
+        iterations,
+        [0, 2, 4, 6, 8, 10],
+        "Baileys skips every other iteration"
+    );
+    for i in [0usize, 3, 1, 5, 4, 2] {
+        let pt = rec.decrypt(&hx(&msgs[i]["ciphertext"])).unwrap();
+        assert_eq!(pt, hx(&msgs[i]["plaintext"]), "message {i}");
+    }
+    assert_eq!(
+        rec.decrypt(&hx(&msgs[2]["ciphertext"])),
+        Err(SenderKeyError::Duplicate(4))
+    );
+    // Our sender with the same key: same ciphertext for iteration 0, valid signature.
+    let own = SenderKeyRecord::from_own_parts(
+        d.key_id,
+        0,
+        h32(&v["chainKey"]),
+        KeyPair::from_private(h32(&v["signingPrivate"])),
+    );
+    let mut own = own;
+    let rng = SeededEntropy::new(1);
+    let ours = own.encrypt(&hx(&msgs[0]["plaintext"]), &rng).unwrap();
+    let theirs = hx(&msgs[0]["ciphertext"]);
+    assert_eq!(ours[..ours.len() - 64], theirs[..theirs.len() - 64]);
+    assert!(xeddsa_verify(
+        &d.signing_key,
+        &ours[..ours.len() - 64],
+        &ours[ours.len() - 64..]
+    ));
+    assert_eq!(own.distribution().unwrap().iteration, 1);
+}

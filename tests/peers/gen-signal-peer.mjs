@@ -6,6 +6,8 @@
 //   {op:"start", bundle:{...}}          -> start a session to the Rust side from its bundle
 //   {op:"encrypt", plaintext}           -> {type:"pkmsg"|"msg", body}
 //   {op:"decrypt", type, body}          -> {plaintext} or {error}
+//   {op:"groupSend", count}             -> Baileys' group cipher as a sender: {skdm, messages}
+//   {op:"groupReceive", skdm, messages} -> Baileys' group cipher as a receiver: {plaintexts} or {error}
 //   {op:"handover", rounds}             -> a second libsignal endpoint talks with us for `rounds`
 //                                          turns, then hands over its identity and its session
 //                                          file (Baileys' session-*.json) for the Rust side to import
@@ -16,6 +18,13 @@ const require = createRequire(import.meta.url);
 const libsignal = require('libsignal');
 const curve = require('libsignal/src/curve.js');
 
+const group = await import('baileys/lib/Signal/Group/index.js');
+const groupRecords = new Map();
+const groupStore = {
+  async loadSenderKey(n) { return groupRecords.get(n.toString()) || new group.SenderKeyRecord(); },
+  async storeSenderKey(n, r) { groupRecords.set(n.toString(), r); },
+};
+const groupId = '120363000000000001@g.us';
 const hex = (b) => Buffer.from(b).toString('hex');
 const unhex = (s) => Buffer.from(s, 'hex');
 const pub33 = (s) => Buffer.concat([Buffer.from([5]), unhex(s)]);
@@ -90,6 +99,27 @@ async function handle(req) {
       } catch (e) {
         return { error: String(e && e.message || e) };
       }
+    case 'groupSend': {
+      const name = new group.SenderKeyName(groupId, new libsignal.ProtocolAddress('15550000009', 0));
+      const skdm = await new group.GroupSessionBuilder(groupStore).create(name);
+      const c = new group.GroupCipher(groupStore, name);
+      const messages = [];
+      for (let i = 0; i < req.count; i++) messages.push(hex(await c.encrypt(Buffer.from(`baileys group ${i}`))));
+      return { skdm: hex(skdm.serialize()), messages };
+    }
+    case 'groupReceive': {
+      const name = new group.SenderKeyName(groupId, rustAddr);
+      const skdm = new group.SenderKeyDistributionMessage(null, null, null, null, unhex(req.skdm));
+      await new group.GroupSessionBuilder(groupStore).process(name, skdm);
+      const c = new group.GroupCipher(groupStore, name);
+      try {
+        const plaintexts = [];
+        for (const m of req.messages) plaintexts.push(hex(await c.decrypt(unhex(m))));
+        return { plaintexts };
+      } catch (e) {
+        return { error: String(e && e.message || e) };
+      }
+    }
     case 'handover': {
       // The other endpoint lives at the Rust side's address; we are at `peerAddr` for it.
       const other = new Store();

@@ -11,6 +11,7 @@
 //! - [`record`]: [`SessionRecord`], the per-device-address API and its storage blob (the
 //!   contract for callers is documented there);
 //! - [`identity`]: trust on first use; [`padding`]: WhatsApp's random padding;
+//! - [`sender_key`]: group sender keys (SKDM, `skmsg`);
 //! - [`libsignal_import`]: Baileys/libsignal-node `session-*.json` records.
 //!
 //! A typical receive: `PreKeySignalMessage::decode` → load the prekeys it names →
@@ -24,6 +25,7 @@ pub mod libsignal_import;
 pub mod padding;
 pub mod primitives;
 pub mod record;
+pub mod sender_key;
 pub mod session;
 pub mod wire;
 
