@@ -309,6 +309,9 @@ struct StateProto {
     root_key: Vec<u8>,
     #[prost(bytes = "vec", tag = "6")]
     our_ratchet_private: Vec<u8>,
+    /// Stored so loading needs no scalar multiplication (the driver loads per message).
+    #[prost(bytes = "vec", tag = "14")]
+    our_ratchet_public: Vec<u8>,
     #[prost(bytes = "vec", tag = "7")]
     their_ratchet: Vec<u8>,
     #[prost(uint32, tag = "8")]
@@ -374,6 +377,7 @@ fn state_to_proto(s: &SessionState) -> StateProto {
         remote_registration_id: s.remote_registration_id,
         root_key: s.root_key.to_vec(),
         our_ratchet_private: s.our_ratchet.private.to_vec(),
+        our_ratchet_public: s.our_ratchet.public.to_vec(),
         their_ratchet: s.their_ratchet.to_vec(),
         previous_counter: s.previous_counter,
         sending: s.sending.as_ref().map(chain_to_proto),
@@ -418,6 +422,17 @@ fn chain_from_proto(c: &ChainProto) -> Result<Chain, RecordError> {
     })
 }
 
+fn ratchet_pair(p: &StateProto) -> Result<KeyPair, RecordError> {
+    let private = key32(&p.our_ratchet_private, "ratchet key")?;
+    if p.our_ratchet_public.is_empty() {
+        return Ok(KeyPair::from_private(private));
+    }
+    Ok(KeyPair {
+        private,
+        public: key32(&p.our_ratchet_public, "ratchet public key")?,
+    })
+}
+
 fn state_from_proto(p: StateProto) -> Result<SessionState, RecordError> {
     Ok(SessionState {
         local_identity: key32(&p.local_identity, "local identity")?,
@@ -425,7 +440,7 @@ fn state_from_proto(p: StateProto) -> Result<SessionState, RecordError> {
         remote_identity: key32(&p.remote_identity, "remote identity")?,
         remote_registration_id: p.remote_registration_id,
         root_key: key32(&p.root_key, "root key")?,
-        our_ratchet: KeyPair::from_private(key32(&p.our_ratchet_private, "ratchet key")?),
+        our_ratchet: ratchet_pair(&p)?,
         their_ratchet: key32(&p.their_ratchet, "their ratchet key")?,
         previous_counter: p.previous_counter,
         sending: p.sending.as_ref().map(chain_from_proto).transpose()?,

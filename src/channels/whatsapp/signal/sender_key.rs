@@ -15,7 +15,7 @@
 
 use prost::Message;
 
-use super::primitives::{cbc_decrypt, cbc_encrypt, chain_step, hkdf};
+use super::primitives::{cbc_decrypt, cbc_encrypt, chain_step, hkdf_zero_salt};
 use super::wire::{VERSION_BYTE, WireError, parse_public, serialize_public};
 use crate::channels::whatsapp::crypto::{
     Entropy, KeyPair, random_bytes, xeddsa_sign, xeddsa_verify,
@@ -193,7 +193,7 @@ impl SenderKeyMessage {
 
 fn group_message_keys(seed: &[u8; 32]) -> ([u8; 16], [u8; 32]) {
     let mut out = [0u8; 48];
-    hkdf(seed, &[0u8; 32], b"WhisperGroup", &mut out);
+    hkdf_zero_salt(seed, b"WhisperGroup", &mut out);
     let mut iv = [0u8; 16];
     let mut key = [0u8; 32];
     iv.copy_from_slice(&out[..16]);

@@ -16,7 +16,7 @@
 use subtle::ConstantTimeEq;
 
 use super::primitives::{
-    MessageKeys, cbc_decrypt, cbc_encrypt, chain_step, hkdf, message_mac, root_step,
+    MessageKeys, cbc_decrypt, cbc_encrypt, chain_step, hkdf, message_mac, root_step, x25519,
 };
 use super::wire::{PreKeySignalMessage, SignalMessage, serialize_public};
 use crate::channels::whatsapp::crypto::{Entropy, KeyPair, xeddsa_verify};
@@ -193,16 +193,16 @@ impl SessionState {
         }
         let base = KeyPair::generate(rng);
         let mut parts = vec![
-            local.key_pair.dh(&bundle.signed_pre_key),
-            base.dh(&bundle.identity_key),
-            base.dh(&bundle.signed_pre_key),
+            x25519(&local.key_pair, &bundle.signed_pre_key),
+            x25519(&base, &bundle.identity_key),
+            x25519(&base, &bundle.signed_pre_key),
         ];
         if let Some((_, opk)) = &bundle.pre_key {
             parts.push(base.dh(opk));
         }
         let root = x3dh_root(&parts);
         let our_ratchet = KeyPair::generate(rng);
-        let (root_key, chain_key) = root_step(&root, &our_ratchet.dh(&bundle.signed_pre_key));
+        let (root_key, chain_key) = root_step(&root, &x25519(&our_ratchet, &bundle.signed_pre_key));
         Ok(Self {
             local_identity: local.key_pair.public,
             local_registration_id: local.registration_id,
@@ -234,12 +234,12 @@ impl SessionState {
         msg: &PreKeySignalMessage,
     ) -> Self {
         let mut parts = vec![
-            signed_pre_key.dh(&msg.identity_key),
-            local.key_pair.dh(&msg.base_key),
-            signed_pre_key.dh(&msg.base_key),
+            x25519(&signed_pre_key, &msg.identity_key),
+            x25519(&local.key_pair, &msg.base_key),
+            x25519(&signed_pre_key, &msg.base_key),
         ];
         if let Some(opk) = one_time_pre_key {
-            parts.push(opk.dh(&msg.base_key));
+            parts.push(x25519(&opk, &msg.base_key));
         }
         Self {
             local_identity: local.key_pair.public,
@@ -354,7 +354,8 @@ impl SessionState {
             }
             prev.chain.key = None;
         }
-        let (root, recv_ck) = root_step(&self.root_key, &self.our_ratchet.dh(&msg.ratchet_key));
+        let (root, recv_ck) =
+            root_step(&self.root_key, &x25519(&self.our_ratchet, &msg.ratchet_key));
         self.receiving.push(ReceivingChain {
             ratchet_key: msg.ratchet_key,
             chain: Chain {
@@ -370,7 +371,7 @@ impl SessionState {
             self.previous_counter = s.next.wrapping_sub(1);
         }
         self.our_ratchet = KeyPair::generate(rng);
-        let (root, send_ck) = root_step(&root, &self.our_ratchet.dh(&msg.ratchet_key));
+        let (root, send_ck) = root_step(&root, &x25519(&self.our_ratchet, &msg.ratchet_key));
         self.root_key = root;
         self.sending = Some(Chain {
             key: Some(send_ck),
