@@ -1,13 +1,18 @@
 // Baseline for benches/signal.rs: libsignal-node (the npm `libsignal` Baileys uses) doing the same
 // 1:1 loop as our core: one encrypt plus one decrypt per operation, in-memory stores, after the
 // session is confirmed. Modes: "oneway" (A→B, no ratchet turn) and "pingpong" (A→B then B→A,
-// a DH ratchet turn on every message).
-// usage: node gen-signal-bench.mjs <oneway|pingpong> <milliseconds> <payload bytes>
+// a DH ratchet turn on every message), and "oneway-stored": one way with the session record
+// deserialized before and serialized after every operation as Baileys' key store does (JSON of
+// SessionRecord.serialize(), without the file write).
+// usage: node gen-signal-bench.mjs <oneway|pingpong|oneway-stored> <milliseconds> <payload bytes>
 // Prints {"opsPerSec": N, "ops": N}.
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const libsignal = require('libsignal');
 const curve = require('libsignal/src/curve.js');
+
+const [mode, ms, size] = process.argv.slice(2);
+const stored = mode === 'oneway-stored';
 
 class Store {
   constructor() {
@@ -20,14 +25,16 @@ class Store {
   async getOurIdentity() { return this.identity; }
   async getOurRegistrationId() { return this.registrationId; }
   async isTrustedIdentity() { return true; }
-  async loadSession(id) { return this.sessions.get(id); }
-  async storeSession(id, record) { this.sessions.set(id, record); }
+  async loadSession(id) {
+    const s = this.sessions.get(id);
+    return stored && s ? libsignal.SessionRecord.deserialize(JSON.parse(s)) : s;
+  }
+  async storeSession(id, record) { this.sessions.set(id, stored ? JSON.stringify(record.serialize()) : record); }
   async loadPreKey(id) { return this.preKeys.get(id); }
   async removePreKey(id) { this.preKeys.delete(id); }
   async loadSignedPreKey(id) { return this.signedPreKeys.get(id); }
 }
 
-const [mode, ms, size] = process.argv.slice(2);
 const budget = Number(ms || 1000);
 const payload = Buffer.alloc(Number(size || 64), 0x5a);
 const a = new Store();
