@@ -272,3 +272,52 @@ fn issue12_item1_sender_keys_match_baileys_group_cipher() {
     ));
     assert_eq!(own.distribution().unwrap().iteration, 1);
 }
+
+/// Baileys' `sender-key-*.json` files import (issue 10 item 8): a receiver's record, saved after
+/// two of the six messages, reads the other four (including the skipped ones it kept); the
+/// sender's own record imports as our own key and carries on from Baileys' chain position.
+#[test]
+fn issue10_item8_baileys_sender_key_files_import() {
+    use openclaw::channels::whatsapp::signal::libsignal_import::import_sender_key_json;
+    use openclaw::channels::whatsapp::signal::sender_key::{SenderKeyError, SenderKeyRecord};
+    let v: Value = serde_json::from_str(include_str!("peers/signal-sender-vectors.json")).unwrap();
+    let msgs = v["messages"].as_array().unwrap();
+    let mut rec = import_sender_key_json(v["receiverFile"].as_str().unwrap()).unwrap();
+    assert_eq!(rec.key_id(), Some(v["keyId"].as_u64().unwrap() as u32));
+    assert!(
+        rec.distribution().is_err(),
+        "a peer's key is not ours to send with"
+    );
+    let done: Vec<usize> = v["receiverFileAfter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    for i in [5usize, 1, 2, 4] {
+        assert!(!done.contains(&i));
+        assert_eq!(
+            rec.decrypt(&hx(&msgs[i]["ciphertext"])).unwrap(),
+            hx(&msgs[i]["plaintext"]),
+            "message {i}"
+        );
+    }
+    assert!(matches!(
+        rec.decrypt(&hx(&msgs[done[0]]["ciphertext"])),
+        Err(SenderKeyError::Duplicate(_))
+    ));
+    let mut own = import_sender_key_json(v["senderFile"].as_str().unwrap()).unwrap();
+    let d = own.distribution().unwrap();
+    assert_eq!(d.iteration, 11, "after Baileys' iterations 0, 2, …, 10");
+    let rng = openclaw::channels::whatsapp::crypto::SeededEntropy::new(9);
+    let next = own.encrypt(b"after import", &rng).unwrap();
+    // A receiver that got the original distribution reads what we send with the imported key.
+    let mut reader = SenderKeyRecord::new();
+    reader.process_distribution(
+        &openclaw::channels::whatsapp::signal::sender_key::SenderKeyDistribution::decode(&hx(
+            &v["distribution"],
+        ))
+        .unwrap(),
+    );
+    assert_eq!(reader.decrypt(&next).unwrap(), b"after import");
+}

@@ -3,6 +3,8 @@
 // tests/whatsapp_signal_vectors.rs: a fixed sender key (id, chain key, signing key), its
 // SenderKeyDistributionMessage, and six `skmsg`s. Signatures use fixed nonce randomness so the
 // output is stable. Baileys as a sender uses iterations 0, 2, 4, … (it skips one per message).
+// It also records a receiver's sender-key file as Baileys' auth folder stores it
+// (`sender-key-<group>--<user>--<device>.json`) after two of the messages, for the import test.
 // Run: node tests/peers/gen-signal-sender-vectors.mjs
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -18,6 +20,7 @@ curve.calculateSignature = (priv, msg) =>
 const { GroupCipher, GroupSessionBuilder, SenderKeyName, SenderKeyRecord } =
   await import('baileys/lib/Signal/Group/index.js');
 const libsignal = require('libsignal');
+const { BufferJSON } = await import('baileys/lib/Utils/generics.js');
 
 const hex = (b) => Buffer.from(b).toString('hex');
 const h = (label) => createHash('sha256').update(`openclaw sender ${label}`).digest();
@@ -54,10 +57,25 @@ const recv = new GroupCipher(recvStore, name);
 for (const m of messages) {
   if (hex(await recv.decrypt(Buffer.from(m.ciphertext, 'hex'))) !== m.plaintext) throw new Error('round trip');
 }
+// A receiver that read messages 0 and 3 (so it holds skipped keys), stored as Baileys stores it.
+const midRecords = new Map();
+const midStore = {
+  async loadSenderKey(n) { return midRecords.get(n.toString()) || new SenderKeyRecord(); },
+  async storeSenderKey(n, r) { midRecords.set(n.toString(), r); },
+};
+await new GroupSessionBuilder(midStore).process(name, skdm);
+const mid = new GroupCipher(midStore, name);
+for (const i of [0, 3]) await mid.decrypt(Buffer.from(messages[i].ciphertext, 'hex'));
+const midFile = JSON.stringify(Buffer.from(JSON.stringify(midRecords.get(name.toString()).serialize()), 'utf-8'), BufferJSON.replacer);
+const ownFile = JSON.stringify(Buffer.from(JSON.stringify(records.get(name.toString()).serialize()), 'utf-8'), BufferJSON.replacer);
+
 writeFileSync(fileURLToPath(new URL('./signal-sender-vectors.json', import.meta.url)), JSON.stringify({
   generator: 'tests/peers/gen-signal-sender-vectors.mjs with baileys@7.0.0-rc14 (Signal/Group) on libsignal@6.0.0',
   keyId, chainKey: hex(chainKey), signingPrivate: hex(signingPriv), signingPublic: hex(signingPub.subarray(1)),
   distribution: hex(skdm.serialize()),
   messages,
+  receiverFileAfter: [0, 3],
+  receiverFile: midFile,
+  senderFile: ownFile,
 }, null, 1) + '\n');
 console.log('wrote signal-sender-vectors.json');

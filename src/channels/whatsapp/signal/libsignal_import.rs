@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 use super::record::{MAX_ARCHIVED_SESSIONS, SessionRecord};
+use super::sender_key::{self, SenderKeyRecord, SenderState};
 use super::session::{Chain, LocalIdentity, PendingPreKey, ReceivingChain, SessionState};
 use crate::channels::whatsapp::crypto::KeyPair;
 
@@ -226,6 +227,146 @@ pub fn import_session_json(
     Ok(SessionRecord { current, archived })
 }
 
+/// The address a Baileys `session-*.json` file name stands for:
+/// `session-<user>[_<domain type>].<device>.json` (`_1` for LID users, `_128`/`_129` hosted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFileAddress {
+    /// The user part (phone number or LID).
+    pub user: String,
+    /// The domain type suffix, 0 for the plain phone-number domain.
+    pub domain_type: u32,
+    /// The device id.
+    pub device: u32,
+}
+
+/// Parses a Baileys session file name; `None` for anything else.
+pub fn parse_session_file_name(name: &str) -> Option<SessionFileAddress> {
+    let stem = name.strip_prefix("session-")?.strip_suffix(".json")?;
+    let (addr, device) = stem.rsplit_once('.')?;
+    let device = device.parse().ok()?;
+    let (user, domain_type) = match addr.split_once('_') {
+        Some((u, d)) => (u, d.parse().ok()?),
+        None => (addr, 0),
+    };
+    if user.is_empty() || !user.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(SessionFileAddress {
+        user: user.to_string(),
+        domain_type,
+        device,
+    })
+}
+
+/// Binary values in the forms Baileys' `BufferJSON` and Node's `Buffer.toJSON` write: a base64
+/// string, `{type:"Buffer", data:<base64 or byte array>}`, a byte array, or `{"0":n, …}`.
+fn any_bytes(v: &Value, path: &str) -> Result<Vec<u8>, ImportError> {
+    let bad = || ImportError::Field(path.to_string());
+    match v {
+        Value::String(s) => STANDARD.decode(s).map_err(|_| bad()),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_u64()
+                    .filter(|n| *n < 256)
+                    .map(|n| n as u8)
+                    .ok_or_else(bad)
+            })
+            .collect(),
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("Buffer") => {
+            any_bytes(o.get("data").ok_or_else(bad)?, path)
+        }
+        Value::Object(o) => (0..o.len())
+            .map(|i| {
+                o.get(&i.to_string())
+                    .and_then(Value::as_u64)
+                    .filter(|n| *n < 256)
+                    .map(|n| n as u8)
+                    .ok_or_else(bad)
+            })
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+fn any_key32(v: &Value, path: &str) -> Result<[u8; 32], ImportError> {
+    any_bytes(v, path)?
+        .try_into()
+        .map_err(|_| ImportError::Field(path.to_string()))
+}
+
+/// Imports a Baileys `sender-key-<group>--<user>--<device>.json` file: a `BufferJSON` Buffer
+/// holding the UTF-8 JSON array of SenderKeyStateStructure (`senderKeyId`, `senderChainKey:
+/// {iteration, seed}`, `senderSigningKey:{public, private}`, `senderMessageKeys:[{iteration,
+/// seed}]`). A state with a private signing key is our own.
+pub fn import_sender_key_json(json: &str) -> Result<SenderKeyRecord, ImportError> {
+    let outer: Value = serde_json::from_str(json).map_err(|e| ImportError::Json(e.to_string()))?;
+    let inner_bytes = any_bytes(&outer, "sender key file")?;
+    let inner: Value =
+        serde_json::from_slice(&inner_bytes).map_err(|e| ImportError::Json(e.to_string()))?;
+    let list = inner
+        .as_array()
+        .ok_or_else(|| ImportError::Field("sender key states".into()))?;
+    let mut states = Vec::new();
+    for (n, s) in list.iter().enumerate() {
+        let p = format!("[{n}]");
+        let chain = field(s, &p, "senderChainKey")?;
+        let signing = field(s, &p, "senderSigningKey")?;
+        let public = any_bytes(
+            field(signing, &p, "public")?,
+            &format!("{p}.senderSigningKey.public"),
+        )?;
+        let signing_public: [u8; 32] = match public.as_slice() {
+            [0x05, rest @ ..] if rest.len() == 32 => rest.try_into().unwrap_or([0; 32]),
+            rest if rest.len() == 32 => rest.try_into().unwrap_or([0; 32]),
+            _ => return Err(ImportError::Field(format!("{p}.senderSigningKey.public"))),
+        };
+        let signing_private =
+            match signing.get("private") {
+                None | Some(Value::Null) => None,
+                Some(v) => {
+                    let b = any_bytes(v, &format!("{p}.senderSigningKey.private"))?;
+                    if b.is_empty() {
+                        None
+                    } else {
+                        Some(b.try_into().map_err(|_| {
+                            ImportError::Field(format!("{p}.senderSigningKey.private"))
+                        })?)
+                    }
+                }
+            };
+        let mut skipped = Vec::new();
+        if let Some(keys) = s.get("senderMessageKeys").and_then(Value::as_array) {
+            for (k, mk) in keys.iter().enumerate() {
+                let kp = format!("{p}.senderMessageKeys[{k}]");
+                skipped.push((
+                    int(field(mk, &kp, "iteration")?, &kp)? as u32,
+                    any_key32(field(mk, &kp, "seed")?, &kp)?,
+                ));
+            }
+        }
+        skipped.sort_by_key(|(i, _)| *i);
+        if skipped.len() > sender_key::MAX_SKIPPED_KEYS {
+            skipped.drain(..skipped.len() - sender_key::MAX_SKIPPED_KEYS);
+        }
+        states.push(SenderState {
+            key_id: int(field(s, &p, "senderKeyId")?, &p)? as u32,
+            iteration: int(field(chain, &p, "iteration")?, &p)? as u32,
+            chain_key: any_key32(
+                field(chain, &p, "seed")?,
+                &format!("{p}.senderChainKey.seed"),
+            )?,
+            signing_public,
+            signing_private,
+            skipped,
+        });
+    }
+    if states.len() > sender_key::MAX_STATES {
+        states.drain(..states.len() - sender_key::MAX_STATES);
+    }
+    Ok(SenderKeyRecord { states })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +377,55 @@ mod tests {
             key_pair: KeyPair::generate(&SeededEntropy::new(1)),
             registration_id: 5,
         }
+    }
+
+    #[test]
+    fn session_file_names() {
+        let a = |u: &str, d, dev| {
+            Some(SessionFileAddress {
+                user: u.into(),
+                domain_type: d,
+                device: dev,
+            })
+        };
+        assert_eq!(
+            parse_session_file_name("session-15550009999.0.json"),
+            a("15550009999", 0, 0)
+        );
+        assert_eq!(
+            parse_session_file_name("session-123456789012345_1.12.json"),
+            a("123456789012345", 1, 12)
+        );
+        assert_eq!(
+            parse_session_file_name("session-15550009999_128.3.json"),
+            a("15550009999", 128, 3)
+        );
+        for bad in [
+            "pre-key-1.json",
+            "session-.0.json",
+            "session-abc.0.json",
+            "session-1.x.json",
+            "session-1_.0.json",
+            "session-1.0",
+        ] {
+            assert_eq!(parse_session_file_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sender_key_byte_forms() {
+        for v in [
+            serde_json::json!("AQID"),
+            serde_json::json!([1, 2, 3]),
+            serde_json::json!({"type": "Buffer", "data": "AQID"}),
+            serde_json::json!({"type": "Buffer", "data": [1, 2, 3]}),
+            serde_json::json!({"0": 1, "1": 2, "2": 3}),
+        ] {
+            assert_eq!(any_bytes(&v, "x").unwrap(), vec![1, 2, 3], "{v}");
+        }
+        assert!(any_bytes(&serde_json::json!([256]), "x").is_err());
+        assert!(import_sender_key_json("[]").is_err());
+        assert!(import_sender_key_json(r#"{"type":"Buffer","data":"bm9wZQ=="}"#).is_err());
     }
 
     #[test]

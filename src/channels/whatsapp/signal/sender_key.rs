@@ -203,13 +203,16 @@ fn group_message_keys(seed: &[u8; 32]) -> ([u8; 16], [u8; 32]) {
 
 /// One sender's chain under one key id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SenderState {
-    key_id: u32,
-    iteration: u32,
-    chain_key: [u8; 32],
-    signing_public: [u8; 32],
-    signing_private: Option<[u8; 32]>,
-    skipped: Vec<(u32, [u8; 32])>,
+pub(crate) struct SenderState {
+    pub key_id: u32,
+    /// The iteration `chain_key` is at.
+    pub iteration: u32,
+    pub chain_key: [u8; 32],
+    pub signing_public: [u8; 32],
+    /// Only for our own key.
+    pub signing_private: Option<[u8; 32]>,
+    /// Skipped message key seeds, ascending.
+    pub skipped: Vec<(u32, [u8; 32])>,
 }
 
 impl SenderState {
@@ -250,7 +253,7 @@ impl SenderState {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct SenderKeyRecord {
     /// Oldest first; the last one is current.
-    states: Vec<SenderState>,
+    pub(crate) states: Vec<SenderState>,
 }
 
 impl std::fmt::Debug for SenderKeyRecord {
