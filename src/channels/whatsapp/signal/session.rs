@@ -234,12 +234,12 @@ impl SessionState {
         msg: &PreKeySignalMessage,
     ) -> Self {
         let mut parts = vec![
-            x25519(&signed_pre_key, &msg.identity_key),
+            x25519(signed_pre_key, &msg.identity_key),
             x25519(&local.key_pair, &msg.base_key),
-            x25519(&signed_pre_key, &msg.base_key),
+            x25519(signed_pre_key, &msg.base_key),
         ];
         if let Some(opk) = one_time_pre_key {
-            parts.push(x25519(&opk, &msg.base_key));
+            parts.push(x25519(opk, &msg.base_key));
         }
         Self {
             local_identity: local.key_pair.public,

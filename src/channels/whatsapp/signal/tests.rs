@@ -391,3 +391,41 @@ proptest! {
         let _ = SessionRecord::from_bytes(&data);
     }
 }
+
+#[test]
+fn peer_reinstall_with_new_identity_is_a_change_the_caller_sees() {
+    let (alice, mut a, bob, mut b, rng) = pair(true);
+    let first = a.encrypt(b"before").unwrap();
+    let d = bob.receive(&mut b, first.0, &first.1, &rng).unwrap();
+    assert_eq!(
+        identity::decide(None, &d.remote_identity),
+        TrustDecision::New
+    );
+    let stored = d.remote_identity;
+    // Alice reinstalls: new identity, new session from Bob's bundle (without a one-time prekey this time).
+    let alice2 = Device::new(&rng, 3333);
+    let mut a2 = SessionRecord::new();
+    a2.start_outgoing(&alice2.local, &bob.bundle(&rng, false), &rng)
+        .unwrap();
+    let hello = a2.encrypt(b"new phone").unwrap();
+    let d = bob.receive(&mut b, hello.0, &hello.1, &rng).unwrap();
+    assert_eq!(d.plaintext, b"new phone");
+    assert_eq!(
+        identity::decide(Some(&stored), &d.remote_identity),
+        TrustDecision::Changed {
+            previous: alice.local.key_pair.public
+        }
+    );
+    assert_eq!(b.remote_identity(), Some(alice2.local.key_pair.public));
+    assert_eq!(b.archived_sessions(), 1);
+    // Bob answers on the new session only.
+    let (k, c) = b.encrypt(b"hi new phone").unwrap();
+    assert_eq!(
+        alice2.receive(&mut a2, k, &c, &rng).unwrap().plaintext,
+        b"hi new phone"
+    );
+    assert!(
+        alice.receive(&mut a, k, &c, &rng).is_err(),
+        "the old install cannot read it"
+    );
+}
