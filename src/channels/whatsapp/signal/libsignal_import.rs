@@ -369,7 +369,41 @@ pub fn import_sender_key_json(json: &str) -> Result<SenderKeyRecord, ImportError
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// A libsignal-node session file recorded by tests/peers/gen-signal-vectors.mjs.
+    fn recorded_session_file() -> String {
+        let v: Value =
+            serde_json::from_str(include_str!("../../../../tests/peers/signal-vectors.json"))
+                .unwrap();
+        v["snapshots"][0]["json"].as_str().unwrap().to_string()
+    }
+
+    proptest! {
+        #[test]
+        fn damaged_files_never_panic(pos in any::<prop::sample::Index>(), byte in any::<u8>(),
+                                     junk in ".{0,60}") {
+            let l = local();
+            let mut file = recorded_session_file().into_bytes();
+            let i = pos.index(file.len());
+            file[i] = byte;
+            if let Ok(text) = String::from_utf8(file) {
+                let _ = import_session_json(&l, &text);
+                let _ = import_sender_key_json(&text);
+            }
+            let _ = import_session_json(&l, &junk);
+            let _ = import_sender_key_json(&junk);
+            let _ = parse_session_file_name(&junk);
+        }
+    }
+
+    #[test]
+    fn recorded_file_imports() {
+        let r = import_session_json(&local(), &recorded_session_file()).unwrap();
+        assert!(r.has_current_session());
+    }
     use crate::channels::whatsapp::crypto::SeededEntropy;
 
     fn local() -> LocalIdentity {
