@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::primitives::{
     MessageKeys, cbc_decrypt, cbc_encrypt, chain_step, hkdf, message_mac, root_step, x25519,
+    x25519_both,
 };
 use super::wire::{PreKeySignalMessage, SignalMessage, serialize_public};
 use crate::channels::whatsapp::crypto::{Entropy, KeyPair, xeddsa_verify};
@@ -354,8 +355,11 @@ impl SessionState {
             }
             prev.chain.key = None;
         }
-        let (root, recv_ck) =
-            root_step(&self.root_key, &x25519(&self.our_ratchet, &msg.ratchet_key));
+        // Both DH outputs of the step at once (the peer key is converted once); the new key
+        // pair is drawn exactly when the step needs it, as in every implementation.
+        let new_ratchet = KeyPair::generate(rng);
+        let (recv_dh, send_dh) = x25519_both(&self.our_ratchet, &new_ratchet, &msg.ratchet_key);
+        let (root, recv_ck) = root_step(&self.root_key, &recv_dh);
         self.receiving.push(ReceivingChain {
             ratchet_key: msg.ratchet_key,
             chain: Chain {
@@ -370,8 +374,8 @@ impl SessionState {
         if let Some(s) = &self.sending {
             self.previous_counter = s.next.wrapping_sub(1);
         }
-        self.our_ratchet = KeyPair::generate(rng);
-        let (root, send_ck) = root_step(&root, &x25519(&self.our_ratchet, &msg.ratchet_key));
+        self.our_ratchet = new_ratchet;
+        let (root, send_ck) = root_step(&root, &send_dh);
         self.root_key = root;
         self.sending = Some(Chain {
             key: Some(send_ck),
