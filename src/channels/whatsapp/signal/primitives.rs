@@ -54,7 +54,7 @@ pub fn x25519_both(
 }
 
 /// HKDF-SHA256 with a salt of 32 zero bytes (message keys use it on every message): the same
-/// output as [`hkdf`], with the salt's keyed HMAC state computed once.
+/// output as [`hkdf()`], with the salt's keyed HMAC state computed once.
 pub fn hkdf_zero_salt(ikm: &[u8], info: &[u8], out: &mut [u8]) {
     static ZERO_SALT: std::sync::OnceLock<HmacSha256> = std::sync::OnceLock::new();
     let mut extract = ZERO_SALT.get_or_init(|| keyed(&[0u8; 32])).clone();

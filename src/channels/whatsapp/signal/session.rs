@@ -10,8 +10,8 @@
 //! - `previousCounter` carries the *index of the last message* of the previous sending chain,
 //!   and a receiver derives the old chain's keys up to and including it before closing it.
 //!
-//! [`SessionState`] methods mutate in place; [`super::record::SessionRecord`] runs them on a
-//! copy and commits only on success.
+//! The session state's `encrypt` and `decrypt` are atomic (unchanged on error), which
+//! [`super::record::SessionRecord`] relies on to promise the same to its callers.
 
 use subtle::ConstantTimeEq;
 
