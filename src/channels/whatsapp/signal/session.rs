@@ -74,6 +74,14 @@ pub enum SessionError {
     BadCiphertext,
 }
 
+impl SessionError {
+    /// Whether the message was already decrypted (a duplicate delivery or replay): the caller
+    /// acknowledges and drops it. Every other decrypt error calls for a retry receipt.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, SessionError::Duplicate(_))
+    }
+}
+
 /// A sending or receiving chain's position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Chain {
