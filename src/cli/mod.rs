@@ -8,7 +8,10 @@ pub mod channels_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;
 pub mod gateway_cmd;
+pub mod human;
+pub mod message_cmd;
 pub mod status_cmd;
+pub mod whatsapp_cmd;
 
 /// openclaw: a NixOS-first personal AI assistant gateway (OpenClaw compatible).
 #[derive(Debug, Parser)]
@@ -45,6 +48,23 @@ pub enum Command {
     /// Link, unlink and inspect channel accounts (WhatsApp QR login, connection status).
     #[command(subcommand)]
     Channels(channels_cmd::ChannelsCommand),
+    /// Send messages through a channel (`message send`; not available yet, issue 10).
+    #[command(subcommand)]
+    Message(message_cmd::MessageCommand),
+    /// Runbook names for WhatsApp: `pair` (= channels login), `status` (= channels status),
+    /// `send` (= message send).
+    #[command(subcommand)]
+    Whatsapp(whatsapp_cmd::WhatsappCommand),
+}
+
+/// Client commands die quietly on a closed pipe (`openclaw status | head -3`) like other Unix
+/// tools, instead of panicking in `println!`: the default SIGPIPE action is restored. The gateway
+/// keeps Rust's ignored SIGPIPE, so a vanished peer is an I/O error there, never a kill.
+fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Picks rustls' crypto provider once for the process (several may be compiled in).
@@ -55,6 +75,9 @@ fn install_tls_provider() {
 /// Parses the process arguments and runs the command; returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(&cli.command, Command::Gateway(g) if g.runs_server()) {
+        default_sigpipe();
+    }
     match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Gateway(cmd) => {
@@ -68,6 +91,11 @@ pub fn run() -> ExitCode {
         Command::Channels(cmd) => {
             install_tls_provider();
             channels_cmd::run(cmd)
+        }
+        Command::Message(cmd) => message_cmd::run(cmd),
+        Command::Whatsapp(cmd) => {
+            install_tls_provider();
+            whatsapp_cmd::run(cmd)
         }
     }
 }

@@ -293,6 +293,17 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
     Ok(Prepared { st, listener, _lock: state_lock, shutdown_tx, worker: Box::pin(worker), warnings })
 }
 
+/// A label for the source of the token the gateway runs with (the first agreed explicit
+/// source, else its generated token file).
+fn runtime_token_source(st: &AppState) -> String {
+    match (&st.token, st.settings.auth_mode) {
+        (None, _) | (_, crate::gateway::settings::AuthMode::None) => "auth.mode none".into(),
+        _ => st.settings.token_sources.first().map(|s| s.label.clone()).unwrap_or_else(|| {
+            format!("generated token file {}", st.settings.state.gateway_token_file().display())
+        }),
+    }
+}
+
 fn write_runtime_file(st: &AppState) {
     let v = json!({
         "pid": std::process::id(),
@@ -301,6 +312,9 @@ fn write_runtime_file(st: &AppState) {
         "version": VERSION,
         "startedAtMs": crate::agent::runs::unix_ms(),
         "stateDir": st.settings.state.root(),
+        // Which token the gateway runs with, so the CLI can say which source to use (no secret).
+        "tokenFingerprint": st.token.as_ref().map(|t| t.fingerprint()),
+        "tokenSource": runtime_token_source(st),
     });
     if let Err(e) = write_atomic(&st.settings.state.gateway_runtime_file(), v.to_string().as_bytes(), 0o600) {
         tracing::warn!(error = %e, "cannot write runtime file");
