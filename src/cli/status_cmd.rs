@@ -154,13 +154,24 @@ pub async fn try_open(t: &Target, timeout_ms: u64) -> anyhow::Result<Option<(Con
         let same = std::fs::canonicalize(gw_dir).ok() == std::fs::canonicalize(&t.state_dir).ok();
         if !same {
             eprintln!(
-                "note: the gateway at {} uses state dir {gw_dir}, this CLI uses {} (set OPENCLAW_STATE_DIR or --state-dir to match)",
+                "note: the gateway uses state dir {gw_dir} (at {}), this CLI uses {} (set OPENCLAW_STATE_DIR or --state-dir to match)",
                 t.url,
                 t.state_dir.display()
             );
         }
     }
     Ok(Some((c, hello)))
+}
+
+/// Like [`try_open`] without the state-dir note on stderr (for callers that report it
+/// themselves, like `doctor`).
+pub async fn try_open_quiet(t: &Target, timeout_ms: u64) -> anyhow::Result<Option<(Conn, Value)>> {
+    let opts = ConnectOptions { token: t.token.clone(), ..Default::default() };
+    match client::connect(&t.url, &opts, Duration::from_millis(timeout_ms)).await {
+        Ok(x) => Ok(Some(x)),
+        Err(client::ClientError::Unreachable { .. }) => Ok(None),
+        Err(e) => Err(explain_refusal(t, e)),
+    }
 }
 
 /// Turns a connect failure into a sentence that names the cause and the fix.
@@ -309,7 +320,9 @@ pub fn health(a: ClientArgs) -> ExitCode {
 pub fn gateway_status(a: ClientArgs) -> ExitCode {
     finish(block_on(async {
         let t = target(&a)?;
-        match try_open(&t, a.timeout).await.and_then(|c| c.ok_or_else(|| anyhow!("no gateway is listening at {}", t.url))) {
+        let opened = try_open(&t, a.timeout).await;
+        let refused = opened.is_err();
+        match opened.and_then(|c| c.ok_or_else(|| anyhow!("no gateway is listening at {} (state dir {})", t.url, t.state_dir.display()))) {
             Ok((mut c, _)) => {
                 let st = c.request("status", json!({})).await.map_err(|e| anyhow!("{e}"))?;
                 c.close().await;
@@ -323,9 +336,13 @@ pub fn gateway_status(a: ClientArgs) -> ExitCode {
             }
             Err(e) => {
                 if a.json {
-                    println!("{}", json!({"running": false, "url": t.url, "error": e.to_string()}));
+                    println!("{}", json!({"running": refused, "refused": refused, "url": t.url, "error": e.to_string()}));
                 } else {
-                    println!("Gateway: not usable at {} (state dir {})", t.url, t.state_dir.display());
+                    if refused {
+                        println!("Gateway: running at {} but it refused this CLI (see below)", t.url);
+                    } else {
+                        println!("Gateway: not reachable at {} (state dir {})", t.url, t.state_dir.display());
+                    }
                 }
                 Err(e)
             }
