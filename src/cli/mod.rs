@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod channels_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;
+pub mod doctor_cmd;
 pub mod gateway_cmd;
 pub mod human;
 pub mod message_cmd;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Link, unlink and inspect channel accounts (WhatsApp QR login, connection status).
     #[command(subcommand)]
     Channels(channels_cmd::ChannelsCommand),
+    /// Check this installation for the known failure modes; each finding has evidence and
+    /// the command that fixes it (exit 1 when something is broken).
+    Doctor(doctor_cmd::DoctorArgs),
     /// Send messages through a channel (`message send`; not available yet, issue 10).
     #[command(subcommand)]
     Message(message_cmd::MessageCommand),
@@ -93,6 +97,10 @@ pub fn run() -> ExitCode {
             channels_cmd::run(cmd)
         }
         Command::Message(cmd) => message_cmd::run(cmd),
+        Command::Doctor(a) => {
+            install_tls_provider();
+            doctor_cmd::run(a)
+        }
         Command::Whatsapp(cmd) => {
             install_tls_provider();
             whatsapp_cmd::run(cmd)
