@@ -10,6 +10,7 @@ pub mod devices_cmd;
 pub mod doctor_cmd;
 pub mod gateway_cmd;
 pub mod human;
+pub mod logs_cmd;
 pub mod message_cmd;
 pub mod status_cmd;
 pub mod whatsapp_cmd;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Check this installation for the known failure modes; each finding has evidence and
     /// the command that fixes it (exit 1 when something is broken).
     Doctor(doctor_cmd::DoctorArgs),
+    /// The running gateway's recent log lines (`--follow` to keep reading; NixOS: the full
+    /// history is in `journalctl -u openclaw`).
+    Logs(logs_cmd::LogsArgs),
     /// Send messages through a channel (`message send`; not available yet, issue 10).
     #[command(subcommand)]
     Message(message_cmd::MessageCommand),
@@ -97,6 +101,7 @@ pub fn run() -> ExitCode {
             channels_cmd::run(cmd)
         }
         Command::Message(cmd) => message_cmd::run(cmd),
+        Command::Logs(a) => logs_cmd::run(a),
         Command::Doctor(a) => {
             install_tls_provider();
             doctor_cmd::run(a)
