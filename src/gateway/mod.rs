@@ -43,6 +43,8 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod token;
+pub mod ui;
+pub mod weblogin;
 
 pub use server::{prepare, serve, GatewayError, RunOptions};
 pub use settings::GatewaySettings;

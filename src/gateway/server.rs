@@ -200,13 +200,16 @@ async fn root_h(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<
     if st.settings.control_ui.enabled && ui_path && req.method() == axum::http::Method::GET {
         return ui_page(base).into_response();
     }
+    if st.settings.control_ui.enabled && req.method() == axum::http::Method::GET
+        && let Some((ctype, body)) = path.strip_prefix(&format!("{base}/assets/")).and_then(crate::gateway::ui::asset)
+    {
+        return ([(header::CONTENT_TYPE, ctype)], body).into_response();
+    }
     (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Not Found").into_response()
 }
 
 fn ui_page(base: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html>\n<html data-openclaw-control-ui-base-path=\"{base}\"><head><meta charset=\"utf-8\"><title>OpenClaw</title></head>\n<body><h1>OpenClaw gateway</h1><p>Version {VERSION}. The Control UI is not built yet; use the <code>openclaw</code> CLI (<code>openclaw status</code>, <code>openclaw devices list</code>).</p></body></html>\n"
-    ))
+    Html(crate::gateway::ui::index(base))
 }
 
 /// Binds the listener; on `EADDRINUSE` names the holder.
