@@ -152,7 +152,8 @@ async fn start(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, Err
     let mut done = login.done.clone();
     let _ = tokio::time::timeout(timeout, async {
         tokio::select! {
-            _ = qr.wait_for(Option::is_some) => {}
+            // A closed QR channel (the link ended) disables this branch; `done` then answers.
+            Ok(_) = qr.wait_for(Option::is_some) => {}
             _ = done.wait_for(Option::is_some) => {}
         }
     })
@@ -229,7 +230,7 @@ async fn wait(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, Erro
     let changed = |q: &Option<String>| q.as_deref().and_then(qr_data_url) != current;
     let _ = tokio::time::timeout(timeout, async {
         tokio::select! {
-            _ = qr.wait_for(|q| q.is_some() && changed(q)) => {}
+            Ok(_) = qr.wait_for(|q| q.is_some() && changed(q)) => {}
             _ = done.wait_for(Option::is_some) => {}
         }
     })
