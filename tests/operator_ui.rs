@@ -137,3 +137,26 @@ async fn issue13_item1_control_ui_links_whatsapp_and_approves_a_device() {
     drop(b);
     drop(gw);
 }
+
+/// Not on loopback auto-approval (`autoApproveLocal: false`): the page says it waits for
+/// approval with the request id, `openclaw devices approve` lets it in without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_item1_control_ui_waits_for_device_approval() {
+    let Some(chromium) = cdp::chromium() else {
+        return peer::missing("issue13_item1_control_ui_waits_for_device_approval", "chromium is not installed");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &json!({"gateway": {"auth": {"token": TOKEN}, "nodes": {"pairing": {"autoApproveLocal": false}}}}));
+    let gw = start(dir.path(), &[], &[]).expect("gateway");
+    let mut b = cdp::Browser::launch(&chromium).await;
+    let p = &mut b.page;
+    p.goto(&format!("http://127.0.0.1:{}/#token={TOKEN}", gw.port)).await;
+    let why = p.wait_for("(() => { const w = document.querySelector('#login-why').textContent; return w.includes('openclaw devices approve') && w; })()", T).await;
+    let why = why.as_str().unwrap().to_string();
+    let request_id = why.split("openclaw devices approve ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let out = gateway_support::cmd().args(["devices", "approve", &request_id, "--state-dir"]).arg(dir.path()).env("OPENCLAW_GATEWAY_TOKEN", TOKEN).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    p.wait_for("document.querySelector('#conn').textContent === 'connected' && document.querySelector('main').innerText.includes('State dir')", T).await;
+    drop(b);
+    drop(gw);
+}

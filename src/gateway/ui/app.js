@@ -148,7 +148,8 @@ function connect() {
         setConn("refused", "bad");
         if (e.message && e.message.startsWith("pairing required")) {
           const rid = e.details && e.details.requestId;
-          showLogin(`This browser waits for approval as a new device. On the gateway host run: openclaw devices approve ${rid || "<requestId>"} (or approve it from the Devices page of an approved browser).`);
+          showLogin(`This browser waits for approval as a new device. On the gateway host run: openclaw devices approve ${rid || "<requestId>"} (or approve it from the Devices page of an approved browser). This page retries by itself.`);
+          setTimeout(() => { if (!$("#login").hidden) connect(); }, 5000);
         } else {
           showLogin(`The gateway refused the connection: ${e.message || "unknown error"}.`);
         }
