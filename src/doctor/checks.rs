@@ -414,3 +414,105 @@ fn file_modes(f: &Facts) -> Finding {
     }
     x
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::facts::{AccountFacts, Live, TokenFact};
+    use crate::gateway::portinfo::PortHolder;
+    use std::path::PathBuf;
+
+    const NOW: u64 = 1_796_000_000_000;
+
+    fn base() -> Facts {
+        let mut f = Facts { now_ms: NOW, state_dir: PathBuf::from("/var/lib/openclaw"), state_dir_mode: Some(0o700), ..Default::default() };
+        f.config.valid = true;
+        f.config.state_file = PathBuf::from("/var/lib/openclaw/openclaw.json");
+        f.gateway.port = 18789;
+        f.gateway.runtime_pid = Some(42);
+        f.gateway.runtime_pid_alive = true;
+        f.gateway.port_holder = Some(PortHolder { pid: 42, name: "openclaw".into() });
+        f
+    }
+
+    fn account(creds: CredsFact) -> AccountFacts {
+        AccountFacts {
+            id: "default".into(),
+            configured: true,
+            enabled: true,
+            creds_dir: PathBuf::from("/var/lib/openclaw/credentials/whatsapp/default"),
+            creds,
+            logged_out_backups: vec![],
+            cooldown: None,
+            session_holder: None,
+            session_holder_name: None,
+        }
+    }
+
+    fn get<'a>(v: &'a [Finding], id: &str) -> &'a Finding {
+        v.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no {id}: {v:#?}"))
+    }
+
+    #[test]
+    fn healthy_install_has_no_failure() {
+        let mut f = base();
+        f.whatsapp.push(account(CredsFact::Linked { e164: "+15550001234".into(), jid: "15550001234:7@s.whatsapp.net".into() }));
+        f.config.whatsapp_declared = true;
+        f.live = Some(Live { channels: vec![serde_json::json!({"id": "whatsapp", "account": "default", "state": "connected", "connected": true})], ..Default::default() });
+        let out = run_checks(&f);
+        assert!(out.iter().all(|x| x.status != Status::Fail), "{out:#?}");
+        assert_eq!(get(&out, "whatsapp.default.linked").message, "linked as +15550001234 and connected");
+    }
+
+    #[test]
+    fn cooldown_names_the_time_left_and_the_wait() {
+        let mut f = base();
+        let mut a = account(CredsFact::Missing);
+        a.cooldown = Some((NOW + 19 * 60_000, "loggedOut [401] during login".into()));
+        f.whatsapp.push(a);
+        let out = run_checks(&f);
+        let c = get(&out, "whatsapp.default.cooldown");
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.message.contains("(in 19 min)"), "{}", c.message);
+        assert_eq!(c.fix.as_deref(), Some(format!("wait until {}, then: openclaw channels login", fmt_ms(NOW + 19 * 60_000)).as_str()));
+    }
+
+    #[test]
+    fn runtime_token_differs_from_the_cli_token() {
+        let mut f = base();
+        f.tokens.generated = Some(TokenFact { label: "generated token file /x/gateway-token".into(), fingerprint: "sha256:aaaaaaaa".into(), file: None });
+        f.gateway.runtime_token = Some(("sha256:bbbbbbbb".into(), "OPENCLAW_GATEWAY_TOKEN".into()));
+        let out = run_checks(&f);
+        let t = get(&out, "token.sources");
+        assert_eq!(t.status, Status::Fail);
+        assert_eq!(t.evidence, vec!["CLI: generated token file /x/gateway-token (sha256:aaaaaaaa)", "gateway (pid 42): OPENCLAW_GATEWAY_TOKEN (sha256:bbbbbbbb)"]);
+    }
+
+    #[test]
+    fn port_holder_that_is_not_a_gateway_is_named() {
+        let mut f = base();
+        f.gateway.runtime_pid = None;
+        f.gateway.runtime_pid_alive = false;
+        f.gateway.port_holder = Some(PortHolder { pid: 777, name: "node".into() });
+        f.gateway.holder_cmdline = Some("node /usr/lib/openclaw/dist/index.js gateway".into());
+        let out = run_checks(&f);
+        let p = get(&out, "gateway.port");
+        assert_eq!(p.status, Status::Fail);
+        assert!(p.message.contains("(node, pid 777)"));
+        assert!(p.fix.as_deref().unwrap().starts_with("kill 777"));
+    }
+
+    #[test]
+    fn replaced_and_logged_out_come_from_the_live_state() {
+        for (state, words, fix) in [("replaced", "440 replaced", "stop the other instance"), ("loggedOut", "logged this device out", "openclaw channels login")] {
+            let mut f = base();
+            f.whatsapp.push(account(CredsFact::Linked { e164: "+1".into(), jid: "1@s.whatsapp.net".into() }));
+            f.live = Some(Live { channels: vec![serde_json::json!({"id": "whatsapp", "account": "default", "state": state})], ..Default::default() });
+            let out = run_checks(&f);
+            let l = get(&out, "whatsapp.default.linked");
+            assert_eq!(l.status, Status::Fail, "{state}");
+            assert!(l.message.contains(words), "{state}: {}", l.message);
+            assert!(l.fix.as_deref().unwrap().starts_with(fix), "{state}");
+        }
+    }
+}

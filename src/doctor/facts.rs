@@ -18,7 +18,7 @@ use crate::store::StateLayout;
 use crate::store::lockfile::pid_alive;
 
 /// Everything the checks look at.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facts {
     /// Wall clock at gathering (unix ms).
