@@ -6,6 +6,7 @@ pub mod agent;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod gateway;
 pub mod messaging;
 pub mod routing;

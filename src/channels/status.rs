@@ -182,9 +182,42 @@ pub struct ChannelStatus {
     pub connects: u64,
     /// Crash restarts of the account's task since the gateway started.
     pub crashes: u32,
+    /// The linked number in E.164 (`+15550001234`), once linked.
+    pub phone: Option<String>,
+    /// Who the account is linked as (upstream's `self{e164, jid, lid}`), once linked.
+    #[serde(rename = "self")]
+    pub self_id: Option<SelfId>,
+}
+
+/// The identity an account is linked as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfId {
+    /// The phone number in E.164, e.g. `+15550001234`.
+    pub e164: String,
+    /// The phone-number JID with device, e.g. `15550001234:7@s.whatsapp.net`.
+    pub jid: String,
+    /// The LID JID, if the server sent one.
+    pub lid: Option<String>,
+    /// The push name, if known.
+    pub name: Option<String>,
+}
+
+impl SelfId {
+    /// From a WhatsApp `me` record (creds.json); `None` when its id is not a phone JID.
+    pub fn from_whatsapp_me(me: &crate::channels::whatsapp::creds::Me) -> Option<Self> {
+        let (phone, _) = me.user_and_device()?;
+        Some(Self { e164: format!("+{phone}"), jid: me.id.clone(), lid: me.lid.clone(), name: me.name.clone() })
+    }
 }
 
 impl ChannelStatus {
+    /// Records who the account is linked as (`None`: not linked).
+    pub fn set_self(&mut self, id: Option<SelfId>) {
+        self.phone = id.as_ref().map(|i| i.e164.clone());
+        self.self_id = id;
+    }
+
     /// A fresh entry in state `state`.
     pub fn new(id: &str, account: &str, state: ConnectionState) -> Self {
         Self {
@@ -203,6 +236,8 @@ impl ChannelStatus {
             attempts: 0,
             connects: 0,
             crashes: 0,
+            phone: None,
+            self_id: None,
         }
     }
 }

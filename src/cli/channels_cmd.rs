@@ -37,7 +37,7 @@ pub enum ChannelsCommand {
     /// Link a channel account (WhatsApp: scan the QR code with the phone).
     Login(LoginArgs),
     /// Unlink a channel account: tell the server, then remove the stored credentials.
-    Logout(LoginArgs),
+    Logout(LogoutArgs),
     /// Show each account's connection state (from the running gateway, else from disk).
     Status(StatusArgs),
 }
@@ -88,11 +88,49 @@ pub struct LoginArgs {
     pub phone: Option<String>,
 }
 
+/// Arguments of `logout`: `login`'s without `--phone` (which only applies to linking).
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The channel (only `whatsapp` for now).
+    #[arg(long, default_value = "whatsapp")]
+    pub channel: String,
+    /// The account id. Default: `default`.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The system config file (default: $OPENCLAW_CONFIG_PATH, else /etc/openclaw/openclaw.json
+    /// if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// State directory (default: $OPENCLAW_STATE_DIR, else ~/.openclaw).
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl From<&LogoutArgs> for LoginArgs {
+    fn from(a: &LogoutArgs) -> Self {
+        LoginArgs {
+            channel: a.channel.clone(),
+            account: a.account.clone(),
+            config: a.config.clone(),
+            json: a.json,
+            state_dir: a.state_dir.clone(),
+            phone: None,
+        }
+    }
+}
+
 /// Runs a `channels` subcommand.
 pub fn run(cmd: ChannelsCommand) -> ExitCode {
+    let logout_args;
     let (args, is_login) = match &cmd {
         ChannelsCommand::Login(a) => (a, true),
-        ChannelsCommand::Logout(a) => (a, false),
+        ChannelsCommand::Logout(a) => {
+            logout_args = LoginArgs::from(a);
+            (&logout_args, false)
+        }
         ChannelsCommand::Status(a) => return status(a),
     };
     let json = args.json;
@@ -230,6 +268,9 @@ async fn login(cfg: ClientConfig, guard: LinkGuard, json: bool) -> anyhow::Resul
                         Ok(t) => println!("{t}"),
                         Err(e) => eprintln!("(cannot draw the QR code: {e})"),
                     }
+                    if let Some(warning) = crate::cli::whatsapp_cmd::qr_fit_warning(&qr) {
+                        eprintln!("{warning}");
+                    }
                     println!(
                         "Scan with WhatsApp on your phone: Settings → Linked devices → Link a device. \
                          This code is valid for {} s; a new one follows.",
@@ -340,8 +381,8 @@ fn status(a: &StatusArgs) -> ExitCode {
     let json = a.client.json;
     let r = crate::cli::status_cmd::block_on(async {
         let t = crate::cli::status_cmd::target(&a.client)?;
-        let live = match crate::cli::status_cmd::open(&t, a.client.timeout).await {
-            Ok((mut c, _)) => {
+        let live = match crate::cli::status_cmd::try_open(&t, a.client.timeout).await? {
+            Some((mut c, _)) => {
                 let v = c
                     .request("channels.status", serde_json::json!({ "probe": a.probe }))
                     .await
@@ -349,7 +390,7 @@ fn status(a: &StatusArgs) -> ExitCode {
                 c.close().await;
                 Some(v)
             }
-            Err(_) => None,
+            None => None,
         };
         let running = live.is_some();
         anyhow::ensure!(
@@ -406,7 +447,8 @@ fn offline_status(a: &crate::cli::status_cmd::ClientArgs) -> anyhow::Result<Vec<
             }
         };
         let files = AccountFiles::new(layout, &acc.id);
-        let linked = store.load().ok().flatten().is_some_and(|c| c.is_linked());
+        let me = store.load().ok().flatten().and_then(|c| c.me);
+        let linked = me.is_some();
         let cooldown = files.cooldown(now);
         let cooldown_until = cooldown.as_ref().map(|c| c.until_ms);
         let state = match (acc.enabled, cooldown, linked) {
@@ -420,6 +462,7 @@ fn offline_status(a: &crate::cli::status_cmd::ClientArgs) -> anyhow::Result<Vec<
         };
         let mut s = ChannelStatus::new("whatsapp", &acc.id, state);
         s.linked = linked;
+        s.set_self(me.as_ref().and_then(crate::channels::status::SelfId::from_whatsapp_me));
         s.cooldown_until = cooldown_until;
         s.link_allowed_at = files.link_allowed_at(now, &LinkLimits::default());
         s.detail = match &s.state {
@@ -445,21 +488,25 @@ fn print_status(running: bool, list: &[serde_json::Value]) {
             _ => String::new(),
         };
         println!(
-            "{} {}: {}{}",
+            "{} {}{}: {}{}",
             c["id"].as_str().unwrap_or("?"),
             c["account"].as_str().unwrap_or("?"),
-            c["detail"].as_str().unwrap_or(""),
+            match (c["self"]["e164"].as_str(), c["self"]["jid"].as_str()) {
+                (Some(p), Some(j)) => format!(" ({p}, {j})"),
+                _ => String::new(),
+            },
+            crate::cli::human::annotate(c["detail"].as_str().unwrap_or(""), crate::agent::runs::unix_ms()),
             probe
         );
         if let Some(d) = c["lastDisconnect"].as_object() {
             println!(
                 "  last disconnect: {} at {}",
                 d.get("reason").and_then(|v| v.as_str()).unwrap_or("?"),
-                d.get("atMs").and_then(|v| v.as_u64()).map(fmt_ms).unwrap_or_default()
+                d.get("atMs").and_then(|v| v.as_u64()).map(|t| crate::cli::human::when(crate::agent::runs::unix_ms(), t)).unwrap_or_default()
             );
         }
         if let Some(t) = c["linkAllowedAt"].as_u64() {
-            println!("  next link attempt allowed at {}", fmt_ms(t));
+            println!("  next link attempt allowed at {}", crate::cli::human::when(crate::agent::runs::unix_ms(), t));
         }
         if running {
             println!(

@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use crate::cli::status_cmd::{block_on, open, target, ClientArgs};
+use crate::cli::status_cmd::{block_on, open, target, try_open, ClientArgs};
 use crate::gateway::devices::DeviceStore;
 
 /// `openclaw devices` subcommands.
@@ -49,10 +49,17 @@ pub fn run(cmd: DevicesCommand) -> ExitCode {
     };
     let result = block_on(async {
         let t = target(&args)?;
-        if t.pid.is_none() && args.url.is_none() {
+        let conn = if args.url.is_some() { Some(open(&t, args.timeout).await?) } else { try_open(&t, args.timeout).await? };
+        let Some((mut c, _)) = conn else {
+            // Nothing listens where this state dir's gateway would: the files are the truth.
+            eprintln!(
+                "note: no gateway is running at {} for state dir {}; reading and changing {} directly",
+                t.url,
+                t.state_dir.display(),
+                t.state_dir.join("devices").display()
+            );
             return offline(&t.state_dir, method, &params);
-        }
-        let (mut c, _) = open(&t, args.timeout).await?;
+        };
         let v = c.request(method, params.clone()).await.map_err(|e| anyhow!("{e}"));
         c.close().await;
         v

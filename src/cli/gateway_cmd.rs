@@ -50,6 +50,34 @@ pub enum GatewaySub {
     Run(GatewayArgs),
     /// Show whether a gateway is running for this state dir and what it reports.
     Status(crate::cli::status_cmd::ClientArgs),
+    /// Upstream's service commands: openclaw does not manage a service; this says what to run.
+    #[command(hide = true)]
+    Start,
+    /// See `start`.
+    #[command(hide = true)]
+    Stop,
+    /// See `start`.
+    #[command(hide = true)]
+    Restart,
+}
+
+impl GatewayCli {
+    /// True when this invocation runs the gateway server (not a client subcommand).
+    pub fn runs_server(&self) -> bool {
+        matches!(self.sub, None | Some(GatewaySub::Run(_)))
+    }
+}
+
+/// What to run instead of upstream's `gateway start|stop|restart` (it installs its own service;
+/// here the service is systemd's, from the NixOS module).
+fn service_hint(verb: &str) -> ExitCode {
+    eprintln!("openclaw does not manage a background service itself; the gateway runs under systemd (NixOS module) or in the foreground.");
+    eprintln!("  as a service:    systemctl {verb} openclaw");
+    if verb != "stop" {
+        eprintln!("  in the foreground: openclaw gateway run");
+    }
+    eprintln!("  is it running?   openclaw gateway status");
+    ExitCode::from(2)
 }
 
 /// `openclaw gateway ...`.
@@ -69,6 +97,9 @@ pub fn run(cli: GatewayCli) -> ExitCode {
     match cli.sub {
         Some(GatewaySub::Status(a)) => crate::cli::status_cmd::gateway_status(a),
         Some(GatewaySub::Run(a)) => run_gateway(a),
+        Some(GatewaySub::Start) => service_hint("start"),
+        Some(GatewaySub::Stop) => service_hint("stop"),
+        Some(GatewaySub::Restart) => service_hint("restart"),
         None => run_gateway(cli.args),
     }
 }

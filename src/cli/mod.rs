@@ -7,10 +7,15 @@ use clap::{Parser, Subcommand};
 pub mod channels_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;
+pub mod doctor_cmd;
 pub mod gateway_cmd;
 pub mod models_cmd;
 pub mod pairing_cmd;
+pub mod human;
+pub mod logs_cmd;
+pub mod message_cmd;
 pub mod status_cmd;
+pub mod whatsapp_cmd;
 
 /// openclaw: a NixOS-first personal AI assistant gateway (OpenClaw compatible).
 #[derive(Debug, Parser)]
@@ -53,6 +58,29 @@ pub enum Command {
     /// LLM providers: `models status` checks each one (reachable, key accepted, models listed).
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// Check this installation for the known failure modes; each finding has evidence and
+    /// the command that fixes it (exit 1 when something is broken).
+    Doctor(doctor_cmd::DoctorArgs),
+    /// The running gateway's recent log lines (`--follow` to keep reading; NixOS: the full
+    /// history is in `journalctl -u openclaw`).
+    Logs(logs_cmd::LogsArgs),
+    /// Send messages through a channel (`message send`; not available yet, issue 10).
+    #[command(subcommand)]
+    Message(message_cmd::MessageCommand),
+    /// Runbook names for WhatsApp: `pair` (= channels login), `status` (= channels status),
+    /// `send` (= message send).
+    #[command(subcommand)]
+    Whatsapp(whatsapp_cmd::WhatsappCommand),
+}
+
+/// Client commands die quietly on a closed pipe (`openclaw status | head -3`) like other Unix
+/// tools, instead of panicking in `println!`: the default SIGPIPE action is restored. The gateway
+/// keeps Rust's ignored SIGPIPE, so a vanished peer is an I/O error there, never a kill.
+fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Picks rustls' crypto provider once for the process (several may be compiled in).
@@ -63,6 +91,9 @@ fn install_tls_provider() {
 /// Parses the process arguments and runs the command; returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(&cli.command, Command::Gateway(g) if g.runs_server()) {
+        default_sigpipe();
+    }
     match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Gateway(cmd) => {
@@ -79,5 +110,15 @@ pub fn run() -> ExitCode {
         }
         Command::Pairing(cmd) => pairing_cmd::run(cmd),
         Command::Models(cmd) => models_cmd::run(cmd),
+        Command::Message(cmd) => message_cmd::run(cmd),
+        Command::Logs(a) => logs_cmd::run(a),
+        Command::Doctor(a) => {
+            install_tls_provider();
+            doctor_cmd::run(a)
+        }
+        Command::Whatsapp(cmd) => {
+            install_tls_provider();
+            whatsapp_cmd::run(cmd)
+        }
     }
 }

@@ -46,12 +46,38 @@ pub struct Target {
     pub http: String,
     /// Token, if any.
     pub token: Option<String>,
-    /// The CLI's state dir.
+    /// Where this CLI's token came from (`--token`, `OPENCLAW_GATEWAY_TOKEN`, a file path, ...).
+    pub token_source: String,
+    /// The CLI's state dir (absolute).
     pub state_dir: PathBuf,
     /// Pid of the running gateway from the runtime file, if any.
     pub pid: Option<u32>,
+    /// The running gateway's token fingerprint and source, from its runtime file.
+    pub gateway_token: Option<(String, String)>,
     /// Control UI base path.
     pub base_path: String,
+}
+
+impl Target {
+    /// Fingerprint of this CLI's token, or `none`.
+    pub fn token_fingerprint(&self) -> String {
+        self.token.as_ref().map(|t| crate::config::secrets::fingerprint(t.as_bytes())).unwrap_or_else(|| "none".into())
+    }
+
+    /// When the running gateway (same state dir) uses another token than this CLI: the sentence
+    /// that says which source each comes from and how to fix it.
+    pub fn token_disagreement(&self) -> Option<String> {
+        let (gw_fp, gw_src) = self.gateway_token.as_ref()?;
+        (gw_fp != &self.token_fingerprint()).then(|| {
+            format!(
+                "this CLI's token comes from {} ({}), but the running gateway (pid {}) uses the token from {gw_src} ({gw_fp}); \
+                 run the CLI with the same source (e.g. export OPENCLAW_GATEWAY_TOKEN as the gateway's service does, or pass --token)",
+                self.token_source,
+                self.token_fingerprint(),
+                self.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+            )
+        })
+    }
 }
 
 /// Resolves URL and token from flags, the runtime file and the settings (no token is generated).
@@ -64,40 +90,119 @@ pub fn target(a: &ClientArgs) -> anyhow::Result<Target> {
         (Some(r), Some(_)) => r["port"].as_u64().map(|p| p as u16).unwrap_or(settings.port),
         _ => settings.port,
     };
+    let gateway_token = match (&runtime, pid) {
+        (Some(r), Some(_)) => r["tokenFingerprint"].as_str().map(|fp| {
+            (fp.to_string(), r["tokenSource"].as_str().unwrap_or("an unknown source").to_string())
+        }),
+        _ => None,
+    };
     let host = if settings.bind_host.is_unspecified() { "127.0.0.1".to_string() } else { settings.bind_host.to_string() };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let url = a.url.clone().unwrap_or_else(|| format!("ws://{host}:{port}"));
     let http = url.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1);
-    let tok = match &a.token {
-        Some(t) => Some(t.clone()),
+    let (tok, token_source) = match &a.token {
+        Some(t) => (Some(t.clone()), "--token".to_string()),
         None => match token::agree(&settings.token_sources).map_err(|e| anyhow!("{e}"))? {
-            Some(s) => Some(s.value.expose().to_string()),
-            None => token::load_generated(&layout).map_err(|e| anyhow!("{e}"))?.map(|s| s.expose().to_string()),
+            Some(s) => (Some(s.value.expose().to_string()), s.label.clone()),
+            None => match token::load_generated(&layout).map_err(|e| anyhow!("{e}"))? {
+                Some(s) => (Some(s.expose().to_string()), format!("generated token file {}", absolute(&layout.gateway_token_file()).display())),
+                None => (None, format!("nowhere (no token configured and no generated token file in {})", absolute(layout.root()).display())),
+            },
         },
     };
-    Ok(Target { url, http, token: tok, state_dir: layout.root().to_path_buf(), pid, base_path: settings.control_ui.base_path })
+    Ok(Target {
+        url,
+        http,
+        token: tok,
+        token_source,
+        state_dir: absolute(layout.root()),
+        pid,
+        gateway_token,
+        base_path: settings.control_ui.base_path,
+    })
+}
+
+/// `p` made absolute against the current directory (not resolving symlinks); unchanged on error.
+pub fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Connects with the shared token (no device identity) and returns the connection and hello.
+/// Errors say what happened: nothing listening (with the state dir it looked in), or the
+/// gateway refusing this CLI's token (with where the token came from), never one for the other.
 pub async fn open(t: &Target, timeout_ms: u64) -> anyhow::Result<(Conn, Value)> {
-    let opts = ConnectOptions { token: t.token.clone(), ..Default::default() };
-    let (c, hello) = client::connect(&t.url, &opts, Duration::from_millis(timeout_ms)).await.map_err(|e| match e {
-        client::ClientError::Unreachable { .. } | client::ClientError::Timeout => anyhow!(
-            "{e}\nhint: is the gateway running for state dir {}? Start it with `openclaw gateway`",
+    match try_open(t, timeout_ms).await? {
+        Some(x) => Ok(x),
+        None => Err(anyhow!(
+            "no gateway is listening at {} (looked for a running gateway of state dir {})\nhint: start it with `openclaw gateway run` (NixOS: systemctl start openclaw); `openclaw doctor` checks the usual causes",
+            t.url,
             t.state_dir.display()
-        ),
-        other => anyhow!("{other}"),
-    })?;
+        )),
+    }
+}
+
+/// Like [`open`], but `Ok(None)` when nothing answers at the URL (so a caller can fall back to
+/// the state dir's files); an authentication failure or any other refusal is an error.
+pub async fn try_open(t: &Target, timeout_ms: u64) -> anyhow::Result<Option<(Conn, Value)>> {
+    let opts = ConnectOptions { token: t.token.clone(), ..Default::default() };
+    let (c, hello) = match client::connect(&t.url, &opts, Duration::from_millis(timeout_ms)).await {
+        Ok(x) => x,
+        Err(client::ClientError::Unreachable { .. }) => return Ok(None),
+        Err(e) => return Err(explain_refusal(t, e)),
+    };
     if let Some(gw_dir) = hello.pointer("/snapshot/stateDir").and_then(Value::as_str) {
         let same = std::fs::canonicalize(gw_dir).ok() == std::fs::canonicalize(&t.state_dir).ok();
         if !same {
             eprintln!(
-                "note: the gateway uses state dir {gw_dir}, this CLI uses {} (set OPENCLAW_STATE_DIR or --state-dir to match)",
+                "note: the gateway uses state dir {gw_dir} (at {}), this CLI uses {} (set OPENCLAW_STATE_DIR or --state-dir to match)",
+                t.url,
                 t.state_dir.display()
             );
         }
     }
-    Ok((c, hello))
+    Ok(Some((c, hello)))
+}
+
+/// Like [`try_open`] without the state-dir note on stderr (for callers that report it
+/// themselves, like `doctor`).
+pub async fn try_open_quiet(t: &Target, timeout_ms: u64) -> anyhow::Result<Option<(Conn, Value)>> {
+    let opts = ConnectOptions { token: t.token.clone(), ..Default::default() };
+    match client::connect(&t.url, &opts, Duration::from_millis(timeout_ms)).await {
+        Ok(x) => Ok(Some(x)),
+        Err(client::ClientError::Unreachable { .. }) => Ok(None),
+        Err(e) => Err(explain_refusal(t, e)),
+    }
+}
+
+/// Turns a connect failure into a sentence that names the cause and the fix.
+fn explain_refusal(t: &Target, e: client::ClientError) -> anyhow::Error {
+    let text = e.to_string();
+    let auth = text.contains("unauthorized") || text.contains("AUTH_") || text.contains("device identity required");
+    if auth {
+        let why = t.token_disagreement().unwrap_or_else(|| {
+            let other = if t.pid.is_none() {
+                format!(
+                    "; no gateway of state dir {} is running, so the one at {} belongs to another state dir or user: use its token (--token) or its state dir (--state-dir)",
+                    t.state_dir.display(),
+                    t.url
+                )
+            } else {
+                String::new()
+            };
+            format!("this CLI's token comes from {} ({}){other}", t.token_source, t.token_fingerprint())
+        });
+        return anyhow!("the gateway at {} is running but refused this CLI's credentials ({text})\n{why}", t.url);
+    }
+    if text.contains("pairing required") {
+        return anyhow!("{text}\nhint: approve the device with `openclaw devices list` then `openclaw devices approve <requestId>`");
+    }
+    match e {
+        client::ClientError::Timeout => anyhow!(
+            "{e} at {} (a process accepts connections there but did not answer as a gateway; `openclaw doctor` names it)",
+            t.url
+        ),
+        other => anyhow!("{other}"),
+    }
 }
 
 /// Runs an async block on a small runtime.
@@ -134,12 +239,16 @@ fn print_channels(list: &Value) {
         Some(l) if !l.is_empty() => {
             for c in l {
                 println!(
-                    "  {}/{}: configured={} linked={} connected={}{}",
+                    "  {}/{}: configured={} linked={} connected={}{}{}",
                     c["id"].as_str().unwrap_or("?"),
                     c["account"].as_str().unwrap_or("?"),
                     c["configured"],
                     c["linked"],
                     c["connected"],
+                    match (c["self"]["e164"].as_str(), c["self"]["jid"].as_str()) {
+                        (Some(p), Some(j)) => format!(" phone={p} jid={j}"),
+                        _ => String::new(),
+                    },
                     c["lastError"].as_str().map(|e| format!(" lastError={e}")).unwrap_or_default()
                 );
             }
@@ -186,7 +295,7 @@ pub fn status(a: ClientArgs, all: bool) -> ExitCode {
             }
             println!("Recent log lines:");
             for l in st["logs"].as_array().into_iter().flatten() {
-                println!("  {}", l.as_str().unwrap_or(""));
+                println!("  {}", crate::cli::human::log_line(l.as_str().unwrap_or("")));
             }
         }
         Ok(())
@@ -211,7 +320,9 @@ pub fn health(a: ClientArgs) -> ExitCode {
 pub fn gateway_status(a: ClientArgs) -> ExitCode {
     finish(block_on(async {
         let t = target(&a)?;
-        match open(&t, a.timeout).await {
+        let opened = try_open(&t, a.timeout).await;
+        let refused = opened.is_err();
+        match opened.and_then(|c| c.ok_or_else(|| anyhow!("no gateway is listening at {} (state dir {})", t.url, t.state_dir.display()))) {
             Ok((mut c, _)) => {
                 let st = c.request("status", json!({})).await.map_err(|e| anyhow!("{e}"))?;
                 c.close().await;
@@ -225,9 +336,13 @@ pub fn gateway_status(a: ClientArgs) -> ExitCode {
             }
             Err(e) => {
                 if a.json {
-                    println!("{}", json!({"running": false, "url": t.url, "error": e.to_string()}));
+                    println!("{}", json!({"running": refused, "refused": refused, "url": t.url, "error": e.to_string()}));
                 } else {
-                    println!("Gateway: not reachable at {} (state dir {})", t.url, t.state_dir.display());
+                    if refused {
+                        println!("Gateway: running at {} but it refused this CLI (see below)", t.url);
+                    } else {
+                        println!("Gateway: not reachable at {} (state dir {})", t.url, t.state_dir.display());
+                    }
                 }
                 Err(e)
             }
@@ -235,17 +350,41 @@ pub fn gateway_status(a: ClientArgs) -> ExitCode {
     }).and_then(|r| r))
 }
 
-/// `openclaw dashboard`: prints the Control UI URL with the token in the `#token=` fragment.
+/// `openclaw dashboard`: prints the Control UI URL with the token in the `#token=` fragment,
+/// and where that token comes from; `--json` prints the same as an object.
 pub fn dashboard(a: ClientArgs) -> ExitCode {
     finish((|| {
         let t = target(&a)?;
         let base = format!("{}{}/", t.http, t.base_path);
-        match &t.token {
-            Some(tok) => println!("{base}#token={tok}"),
-            None => println!("{base}"),
-        }
+        let url = match &t.token {
+            Some(tok) => format!("{base}#token={tok}"),
+            None => base.clone(),
+        };
         let port = t.http.rsplit(':').next().unwrap_or("18789").trim_end_matches('/').to_string();
-        eprintln!("From another machine: ssh -N -L {port}:127.0.0.1:{port} <user>@<gateway-host>, then open the URL above.");
+        let tunnel = format!("ssh -N -L {port}:127.0.0.1:{port} <user>@<gateway-host>");
+        let mismatch = t.token_disagreement();
+        if a.json {
+            let doc = json!({
+                "url": url,
+                "baseUrl": base,
+                "tokenSource": t.token_source,
+                "tokenFingerprint": t.token.as_ref().map(|_| t.token_fingerprint()),
+                "stateDir": t.state_dir,
+                "gateway": {"running": t.pid.is_some(), "pid": t.pid, "tokenFingerprint": t.gateway_token.as_ref().map(|g| &g.0), "tokenSource": t.gateway_token.as_ref().map(|g| &g.1)},
+                "tokenMismatch": mismatch,
+                "sshTunnel": tunnel,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            return Ok(());
+        }
+        println!("{url}");
+        eprintln!("Token: from {} ({}).", t.token_source, t.token_fingerprint());
+        if let Some(m) = mismatch {
+            eprintln!("warning: this link will be refused: {m}");
+        } else if t.pid.is_none() {
+            eprintln!("note: no gateway of state dir {} is running right now.", t.state_dir.display());
+        }
+        eprintln!("From another machine: {tunnel}, then open the URL above.");
         Ok(())
     })())
 }

@@ -34,6 +34,10 @@ pub const METHODS: &[&str] = &[
     "device.pair.approve",
     "device.pair.reject",
     "device.pair.remove",
+    // Control UI linking (src/gateway/weblogin.rs).
+    "web.login.start",
+    "web.login.wait",
+    "channels.logout",
 ];
 /// Events this gateway emits.
 pub const EVENTS: &[&str] = &["connect.challenge", "tick", "shutdown", "device.pair.requested", "device.pair.resolved"];
@@ -172,6 +176,15 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budge
                     Ok(f) if f.kind == "req" && f.method == "channels.status" && f.params["probe"] == true => {
                         match channels_status_probed(&st, &session).await {
                             Ok(v) => protocol::res_ok(&f.id, v),
+                            Err(e) => protocol::res_err(&f.id, &e),
+                        }
+                    }
+                    Ok(f) if f.kind == "req" && crate::gateway::weblogin::METHODS.contains(&f.method.as_str()) => {
+                        match need(&session, "operator.admin") {
+                            Ok(()) => match crate::gateway::weblogin::handle(&st, &f.method, &f.params).await {
+                                Ok(v) => protocol::res_ok(&f.id, v),
+                                Err(e) => protocol::res_err(&f.id, &e),
+                            },
                             Err(e) => protocol::res_err(&f.id, &e),
                         }
                     }

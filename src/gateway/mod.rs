@@ -46,6 +46,8 @@ pub mod settings;
 pub mod state;
 pub mod token;
 pub mod wsupgrade;
+pub mod ui;
+pub mod weblogin;
 
 pub use server::{prepare, serve, GatewayError, RunOptions};
 pub use settings::GatewaySettings;

@@ -3,7 +3,7 @@
 use std::fs;
 
 /// A process holding a listening socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PortHolder {
     /// Its pid.
     pub pid: u32,

@@ -316,13 +316,16 @@ async fn root_h(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<
     if st.settings.control_ui.enabled && ui_path && req.method() == axum::http::Method::GET {
         return ui_page(base).into_response();
     }
+    if st.settings.control_ui.enabled && req.method() == axum::http::Method::GET
+        && let Some((ctype, body)) = path.strip_prefix(&format!("{base}/assets/")).and_then(crate::gateway::ui::asset)
+    {
+        return ([(header::CONTENT_TYPE, ctype)], body).into_response();
+    }
     (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Not Found").into_response()
 }
 
 fn ui_page(base: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html>\n<html data-openclaw-control-ui-base-path=\"{base}\"><head><meta charset=\"utf-8\"><title>OpenClaw</title></head>\n<body><h1>OpenClaw gateway</h1><p>Version {VERSION}. The Control UI is not built yet; use the <code>openclaw</code> CLI (<code>openclaw status</code>, <code>openclaw devices list</code>).</p></body></html>\n"
-    ))
+    Html(crate::gateway::ui::index(base))
 }
 
 /// Binds the listener; on `EADDRINUSE` names the holder.
@@ -415,6 +418,17 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
     Ok(Prepared { st, listener, _lock: state_lock, shutdown_tx, worker: Box::pin(worker), warnings })
 }
 
+/// A label for the source of the token the gateway runs with (the first agreed explicit
+/// source, else its generated token file).
+fn runtime_token_source(st: &AppState) -> String {
+    match (&st.token, st.settings.auth_mode) {
+        (None, _) | (_, crate::gateway::settings::AuthMode::None) => "auth.mode none".into(),
+        _ => st.settings.token_sources.first().map(|s| s.label.clone()).unwrap_or_else(|| {
+            format!("generated token file {}", st.settings.state.gateway_token_file().display())
+        }),
+    }
+}
+
 fn write_runtime_file(st: &AppState) {
     let v = json!({
         "pid": std::process::id(),
@@ -423,6 +437,9 @@ fn write_runtime_file(st: &AppState) {
         "version": VERSION,
         "startedAtMs": crate::agent::runs::unix_ms(),
         "stateDir": st.settings.state.root(),
+        // Which token the gateway runs with, so the CLI can say which source to use (no secret).
+        "tokenFingerprint": st.token.as_ref().map(|t| t.fingerprint()),
+        "tokenSource": runtime_token_source(st),
     });
     if let Err(e) = write_atomic(&st.settings.state.gateway_runtime_file(), v.to_string().as_bytes(), 0o600) {
         tracing::warn!(error = %e, "cannot write runtime file");

@@ -189,10 +189,13 @@ async fn keep(
 fn publish(env: &SupervisorEnv, spec: &AccountSpec, state: ConnectionState) {
     let link_allowed_at = spec.files.link_allowed_at((env.wall)(), &env.link_limits);
     let mut prev = None;
+    // Read the creds before taking the status lock (that `/health` also takes).
+    let me = spec.creds.load().ok().flatten().and_then(|c| c.me);
     let next = env.status.update(CHANNEL, &spec.account, |s| {
         prev = Some(s.state.clone());
         s.connected = matches!(state, ConnectionState::Connected { .. });
-        s.linked = spec.creds.load().ok().flatten().is_some_and(|c| c.is_linked());
+        s.linked = me.is_some();
+        s.set_self(me.as_ref().and_then(crate::channels::status::SelfId::from_whatsapp_me));
         s.next_attempt_at = match &state {
             ConnectionState::BackingOff { until_ms, .. }
             | ConnectionState::CoolingDown { until_ms, .. }

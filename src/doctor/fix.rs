@@ -1,0 +1,43 @@
+//! `doctor --fix`: only repairs that are safe unattended and cannot lose data: file modes of
+//! the state dir and secret files, and a runtime file whose gateway is gone.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use crate::doctor::facts::Facts;
+
+/// One repair done (or attempted).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repair {
+    /// What was done.
+    pub action: String,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+fn chmod(path: &PathBuf, mode: u32, out: &mut Vec<Repair>) {
+    let r = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    out.push(Repair { action: format!("chmod {mode:o} {}", path.display()), error: r.err().map(|e| e.to_string()) });
+}
+
+/// Applies the safe repairs the facts call for; returns what was done.
+pub fn apply(f: &Facts) -> Vec<Repair> {
+    let mut out = Vec::new();
+    if let Some(m) = f.state_dir_mode
+        && m & 0o077 != 0
+    {
+        chmod(&f.state_dir, m & 0o700 | 0o700, &mut out);
+    }
+    for s in &f.secret_files {
+        if s.mode & 0o077 != 0 && !s.path.starts_with("/nix/store") {
+            chmod(&s.path, 0o600, &mut out);
+        }
+    }
+    let g = &f.gateway;
+    if g.runtime_pid.is_some() && !g.runtime_pid_alive {
+        let r = std::fs::remove_file(&g.runtime_file);
+        out.push(Repair { action: format!("rm {} (pid {} is gone)", g.runtime_file.display(), g.runtime_pid.unwrap_or(0)), error: r.err().map(|e| e.to_string()) });
+    }
+    out
+}
