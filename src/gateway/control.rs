@@ -630,7 +630,9 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
             need(s, "operator.pairing").or_else(|_| need(s, "operator.read"))?;
             let now = (st.clock)();
             let mut store = st.devices();
-            let _ = store.expire(now);
+            if let Err(e) = store.expire(now) {
+                tracing::warn!(error = %e, "could not drop expired device pairing requests from disk");
+            }
             let paired: Vec<Value> = store
                 .paired()
                 .iter()

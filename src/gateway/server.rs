@@ -398,7 +398,10 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
         warnings.push(format!("generated a gateway token ({}) and stored it in {}; it is reused on every start", resolved.token.as_ref().map(|t| t.fingerprint()).unwrap_or_default(), settings.state.gateway_token_file().display()));
     }
     let mut devices = DeviceStore::load(&settings.state)?;
-    let _ = devices.expire(crate::agent::runs::unix_ms());
+    // Expired requests stay hidden by `pending(now)` even when this write fails; say so.
+    if let Err(e) = devices.expire(crate::agent::runs::unix_ms()) {
+        tracing::warn!(error = %e, "could not drop expired device pairing requests from disk");
+    }
     let listener = bind(settings.bind_addr())?;
     let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: settings.bind_addr(), source })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
