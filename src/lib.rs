@@ -11,3 +11,7 @@ pub mod gateway;
 pub mod messaging;
 pub mod routing;
 pub mod store;
+pub mod util;
+
+#[cfg(test)]
+mod layering;

@@ -343,10 +343,7 @@ impl std::fmt::Debug for RunRegistry {
     }
 }
 
-/// Unix time in milliseconds.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub use crate::util::clock::unix_ms;
 
 /// Runs `f` where blocking is allowed: inside `block_in_place` on a multi-thread runtime's worker,
 /// directly elsewhere (plain threads, `spawn_blocking`, a current-thread runtime in tests).

@@ -34,7 +34,7 @@ pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The system wall clock in unix ms.
 pub fn system_wall_clock() -> WallClock {
-    Arc::new(crate::agent::runs::unix_ms)
+    Arc::new(crate::util::clock::unix_ms)
 }
 
 /// A boxed future.
