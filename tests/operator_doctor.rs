@@ -154,7 +154,8 @@ fn issue13_item2_world_readable_token_file_and_fix() {
     let dir = state(json!({}));
     let tf = dir.path().join("credentials/gateway-token");
     std::fs::create_dir_all(tf.parent().unwrap()).unwrap();
-    std::fs::write(&tf, "a-generated-token\n").unwrap();
+    // A well-formed generated token (43 base64url characters; a damaged one is refused outright).
+    std::fs::write(&tf, format!("{}\n", "A".repeat(43))).unwrap();
     std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, v) = doctor(dir.path(), &[], &[]);
     assert_eq!(code, 1);

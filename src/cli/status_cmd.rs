@@ -104,7 +104,7 @@ pub fn target(a: &ClientArgs) -> anyhow::Result<Target> {
         Some(t) => (Some(t.clone()), "--token".to_string()),
         None => match token::agree(&settings.token_sources).map_err(|e| anyhow!("{e}"))? {
             Some(s) => (Some(s.value.expose().to_string()), s.label.clone()),
-            None => match token::load_generated(&layout).map_err(|e| anyhow!("{e}"))? {
+            None => match token::read_generated(&layout).map_err(|e| anyhow!("{e}"))? {
                 Some(s) => (Some(s.expose().to_string()), format!("generated token file {}", absolute(&layout.gateway_token_file()).display())),
                 None => (None, format!("nowhere (no token configured and no generated token file in {})", absolute(layout.root()).display())),
             },

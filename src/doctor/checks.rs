@@ -186,7 +186,7 @@ fn token_checks(f: &Facts) -> Vec<Finding> {
         .map(|m| format!("{} mode {:o}", m.path.display(), m.mode))
         .collect();
     if !loose.is_empty() {
-        let mut x = Finding::new("token.file_mode", Status::Fail, "a token file is readable by other users: the gateway refuses it")
+        let mut x = Finding::new("token.file_mode", Status::Fail, "a token file is open to other users: the gateway refuses a configured one and repairs its generated one at startup")
             .auto()
             .fix(format!(
                 "chmod 600 {}   # or openclaw doctor --fix",

@@ -232,14 +232,36 @@ pub fn load_generated(layout: &StateLayout) -> Result<Option<Secret>, TokenError
             Err(e) => return Err(TokenError::GeneratedFile { path, reason: format!("cannot make {} private: {e}", p.display()) }),
         }
     }
+    read_generated_checked(path)
+}
+
+/// Reads the generated token without changing any file: for clients such as the CLI and
+/// `doctor`, which report a too-open file instead of repairing it (the gateway repairs it at
+/// startup, `doctor --fix` on request). A damaged file is refused like in [`load_generated`]; a
+/// too-open one is still read, since only its owner could have made it so.
+pub fn read_generated(layout: &StateLayout) -> Result<Option<Secret>, TokenError> {
+    let path = layout.gateway_token_file();
+    match read_secret_file(&path) {
+        Ok((secret, _)) if is_generated_token(secret.expose()) => Ok(Some(secret)),
+        Ok((secret, _)) => Err(TokenError::GeneratedFile { path, reason: damaged_reason(&secret) }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(TokenError::GeneratedFile { path, reason: e.to_string() }),
+    }
+}
+
+fn damaged_reason(secret: &Secret) -> String {
+    format!(
+        "it holds {} characters, not a complete generated token ({GENERATED_TOKEN_LEN} base64url characters): truncated or damaged",
+        secret.expose().chars().count()
+    )
+}
+
+/// The checks of [`load_generated`] after its repair: complete token, safe file.
+fn read_generated_checked(path: std::path::PathBuf) -> Result<Option<Secret>, TokenError> {
     match read_secret_file(&path) {
         Ok((secret, file)) => {
             if !is_generated_token(secret.expose()) {
-                let reason = format!(
-                    "it holds {} characters, not a complete generated token ({GENERATED_TOKEN_LEN} base64url characters): truncated or damaged",
-                    secret.expose().chars().count()
-                );
-                return Err(TokenError::GeneratedFile { path, reason });
+                return Err(TokenError::GeneratedFile { path, reason: damaged_reason(&secret) });
             }
             let src = TokenSource {
                 kind: crate::gateway::settings::TokenSourceKind::ConfigTokenFile,
