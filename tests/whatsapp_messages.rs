@@ -149,6 +149,10 @@ fn routed_enc(m: &MockServer, id: &str, to_user: &str) -> Vec<String> {
         .collect()
 }
 
+fn bob_dev() -> String {
+    format!("{BOB}:7@s.whatsapp.net")
+}
+
 fn receive(peer: &mut BaileysPeer, id: &str) -> Value {
     peer.wait_from(0, WAIT, &format!("message {id}"), |v| v["event"] == "message" && v["id"] == id && v["fromMe"] == false)
 }
@@ -222,8 +226,61 @@ fn issue10_items3_4_baileys_and_our_client_exchange_dms_both_ways() {
         let got = receive(&mut bob, &id);
         assert_eq!(got["text"], *t, "{}", bob.transcript());
         assert_eq!(got["from"], format!("{US}@s.whatsapp.net"));
+        // Bob started the session, so ours to his device are plain ratchet messages.
+        assert_eq!(routed_enc(&w.m, &id, &bob_dev()), vec!["msg"]);
     }
     let _ = &ours.cfg;
+    ours.stop(&w.rt);
+    bob.quit();
+}
+
+#[test]
+fn issue10_items3_4_restart_keeps_sessions_and_a_lost_session_heals_by_retry_receipt() {
+    let Some(w) = world("issue10_items3_4_restart_keeps_sessions_and_a_lost_session_heals_by_retry_receipt") else { return };
+    let mut ours = start_ours(&w.rt, &w.m, w.dir.path());
+    let mut bob = bob(&w);
+    let first = bob.send_text(US, "before the restart");
+    assert_eq!(ours.next_inbound(&w.rt).id.as_str(), first);
+    ours.send(&w.rt, "3EB0R1", "reply before the restart");
+    ours.wait_sent(&w.rt, "3EB0R1");
+    receive(&mut bob, "3EB0R1");
+
+    // (c) A restart: a new connection over the same store. Both directions work, and our next
+    // message to Bob's device is no new pkmsg.
+    ours.stop(&w.rt);
+    drop(ours);
+    let mut ours = start_ours(&w.rt, &w.m, w.dir.path());
+    let after = bob.send_text(US, "after the restart");
+    let got = ours.next_inbound(&w.rt);
+    assert_eq!((got.id.as_str(), got.body.text()), (after.as_str(), Some("after the restart")));
+    ours.send(&w.rt, "3EB0R2", "reply after the restart");
+    ours.wait_sent(&w.rt, "3EB0R2");
+    assert_eq!(receive(&mut bob, "3EB0R2")["text"], "reply after the restart");
+    assert_eq!(routed_enc(&w.m, "3EB0R2", &bob_dev()), vec!["msg"], "no new session from our side");
+
+    // (d) Our session with Bob's device is lost: his next message draws our retry receipt, and
+    // the re-sent message decrypts.
+    let dev = bob_dev();
+    let deleted = w.rt.block_on(ours.messaging.db.write(move |ops| ops.delete_session(&dev))).unwrap();
+    assert!(deleted);
+    let lost = bob.send_text(US, "after you lost the session");
+    let got = ours.next_inbound(&w.rt);
+    assert_eq!((got.id.as_str(), got.body.text()), (lost.as_str(), Some("after you lost the session")));
+    assert!(ours.messaging.stats.retries_sent.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let retries: Vec<Value> = w.m.relay_state()["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["tag"] == "receipt" && r["id"] == lost.as_str() && r["type"] == "retry")
+        .cloned()
+        .collect();
+    assert!(!retries.is_empty(), "{}", w.m.relay_state());
+    // And the conversation goes on both ways.
+    ours.send(&w.rt, "3EB0R3", "healed");
+    ours.wait_sent(&w.rt, "3EB0R3");
+    assert_eq!(receive(&mut bob, "3EB0R3")["text"], "healed");
+    let again = bob.send_text(US, "and again");
+    assert_eq!(ours.next_inbound(&w.rt).id.as_str(), again);
     ours.stop(&w.rt);
     bob.quit();
 }
