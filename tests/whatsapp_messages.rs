@@ -260,8 +260,18 @@ fn issue10_items3_4_restart_keeps_sessions_and_a_lost_session_heals_by_retry_rec
 
     // (d) Our session with Bob's device is lost: his next message draws our retry receipt, and
     // the re-sent message decrypts.
+    let bob_lid_dev = w.m.relay_state()["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["jid"] == bob_dev())
+        .and_then(|d| d["lid"].as_str().map(str::to_owned))
+        .unwrap();
     let dev = bob_dev();
-    let deleted = w.rt.block_on(ours.messaging.db.write(move |ops| ops.delete_session(&dev))).unwrap();
+    let deleted = w
+        .rt
+        .block_on(ours.messaging.db.write(move |ops| Ok(ops.delete_session(&dev)? | ops.delete_session(&bob_lid_dev)?)))
+        .unwrap();
     assert!(deleted);
     let lost = bob.send_text(US, "after you lost the session");
     let got = ours.next_inbound(&w.rt);
@@ -282,5 +292,66 @@ fn issue10_items3_4_restart_keeps_sessions_and_a_lost_session_heals_by_retry_rec
     let again = bob.send_text(US, "and again");
     assert_eq!(ours.next_inbound(&w.rt).id.as_str(), again);
     ours.stop(&w.rt);
+    bob.quit();
+}
+
+#[test]
+fn issue10_item8_an_imported_baileys_auth_folder_continues_the_conversation() {
+    let test = "issue10_item8_an_imported_baileys_auth_folder_continues_the_conversation";
+    if let Some(why) = missing_baileys() {
+        peer::missing(test, &format!("{why}; the session import is NOT validated by this run"));
+        return;
+    }
+    let rt = rt();
+    let m = rt.block_on(MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())).unwrap();
+    m.create_account(US, None, Some("Us")).unwrap();
+    m.create_account(BOB, None, Some("Bob")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = tempfile::tempdir().unwrap();
+    let bob_auth = tempfile::tempdir().unwrap();
+
+    // Upstream OpenClaw (Baileys) ran this account and talked with Bob both ways.
+    let mut old = BaileysPeer::start("upstream", &m.url(), &m.admin_base(), upstream.path(), US, false);
+    old.wait_open();
+    let mut bob = BaileysPeer::start("bob", &m.url(), &m.admin_base(), bob_auth.path(), BOB, false);
+    bob.wait_open();
+    let a = bob.send_text(US, "hi upstream");
+    receive(&mut old, &a);
+    let b = old.send_text(BOB, "hi bob from upstream");
+    receive(&mut bob, &b);
+    let c = bob.send_text(US, "still there?");
+    receive(&mut old, &c);
+    old.quit();
+
+    // Import creds, prekeys and sessions; no re-pairing.
+    let (creds, prekeys) = openclaw::channels::whatsapp::baileys_import::import_baileys(upstream.path()).unwrap();
+    let cfg = client_config(&m, dir.path());
+    cfg.store.save(&creds).unwrap();
+    cfg.store.save_prekeys(&prekeys).unwrap();
+    let imported = openclaw::channels::whatsapp::baileys_import::import_sessions(upstream.path(), &creds).unwrap();
+    assert!(
+        imported.sessions.iter().any(|(a, _)| a.starts_with(BOB) || a.contains(":7@lid")),
+        "sessions: {:?}, skipped: {:?}",
+        imported.sessions.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+        imported.skipped
+    );
+    let mut store = AccountStore::open_at(&store_path(dir.path())).unwrap();
+    assert!(openclaw::channels::whatsapp::baileys_import::store_sessions(&mut store, &imported, now_ms()).unwrap() >= 1);
+    drop(store);
+
+    let mut ours = start_ours(&rt, &m, dir.path());
+    let d = bob.send_text(US, "now talking to the rust gateway");
+    let got = ours.next_inbound(&rt);
+    assert_eq!((got.id.as_str(), got.body.text()), (d.as_str(), Some("now talking to the rust gateway")));
+    assert_eq!(
+        ours.messaging.stats.retries_sent.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the imported session decrypted it: no retry storm"
+    );
+    ours.send(&rt, "3EB0IMP1", "continuing the conversation");
+    ours.wait_sent(&rt, "3EB0IMP1");
+    assert_eq!(receive(&mut bob, "3EB0IMP1")["text"], "continuing the conversation");
+    assert_eq!(routed_enc(&m, "3EB0IMP1", &bob_dev()), vec!["msg"], "the imported session, not a new one");
+    ours.stop(&rt);
     bob.quit();
 }

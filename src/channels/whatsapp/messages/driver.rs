@@ -173,7 +173,9 @@ impl ConnInbound {
             (Some(a), "lid") if a.server == "s.whatsapp.net" => a.user_jid(),
             _ => remote,
         };
-        let (addr, id) = (msg.from.device_jid(), msg.id.clone());
+        // Sessions live under the LID address when known; one stored under the phone-number
+        // address (older records) is read as a fallback and moves to the LID address on commit.
+        let (addr, legacy, id) = (inbound::session_address(&msg), msg.from.device_jid(), msg.id.clone());
         let ids = inbound::prekey_ids(&msg);
         let spk = creds.signed_pre_key.clone();
         let (dup, rec, one, signed) = self
@@ -181,7 +183,11 @@ impl ConnInbound {
             .db
             .read(move |ops| {
                 let dup = ops.is_processed(&chat_remote, &id)?;
-                let rec = ops.session(&addr)?;
+                let rec = match ops.session(&addr)? {
+                    Some(r) => Some(r),
+                    None if legacy != addr => ops.session(&legacy)?,
+                    None => None,
+                };
                 let (mut one, mut signed) = (None, None);
                 if let Some((ot, sid)) = ids {
                     if let Some(ot) = ot {
@@ -349,6 +355,12 @@ impl Consumer {
     /// Runs until the connection ends.
     pub async fn run(mut self) {
         let m = self.m.clone();
+        if let Some(lid) = self.own_lid_user() {
+            let (pn, lid, now) = (self.me.with_device(0).user_jid(), format!("{lid}@lid"), now_ms(&self.clock));
+            if let Err(e) = m.db.write(move |ops| ops.put_lid_mapping(&pn, &lid, now)).await {
+                tracing::warn!("own LID mapping not stored: {e}");
+            }
+        }
         let mut commands = m.commands.lock().await;
         let account = m.account_id.clone();
         loop {
@@ -488,49 +500,72 @@ impl Consumer {
         Ok(found)
     }
 
-    /// Loads (or creates from bundles) the sessions of `devices`; devices without keys are left out.
-    async fn sessions(&self, devices: Vec<String>, force_new: Option<(String, crate::channels::whatsapp::signal::PreKeyBundle)>) -> Result<Vec<(String, SessionRecord)>, SendFail> {
+    /// Loads (or creates from bundles) the sessions of `devices` (wire JIDs); devices without
+    /// keys are left out. Returns `(wire JID, session address, record)`: the address is the LID
+    /// device JID when the user's LID is known (as Baileys 7 keys sessions), else the wire JID.
+    async fn sessions(&self, devices: Vec<String>, force_new: Option<(String, crate::channels::whatsapp::signal::PreKeyBundle)>) -> Result<Vec<(String, String, SessionRecord)>, SendFail> {
         let d2 = devices.clone();
         let stored = self
             .m
             .db
-            .read(move |ops| d2.iter().map(|d| Ok((d.clone(), ops.session(d)?))).collect::<Result<Vec<_>, StoreError>>())
+            .read(move |ops| {
+                d2.iter()
+                    .map(|d| {
+                        let j = Jid::parse(d);
+                        let lid = match &j {
+                            Some(j) if j.server == "s.whatsapp.net" => ops
+                                .lid_for_pn(&j.user_jid())?
+                                .and_then(|l| Jid::parse(&l))
+                                .map(|l| l.with_device(j.device).device_jid()),
+                            _ => None,
+                        };
+                        let addr = lid.unwrap_or_else(|| d.clone());
+                        let rec = match ops.session(&addr)? {
+                            Some(r) => Some(r),
+                            None if addr != *d => ops.session(d)?,
+                            None => None,
+                        };
+                        Ok((d.clone(), addr, rec))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
             .await?;
-        let mut have: Vec<(String, SessionRecord)> = Vec::new();
-        let mut need: Vec<String> = Vec::new();
+        let mut have: Vec<(String, String, SessionRecord)> = Vec::new();
+        let mut need: Vec<(String, String)> = Vec::new();
         let local = local_identity(&self.creds);
-        for (d, r) in stored {
+        for (d, addr, r) in stored {
             let rec = load_record(r).unwrap_or_default();
             if let Some((fd, b)) = &force_new
                 && *fd == d
             {
                 let mut rec = rec;
                 match rec.start_outgoing(&local, b, self.rng.as_ref()) {
-                    Ok(()) => have.push((d, rec)),
+                    Ok(()) => have.push((d, addr, rec)),
                     Err(e) => tracing::warn!(device = %d, "retry bundle rejected: {e}"),
                 }
                 continue;
             }
             if rec.has_current_session() {
-                have.push((d, rec));
+                have.push((d, addr, rec));
             } else {
-                need.push(d);
+                need.push((d, addr));
             }
         }
         if !need.is_empty() {
-            let ans = self.link.iq(stanza::bundle_query(&need), Duration::from_secs(20)).await?;
+            let wire: Vec<String> = need.iter().map(|(d, _)| d.clone()).collect();
+            let ans = self.link.iq(stanza::bundle_query(&wire), Duration::from_secs(20)).await?;
             let mut bundles: HashMap<String, _> = stanza::parse_bundles(&ans)
                 .into_iter()
                 .filter_map(|(j, b)| Some((Jid::parse(&j)?.device_jid(), b)))
                 .collect();
-            for d in need {
+            for (d, addr) in need {
                 let Some(b) = bundles.remove(&d) else {
                     tracing::debug!(device = %d, "no prekey bundle; device skipped");
                     continue;
                 };
                 let mut rec = SessionRecord::new();
                 match rec.start_outgoing(&local, &b, self.rng.as_ref()) {
-                    Ok(()) => have.push((d, rec)),
+                    Ok(()) => have.push((d, addr, rec)),
                     Err(e) => tracing::warn!(device = %d, "prekey bundle rejected: {e}"),
                 }
             }
@@ -540,18 +575,18 @@ impl Consumer {
 
     /// Encrypts `plain` for each session (own devices get the `deviceSentMessage` copy), commits
     /// the records, and returns the per-device ciphertexts.
-    async fn encrypt_all(&self, sessions: Vec<(String, SessionRecord)>, chat: &Jid, msg: &proto::Message) -> Result<Vec<DeviceEnc>, SendFail> {
+    async fn encrypt_all(&self, sessions: Vec<(String, String, SessionRecord)>, chat: &Jid, msg: &proto::Message) -> Result<Vec<DeviceEnc>, SendFail> {
         let plain = msg.encode_to_vec();
         let dsm = content::device_sent(&chat.user_jid(), msg).encode_to_vec();
         let mut encs = Vec::new();
         let mut records = Vec::new();
-        for (d, mut rec) in sessions {
+        for (d, addr, mut rec) in sessions {
             let own = Jid::parse(&d).is_some_and(|j| j.user == self.me.user || Some(j.user.as_str()) == self.own_lid_user().as_deref());
             let body = if own { &dsm } else { &plain };
             match rec.encrypt(&padding::pad(body, self.rng.as_ref())) {
                 Ok((ty, ct)) => {
-                    encs.push(DeviceEnc { jid: d.clone(), kind: ty.as_str(), ciphertext: ct });
-                    records.push((d, stored(&rec)));
+                    encs.push(DeviceEnc { jid: d, kind: ty.as_str(), ciphertext: ct });
+                    records.push((addr, stored(&rec)));
                 }
                 Err(e) => tracing::warn!(device = %d, "encryption failed: {e}"),
             }
@@ -602,7 +637,7 @@ impl Consumer {
             }
         }
         let sessions = self.sessions(devices, None).await?;
-        if !sessions.iter().any(|(d, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
+        if !sessions.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
             return Err(SendFail::Transient("no device of the recipient has keys".into()));
         }
         let msg = content::text_message(&text);

@@ -32,6 +32,15 @@ pub fn prekey_ids(msg: &IncomingMessage) -> Option<(Option<u32>, u32)> {
     Some((p.pre_key_id, p.signed_pre_key_id))
 }
 
+/// The address the sending device's session is stored under: its LID device JID when the
+/// server told us the LID (`sender_lid`), as Baileys 7 keys sessions, else the JID it came from.
+pub fn session_address(msg: &IncomingMessage) -> String {
+    match &msg.alt {
+        Some(alt) if msg.from.server == "s.whatsapp.net" && alt.server == "lid" => alt.with_device(msg.from.device).device_jid(),
+        _ => msg.from.device_jid(),
+    }
+}
+
 /// What the driver loaded for one message.
 #[derive(Default)]
 pub struct Loaded {
@@ -158,9 +167,9 @@ pub fn process(me: &Me, msg: &IncomingMessage, loaded: Loaded, now_s: u64, rng: 
     let persist = Persist {
         remote: chat.user_jid(),
         message_id: msg.id.clone(),
-        session: Some((msg.from.device_jid(), record)),
+        session: Some((session_address(msg), record)),
         consumed_prekey: d.consumed_pre_key,
-        identity: Some((msg.from.device_jid(), d.remote_identity)),
+        identity: Some((session_address(msg), d.remote_identity)),
         lid_mapping,
     };
     let mut actions = vec![Action::Persist(persist)];
