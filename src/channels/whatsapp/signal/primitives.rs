@@ -37,8 +37,24 @@ pub fn hkdf(ikm: &[u8], salt: &[u8], info: &[u8], out: &mut [u8]) {
     }
 }
 
+/// [`x25519`] of two of our key pairs with the same peer key (a DH-ratchet step), converting
+/// the peer key once.
+pub fn x25519_both(
+    first: &KeyPair,
+    second: &KeyPair,
+    their_public: &[u8; 32],
+) -> ([u8; 32], [u8; 32]) {
+    match MontgomeryPoint(*their_public).to_edwards(0) {
+        Some(p) => (
+            p.mul_clamped(first.private).to_montgomery().to_bytes(),
+            p.mul_clamped(second.private).to_montgomery().to_bytes(),
+        ),
+        None => (first.dh(their_public), second.dh(their_public)),
+    }
+}
+
 /// HKDF-SHA256 with a salt of 32 zero bytes (message keys use it on every message): the same
-/// output as [`hkdf`], with the salt's keyed HMAC state computed once.
+/// output as [`hkdf()`], with the salt's keyed HMAC state computed once.
 pub fn hkdf_zero_salt(ikm: &[u8], info: &[u8], out: &mut [u8]) {
     static ZERO_SALT: std::sync::OnceLock<HmacSha256> = std::sync::OnceLock::new();
     let mut extract = ZERO_SALT.get_or_init(|| keyed(&[0u8; 32])).clone();
@@ -203,6 +219,7 @@ mod tests {
             // A real public key, and arbitrary bytes (half are on the twist, some not canonical).
             prop_assert_eq!(x25519(&ours, &theirs.public), ours.dh(&theirs.public));
             prop_assert_eq!(x25519(&ours, &u), ours.dh(&u));
+            prop_assert_eq!(x25519_both(&ours, &theirs, &u), (ours.dh(&u), theirs.dh(&u)));
         }
     }
 

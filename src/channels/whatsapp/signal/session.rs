@@ -10,13 +10,14 @@
 //! - `previousCounter` carries the *index of the last message* of the previous sending chain,
 //!   and a receiver derives the old chain's keys up to and including it before closing it.
 //!
-//! [`SessionState`] methods mutate in place; [`super::record::SessionRecord`] runs them on a
-//! copy and commits only on success.
+//! The session state's `encrypt` and `decrypt` are atomic (unchanged on error), which
+//! [`super::record::SessionRecord`] relies on to promise the same to its callers.
 
 use subtle::ConstantTimeEq;
 
 use super::primitives::{
     MessageKeys, cbc_decrypt, cbc_encrypt, chain_step, hkdf, message_mac, root_step, x25519,
+    x25519_both,
 };
 use super::wire::{PreKeySignalMessage, SignalMessage, serialize_public};
 use crate::channels::whatsapp::crypto::{Entropy, KeyPair, xeddsa_verify};
@@ -71,6 +72,14 @@ pub enum SessionError {
     /// The ciphertext does not decrypt to validly padded plaintext.
     #[error("bad ciphertext")]
     BadCiphertext,
+}
+
+impl SessionError {
+    /// Whether the message was already decrypted (a duplicate delivery or replay): the caller
+    /// acknowledges and drops it. Every other decrypt error calls for a retry receipt.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, SessionError::Duplicate(_))
+    }
 }
 
 /// A sending or receiving chain's position.
@@ -354,8 +363,11 @@ impl SessionState {
             }
             prev.chain.key = None;
         }
-        let (root, recv_ck) =
-            root_step(&self.root_key, &x25519(&self.our_ratchet, &msg.ratchet_key));
+        // Both DH outputs of the step at once (the peer key is converted once); the new key
+        // pair is drawn exactly when the step needs it, as in every implementation.
+        let new_ratchet = KeyPair::generate(rng);
+        let (recv_dh, send_dh) = x25519_both(&self.our_ratchet, &new_ratchet, &msg.ratchet_key);
+        let (root, recv_ck) = root_step(&self.root_key, &recv_dh);
         self.receiving.push(ReceivingChain {
             ratchet_key: msg.ratchet_key,
             chain: Chain {
@@ -370,8 +382,8 @@ impl SessionState {
         if let Some(s) = &self.sending {
             self.previous_counter = s.next.wrapping_sub(1);
         }
-        self.our_ratchet = KeyPair::generate(rng);
-        let (root, send_ck) = root_step(&root, &x25519(&self.our_ratchet, &msg.ratchet_key));
+        self.our_ratchet = new_ratchet;
+        let (root, send_ck) = root_step(&root, &send_dh);
         self.root_key = root;
         self.sending = Some(Chain {
             key: Some(send_ck),

@@ -156,6 +156,7 @@ fn out_of_order_across_a_ratchet_turn() {
         b.decrypt_msg(&sent[2], &rng),
         Err(SessionError::Duplicate(2))
     );
+    assert!(b.decrypt_msg(&sent[2], &rng).unwrap_err().is_duplicate());
     assert_eq!(b, before);
 }
 
@@ -351,6 +352,12 @@ fn record_blob_round_trips_mid_conversation() {
         alice.receive(&mut a2, k, &c, &rng).unwrap().plaintext,
         b"back"
     );
+    // A confirmed session is small in the store (the account keeps one per peer device).
+    let (_, c) = a2.encrypt(b"x").unwrap();
+    bob.receive(&mut b2, CiphertextType::Whisper, &c, &rng)
+        .unwrap();
+    assert!(a2.to_bytes().len() < 512, "{} bytes", a2.to_bytes().len());
+    assert!(b2.to_bytes().len() < 512, "{} bytes", b2.to_bytes().len());
     assert_eq!(
         SessionRecord::from_bytes(&[]),
         Err(RecordError::Version(None))

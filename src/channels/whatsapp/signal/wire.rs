@@ -110,16 +110,19 @@ impl SignalMessage {
         ciphertext: Vec<u8>,
         mac_fn: impl FnOnce(&[u8]) -> [u8; MAC_LEN],
     ) -> Self {
-        let proto = SignalMessageProto {
-            ratchet_key: Some(serialize_public(ratchet_key).to_vec()),
-            counter: Some(counter),
-            previous_counter: Some(previous_counter),
-            ciphertext: Some(ciphertext.clone()),
-        };
-        let mut serialized = Vec::with_capacity(proto.encoded_len() + 1 + MAC_LEN);
+        // The protobuf written directly (fields 1..4 in order, as every encoder writes them):
+        // this runs for every message sent.
+        let mut serialized = Vec::with_capacity(1 + 35 + 12 + 6 + ciphertext.len() + MAC_LEN);
         serialized.push(VERSION_BYTE);
-        // Encoding into a Vec cannot run out of space.
-        proto.encode_raw(&mut serialized);
+        serialized.extend_from_slice(&[0x0a, 33]);
+        serialized.extend_from_slice(&serialize_public(ratchet_key));
+        serialized.push(0x10);
+        prost::encoding::encode_varint(u64::from(counter), &mut serialized);
+        serialized.push(0x18);
+        prost::encoding::encode_varint(u64::from(previous_counter), &mut serialized);
+        serialized.push(0x22);
+        prost::encoding::encode_varint(ciphertext.len() as u64, &mut serialized);
+        serialized.extend_from_slice(&ciphertext);
         let mac = mac_fn(&serialized);
         serialized.extend_from_slice(&mac);
         Self {
@@ -341,6 +344,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn direct_encoding_equals_prost(key in any::<[u8; 32]>(), counter in any::<u32>(), prev in any::<u32>(),
+                                        ct in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let m = SignalMessage::build(&key, counter, prev, ct.clone(), |_| [0; 8]);
+            let proto = SignalMessageProto {
+                ratchet_key: Some(serialize_public(&key).to_vec()),
+                counter: Some(counter),
+                previous_counter: Some(prev),
+                ciphertext: Some(ct),
+            };
+            let expected = proto.encode_to_vec();
+            prop_assert_eq!(&m.mac_body()[1..], expected.as_slice());
+        }
+
         #[test]
         fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = SignalMessage::decode(&data);
