@@ -737,3 +737,106 @@ impl Consumer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::whatsapp::account::store::AccountStore;
+    use crate::channels::whatsapp::crypto::SeededEntropy;
+    use crate::channels::whatsapp::signal::PreKeyBundle;
+    use crate::messaging::inbound_queue;
+
+    fn enc_node(id: &str, kind: &str, ct: Vec<u8>) -> Node {
+        Node::new("message")
+            .attr("from", "15550003333:7@s.whatsapp.net")
+            .attr("sender_lid", "999:7@lid")
+            .attr("id", id)
+            .attr("type", "text")
+            .attr("t", "100")
+            .children(vec![Node::new("enc").attr("v", "2").attr("type", kind).bytes(ct)])
+    }
+
+    fn kinds(out: &[Node]) -> Vec<String> {
+        out.iter()
+            .map(|n| format!("{}{}", n.tag, n.get_attr("type").map(|t| format!(":{t}")).unwrap_or_default()))
+            .collect()
+    }
+
+    /// Garbage, truncated, replayed and far-future ciphertexts: a retry receipt or a logged drop,
+    /// always an ack, never a panic, and the account keeps decrypting afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue10_item3_hostile_ciphertexts_never_stick_the_account() {
+        let rng: SharedEntropy = Arc::new(SeededEntropy::new(42));
+        let mut creds = Creds::generate(rng.as_ref());
+        creds.me = Some(crate::channels::whatsapp::creds::Me { id: "15550004444:7@s.whatsapp.net".into(), lid: None, name: None });
+        let (sink, mut inbound) = inbound_queue(16);
+        let store = AccountStore::in_memory().unwrap();
+        let (m, _handle) = crate::channels::whatsapp::supervisor::open_messaging_with(store, "default", sink).unwrap();
+        let one_time = KeyPair::generate(rng.as_ref());
+        let ot = StoredKeyPair::from(&one_time);
+        m.db.write(move |ops| ops.put_prekeys(&[(77, ot)], 1)).await.unwrap();
+        let mut conn = ConnInbound::new(m.clone());
+
+        // The contact starts a session from our bundle.
+        let peer = LocalIdentity { key_pair: KeyPair::generate(rng.as_ref()), registration_id: 5 };
+        let bundle = PreKeyBundle {
+            registration_id: creds.registration_id,
+            identity_key: creds.identity().public,
+            signed_pre_key_id: creds.signed_pre_key.key_id,
+            signed_pre_key: creds.signed_pre_key.key_pair.public.clone().try_into().unwrap(),
+            signed_pre_key_signature: creds.signed_pre_key.signature.clone(),
+            pre_key: Some((77, one_time.public)),
+        };
+        let mut theirs = SessionRecord::new();
+        theirs.start_outgoing(&peer, &bundle, rng.as_ref()).unwrap();
+        let mut encrypt = |text: &str| {
+            let p = padding::pad(&content::text_message(text).encode_to_vec(), rng.as_ref());
+            theirs.encrypt(&p).unwrap()
+        };
+        let (k1, c1) = encrypt("first");
+        assert_eq!(k1.as_str(), "pkmsg");
+        let out = conn.on_message(&enc_node("M1", "pkmsg", c1.clone()), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["receipt", "ack"]);
+        assert_eq!(inbound.recv().await.unwrap().body.text(), Some("first"));
+        // The consumed one-time prekey is gone, the session is stored under the LID address.
+        assert!(m.db.read(|ops| ops.prekey(77)).await.unwrap().is_none());
+        assert!(m.db.read(|ops| ops.session("999:7@lid")).await.unwrap().is_some());
+
+        // Replayed stanza (same id): acknowledged again, not delivered again.
+        let out = conn.on_message(&enc_node("M1", "pkmsg", c1.clone()), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["receipt", "ack"]);
+        // Replayed ciphertext under a new id: undecryptable → retry receipt 1.
+        let out = conn.on_message(&enc_node("M1b", "pkmsg", c1), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["receipt:retry", "ack"]);
+
+        // The peer's second message, kept for later; then a far-future one (2,100 ahead).
+        let (_, c2) = encrypt("second");
+        let mut far = None;
+        for i in 0..2100 {
+            far = Some(encrypt(&format!("far {i}")));
+        }
+        let (_, far) = far.unwrap();
+        let out = conn.on_message(&enc_node("FAR", "msg", far.clone()), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["receipt:retry", "ack"], "far-future is refused, not a memory blow-up");
+        // Truncated and garbage ciphertexts.
+        let out = conn.on_message(&enc_node("TR", "msg", far[..far.len() / 2].to_vec()), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["receipt:retry", "ack"]);
+        let out = conn.on_message(&enc_node("GB", "pkmsg", vec![0x33, 0xff, 0x00, 0x12]), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["receipt:retry", "ack"]);
+        let out = conn.on_message(&Node::new("message").attr("id", "X"), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["ack"], "a malformed stanza is acknowledged and dropped");
+        // Retries of one message stop after the limit: then only an ack.
+        for _ in 0..inbound::MAX_RETRIES {
+            conn.on_message(&enc_node("GB2", "msg", vec![1, 2, 3]), &creds, 100, &rng).await.unwrap();
+        }
+        let out = conn.on_message(&enc_node("GB2", "msg", vec![1, 2, 3]), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["ack"]);
+
+        // Not stuck: the held-back second message still decrypts.
+        let out = conn.on_message(&enc_node("M2", "pkmsg", c2), &creds, 100, &rng).await.unwrap();
+        assert_eq!(kinds(&out), ["receipt", "ack"]);
+        assert_eq!(inbound.recv().await.unwrap().body.text(), Some("second"));
+        assert_eq!(m.sink.counters().accepted, 2, "nothing else was delivered");
+        assert_eq!(m.stats.received.load(Ordering::Relaxed), 2);
+    }
+}
