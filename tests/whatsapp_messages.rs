@@ -355,3 +355,61 @@ fn issue10_item8_an_imported_baileys_auth_folder_continues_the_conversation() {
     ours.stop(&rt);
     bob.quit();
 }
+
+#[test]
+fn issue10_item4_live_commands_targets_read_receipts_and_prekey_replenishment() {
+    let Some(w) = world("issue10_item4_live_commands_targets_read_receipts_and_prekey_replenishment") else { return };
+    let mut ours = start_ours(&w.rt, &w.m, w.dir.path());
+    let mut bob = bob(&w);
+    let first = bob.send_text(US, "read me");
+    let got = ours.next_inbound(&w.rt);
+    assert_eq!(got.id.as_str(), first);
+
+    // Resolve targets through usync: on WhatsApp, not on WhatsApp, invalid.
+    let h = &ours.handle;
+    let t = Duration::from_secs(20);
+    assert_eq!(w.rt.block_on(h.resolve_target(&format!("+{BOB}"), t)).unwrap().as_str(), format!("{BOB}@s.whatsapp.net"));
+    assert_eq!(
+        w.rt.block_on(h.resolve_target(&format!("{BOB}@s.whatsapp.net"), t)).unwrap().as_str(),
+        format!("{BOB}@s.whatsapp.net")
+    );
+    assert!(matches!(
+        w.rt.block_on(h.resolve_target("+15559990000", t)),
+        Err(openclaw::channels::registry::TargetError::NotOnChannel(_))
+    ));
+    assert!(matches!(
+        w.rt.block_on(h.resolve_target("call me", t)),
+        Err(openclaw::channels::registry::TargetError::Invalid(_))
+    ));
+
+    // A read receipt reaches Bob as status READ (4).
+    assert!(h.command(openclaw::channels::registry::AccountCommand::MarkRead {
+        chat: got.chat.clone(),
+        sender: ChatId::new(format!("{BOB}:7@s.whatsapp.net")),
+        ids: vec![got.id.clone()],
+    }));
+    bob.wait_from(0, WAIT, "read status", |v| v["event"] == "update" && v["id"] == first.as_str() && v["status"].as_u64() >= Some(4));
+
+    // The server says our prekeys run low: we upload more.
+    let ours_dev = format!("{US}:7@s.whatsapp.net");
+    assert!(w.m.drain_prekeys(&ours_dev, 1).unwrap() <= 1);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, accts) = baileys_peer::admin_request(&w.m.admin_base(), "GET", "/admin/accounts", "");
+        let avail = accts.to_string();
+        let n = accts["accounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["devices"].as_array().cloned().unwrap_or_default())
+            .find(|d| d["jid"] == ours_dev.as_str())
+            .and_then(|d| d["preKeysAvailable"].as_u64());
+        if n.is_some_and(|n| n >= 5) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "prekeys not replenished: {avail}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ours.stop(&w.rt);
+    bob.quit();
+}
