@@ -182,6 +182,10 @@ pub struct ChannelStatus {
     pub connects: u64,
     /// Crash restarts of the account's task since the gateway started.
     pub crashes: u32,
+    /// Messages received (decrypted and handed to the inbound queue) since the gateway started.
+    pub messages_received: u64,
+    /// Messages sent (acknowledged by the server) since the gateway started.
+    pub messages_sent: u64,
 }
 
 impl ChannelStatus {
@@ -203,6 +207,8 @@ impl ChannelStatus {
             attempts: 0,
             connects: 0,
             crashes: 0,
+            messages_received: 0,
+            messages_sent: 0,
         }
     }
 }

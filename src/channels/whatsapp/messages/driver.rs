@@ -56,6 +56,16 @@ pub struct Messaging {
     pub stats: Arc<MessageStats>,
     /// How long to wait for the server's ack of a sent message.
     pub ack_timeout: Duration,
+    /// Where the counters are published for `channels status` (`None` in tests).
+    pub status: Option<crate::channels::status::ChannelStatusHandle>,
+}
+
+impl Messaging {
+    fn publish(&self, f: impl FnOnce(&mut crate::channels::status::ChannelStatus)) {
+        if let Some(s) = &self.status {
+            s.update("whatsapp", &self.account_id, f);
+        }
+    }
 }
 
 impl std::fmt::Debug for Messaging {
@@ -245,6 +255,7 @@ impl ConnInbound {
                     let len = m.body.text().map_or(0, |t| t.chars().count());
                     tracing::info!(account = %self.m.account_id, sender = %m.sender.as_str(), len, from_me = m.from_me, offline = msg.offline, "whatsapp message received");
                     self.m.stats.received.fetch_add(1, Ordering::Relaxed);
+                    self.m.publish(|s| s.messages_received += 1);
                     if self.m.sink.push(*m).await.is_err() {
                         tracing::warn!(account = %self.m.account_id, "inbound queue closed; message not delivered to the agent");
                     }
@@ -429,6 +440,7 @@ impl Consumer {
         let res = match &r {
             Ok(()) => {
                 m.stats.sent.fetch_add(1, Ordering::Relaxed);
+                m.publish(|s| s.messages_sent += 1);
                 tracing::info!(account = %m.account_id, id = %id, chat = %rec.message.chat.as_str(), "whatsapp message sent (server ack)");
                 m.outbox.mark_sent(&id, now).await.map(|_| ())
             }

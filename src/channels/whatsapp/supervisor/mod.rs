@@ -129,6 +129,7 @@ pub fn open_messaging_with(
         commands: tokio::sync::Mutex::new(rx),
         stats: Arc::new(super::messages::MessageStats::default()),
         ack_timeout: ACK_TIMEOUT,
+        status: None,
     };
     Ok((Arc::new(m), handle))
 }
@@ -158,7 +159,10 @@ pub fn start_accounts_with_messages(
         let mut client = super::client::ClientConfig::from_environment(creds.clone())?;
         if a.enabled {
             match open_messaging(layout, &a.id, sink.clone()) {
-                Ok((m, h)) => {
+                Ok((mut m, h)) => {
+                    if let Some(mm) = Arc::get_mut(&mut m) {
+                        mm.status = Some(status.clone());
+                    }
                     client.messaging = Some(m);
                     handles.push(h);
                 }
