@@ -413,3 +413,34 @@ fn issue10_item4_live_commands_targets_read_receipts_and_prekey_replenishment() 
     ours.stop(&w.rt);
     bob.quit();
 }
+
+#[test]
+fn issue10_item3_the_signed_prekey_rotates_and_new_sessions_use_it() {
+    let Some(w) = world("issue10_item3_the_signed_prekey_rotates_and_new_sessions_use_it") else { return };
+    let creds_store = client_config(&w.m, w.dir.path()).store;
+    let first_id = creds_store.load().unwrap().unwrap().signed_pre_key.key_id;
+    // Our signed prekey was stored eight days ago (rotation is weekly): the next login replaces it.
+    let creds = creds_store.load().unwrap().unwrap();
+    let eight_days_ago = now_ms() - 8 * 86_400_000;
+    AccountStore::open_at(&store_path(w.dir.path())).unwrap().ops().put_signed_prekey(&creds.signed_pre_key, eight_days_ago).unwrap();
+    let mut ours = start_ours(&w.rt, &w.m, w.dir.path());
+    let deadline = std::time::Instant::now() + WAIT;
+    while creds_store.load().unwrap().unwrap().signed_pre_key.key_id == first_id {
+        assert!(std::time::Instant::now() < deadline, "signed prekey not rotated");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let new_id = creds_store.load().unwrap().unwrap().signed_pre_key.key_id;
+    let kept = w.rt.block_on(ours.messaging.db.read(move |ops| Ok((ops.signed_prekey(first_id)?.is_some(), ops.active_signed_prekey()?.map(|s| s.key_id))))).unwrap();
+    assert_eq!(kept, (true, Some(new_id)), "the old one is kept, the new one is active");
+    // A contact that fetches our bundle now builds its session on the new signed prekey: with
+    // the old one deleted, its first message still decrypts without a retry.
+    let pruned = w.rt.block_on(ours.messaging.db.write(|ops| ops.prune_signed_prekeys(u64::MAX / 2))).unwrap();
+    assert_eq!(pruned, 1);
+    let mut bob = bob(&w);
+    let id = bob.send_text(US, "on the rotated key");
+    let got = ours.next_inbound(&w.rt);
+    assert_eq!((got.id.as_str(), got.body.text()), (id.as_str(), Some("on the rotated key")));
+    assert_eq!(ours.messaging.stats.retries_sent.load(std::sync::atomic::Ordering::Relaxed), 0);
+    ours.stop(&w.rt);
+    bob.quit();
+}

@@ -22,6 +22,13 @@ use super::payload::{self, DEFAULT_APP_VERSION};
 use super::prekeys::{self, INITIAL_PREKEY_COUNT, MIN_PREKEY_COUNT};
 use super::socket::{ClientSocket, Endpoint, SocketError, connect};
 
+/// How often the signed prekey is replaced (Signal recommends rotating it every few days to weeks;
+/// we use a week).
+pub const SIGNED_PREKEY_ROTATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// How long a replaced signed prekey is kept, for `pkmsg`s built from an older bundle.
+pub const SIGNED_PREKEY_KEEP: Duration = Duration::from_secs(30 * 86_400);
+
 /// Wall clock in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -754,6 +761,9 @@ impl Session<'_> {
             Ok(Err(e)) => tracing::error!(account = %m.account_id, "pre-keys.json unreadable: {e}"),
             Err(e) => tracing::error!(account = %m.account_id, "pre-keys.json import task failed: {e}"),
         }
+        if let Err(e) = self.rotate_signed_prekey_if_due(&m).await {
+            tracing::error!(account = %m.account_id, "signed prekey rotation failed: {e}");
+        }
         self.inbound = Some(ConnInbound::new(m.clone()));
         let (out_tx, out_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(64);
@@ -762,6 +772,64 @@ impl Session<'_> {
             self.out_rx = Some(out_rx);
             self.conn_events = Some(ev_tx);
         }
+    }
+
+    /// Records the signed prekey in the store on first use and replaces it when it is older than
+    /// [`SIGNED_PREKEY_ROTATION`]: the new one is stored (store, then `creds.json`) before the
+    /// server gets it (`<rotate><skey>`); old ones stay [`SIGNED_PREKEY_KEEP`] for `pkmsg`s that
+    /// were built from them.
+    async fn rotate_signed_prekey_if_due(&mut self, m: &Arc<Messaging>) -> Result<(), String> {
+        let now = (self.cfg.clock)().saturating_mul(1000);
+        let current = self.creds.signed_pre_key.clone();
+        let created = m
+            .db
+            .write(move |ops| {
+                if ops.signed_prekey(current.key_id)?.is_none() {
+                    ops.put_signed_prekey(&current, now)?;
+                }
+                ops.active_signed_prekey_created_ms()
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or(now);
+        if now.saturating_sub(created) < SIGNED_PREKEY_ROTATION.as_millis() as u64 {
+            return Ok(());
+        }
+        let identity = self.creds.identity();
+        let kp = super::crypto::KeyPair::generate(self.cfg.rng.as_ref());
+        let mut signed = vec![5u8];
+        signed.extend_from_slice(&kp.public);
+        let next = super::creds::SignedPreKey {
+            key_id: (self.creds.signed_pre_key.key_id % 0xFF_FFFF) + 1,
+            key_pair: (&kp).into(),
+            signature: identity.sign(&signed, self.cfg.rng.as_ref()).to_vec(),
+        };
+        let stored = next.clone();
+        let keep = SIGNED_PREKEY_KEEP.as_millis() as u64;
+        m.db
+            .write(move |ops| {
+                ops.put_signed_prekey(&stored, now)?;
+                ops.prune_signed_prekeys(now.saturating_sub(keep))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.creds.signed_pre_key = next.clone();
+        let (store, creds) = (self.cfg.store.clone(), self.creds.clone());
+        tokio::task::spawn_blocking(move || store.save(&creds))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let iq = Node::new("iq")
+            .attr("to", SERVER_JID)
+            .attr("type", "set")
+            .attr("xmlns", "encrypt")
+            .children(vec![Node::new("rotate").children(vec![Node::new("skey").children(vec![
+                Node::new("id").bytes(next.key_id.to_be_bytes()[1..].to_vec()),
+                Node::new("value").bytes(next.key_pair.public.clone()),
+                Node::new("signature").bytes(next.signature.clone()),
+            ])])]);
+        tracing::info!(account = %m.account_id, key_id = next.key_id, "signed prekey rotated");
+        self.query(iq, Pending::Other).await.map_err(|r| r.to_string())
     }
 
     /// Writes a stanza for the consumer, registering where its answer goes.

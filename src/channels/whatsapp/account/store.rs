@@ -472,6 +472,15 @@ impl<'c> Ops<'c> {
         self.signed("key_id = ?1", [id])
     }
 
+    /// When the active signed prekey was stored (unix ms), if there is one.
+    pub fn active_signed_prekey_created_ms(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT created_at_ms FROM signed_prekeys WHERE active = 1", [], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|v| v.max(0) as u64))
+    }
+
     /// Deletes inactive signed prekeys created before `before_ms`; returns how many.
     pub fn prune_signed_prekeys(&self, before_ms: u64) -> Result<usize, StoreError> {
         Ok(self.conn.execute("DELETE FROM signed_prekeys WHERE active = 0 AND created_at_ms < ?1", [i(before_ms)])?)
