@@ -149,6 +149,22 @@ fn routed_enc(m: &MockServer, id: &str, to_user: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the relay saw device `jid` go offline (a restart then logs in anew).
+fn wait_offline(m: &MockServer, jid: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let online = m.relay_state()["devices"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["jid"] == jid).map(|d| d["online"] == true))
+            .unwrap_or(false);
+        if !online {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jid} still online");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn bob_dev() -> String {
     format!("{BOB}:7@s.whatsapp.net")
 }
@@ -249,6 +265,7 @@ fn issue10_items3_4_restart_keeps_sessions_and_a_lost_session_heals_by_retry_rec
     // message to Bob's device is no new pkmsg.
     ours.stop(&w.rt);
     drop(ours);
+    wait_offline(&w.m, &format!("{US}:7@s.whatsapp.net"));
     let mut ours = start_ours(&w.rt, &w.m, w.dir.path());
     let after = bob.send_text(US, "after the restart");
     let got = ours.next_inbound(&w.rt);
