@@ -230,7 +230,7 @@ impl ConnInbound {
                                 ops.put_lid_mapping(pn, lid, now)?;
                             }
                             let session = p.session.as_ref().map(|(a, r)| (a.clone(), stored(r)));
-                            let identity = p.identity.map(|(a, k)| (a, k));
+                            let identity = p.identity;
                             ops.commit_inbound(&InboundCommit {
                                 remote: &p.remote,
                                 message_id: &p.message_id,

@@ -88,7 +88,7 @@ pub struct Persist {
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Commit this; if the store says the id was a duplicate, skip the following `Emit`.
-    Persist(Persist),
+    Persist(Box<Persist>),
     /// Hand this to the inbound queue.
     Emit(Box<InboundMessage>),
     /// Write this stanza.
@@ -172,7 +172,7 @@ pub fn process(me: &Me, msg: &IncomingMessage, loaded: Loaded, now_s: u64, rng: 
         identity: Some((session_address(msg), d.remote_identity)),
         lid_mapping,
     };
-    let mut actions = vec![Action::Persist(persist)];
+    let mut actions = vec![Action::Persist(Box::new(persist))];
     let content = padding::unpad(&d.plaintext)
         .map_err(|e| e.to_string())
         .and_then(|p| content::decode(p).map_err(|e| e.to_string()));
