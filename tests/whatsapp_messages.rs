@@ -407,6 +407,14 @@ fn issue10_item4_live_commands_targets_read_receipts_and_prekey_replenishment() 
     }));
     bob.wait_from(0, WAIT, "read status", |v| v["event"] == "update" && v["id"] == first.as_str() && v["status"].as_u64() >= Some(4));
 
+    // Typing state reaches Bob.
+    assert!(h.command(openclaw::channels::registry::AccountCommand::Presence {
+        chat: got.chat.clone(),
+        state: openclaw::channels::registry::Presence::Composing,
+    }));
+    let p = bob.wait_from(0, WAIT, "composing", |v| v["event"] == "presence" && v.to_string().contains("composing"));
+    assert!(p.to_string().contains(US), "{p}");
+
     // The server says our prekeys run low: we upload more.
     let ours_dev = format!("{US}:7@s.whatsapp.net");
     assert!(w.m.drain_prekeys(&ours_dev, 1).unwrap() <= 1);
