@@ -849,8 +849,9 @@ impl Session<'_> {
     /// A `<message>`: decrypt, commit, hand over, then receipt and ack (see `messages::inbound`).
     async fn on_message(&mut self, node: &Node) -> Result<(), DisconnectReason> {
         let Some(inbound) = self.inbound.as_mut() else {
-            // No message path (link/logout connections): acknowledge only.
-            return self.send(stanza::ack("message", node)).await;
+            // No message path (the CLI's link/logout connections): leave it unacknowledged so
+            // the server delivers it again to the connection that can process it.
+            return Ok(());
         };
         let now = (self.cfg.clock)();
         match inbound.on_message(node, &self.creds, now, &self.cfg.rng).await {
@@ -878,6 +879,10 @@ impl Session<'_> {
 
     /// Receipts for our messages: acknowledged; retry receipts go to the consumer.
     async fn on_receipt(&mut self, node: &Node) -> Result<(), DisconnectReason> {
+        if self.inbound.is_none() {
+            // Not ours to settle without a message path (see `on_message`).
+            return Ok(());
+        }
         if node.get_attr("type") == Some("retry")
             && let (Some(r), Some(tx)) = (stanza::parse_retry(node), self.conn_events.as_ref())
             && tx.try_send(ConnEvent::Retry(r)).is_err()

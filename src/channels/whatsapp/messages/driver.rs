@@ -373,6 +373,7 @@ impl Consumer {
             }
         }
         let mut commands = m.commands.lock().await;
+        let mut commands_open = true;
         let account = m.account_id.clone();
         loop {
             let now = now_ms(&self.clock);
@@ -410,25 +411,17 @@ impl Consumer {
                     }
                     None => return,
                 },
-                cmd = commands.recv() => match cmd {
+                cmd = commands.recv(), if commands_open => match cmd {
                     Some(c) => {
                         if let Err(SendFail::Closed) = self.command(c).await {
                             return;
                         }
                     }
-                    None => {
-                        // The handle is gone: keep serving the outbox without commands.
-                        drop(commands);
-                        return Box::pin(self.run_without_commands()).await;
-                    }
+                    // Every handle is gone: keep serving the outbox without commands.
+                    None => commands_open = false,
                 },
             }
         }
-    }
-
-    async fn run_without_commands(self) {
-        // Rare (the registry dropped): serve nothing more on this connection.
-        let _ = self.link.out.closed().await;
     }
 
     /// Sends one claimed message; false when the connection is gone.
