@@ -65,7 +65,7 @@ fn main() {
     let mut theirs = SessionRecord::new();
     theirs.start_outgoing(&peer, &bundle, rng.as_ref()).unwrap();
     let text = "a typical short chat message, sixty-odd bytes of text to decrypt";
-    let mut enc = |r: &mut SessionRecord| r.encrypt(&padding::pad(&content::text_message(text).encode_to_vec(), rng.as_ref())).unwrap();
+    let enc = |r: &mut SessionRecord| r.encrypt(&padding::pad(&content::text_message(text).encode_to_vec(), rng.as_ref())).unwrap();
     let (k, c) = enc(&mut theirs);
     rt.block_on(conn.on_message(&node("W0", k.as_str(), c), &creds, 100, &rng)).unwrap();
     rt.block_on(inbound.recv()).unwrap();
@@ -101,11 +101,9 @@ fn main() {
         Ok(())
     }))
     .unwrap();
-    for (i, s) in (0..n.min(200)).map(|i| {
+    for i in 0..n.min(200) {
         let (k, c) = enc(&mut theirs);
-        (i, node(&format!("R{i}"), k.as_str(), c))
-    }) {
-        let _ = i;
+        let s = node(&format!("R{i}"), k.as_str(), c);
         rt.block_on(conn.on_message(&s, &creds, 100, &rng)).unwrap();
         rt.block_on(inbound.recv()).unwrap();
     }
