@@ -146,6 +146,11 @@ pub fn process(me: &Me, msg: &IncomingMessage, loaded: Loaded, now_s: u64, rng: 
     };
     let d = match decrypted {
         Ok(d) => d,
+        Err(e) if e.is_duplicate() => {
+            // Already decrypted once (a replay, or a re-delivery under another id): nothing to
+            // retry; acknowledged and dropped.
+            return vec![Action::Drop { why: format!("replayed {} ({e})", enc.kind) }];
+        }
         Err(e) => {
             if loaded.retries_sent >= MAX_RETRIES {
                 return vec![Action::Drop { why: format!("undecryptable after {MAX_RETRIES} retries: {e}") }];
