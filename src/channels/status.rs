@@ -182,6 +182,10 @@ pub struct ChannelStatus {
     pub connects: u64,
     /// Crash restarts of the account's task since the gateway started.
     pub crashes: u32,
+    /// Messages received (decrypted and handed to the inbound queue) since the gateway started.
+    pub messages_received: u64,
+    /// Messages sent (acknowledged by the server) since the gateway started.
+    pub messages_sent: u64,
     /// The linked number in E.164 (`+15550001234`), once linked.
     pub phone: Option<String>,
     /// Who the account is linked as (upstream's `self{e164, jid, lid}`), once linked.
@@ -238,6 +242,8 @@ impl ChannelStatus {
             crashes: 0,
             phone: None,
             self_id: None,
+            messages_received: 0,
+            messages_sent: 0,
         }
     }
 }

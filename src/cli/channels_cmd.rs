@@ -513,6 +513,11 @@ fn print_status(running: bool, list: &[serde_json::Value]) {
                 "  {} connection attempts, {} logins, {} crashes since the gateway started",
                 c["attempts"], c["connects"], c["crashes"]
             );
+            println!(
+                "  {} messages received, {} sent since the gateway started",
+                c["messagesReceived"].as_u64().unwrap_or(0),
+                c["messagesSent"].as_u64().unwrap_or(0)
+            );
         }
     }
 }

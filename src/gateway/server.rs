@@ -472,19 +472,27 @@ fn print_banner(st: &AppState) {
 }
 
 /// Starts the configured channel accounts. Each runs in its own supervised task: a failure
-/// there is reported in `/health` and never stops the gateway.
-fn start_channels(st: &AppState) {
+/// there is reported in `/health` and never stops the gateway. Returns the registry of their
+/// handles (sending goes through it). Inbound messages go to a bounded queue; until the agent
+/// consumes it, a drain task empties it (each message is already logged and counted).
+fn start_channels(st: &AppState) -> crate::channels::registry::ChannelRegistry {
     if st.settings.whatsapp.is_empty() {
-        return;
+        return crate::channels::registry::ChannelRegistry::default();
     }
-    match crate::channels::whatsapp::supervisor::start_accounts(&st.settings.state, &st.settings.whatsapp, &st.channels, &st.shutdown) {
-        Ok(sups) => {
+    let (sink, mut inbound) = crate::messaging::inbound_queue(256);
+    tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+    match crate::channels::whatsapp::supervisor::start_accounts_with_messages(&st.settings.state, &st.settings.whatsapp, &st.channels, &st.shutdown, sink) {
+        Ok((sups, registry)) => {
             for h in sups.all() {
                 st.whatsapp.push(h);
             }
             tracing::info!(accounts = st.settings.whatsapp.len(), "whatsapp supervisors started");
+            registry
         }
-        Err(e) => tracing::error!("whatsapp channel not started: {e}"),
+        Err(e) => {
+            tracing::error!("whatsapp channel not started: {e}");
+            crate::channels::registry::ChannelRegistry::default()
+        }
     }
 }
 
@@ -521,7 +529,7 @@ pub async fn serve(
     if opts.banner {
         print_banner(&st);
     }
-    start_channels(&st);
+    let _registry = start_channels(&st);
     let app = router(st.clone());
     let drain_st = st.clone();
     let shutdown = async move {

@@ -2,9 +2,11 @@
 //! gateway keeps it) into our [`Creds`], so a user keeps the link without re-pairing. The field
 //! mapping is documented on [`super::creds`] (reference §5.3).
 //!
-//! Imported: `creds.json` (keys, registration, ADV account, `me`, platform, routing info) and the
-//! `pre-key-<n>.json` files. Not imported: Signal sessions, sender keys and app-state keys (the
-//! Signal layer is a later issue; peers recover through retry receipts).
+//! Imported: `creds.json` (keys, registration, ADV account, `me`, platform, routing info), the
+//! `pre-key-<n>.json` files ([`import_baileys`]) and the Signal sessions `session-*.json`
+//! ([`import_sessions`], written to the account store by [`store_sessions`]), so existing
+//! contacts keep talking without a retry storm. Not imported: sender keys (groups are separate
+//! work) and app-state keys.
 
 use std::path::{Path, PathBuf};
 
@@ -178,6 +180,85 @@ pub fn import_baileys(dir: &Path) -> Result<(Creds, PreKeys), ImportError> {
         prekeys.insert(id, kp);
     }
     Ok((creds, prekeys))
+}
+
+/// Signal sessions read from a Baileys folder.
+#[derive(Debug, Default)]
+pub struct SessionImport {
+    /// `(device address as the account store keys it, record)`.
+    pub sessions: Vec<(String, crate::channels::whatsapp::signal::SessionRecord)>,
+    /// Files left out, with why (hosted domains, unreadable records).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Reads every `session-<user>[_<domain>].<device>.json` of `dir` with our identity from `creds`.
+/// Phone-number (`_0`/none) and LID (`_1`) sessions are imported; others are skipped and listed.
+pub fn import_sessions(dir: &Path, creds: &Creds) -> Result<SessionImport, ImportError> {
+    use crate::channels::whatsapp::signal::libsignal_import::{import_session_json, parse_session_file_name};
+    let local = crate::channels::whatsapp::signal::LocalIdentity {
+        key_pair: creds.identity(),
+        registration_id: creds.registration_id,
+    };
+    let mut out = SessionImport::default();
+    let entries = std::fs::read_dir(dir).map_err(|source| ImportError::Io { path: dir.to_path_buf(), source })?;
+    let mut names: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(n, _)| n.starts_with("session-"))
+        .collect();
+    names.sort();
+    for (name, path) in names {
+        let Some(addr) = parse_session_file_name(&name) else {
+            out.skipped.push((name, "not a session file name".into()));
+            continue;
+        };
+        let server = match addr.domain_type {
+            0 => "s.whatsapp.net",
+            1 => "lid",
+            d => {
+                out.skipped.push((name, format!("domain type {d} is not supported")));
+                continue;
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ImportError::Io { path: path.clone(), source })?;
+        match import_session_json(&local, &text) {
+            Ok(rec) => {
+                let address = if addr.device == 0 {
+                    format!("{}@{server}", addr.user)
+                } else {
+                    format!("{}:{}@{server}", addr.user, addr.device)
+                };
+                out.sessions.push((address, rec));
+            }
+            Err(e) => out.skipped.push((name, e.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+/// Writes imported sessions (and their remote identities, trusted on first use) into the
+/// account store in one transaction. An address that already has a session keeps it.
+pub fn store_sessions(
+    store: &mut crate::channels::whatsapp::account::store::AccountStore,
+    import: &SessionImport,
+    now_ms: u64,
+) -> Result<usize, crate::channels::whatsapp::account::store::StoreError> {
+    use crate::channels::whatsapp::account::store::SessionRecord as Stored;
+    use crate::channels::whatsapp::signal::record::RECORD_FORMAT_VERSION;
+    store.transaction(|ops| {
+        let mut n = 0;
+        for (addr, rec) in &import.sessions {
+            if ops.session(addr)?.is_some() {
+                continue;
+            }
+            ops.put_session(addr, &Stored { version: u32::from(RECORD_FORMAT_VERSION), bytes: rec.to_bytes() }, now_ms)?;
+            if let Some(id) = rec.remote_identity() {
+                ops.trust_identity(addr, &id, now_ms)?;
+            }
+            n += 1;
+        }
+        Ok(n)
+    })
 }
 
 #[cfg(test)]

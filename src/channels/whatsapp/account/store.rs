@@ -281,6 +281,12 @@ impl AccountStore {
         self.transaction(|o| o.import_prekeys(keys, first_unuploaded_id, now_ms))
     }
 
+    /// Crash recovery of the hosted outbox: every `sending` message becomes `pending` again
+    /// (same id). Call once when the account starts, before its driver claims anything.
+    pub fn recover_outbox(&self, now_ms: u64) -> Result<usize, crate::messaging::OutboxError> {
+        outbox::ops::recover(self.db.conn(), now_ms)
+    }
+
     /// Moves the store onto its own thread (for the async driver).
     pub fn into_thread(self) -> Result<DbThread, StoreError> {
         Ok(DbThread::spawn("openclaw-wa-store", self.db)?)
@@ -464,6 +470,15 @@ impl<'c> Ops<'c> {
     /// A signed prekey by id (active or kept).
     pub fn signed_prekey(&self, id: u32) -> Result<Option<SignedPreKey>, StoreError> {
         self.signed("key_id = ?1", [id])
+    }
+
+    /// When the active signed prekey was stored (unix ms), if there is one.
+    pub fn active_signed_prekey_created_ms(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT created_at_ms FROM signed_prekeys WHERE active = 1", [], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|v| v.max(0) as u64))
     }
 
     /// Deletes inactive signed prekeys created before `before_ms`; returns how many.
