@@ -5,11 +5,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod channels_cmd;
+pub mod agent_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;
 pub mod gateway_cmd;
+pub mod message_cmd;
 pub mod models_cmd;
 pub mod pairing_cmd;
+pub mod sessions_cmd;
 pub mod status_cmd;
 
 /// openclaw: a NixOS-first personal AI assistant gateway (OpenClaw compatible).
@@ -53,6 +56,14 @@ pub enum Command {
     /// LLM providers: `models status` checks each one (reachable, key accepted, models listed).
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// Send messages through the running gateway (`message send`).
+    #[command(subcommand)]
+    Message(message_cmd::MessageCommand),
+    /// Run one agent turn through the running gateway (optionally delivering the reply).
+    Agent(agent_cmd::AgentArgs),
+    /// Conversation sessions (`sessions list`).
+    #[command(subcommand)]
+    Sessions(sessions_cmd::SessionsCommand),
 }
 
 /// Picks rustls' crypto provider once for the process (several may be compiled in).
@@ -79,5 +90,8 @@ pub fn run() -> ExitCode {
         }
         Command::Pairing(cmd) => pairing_cmd::run(cmd),
         Command::Models(cmd) => models_cmd::run(cmd),
+        Command::Message(cmd) => message_cmd::run(cmd),
+        Command::Agent(a) => agent_cmd::run(a),
+        Command::Sessions(cmd) => sessions_cmd::run(cmd),
     }
 }
