@@ -6,6 +6,7 @@
 //! proxy cannot produce (a 9,000-character reply, 429 then 200).
 
 #[path = "support/litellm.rs"]
+#[allow(dead_code)]
 mod litellm;
 #[path = "support/peer.rs"]
 mod peer;

@@ -477,19 +477,25 @@ fn print_banner(st: &AppState) {
 }
 
 /// Starts the configured channel accounts. Each runs in its own supervised task: a failure
-/// there is reported in `/health` and never stops the gateway.
-fn start_channels(st: &AppState) {
+/// there is reported in `/health` and never stops the gateway. Returns the registry of their
+/// handles (sending goes through it; `None` when no channel is configured). Inbound messages go
+/// to the gateway's bounded queue, which the operations layer's consumer reads.
+fn start_channels(st: &AppState) -> Option<crate::channels::registry::ChannelRegistry> {
     if st.settings.whatsapp.is_empty() {
-        return;
+        return None;
     }
-    match crate::channels::whatsapp::supervisor::start_accounts(&st.settings.state, &st.settings.whatsapp, &st.channels, &st.shutdown) {
-        Ok(sups) => {
+    match crate::channels::whatsapp::supervisor::start_accounts_with_messages(&st.settings.state, &st.settings.whatsapp, &st.channels, &st.shutdown, st.inbound.clone()) {
+        Ok((sups, registry)) => {
             for h in sups.all() {
                 st.whatsapp.push(h);
             }
             tracing::info!(accounts = st.settings.whatsapp.len(), "whatsapp supervisors started");
+            Some(registry)
         }
-        Err(e) => tracing::error!("whatsapp channel not started: {e}"),
+        Err(e) => {
+            tracing::error!("whatsapp channel not started: {e}");
+            None
+        }
     }
 }
 
@@ -526,7 +532,9 @@ pub async fn serve(
     if opts.banner {
         print_banner(&st);
     }
-    start_channels(&st);
+    if let Some(registry) = start_channels(&st) {
+        st.app.set_registry(registry);
+    }
     let consumer = tokio::spawn(st.app.clone().run_inbound(inbound, st.shutdown.clone()));
     let app = router(st.clone());
     let drain_st = st.clone();

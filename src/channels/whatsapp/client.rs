@@ -16,6 +16,7 @@ use super::creds::Creds;
 use super::creds::{CredsError, CredsStore};
 use super::crypto::{SharedEntropy, os_entropy};
 use super::disconnect::DisconnectReason;
+use super::messages::{ConnEvent, ConnInbound, Consumer, Messaging, Outgoing, Reply, stanza};
 use super::pairing::{PairError, handle_pair_success, qr_string, ref_lifetime};
 use super::payload::{self, DEFAULT_APP_VERSION};
 use super::prekeys::{self, INITIAL_PREKEY_COUNT, MIN_PREKEY_COUNT};
@@ -58,6 +59,9 @@ pub struct ClientConfig {
     pub rng: SharedEntropy,
     /// Wall clock (certificate validity, timestamps).
     pub clock: Clock,
+    /// The account's message path (store, outbox, inbound queue). `None`: messages are only
+    /// acknowledged (the CLI's link and logout connections).
+    pub messaging: Option<Arc<Messaging>>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -84,6 +88,7 @@ impl ClientConfig {
             pair_phone: None,
             rng: os_entropy(),
             clock: system_clock(),
+            messaging: None,
         }
     }
 
@@ -197,6 +202,7 @@ enum Pending {
     Probe(oneshot::Sender<Result<Duration, String>>, Instant),
     Logout,
     Other,
+    Reply(oneshot::Sender<Node>),
 }
 
 /// A request to a running session (see [`run_session`]).
@@ -234,6 +240,21 @@ struct Session<'a> {
     prekeys_settled: bool,
     logout_done: bool,
     pair_code: Option<(String, super::crypto::KeyPair)>,
+    inbound: Option<ConnInbound>,
+    out_rx: Option<mpsc::Receiver<Outgoing>>,
+    conn_events: Option<mpsc::Sender<ConnEvent>>,
+    ack_waiters: HashMap<String, oneshot::Sender<Node>>,
+}
+
+/// The next request of the outbox consumer, or never when there is none.
+async fn next_outgoing(rx: &mut Option<mpsc::Receiver<Outgoing>>) -> Outgoing {
+    if let Some(r) = rx.as_mut()
+        && let Some(o) = r.recv().await
+    {
+        return o;
+    }
+    *rx = None;
+    std::future::pending().await
 }
 
 /// The keepalive ping (Baileys' form, reference §1.6); also sent on demand by a probe.
@@ -330,6 +351,10 @@ pub async fn run_session(
         prekeys_settled: false,
         logout_done: false,
         pair_code: None,
+        inbound: None,
+        out_rx: None,
+        conn_events: None,
+        ack_waiters: HashMap::new(),
     };
     let r = s.run(mode, commands).await;
     s.sock.close().await;
@@ -408,6 +433,11 @@ impl Session<'_> {
                         let _ = reply.send(Err("not logged in yet".into()));
                     }
                 },
+                o = next_outgoing(&mut self.out_rx) => {
+                    if let Err(r) = self.write_outgoing(o).await {
+                        return self.end(Some(r));
+                    }
+                }
                 _ = sleep_until(qr_deadline), if self.qr_deadline.is_some() => {
                     if let Err(r) = self.show_next_qr().await {
                         return self.end(Some(r));
@@ -455,6 +485,13 @@ impl Session<'_> {
                 self.on_ib(&node);
                 Ok(())
             }
+            "message" => self.on_message(&node).await,
+            "ack" => {
+                self.on_ack(node);
+                Ok(())
+            }
+            "receipt" => self.on_receipt(&node).await,
+            "notification" => self.on_notification(&node).await,
             _ => Ok(()),
         };
         Ok(r.err())
@@ -644,6 +681,9 @@ impl Session<'_> {
                 ]);
             return self.query(rm, Pending::Logout).await;
         }
+        if mode == RunMode::UntilDisconnect {
+            self.start_messaging().await;
+        }
         self.query(prekeys::count_query(""), Pending::Count).await
     }
 
@@ -682,7 +722,128 @@ impl Session<'_> {
                     Err("the server answered the ping with an error".into())
                 });
             }
+            Pending::Reply(tx) => {
+                let _ = tx.send(node.clone());
+            }
             Pending::Ping | Pending::Other => {}
+        }
+        Ok(())
+    }
+
+    /// Opens the message path for this connection: imports `pre-keys.json` into the store
+    /// (first use), then starts the outbox consumer.
+    async fn start_messaging(&mut self) {
+        let Some(m) = self.cfg.messaging.clone() else {
+            return;
+        };
+        let store = self.cfg.store.clone();
+        let loaded = tokio::task::spawn_blocking(move || store.load_prekeys()).await;
+        match loaded {
+            Ok(Ok(keys)) if !keys.is_empty() => {
+                let first = self.creds.first_unuploaded_pre_key_id;
+                let now = (self.cfg.clock)().saturating_mul(1000);
+                match m.db.write(move |ops| ops.import_prekeys(&keys, first, now)).await {
+                    Ok(r) if r.imported > 0 => {
+                        tracing::info!(account = %m.account_id, imported = r.imported, "prekeys imported into the account store")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(account = %m.account_id, "pre-keys.json not imported: {e}"),
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(account = %m.account_id, "pre-keys.json unreadable: {e}"),
+            Err(e) => tracing::error!(account = %m.account_id, "pre-keys.json import task failed: {e}"),
+        }
+        self.inbound = Some(ConnInbound::new(m.clone()));
+        let (out_tx, out_rx) = mpsc::channel(64);
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        if let Some(c) = Consumer::new(m, self.creds.clone(), out_tx, ev_rx, self.cfg.clock.clone(), self.cfg.rng.clone()) {
+            tokio::spawn(c.run());
+            self.out_rx = Some(out_rx);
+            self.conn_events = Some(ev_tx);
+        }
+    }
+
+    /// Writes a stanza for the consumer, registering where its answer goes.
+    async fn write_outgoing(&mut self, o: Outgoing) -> Result<(), DisconnectReason> {
+        match o.reply {
+            Reply::Iq(tx) => self.query(o.node, Pending::Reply(tx)).await,
+            Reply::MessageAck(tx) => {
+                if let Some(id) = o.node.get_attr("id") {
+                    self.ack_waiters.insert(id.to_owned(), tx);
+                }
+                self.send(o.node).await
+            }
+            Reply::None => self.send(o.node).await,
+        }
+    }
+
+    /// A `<message>`: decrypt, commit, hand over, then receipt and ack (see `messages::inbound`).
+    async fn on_message(&mut self, node: &Node) -> Result<(), DisconnectReason> {
+        let Some(inbound) = self.inbound.as_mut() else {
+            // No message path (link/logout connections): acknowledge only.
+            return self.send(stanza::ack("message", node)).await;
+        };
+        let now = (self.cfg.clock)();
+        match inbound.on_message(node, &self.creds, now, &self.cfg.rng).await {
+            Ok(nodes) => {
+                for n in nodes {
+                    self.send(n).await?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing was acknowledged: reconnect so the server delivers it again.
+                tracing::error!("message not processed (store failure), reconnecting: {e}");
+                Err(DisconnectReason::ConnectionClosed)
+            }
+        }
+    }
+
+    fn on_ack(&mut self, node: Node) {
+        if node.get_attr("class") == Some("message")
+            && let Some(tx) = node.get_attr("id").and_then(|id| self.ack_waiters.remove(id))
+        {
+            let _ = tx.send(node);
+        }
+    }
+
+    /// Receipts for our messages: acknowledged; retry receipts go to the consumer.
+    async fn on_receipt(&mut self, node: &Node) -> Result<(), DisconnectReason> {
+        if node.get_attr("type") == Some("retry")
+            && let (Some(r), Some(tx)) = (stanza::parse_retry(node), self.conn_events.as_ref())
+            && tx.try_send(ConnEvent::Retry(r)).is_err()
+        {
+            tracing::warn!("retry receipt dropped: the consumer is busy");
+        }
+        self.send(stanza::ack("receipt", node)).await
+    }
+
+    /// Notifications: acknowledged; device changes refresh the cached device list, a low prekey
+    /// count triggers an upload.
+    async fn on_notification(&mut self, node: &Node) -> Result<(), DisconnectReason> {
+        self.send(stanza::ack("notification", node)).await?;
+        match node.get_attr("type") {
+            Some("devices") => {
+                if let (Some(m), Some(from)) = (&self.cfg.messaging, node.get_attr("from").and_then(stanza::Jid::parse)) {
+                    let user = from.with_device(0).user_jid();
+                    if let Err(e) = m.db.write(move |ops| ops.invalidate_device_list(&user)).await {
+                        tracing::warn!("device list not invalidated: {e}");
+                    }
+                }
+            }
+            Some("encrypt") => {
+                let low = node
+                    .child("count")
+                    .and_then(|c| c.get_attr("value"))
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .is_some_and(|n| n < MIN_PREKEY_COUNT);
+                if low && self.opened {
+                    tracing::info!("server prekey count is low; uploading more");
+                    self.upload_prekeys().await?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -696,6 +857,16 @@ impl Session<'_> {
         {
             self.prekeys_settled = true;
             return Ok(());
+        }
+        if let Some(m) = &self.cfg.messaging {
+            // The store decrypts with these: it must hold them before the server hands them out.
+            let (keys, first) = (store.clone(), self.creds.first_unuploaded_pre_key_id);
+            let now = (self.cfg.clock)().saturating_mul(1000);
+            if let Err(e) = m.db.write(move |ops| ops.import_prekeys(&keys, first, now)).await {
+                tracing::error!(account = %m.account_id, "prekeys not stored, upload skipped: {e}");
+                self.prekeys_settled = true;
+                return Ok(());
+            }
         }
         let iq = prekeys::upload("", &self.creds, &store, &ids);
         self.query(iq, Pending::Upload(n)).await

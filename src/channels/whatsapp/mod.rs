@@ -20,7 +20,7 @@
 //! - [`supervisor`]: one task per account with the reconnect policy, cooldowns and crash
 //!   isolation.
 //!
-//! Not here yet: the Signal layer (message encryption).
+//! - [`signal`]: the Signal protocol (X3DH, Double Ratchet, padding), a pure core.
 
 pub mod account;
 pub mod baileys_import;
@@ -30,6 +30,7 @@ pub mod client;
 pub mod creds;
 pub mod crypto;
 pub mod disconnect;
+pub mod messages;
 pub mod frame;
 pub mod noise;
 pub mod paircode;
@@ -38,6 +39,7 @@ pub mod payload;
 pub mod prekeys;
 pub mod proto;
 pub mod qr;
+pub mod signal;
 pub mod socket;
 pub mod supervisor;
 

@@ -281,6 +281,12 @@ impl AccountStore {
         self.transaction(|o| o.import_prekeys(keys, first_unuploaded_id, now_ms))
     }
 
+    /// Crash recovery of the hosted outbox: every `sending` message becomes `pending` again
+    /// (same id). Call once when the account starts, before its driver claims anything.
+    pub fn recover_outbox(&self, now_ms: u64) -> Result<usize, crate::messaging::OutboxError> {
+        outbox::ops::recover(self.db.conn(), now_ms)
+    }
+
     /// Moves the store onto its own thread (for the async driver).
     pub fn into_thread(self) -> Result<DbThread, StoreError> {
         Ok(DbThread::spawn("openclaw-wa-store", self.db)?)

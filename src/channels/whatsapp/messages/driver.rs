@@ -1,0 +1,704 @@
+//! The I/O side of the message path: runs [`super::inbound`]'s actions against the account store
+//! ([`AccountDb`], its own thread) and the inbound queue, and runs the outbox consumer (usync,
+//! prekey bundles, per-device encryption, server ack, `mark_sent`) over the connection's socket
+//! through [`Outgoing`] requests that the client loop writes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prost::Message as _;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::channels::registry::{AccountCommand, Presence, TargetError};
+use crate::channels::whatsapp::account::store::{AccountDb, InboundCommit, SessionRecord as StoredRecord, StoreError};
+use crate::channels::whatsapp::binary::Node;
+use crate::channels::whatsapp::creds::{Creds, StoredKeyPair};
+use crate::channels::whatsapp::crypto::{KeyPair, SharedEntropy};
+use crate::channels::whatsapp::proto;
+use crate::channels::whatsapp::signal::{LocalIdentity, SessionRecord, padding, record::RECORD_FORMAT_VERSION};
+use crate::messaging::{InboundSink, MessageId, OutboundBody, Outbox, OutboxRecord};
+
+use super::content;
+use super::inbound::{self, Action, Loaded, Me};
+use super::stanza::{self, DeviceEnc, Jid, RetryKeys, RetryRequest};
+
+/// How long a cached device list is trusted (refreshed earlier on a devices notification).
+pub const DEVICE_LIST_TTL: Duration = Duration::from_secs(3600);
+
+/// Counters shown in `channels status`.
+#[derive(Debug, Default)]
+pub struct MessageStats {
+    /// Messages decrypted and handed to the inbound queue.
+    pub received: AtomicU64,
+    /// Messages the server acknowledged.
+    pub sent: AtomicU64,
+    /// Retry receipts we sent.
+    pub retries_sent: AtomicU64,
+    /// Stanzas dropped (undecryptable after retries, groups, malformed).
+    pub dropped: AtomicU64,
+}
+
+/// One account's message path, shared by its successive connections.
+pub struct Messaging {
+    /// Channel account id.
+    pub account_id: String,
+    /// The protocol-state store.
+    pub db: AccountDb,
+    /// The outbox (same database).
+    pub outbox: Outbox,
+    /// Where inbound messages go.
+    pub sink: InboundSink,
+    /// Live operations from the account's handle.
+    pub commands: Mutex<mpsc::Receiver<AccountCommand>>,
+    /// Counters.
+    pub stats: Arc<MessageStats>,
+    /// How long to wait for the server's ack of a sent message.
+    pub ack_timeout: Duration,
+}
+
+impl std::fmt::Debug for Messaging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messaging").field("account_id", &self.account_id).finish_non_exhaustive()
+    }
+}
+
+/// What a request over the connection waits for.
+#[derive(Debug)]
+pub enum Reply {
+    /// The `<iq>` answer (the client assigns the id).
+    Iq(oneshot::Sender<Node>),
+    /// The `<ack class="message">` for the message's id.
+    MessageAck(oneshot::Sender<Node>),
+    /// Nothing.
+    None,
+}
+
+/// A stanza the consumer asks the client loop to write.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The stanza.
+    pub node: Node,
+    /// What to route back.
+    pub reply: Reply,
+}
+
+/// Events from the client loop to the consumer.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// A retry receipt for one of our messages.
+    Retry(RetryRequest),
+}
+
+/// Why a send did not complete.
+#[derive(Debug, thiserror::Error)]
+enum SendFail {
+    #[error("connection closed")]
+    Closed,
+    #[error("timed out waiting for the server")]
+    Timeout,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Permanent(String),
+    #[error("{0}")]
+    Transient(String),
+}
+
+fn now_ms(clock: &crate::channels::whatsapp::client::Clock) -> u64 {
+    clock().saturating_mul(1000)
+}
+
+fn local_identity(creds: &Creds) -> LocalIdentity {
+    LocalIdentity { key_pair: creds.identity(), registration_id: creds.registration_id }
+}
+
+fn device_identity(creds: &Creds) -> Option<Vec<u8>> {
+    let a = creds.account.as_ref()?;
+    Some(
+        proto::AdvSignedDeviceIdentity {
+            details: Some(a.details.clone()),
+            account_signature_key: Some(a.account_signature_key.clone()),
+            account_signature: Some(a.account_signature.clone()),
+            device_signature: Some(a.device_signature.clone()),
+        }
+        .encode_to_vec(),
+    )
+}
+
+fn stored(rec: &SessionRecord) -> StoredRecord {
+    StoredRecord { version: u32::from(RECORD_FORMAT_VERSION), bytes: rec.to_bytes() }
+}
+
+fn load_record(r: Option<StoredRecord>) -> Option<SessionRecord> {
+    // An unreadable record is treated as no session: the sender's retry then rebuilds one.
+    r.and_then(|r| SessionRecord::from_bytes(&r.bytes).ok())
+}
+
+/// Per-connection receive state, owned by the client loop.
+pub struct ConnInbound {
+    m: Arc<Messaging>,
+    retries: HashMap<String, u32>,
+}
+
+impl ConnInbound {
+    /// For a new connection.
+    pub fn new(m: Arc<Messaging>) -> Self {
+        Self { m, retries: HashMap::new() }
+    }
+
+    /// Handles one `<message>`; returns the stanzas to write, in order. Errors are store
+    /// failures: nothing is acknowledged then (the server re-delivers after reconnecting).
+    pub async fn on_message(
+        &mut self,
+        node: &Node,
+        creds: &Creds,
+        now_s: u64,
+        rng: &SharedEntropy,
+    ) -> Result<Vec<Node>, StoreError> {
+        let ack = stanza::ack("message", node);
+        let msg = match stanza::parse_message(node) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(account = %self.m.account_id, "dropping message stanza: {e}");
+                self.m.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return Ok(vec![ack]);
+            }
+        };
+        let me = Me { account_id: self.m.account_id.clone(), local: local_identity(creds) };
+        let mut loaded = Loaded { retries_sent: self.retries.get(&msg.id).copied().unwrap_or(0), ..Default::default() };
+        let remote = msg.from.with_device(0).user_jid();
+        let chat_remote = match (&msg.alt, msg.from.server.as_str()) {
+            (Some(a), "lid") if a.server == "s.whatsapp.net" => a.user_jid(),
+            _ => remote,
+        };
+        let (addr, id) = (msg.from.device_jid(), msg.id.clone());
+        let ids = inbound::prekey_ids(&msg);
+        let spk = creds.signed_pre_key.clone();
+        let (dup, rec, one, signed) = self
+            .m
+            .db
+            .read(move |ops| {
+                let dup = ops.is_processed(&chat_remote, &id)?;
+                let rec = ops.session(&addr)?;
+                let (mut one, mut signed) = (None, None);
+                if let Some((ot, sid)) = ids {
+                    if let Some(ot) = ot {
+                        one = ops.prekey(ot)?.map(|p| p.key);
+                    }
+                    signed = if sid == spk.key_id { Some(spk.key_pair.clone()) } else { ops.signed_prekey(sid)?.map(|s| s.key_pair) };
+                }
+                Ok((dup, rec, one, signed))
+            })
+            .await?;
+        loaded.duplicate = dup;
+        loaded.record = load_record(rec);
+        loaded.one_time = one.and_then(|k| k.key_pair().ok());
+        loaded.signed = signed.and_then(|k| k.key_pair().ok());
+        if loaded.retries_sent >= 1 {
+            loaded.retry_keys = self.retry_keys(creds, now_s, rng).await?;
+        }
+        let actions = inbound::process(&me, &msg, loaded, now_s, rng.as_ref());
+        let mut out = Vec::new();
+        let mut skip_emit = false;
+        for a in actions {
+            match a {
+                Action::Persist(p) => {
+                    let now = now_s.saturating_mul(1000);
+                    let outcome = self
+                        .m
+                        .db
+                        .write(move |ops| {
+                            if let Some((pn, lid)) = &p.lid_mapping {
+                                ops.put_lid_mapping(pn, lid, now)?;
+                            }
+                            let session = p.session.as_ref().map(|(a, r)| (a.clone(), stored(r)));
+                            let identity = p.identity.map(|(a, k)| (a, k));
+                            ops.commit_inbound(&InboundCommit {
+                                remote: &p.remote,
+                                message_id: &p.message_id,
+                                session: session.as_ref().map(|(a, r)| (a.as_str(), r)),
+                                consumed_prekey: p.consumed_prekey,
+                                identity: identity.as_ref().map(|(a, k)| (a.as_str(), &k[..])),
+                                now_ms: now,
+                            })
+                        })
+                        .await?;
+                    match outcome {
+                        crate::channels::whatsapp::account::store::CommitOutcome::Duplicate => skip_emit = true,
+                        crate::channels::whatsapp::account::store::CommitOutcome::Committed { identity } => {
+                            if let Some(crate::channels::whatsapp::account::store::IdentityVerdict::Changed { .. }) = identity {
+                                tracing::warn!(account = %self.m.account_id, device = %msg.from.device_jid(), "identity key changed for this contact device");
+                            }
+                        }
+                    }
+                    self.retries.remove(&msg.id);
+                }
+                Action::Emit(m) if !skip_emit => {
+                    let len = m.body.text().map_or(0, |t| t.chars().count());
+                    tracing::info!(account = %self.m.account_id, sender = %m.sender.as_str(), len, from_me = m.from_me, offline = msg.offline, "whatsapp message received");
+                    self.m.stats.received.fetch_add(1, Ordering::Relaxed);
+                    if self.m.sink.push(*m).await.is_err() {
+                        tracing::warn!(account = %self.m.account_id, "inbound queue closed; message not delivered to the agent");
+                    }
+                }
+                Action::Emit(_) => {}
+                Action::Send(n) => out.push(n),
+                Action::RetrySent(id) => {
+                    *self.retries.entry(id).or_insert(0) += 1;
+                    self.m.stats.retries_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Action::Drop { why } => {
+                    self.m.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(account = %self.m.account_id, from = %msg.from.device_jid(), id = %msg.id, "message not delivered: {why}");
+                }
+            }
+        }
+        if self.retries.len() > 1000 {
+            self.retries.clear();
+        }
+        out.push(ack);
+        Ok(out)
+    }
+
+    /// Keys for a retry receipt: a fresh one-time prekey (stored first), our signed prekey and
+    /// identity. Fresh prekeys for retries take ids from `0xF00000` up (random), apart from the
+    /// sequential uploads.
+    async fn retry_keys(&self, creds: &Creds, now_s: u64, rng: &SharedEntropy) -> Result<Option<RetryKeys>, StoreError> {
+        let Some(di) = device_identity(creds) else { return Ok(None) };
+        let Ok(signed_pub) = creds.signed_pre_key.key_pair.public.clone().try_into() else { return Ok(None) };
+        let kp = KeyPair::generate(rng.as_ref());
+        let r: [u8; 4] = crate::channels::whatsapp::crypto::random_bytes(rng.as_ref());
+        let id = 0xF0_0000 | (u32::from_be_bytes(r) & 0x0F_FFFF);
+        let pair = StoredKeyPair::from(&kp);
+        let ok = self
+            .m
+            .db
+            .write(move |ops| {
+                if ops.prekey(id)?.is_some() {
+                    return Ok(false);
+                }
+                ops.put_prekeys(&[(id, pair)], now_s.saturating_mul(1000))?;
+                Ok(true)
+            })
+            .await?;
+        if !ok {
+            return Ok(None);
+        }
+        Ok(Some(RetryKeys {
+            identity: creds.identity().public,
+            pre_key: (id, kp.public),
+            signed: (creds.signed_pre_key.key_id, signed_pub, creds.signed_pre_key.signature.clone()),
+            device_identity: di,
+        }))
+    }
+}
+
+/// The consumer's view of the connection.
+struct Link {
+    out: mpsc::Sender<Outgoing>,
+}
+
+impl Link {
+    async fn iq(&self, node: Node, timeout: Duration) -> Result<Node, SendFail> {
+        let (tx, rx) = oneshot::channel();
+        self.out.send(Outgoing { node, reply: Reply::Iq(tx) }).await.map_err(|_| SendFail::Closed)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(n)) if n.get_attr("type") == Some("result") => Ok(n),
+            Ok(Ok(n)) => Err(SendFail::Transient(format!(
+                "server answered {} with an error{}",
+                n.child_nodes().first().map_or("", |_| "query"),
+                n.child("error").and_then(|e| e.get_attr("code")).map(|c| format!(" {c}")).unwrap_or_default()
+            ))),
+            Ok(Err(_)) => Err(SendFail::Closed),
+            Err(_) => Err(SendFail::Timeout),
+        }
+    }
+
+    async fn fire(&self, node: Node) -> Result<(), SendFail> {
+        self.out.send(Outgoing { node, reply: Reply::None }).await.map_err(|_| SendFail::Closed)
+    }
+}
+
+/// The outbox consumer of one connection: runs until the connection's request channel closes.
+pub struct Consumer {
+    m: Arc<Messaging>,
+    creds: Creds,
+    link: Link,
+    events: mpsc::Receiver<ConnEvent>,
+    clock: crate::channels::whatsapp::client::Clock,
+    rng: SharedEntropy,
+    me: Jid,
+}
+
+impl Consumer {
+    /// A consumer writing through `out` and reading retry events from `events`.
+    pub fn new(
+        m: Arc<Messaging>,
+        creds: Creds,
+        out: mpsc::Sender<Outgoing>,
+        events: mpsc::Receiver<ConnEvent>,
+        clock: crate::channels::whatsapp::client::Clock,
+        rng: SharedEntropy,
+    ) -> Option<Self> {
+        let me = creds.me.as_ref().and_then(|m| Jid::parse(&m.id))?;
+        Some(Self { m, creds, link: Link { out }, events, clock, rng, me })
+    }
+
+    /// Runs until the connection ends.
+    pub async fn run(mut self) {
+        let m = self.m.clone();
+        let mut commands = m.commands.lock().await;
+        let account = m.account_id.clone();
+        loop {
+            let now = now_ms(&self.clock);
+            match m.outbox.expire_due("whatsapp", &account, now, "deadline passed before it could be sent").await {
+                Ok(ids) if !ids.is_empty() => tracing::warn!(account = %account, count = ids.len(), "outbound messages expired unsent"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(account = %account, "outbox: {e}"),
+            }
+            match m.outbox.claim_next("whatsapp", &account, now).await {
+                Ok(Some(rec)) => {
+                    if !self.send_claimed(rec).await {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(account = %account, "outbox claim failed: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            let next_due = m.outbox.next_due_ms("whatsapp", &account, now).await.ok().flatten();
+            let wait = next_due.map_or(Duration::from_secs(60), |t| Duration::from_millis(t.saturating_sub(now).max(50)));
+            tokio::select! {
+                _ = m.outbox.wait_for_work() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.link.out.closed() => return,
+                ev = self.events.recv() => match ev {
+                    Some(ConnEvent::Retry(r)) => {
+                        if let Err(e) = self.answer_retry(r).await {
+                            tracing::warn!(account = %account, "could not answer a retry receipt: {e}");
+                            if matches!(e, SendFail::Closed) { return; }
+                        }
+                    }
+                    None => return,
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(c) => {
+                        if let Err(SendFail::Closed) = self.command(c).await {
+                            return;
+                        }
+                    }
+                    None => {
+                        // The handle is gone: keep serving the outbox without commands.
+                        drop(commands);
+                        return Box::pin(self.run_without_commands()).await;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn run_without_commands(self) {
+        // Rare (the registry dropped): serve nothing more on this connection.
+        let _ = self.link.out.closed().await;
+    }
+
+    /// Sends one claimed message; false when the connection is gone.
+    async fn send_claimed(&mut self, rec: OutboxRecord) -> bool {
+        let id = rec.message.id.clone();
+        let r = self.send_record(&rec).await;
+        let now = now_ms(&self.clock);
+        let m = &self.m;
+        let res = match &r {
+            Ok(()) => {
+                m.stats.sent.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(account = %m.account_id, id = %id, chat = %rec.message.chat.as_str(), "whatsapp message sent (server ack)");
+                m.outbox.mark_sent(&id, now).await.map(|_| ())
+            }
+            Err(SendFail::Permanent(why)) => {
+                tracing::warn!(account = %m.account_id, id = %id, "outbound message failed: {why}");
+                m.outbox.mark_failed(&id, why, now).await
+            }
+            Err(e) => {
+                let backoff = 1000u64 << rec.attempts.min(6);
+                tracing::warn!(account = %m.account_id, id = %id, "outbound message not sent yet: {e}");
+                m.outbox.release(&id, &e.to_string(), now + backoff, now).await.map(|_| ())
+            }
+        };
+        if let Err(e) = res {
+            tracing::error!(account = %m.account_id, id = %id, "outbox update failed: {e}");
+        }
+        !matches!(r, Err(SendFail::Closed))
+    }
+
+    /// Device lists for `users` (user JIDs), from the cache or one usync query.
+    async fn devices(&self, users: Vec<String>) -> Result<HashMap<String, Vec<u32>>, SendFail> {
+        let now = now_ms(&self.clock);
+        let u2 = users.clone();
+        let mut found: HashMap<String, Vec<u32>> = self
+            .m
+            .db
+            .read(move |ops| {
+                let mut f = HashMap::new();
+                for u in &u2 {
+                    if let Some(l) = ops.device_list(u, now)? {
+                        f.insert(u.clone(), l.devices);
+                    }
+                }
+                Ok(f)
+            })
+            .await?;
+        let missing: Vec<String> = users.into_iter().filter(|u| !found.contains_key(u)).collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let sid = format!("{}.{}", now, self.me.device);
+        let ans = self.link.iq(stanza::usync_devices_query(&missing, &sid), Duration::from_secs(20)).await?;
+        let users = stanza::parse_usync(&ans);
+        let ttl = DEVICE_LIST_TTL.as_millis() as u64;
+        let write: Vec<(String, Vec<u32>, Option<String>)> = users
+            .iter()
+            .filter_map(|u| {
+                let j = Jid::parse(&u.jid)?.with_device(0).user_jid();
+                Some((j, u.devices.clone()?, u.lid.clone()))
+            })
+            .collect();
+        for (j, d, _) in &write {
+            found.insert(j.clone(), d.clone());
+        }
+        self.m
+            .db
+            .write(move |ops| {
+                for (j, d, lid) in &write {
+                    ops.put_device_list(j, d, now, now + ttl)?;
+                    if let Some(l) = lid
+                        && j.ends_with("@s.whatsapp.net")
+                    {
+                        ops.put_lid_mapping(j, l, now)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(found)
+    }
+
+    /// Loads (or creates from bundles) the sessions of `devices`; devices without keys are left out.
+    async fn sessions(&self, devices: Vec<String>, force_new: Option<(String, crate::channels::whatsapp::signal::PreKeyBundle)>) -> Result<Vec<(String, SessionRecord)>, SendFail> {
+        let d2 = devices.clone();
+        let stored = self
+            .m
+            .db
+            .read(move |ops| d2.iter().map(|d| Ok((d.clone(), ops.session(d)?))).collect::<Result<Vec<_>, StoreError>>())
+            .await?;
+        let mut have: Vec<(String, SessionRecord)> = Vec::new();
+        let mut need: Vec<String> = Vec::new();
+        let local = local_identity(&self.creds);
+        for (d, r) in stored {
+            let rec = load_record(r).unwrap_or_default();
+            if let Some((fd, b)) = &force_new
+                && *fd == d
+            {
+                let mut rec = rec;
+                match rec.start_outgoing(&local, b, self.rng.as_ref()) {
+                    Ok(()) => have.push((d, rec)),
+                    Err(e) => tracing::warn!(device = %d, "retry bundle rejected: {e}"),
+                }
+                continue;
+            }
+            if rec.has_current_session() {
+                have.push((d, rec));
+            } else {
+                need.push(d);
+            }
+        }
+        if !need.is_empty() {
+            let ans = self.link.iq(stanza::bundle_query(&need), Duration::from_secs(20)).await?;
+            let mut bundles: HashMap<String, _> = stanza::parse_bundles(&ans)
+                .into_iter()
+                .filter_map(|(j, b)| Some((Jid::parse(&j)?.device_jid(), b)))
+                .collect();
+            for d in need {
+                let Some(b) = bundles.remove(&d) else {
+                    tracing::debug!(device = %d, "no prekey bundle; device skipped");
+                    continue;
+                };
+                let mut rec = SessionRecord::new();
+                match rec.start_outgoing(&local, &b, self.rng.as_ref()) {
+                    Ok(()) => have.push((d, rec)),
+                    Err(e) => tracing::warn!(device = %d, "prekey bundle rejected: {e}"),
+                }
+            }
+        }
+        Ok(have)
+    }
+
+    /// Encrypts `plain` for each session (own devices get the `deviceSentMessage` copy), commits
+    /// the records, and returns the per-device ciphertexts.
+    async fn encrypt_all(&self, sessions: Vec<(String, SessionRecord)>, chat: &Jid, msg: &proto::Message) -> Result<Vec<DeviceEnc>, SendFail> {
+        let plain = msg.encode_to_vec();
+        let dsm = content::device_sent(&chat.user_jid(), msg).encode_to_vec();
+        let mut encs = Vec::new();
+        let mut records = Vec::new();
+        for (d, mut rec) in sessions {
+            let own = Jid::parse(&d).is_some_and(|j| j.user == self.me.user || Some(j.user.as_str()) == self.own_lid_user().as_deref());
+            let body = if own { &dsm } else { &plain };
+            match rec.encrypt(&padding::pad(body, self.rng.as_ref())) {
+                Ok((ty, ct)) => {
+                    encs.push(DeviceEnc { jid: d.clone(), kind: ty.as_str(), ciphertext: ct });
+                    records.push((d, stored(&rec)));
+                }
+                Err(e) => tracing::warn!(device = %d, "encryption failed: {e}"),
+            }
+        }
+        let now = now_ms(&self.clock);
+        // Sessions are committed before the ciphertexts leave.
+        self.m
+            .db
+            .write(move |ops| {
+                for (d, r) in &records {
+                    ops.put_session(d, r, now)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(encs)
+    }
+
+    fn own_lid_user(&self) -> Option<String> {
+        self.creds.me.as_ref()?.lid.as_deref().and_then(Jid::parse).map(|j| j.user)
+    }
+
+    async fn send_record(&self, rec: &OutboxRecord) -> Result<(), SendFail> {
+        let text = match &rec.message.body {
+            OutboundBody::Text { text } => text.clone(),
+            #[allow(unreachable_patterns)]
+            _ => return Err(SendFail::Permanent("only text messages are supported on WhatsApp yet".into())),
+        };
+        let chat = Jid::parse(rec.message.chat.as_str())
+            .filter(Jid::is_user)
+            .ok_or_else(|| SendFail::Permanent(format!("unsupported chat {:?} (groups are separate work)", rec.message.chat.as_str())))?
+            .with_device(0);
+        let own_user = if chat.server == "lid" {
+            self.own_lid_user().map(|u| format!("{u}@lid")).unwrap_or_else(|| self.me.with_device(0).user_jid())
+        } else {
+            self.me.with_device(0).user_jid()
+        };
+        let lists = self.devices(vec![chat.user_jid(), own_user.clone()]).await?;
+        let their = lists.get(&chat.user_jid()).cloned().unwrap_or_default();
+        if their.is_empty() {
+            return Err(SendFail::Permanent(format!("{} is not on WhatsApp (no devices)", chat.user_jid())));
+        }
+        let own_jid = Jid::parse(&own_user).unwrap_or_else(|| self.me.with_device(0));
+        let mut devices: Vec<String> = their.iter().map(|d| chat.with_device(*d).device_jid()).collect();
+        for d in lists.get(&own_user).cloned().unwrap_or_default() {
+            if d != self.me.device {
+                devices.push(own_jid.with_device(d).device_jid());
+            }
+        }
+        let sessions = self.sessions(devices, None).await?;
+        if !sessions.iter().any(|(d, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
+            return Err(SendFail::Transient("no device of the recipient has keys".into()));
+        }
+        let msg = content::text_message(&text);
+        let encs = self.encrypt_all(sessions, &chat, &msg).await?;
+        let node = stanza::outgoing_message(&chat.user_jid(), rec.message.id.as_str(), &encs, device_identity(&self.creds).as_deref());
+        self.await_ack(node).await
+    }
+
+    async fn await_ack(&self, node: Node) -> Result<(), SendFail> {
+        let (tx, rx) = oneshot::channel();
+        self.link.out.send(Outgoing { node, reply: Reply::MessageAck(tx) }).await.map_err(|_| SendFail::Closed)?;
+        match tokio::time::timeout(self.m.ack_timeout, rx).await {
+            Ok(Ok(ack)) => match ack.get_attr("error") {
+                None => Ok(()),
+                Some(code) => Err(SendFail::Transient(format!("server refused the message ({code})"))),
+            },
+            Ok(Err(_)) => Err(SendFail::Closed),
+            Err(_) => Err(SendFail::Timeout),
+        }
+    }
+
+    /// A retry receipt for our message: re-encrypt for that device only (a new session when the
+    /// receipt carries keys) and send it to that device with the same id.
+    async fn answer_retry(&self, r: RetryRequest) -> Result<(), SendFail> {
+        let Some(rec) = self.m.outbox.get(&MessageId::new(r.id.clone())).await.map_err(|e| SendFail::Transient(e.to_string()))? else {
+            tracing::info!(id = %r.id, "retry receipt for a message we no longer have");
+            return Ok(());
+        };
+        let OutboundBody::Text { text } = &rec.message.body else { return Ok(()) };
+        let Some(chat) = Jid::parse(rec.message.chat.as_str()) else { return Ok(()) };
+        let dev = r.from.device_jid();
+        let force = r.bundle.clone().filter(|_| r.count >= 2).map(|b| (dev.clone(), b));
+        let sessions = self.sessions(vec![dev.clone()], force).await?;
+        let msg = content::text_message(text);
+        let encs = self.encrypt_all(sessions, &chat.with_device(0), &msg).await?;
+        let Some(e) = encs.into_iter().next() else { return Ok(()) };
+        let mut node = Node::new("message").attr("to", dev.clone()).attr("id", r.id.clone()).attr("type", "text");
+        let mut children = vec![Node::new("enc").attr("v", "2").attr("type", e.kind).attr("count", r.count.to_string()).bytes(e.ciphertext)];
+        if e.kind == "pkmsg"
+            && let Some(di) = device_identity(&self.creds)
+        {
+            children.push(Node::new("device-identity").bytes(di));
+        }
+        node = node.children(children);
+        tracing::info!(id = %r.id, device = %dev, count = r.count, "re-sending a message after a retry receipt");
+        self.link.fire(node).await
+    }
+
+    async fn command(&self, c: AccountCommand) -> Result<(), SendFail> {
+        match c {
+            AccountCommand::Presence { chat, state } => {
+                self.link.fire(stanza::chatstate(chat.as_str(), state == Presence::Composing)).await
+            }
+            AccountCommand::MarkRead { chat, sender, ids } => {
+                let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+                let to = if sender.as_str().is_empty() { chat.as_str() } else { sender.as_str() };
+                self.link.fire(stanza::receipt(to, None, &ids, Some("read"))).await
+            }
+            AccountCommand::ResolveTarget { target, reply } => {
+                let r = self.resolve(&target).await;
+                let closed = matches!(r, Err(SendFail::Closed));
+                let answer = match r {
+                    Ok(x) => x,
+                    Err(_) => Err(TargetError::NotConnected),
+                };
+                let _ = reply.send(answer);
+                if closed { Err(SendFail::Closed) } else { Ok(()) }
+            }
+        }
+    }
+
+    async fn resolve(&self, target: &str) -> Result<Result<crate::messaging::ChatId, TargetError>, SendFail> {
+        let t = target.trim();
+        if t.contains('@') {
+            let Some(j) = Jid::parse(t).filter(Jid::is_user) else {
+                return Ok(Err(TargetError::Invalid(t.to_owned())));
+            };
+            let lists = self.devices(vec![j.user_jid()]).await?;
+            return Ok(if lists.get(&j.user_jid()).is_some_and(|d| !d.is_empty()) {
+                Ok(crate::messaging::ChatId::new(j.user_jid()))
+            } else {
+                Err(TargetError::NotOnChannel(t.to_owned()))
+            });
+        }
+        let digits: String = t.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
+        let digits = digits.strip_prefix('+').unwrap_or(&digits).to_owned();
+        if digits.len() < 7 || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) || digits.starts_with('0') {
+            return Ok(Err(TargetError::Invalid(t.to_owned())));
+        }
+        let sid = format!("r{}", now_ms(&self.clock));
+        let ans = self.link.iq(stanza::usync_contact_query(&digits, &sid), Duration::from_secs(20)).await?;
+        let on = stanza::parse_usync(&ans).iter().any(|u| u.contact.as_deref() == Some("in"));
+        Ok(if on {
+            Ok(crate::messaging::ChatId::new(format!("{digits}@s.whatsapp.net")))
+        } else {
+            Err(TargetError::NotOnChannel(format!("+{digits}")))
+        })
+    }
+}
