@@ -251,6 +251,24 @@ async fn run_state(port: u16, id: &str, want: &[&str]) -> Value {
     panic!("run {id} never reached {want:?}");
 }
 
+/// Runs the `openclaw` binary against the in-process gateway of `dir`.
+async fn cli(dir: &std::path::Path, port: u16, args: &[&str]) -> (i32, String, String) {
+    let (dir, args): (std::path::PathBuf, Vec<String>) = (dir.to_path_buf(), args.iter().map(|a| a.to_string()).collect());
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_openclaw"))
+            .args(&args)
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(["--url", &format!("ws://127.0.0.1:{port}")])
+            .env_remove("OPENCLAW_CONFIG_PATH")
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+    .await
+    .unwrap()
+}
+
 fn litellm_agent(p: &litellm::LiteLlm) -> Agent {
     agent(
         json!({"litellm": {"baseUrl": format!("{}/v1", p.base_url()), "apiKey": litellm::MASTER_KEY, "api": "openai-completions",
@@ -442,6 +460,19 @@ async fn issue10_item5_hooks_send_enqueues_reports_the_outcome_and_refuses_with_
         assert!(v["error"].as_str().unwrap().contains(needle), "{v}");
     }
     assert_eq!(gw.seen.count(), 1);
+    // `openclaw message send`: exit 0 once acknowledged; clear errors otherwise.
+    let (code, out, err) = cli(dir.path(), gw.port, &["message", "send", "--channel", "whatsapp", "-t", OWNER, "-m", "from the cli", "--json"]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["ok"].clone(), v["state"].clone()), (json!(true), json!("sent")));
+    assert!(gw.seen.texts_to(&jid(OWNER)).contains(&"from the cli".to_string()));
+    let (code, _, err) = cli(dir.path(), gw.port, &["message", "send", "-t", "12345", "-m", "x"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid target \"12345\""), "{err}");
+    let (code, _, err) = cli(dir.path(), gw.port, &["message", "send", "-t", "+15559999000", "-m", "x"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("+15559999000 is not on WhatsApp"), "{err}");
+    assert_eq!(gw.seen.count(), 2);
     // /hooks/agent: nothing resolves → 422 with the hint and no run.
     let before = gw.st.runs.counters().accepted;
     let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "x"}))).await;
@@ -481,5 +512,23 @@ async fn issue11_hooks_agent_deliver_to_a_number_and_default_to() {
     let run = run_state(gw.port, v["runId"].as_str().unwrap(), &["delivered"]).await;
     assert_eq!(run["delivery"]["to"], jid(STRANGER));
     assert_eq!(gw.seen.texts_to(&jid(STRANGER)), [litellm::MOCK_TEXT]);
+    let run_id = v["runId"].as_str().unwrap().to_string();
+    // `openclaw agent`: the same run path; prints the reply, delivers with --deliver.
+    let (code, out, err) = cli(dir.path(), gw.port, &["agent", "-m", "cli turn", "--json"]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["result"]["payloads"][0]["text"], litellm::MOCK_TEXT, "{v}");
+    assert_eq!(v["result"]["meta"]["agentMeta"]["model"], "mock-gpt");
+    let (code, out, err) = cli(dir.path(), gw.port, &["agent", "-m", "cli deliver", "--deliver", "-t", OWNER]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out.trim(), litellm::MOCK_TEXT);
+    wait_until("the CLI run's delivery", || gw.seen.texts_to(&jid(OWNER)).len() == 2).await;
+    gw.stop().await;
+    // The run survives a gateway restart: same record, same state, provider and model.
+    let gw = gateway(dir.path(), None, None).await;
+    let (code, v) = http(gw.port, "GET", &format!("/hooks/runs/{run_id}"), None).await;
+    assert_eq!(code, 200);
+    assert_eq!((v["run"]["state"].as_str(), v["run"]["model"].as_str()), (Some("delivered"), Some("mock-gpt")), "{v}");
+    assert_eq!(v["run"]["reply"], litellm::MOCK_TEXT);
     gw.stop().await;
 }
