@@ -126,6 +126,8 @@ fn issue10_item5_issue11_end_to_end_with_baileys_as_the_contact() {
             default_to: None,
         }],
         default_accounts: vec![("whatsapp".into(), "default".into())],
+        ack_reaction: Some("👀".into()),
+        ack_reaction_scope: openclaw::config::model::messages::AckReactionScope::Direct,
         agent: Some(Arc::new(agent)),
         ..AppConfig::default()
     };
@@ -172,9 +174,12 @@ fn issue10_item5_issue11_end_to_end_with_baileys_as_the_contact() {
 
     // 1. Bob's DM gets the model's reply on Baileys; the proxy saw Bob's text.
     let tag = format!("e2e-{}", uuid::Uuid::new_v4());
-    bob.send_text(US, &format!("hello assistant {tag}"));
+    let dm_id = bob.send_text(US, &format!("hello assistant {tag}"));
     received_text(&mut bob, "the model's reply", litellm::MOCK_TEXT);
     assert_eq!(llm.requests_with(&tag).len(), 1);
+    // The read receipt reached Bob. (The ack reaction is stored in the outbox, but the WhatsApp
+    // driver sends text only so far and fails reactions: not asserted here.)
+    bob.wait_from(0, WAIT, "the read receipt", |v| v["event"] == "update" && v["id"] == dm_id.as_str() && v["status"].as_u64() >= Some(4));
 
     // 2. /hooks/send reaches Baileys, and its outcome reads `sent`.
     let (code, v) = http(port, "POST", "/hooks/send", Some(json!({"channel": "whatsapp", "to": format!("+{BOB}"), "message": "from a webhook"})));
