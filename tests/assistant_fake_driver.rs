@@ -532,3 +532,27 @@ async fn issue11_hooks_agent_deliver_to_a_number_and_default_to() {
     assert_eq!(v["run"]["reply"], litellm::MOCK_TEXT);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_item5_message_send_to_a_disconnected_account_stays_queued_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(dir.path(), None, None).await;
+    // A driver that is not connected: nothing claims from its outbox.
+    let outbox = Outbox::open(&dir.path().join("outbox-idle.db"), OutboxPolicy::default()).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::channel(4);
+    gw.st.app.set_registry(ChannelRegistry::new([AccountHandle::new("whatsapp", "default", outbox.clone(), tx)]));
+    gw.st.channels.update("whatsapp", "default", |s| {
+        s.connected = false;
+        s.state = ConnectionState::BackingOff { until_ms: now() + 60_000, reason: "connection lost".into(), attempt: 2 };
+    });
+    let (code, out, err) = cli(dir.path(), gw.port, &["message", "send", "-t", OWNER, "-m", "when you are back", "--wait", "1"]).await;
+    assert_eq!(code, 75, "{out} {err}");
+    assert!(err.contains("not connected (disconnected (connection lost); reconnecting at"), "{err}");
+    assert!(err.contains("stays queued until"), "{err}");
+    // It is in the outbox, pending, for the driver to send when the account is back.
+    let id = err.split("message ").nth(1).unwrap().split(' ').next().unwrap();
+    let rec = outbox.get(&MessageId::new(id)).await.unwrap().unwrap();
+    assert_eq!(rec.state.as_str(), "pending");
+    assert_eq!(rec.message.chat.as_str(), jid(OWNER));
+    gw.stop().await;
+}
