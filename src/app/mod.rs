@@ -215,3 +215,23 @@ impl App {
         (self.clock)()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// DESIGN.md: `app` sits below the gateway (front ends call it, never the reverse).
+    #[test]
+    fn app_never_imports_the_gateway() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/app");
+        let mut scanned = 0;
+        let needles = [format!("crate::{}", "gateway"), format!("crate::{}", "cli")];
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            scanned += 1;
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                assert!(needles.iter().all(|n| !line.contains(n.as_str())), "{}: {line}", p.display());
+            }
+        }
+        assert!(scanned >= 5);
+    }
+}
