@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the code map and invariants.
 
 pub mod agent;
+pub mod app;
 pub mod channels;
 pub mod cli;
 pub mod config;

@@ -254,7 +254,7 @@ fn hooks_gateway(gateway_extra: Value) -> (tempfile::TempDir, Gw) {
 
 fn hook(gw: &Gw, path: &str, token: &str) -> u16 {
     let auth = format!("Bearer {token}");
-    gateway_support::http(gw.port, "POST", path, &[("Authorization", &auth), ("Content-Type", "application/json")], br#"{"message":"x"}"#).status
+    gateway_support::http(gw.port, "POST", path, &[("Authorization", &auth), ("Content-Type", "application/json")], br#"{"message":"x","deliver":false}"#).status
 }
 
 #[test]

@@ -102,11 +102,11 @@ fn hooks_status_codes_match_upstream() {
     assert!(r.header("content-type").unwrap().starts_with("application/json"));
     assert_eq!(r.json()["ok"], false);
     // 200 with a runId, via Bearer and via x-openclaw-token without a Content-Type.
-    let r = post(&gw, "/hooks/agent", &[BEARER, ("Content-Type", "application/json")], r#"{"message":"hello"}"#);
+    let r = post(&gw, "/hooks/agent", &[BEARER, ("Content-Type", "application/json")], r#"{"message":"hello","deliver":false}"#);
     assert_eq!(r.status, 200, "{}", r.body);
     let run_id = r.json()["runId"].as_str().unwrap().to_string();
     assert_eq!(r.json()["ok"], true);
-    let r = post(&gw, "/hooks/agent", &[("x-openclaw-token", HOOK_TOKEN)], r#"{"message":"hello"}"#);
+    let r = post(&gw, "/hooks/agent", &[("x-openclaw-token", HOOK_TOKEN)], r#"{"message":"hello","deliver":false}"#);
     assert_eq!(r.status, 200);
     // The run is recorded and, with no provider, fails loudly.
     let mut state = json!(null);
@@ -124,19 +124,25 @@ fn hooks_status_codes_match_upstream() {
     let r = http(gw.port, "GET", "/hooks/runs/00000000-0000-0000-0000-000000000000", &[BEARER], b"");
     assert_eq!((r.status, r.json()["ok"].clone()), (404, json!(false)));
     // Idempotency-Key replays return the first runId (header, then payload key).
-    let a = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "k-1")], r#"{"message":"once"}"#).json();
-    let b = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "k-1")], r#"{"message":"once"}"#).json();
+    let a = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "k-1")], r#"{"message":"once","deliver":false}"#).json();
+    let b = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "k-1")], r#"{"message":"once","deliver":false}"#).json();
     assert_eq!(a["runId"], b["runId"]);
-    let c = post(&gw, "/hooks/agent", &[BEARER], r#"{"message":"once","idempotencyKey":"k-2"}"#).json();
-    let d = post(&gw, "/hooks/agent", &[BEARER], r#"{"message":"once","idempotencyKey":"k-2"}"#).json();
+    let c = post(&gw, "/hooks/agent", &[BEARER], r#"{"message":"once","deliver":false,"idempotencyKey":"k-2"}"#).json();
+    let d = post(&gw, "/hooks/agent", &[BEARER], r#"{"message":"once","deliver":false,"idempotencyKey":"k-2"}"#).json();
     assert_eq!(c["runId"], d["runId"]);
     assert_ne!(a["runId"], c["runId"]);
-    // 422: deliver:true with nowhere to deliver.
-    let r = post(&gw, "/hooks/agent", &[BEARER], r#"{"message":"x","deliver":true}"#);
-    assert_eq!(r.status, 422);
-    assert!(r.json()["error"].as_str().unwrap().contains("no last recipient"));
+    // 422 (issue 11 item 4): delivering (explicitly or by default) with nowhere to deliver, or
+    // to a channel that is not configured; the reason and the hint, and no run.
+    for body in [r#"{"message":"x","deliver":true}"#, r#"{"message":"x"}"#] {
+        let r = post(&gw, "/hooks/agent", &[BEARER], body);
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert!(r.json()["error"].as_str().unwrap().contains("has no last route"), "{}", r.body);
+        assert_eq!(r.json()["hint"], "set channel and to, or deliver: false");
+        assert!(r.json().get("runId").is_none());
+    }
     let r = post(&gw, "/hooks/agent", &[BEARER], r#"{"message":"x","deliver":true,"channel":"whatsapp","to":"+15550001"}"#);
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("not configured"), "{}", r.body);
     // Wake.
     let r = post(&gw, "/hooks/wake", &[BEARER], r#"{"text":"ping","mode":"now"}"#);
     assert_eq!(r.status, 200);
@@ -150,7 +156,7 @@ fn hooks_status_codes_match_upstream() {
     let big = format!(r#"{{"message":"{}"}}"#, "a".repeat(300 * 1024));
     let r = post(&gw, "/hooks/agent", &[BEARER], &big);
     assert_eq!((r.status, r.json()), (413, json!({"ok": false, "error": "payload too large"})));
-    let ok = format!(r#"{{"message":"{}"}}"#, "a".repeat(255 * 1024));
+    let ok = format!(r#"{{"message":"{}","deliver":false}}"#, "a".repeat(255 * 1024));
     assert_eq!(post(&gw, "/hooks/agent", &[BEARER], &ok).status, 200);
 }
 
@@ -329,7 +335,7 @@ fn sd_notify_ready_and_stopping_json_logs_and_drain() {
     let msg = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(msg.contains("READY=1"), "{msg}");
     // A request in flight when SIGTERM arrives still completes.
-    let body = r#"{"message":"in flight"}"#;
+    let body = r#"{"message":"in flight","deliver":false}"#;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
     write!(s, "POST /hooks/agent HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {HOOK_TOKEN}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}", body.len(), &body[..5]).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));

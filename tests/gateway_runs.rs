@@ -28,7 +28,7 @@ fn issue14_item12_idempotency_key_and_run_survive_kill_9_and_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
     let mut gw = start(dir.path(), &[], &[]).expect("start");
-    let a = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "restart-key")], r#"{"message":"hello"}"#);
+    let a = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "restart-key")], r#"{"message":"hello","deliver":false}"#);
     assert_eq!(a.status, 200, "{}", a.body);
     let run_id = a.json()["runId"].as_str().unwrap().to_string();
     let w = post(&gw, "/hooks/wake", &[BEARER], r#"{"text":"ping","idempotencyKey":"wake-key"}"#).json();
@@ -42,7 +42,7 @@ fn issue14_item12_idempotency_key_and_run_survive_kill_9_and_sigterm() {
     assert_eq!(mode & 0o777, 0o600);
 
     let mut gw = start(dir.path(), &[], &[]).expect("restart after kill -9");
-    let b = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "restart-key")], r#"{"message":"hello"}"#).json();
+    let b = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "restart-key")], r#"{"message":"hello","deliver":false}"#).json();
     assert_eq!(b["runId"].as_str(), Some(run_id.as_str()), "same key after kill -9 → same runId");
     let w2 = post(&gw, "/hooks/wake", &[BEARER], r#"{"text":"ping","idempotencyKey":"wake-key"}"#).json();
     assert_eq!(w2["runId"].as_str(), Some(wake_id.as_str()));
@@ -66,10 +66,10 @@ fn issue14_item12_idempotency_key_and_run_survive_kill_9_and_sigterm() {
     assert!(gw.sigterm().success());
     drop(gw);
     let gw = start(dir.path(), &[], &[]).expect("restart after SIGTERM");
-    let c = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "restart-key")], r#"{"message":"hello"}"#).json();
+    let c = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "restart-key")], r#"{"message":"hello","deliver":false}"#).json();
     assert_eq!(c["runId"].as_str(), Some(run_id.as_str()));
     assert_eq!(run(&gw, &run_id).status, 200);
-    let other = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "new-key")], r#"{"message":"hello"}"#).json();
+    let other = post(&gw, "/hooks/agent", &[BEARER, ("Idempotency-Key", "new-key")], r#"{"message":"hello","deliver":false}"#).json();
     assert_ne!(other["runId"].as_str(), Some(run_id.as_str()));
 }
 
@@ -79,11 +79,11 @@ fn issue14_item8_oversized_session_key_is_refused_and_long_idempotency_keys_are_
     config(dir.path());
     let gw = start(dir.path(), &[], &[]).expect("start");
     let big = "s".repeat(100 * 1024);
-    let r = post(&gw, "/hooks/agent", &[BEARER], &json!({"message": "x", "sessionKey": big}).to_string());
+    let r = post(&gw, "/hooks/agent", &[BEARER], &json!({"message": "x", "deliver": false, "sessionKey": big}).to_string());
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("sessionKey is too long"), "{}", r.body);
     let key = "k".repeat(100 * 1024);
-    let body = json!({"message": "x", "idempotencyKey": key}).to_string();
+    let body = json!({"message": "x", "deliver": false, "idempotencyKey": key}).to_string();
     let a = post(&gw, "/hooks/agent", &[BEARER], &body).json();
     let b = post(&gw, "/hooks/agent", &[BEARER], &body).json();
     assert_eq!(a["runId"], b["runId"]);
@@ -108,14 +108,14 @@ fn issue14_item8_runs_with_250kb_keys_keep_rss_and_disk_small() {
     let gw = start(dir.path(), &[], &[]).expect("start");
     let key = "k".repeat(250 * 1000);
     // Warm up the allocator with one request of the same size first.
-    let warm = post(&gw, "/hooks/agent", &[BEARER], &json!({"message": "x", "idempotencyKey": format!("w{key}")}).to_string());
+    let warm = post(&gw, "/hooks/agent", &[BEARER], &json!({"message": "x", "deliver": false, "idempotencyKey": format!("w{key}")}).to_string());
     assert_eq!(warm.status, 200, "{}", warm.body);
     let before = rss_kib(gw.child.id());
     let t = std::time::Instant::now();
     // 500 runs keep the test short in a debug build (the library test runs the full 2,000); kept
     // verbatim, their keys alone would add 125 MB.
     for i in 0..500 {
-        let r = post(&gw, "/hooks/agent", &[BEARER], &json!({"message": "x", "idempotencyKey": format!("{i}{key}")}).to_string());
+        let r = post(&gw, "/hooks/agent", &[BEARER], &json!({"message": "x", "deliver": false, "idempotencyKey": format!("{i}{key}")}).to_string());
         assert_eq!(r.status, 200, "{}", r.body);
     }
     let after = rss_kib(gw.child.id());

@@ -120,8 +120,9 @@ async fn methods_after_hello() {
     assert!(c.request("wake", json!({"text": "ping"})).await.unwrap()["runId"].is_string());
     let logs = c.request("logs.tail", json!({"limit": 50})).await.unwrap();
     assert!(logs["lines"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains(&id)), "runs log their runId: {logs}");
-    let ClientError::Rejected { code, .. } = c.request("send", json!({"channel": "whatsapp", "to": "+1", "message": "x"})).await.unwrap_err() else { panic!() };
-    assert_eq!(code, "UNAVAILABLE");
+    // `send` goes through the operations layer: a channel that is not configured is refused.
+    let ClientError::Rejected { code, error, .. } = c.request("send", json!({"channel": "whatsapp", "to": "+1", "message": "x"})).await.unwrap_err() else { panic!() };
+    assert_eq!((code.as_str(), error["details"]["code"].as_str()), ("INVALID_REQUEST", Some("UNKNOWN_CHANNEL")));
     let ClientError::Rejected { code, message, .. } = c.request("no.such.method", json!({})).await.unwrap_err() else { panic!() };
     assert_eq!((code.as_str(), message.as_str()), ("INVALID_REQUEST", "unknown method: no.such.method"));
 }

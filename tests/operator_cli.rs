@@ -186,16 +186,17 @@ fn issue13_item5_state_dir_printed_absolute() {
     assert!(err.contains(&format!("{}/rel", parent.path().display())), "{err}");
 }
 
+/// `whatsapp send` is `message send --channel whatsapp`: with no gateway running both fail the
+/// same way, saying so (the sending itself is tested in `assistant_*` and `whatsapp_messages`).
 #[test]
-fn issue13_item8_message_send_and_whatsapp_send_are_not_available_yet() {
-    for args in [
-        vec!["message", "send", "--channel", "whatsapp", "-t", "+15550001234", "-m", "hi"],
-        vec!["whatsapp", "send", "-t", "+15550001234", "-m", "hi"],
-    ] {
-        let (code, _, err) = gateway_support::cli(&args);
-        assert_eq!(code, 69, "{args:?}");
-        assert!(err.contains("not available yet: WhatsApp message sending is being built (issue 10)"), "{err}");
-    }
+fn issue13_item8_whatsapp_send_is_message_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().to_str().unwrap();
+    let (c1, _, e1) = gateway_support::cli(&["message", "send", "--channel", "whatsapp", "-t", "+15550001234", "-m", "hi", "--state-dir", sd]);
+    let (c2, _, e2) = gateway_support::cli(&["whatsapp", "send", "-t", "+15550001234", "-m", "hi", "--state-dir", sd]);
+    assert_ne!(c1, 0, "{e1}");
+    assert_eq!((c1, &e1), (c2, &e2));
+    assert!(!e1.contains("not available yet"), "{e1}");
 }
 
 /// Links through `whatsapp pair` (text mode): decodes the terminal QR the way a phone would, on

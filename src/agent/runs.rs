@@ -57,7 +57,8 @@ pub const INTERRUPTED_BY_RESTART: &str =
 const BATCH: usize = 1;
 
 /// The schema of `runs.db`, in order (see [`crate::store::db::migrate`]).
-pub const MIGRATIONS: &[Migration] = &[Migration::sql(
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::sql(
     "runs v1",
     "CREATE TABLE runs (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,7 +81,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration::sql(
         finished_at_ms INTEGER
     );
     CREATE INDEX runs_by_state ON runs (state, seq);",
-)];
+    ),
+    // v2: the delivering account and the reply text (for `openclaw agent` and `GET …/runs/{id}`).
+    Migration::sql("runs v2", "ALTER TABLE runs ADD COLUMN account_id TEXT; ALTER TABLE runs ADD COLUMN reply TEXT;"),
+];
 
 /// The state of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,13 +144,17 @@ impl RunKind {
     }
 }
 
-/// Where a run's reply goes.
+/// Where a run's reply goes (resolved before the run is accepted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Delivery {
     /// Channel id.
     pub channel: String,
     /// Recipient.
     pub to: String,
+    /// The sending account (`None`: the channel's default account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 /// A request to run something.
@@ -200,6 +208,9 @@ pub struct RunRecord {
     pub provider: Option<String>,
     /// The model that served the run, once known.
     pub model: Option<String>,
+    /// The reply text, once the run finished with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
 }
 
 /// Totals since start.
@@ -275,6 +286,8 @@ pub struct RunSuccess {
     pub provider: Option<String>,
     /// The model that served it.
     pub model: Option<String>,
+    /// The reply text, if any.
+    pub reply: Option<String>,
 }
 
 /// Why a run failed.
@@ -294,7 +307,11 @@ impl From<String> for RunFailure {
     }
 }
 
-/// Executes runs. The only implementation today fails every run because no provider exists yet.
+/// The future of [`RunExecutor::execute_async`].
+pub type RunFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunSuccess, RunFailure>> + Send + 'a>>;
+
+/// Executes runs: [`NoProvider`] when no agent is configured, the operations layer's agent
+/// executor (`crate::app`) otherwise.
 pub trait RunExecutor: Send + Sync + 'static {
     /// Executes a run; `Err` holds a message for the run's `error` field.
     fn execute(&self, run: &RunRecord) -> Result<(), String>;
@@ -304,6 +321,12 @@ pub trait RunExecutor: Send + Sync + 'static {
     /// and model, or that delivered a reply (state `delivered`), overrides it.
     fn execute_detailed(&self, run: &RunRecord) -> Result<RunSuccess, RunFailure> {
         self.execute(run).map(|()| RunSuccess::default()).map_err(RunFailure::from)
+    }
+
+    /// Executes a run asynchronously (an agent turn waits for a provider); the worker awaits
+    /// this. The default runs [`Self::execute_detailed`].
+    fn execute_async<'a>(&'a self, run: &'a RunRecord) -> RunFuture<'a> {
+        Box::pin(std::future::ready(self.execute_detailed(run)))
     }
 }
 
@@ -375,7 +398,7 @@ fn validate(req: &RunRequest) -> Result<(), SubmitError> {
 }
 
 const COLUMNS: &str = "run_id, kind, state, message, message_truncated, agent_id, session_key, channel, target, origin, \
-                       provider, model, error, created_at_ms, started_at_ms, finished_at_ms";
+                       provider, model, error, created_at_ms, started_at_ms, finished_at_ms, account_id, reply";
 
 fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     let text = |i: usize| row.get::<_, Option<String>>(i);
@@ -396,7 +419,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         agent_id: text(5)?,
         session_key: text(6)?,
         delivery: match (text(7)?, text(8)?) {
-            (Some(channel), Some(to)) => Some(Delivery { channel, to }),
+            (Some(channel), Some(to)) => Some(Delivery { channel, to, account_id: text(16)? }),
             _ => None,
         },
         origin: row.get(9)?,
@@ -406,6 +429,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         created_at_ms: ms(13)?.unwrap_or(0),
         started_at_ms: ms(14)?,
         finished_at_ms: ms(15)?,
+        reply: text(17)?,
     })
 }
 
@@ -427,8 +451,8 @@ fn admit(db: &mut Db, req: &RunRequest, run_id: &str, key: Option<&[u8]>, now: u
             return Ok(Admitted::Replay(first));
         }
         tx.execute(
-            "INSERT INTO runs (run_id, kind, state, message, agent_id, session_key, channel, target, origin, idem_hash, created_at_ms)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO runs (run_id, kind, state, message, agent_id, session_key, channel, target, origin, idem_hash, created_at_ms, account_id)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 run_id,
                 req.kind.as_str(),
@@ -439,7 +463,8 @@ fn admit(db: &mut Db, req: &RunRequest, run_id: &str, key: Option<&[u8]>, now: u
                 req.delivery.as_ref().map(|d| &d.to),
                 req.origin,
                 key,
-                now as i64
+                now as i64,
+                req.delivery.as_ref().and_then(|d| d.account_id.as_ref())
             ],
         )?;
         Ok(Admitted::New)
@@ -466,15 +491,15 @@ fn finish(db: &mut Db, outcomes: &[(String, Result<RunSuccess, RunFailure>)], no
     db.transaction(|tx| {
         let mut upd = tx.prepare(
             "UPDATE runs SET state = ?2, error = ?3, provider = ?4, model = ?5, finished_at_ms = ?6,
-                 message_truncated = length(message) > ?7, message = substr(message, 1, ?7)
+                 message_truncated = length(message) > ?7, message = substr(message, 1, ?7), reply = ?8
              WHERE run_id = ?1",
         )?;
         for (id, o) in outcomes {
-            let (state, error, provider, model) = match o {
-                Ok(s) => (if s.delivered { RunState::Delivered } else { RunState::Done }, None, &s.provider, &s.model),
-                Err(f) => (RunState::Failed, Some(&f.error), &f.provider, &f.model),
+            let (state, error, provider, model, reply) = match o {
+                Ok(s) => (if s.delivered { RunState::Delivered } else { RunState::Done }, None, &s.provider, &s.model, s.reply.as_ref()),
+                Err(f) => (RunState::Failed, Some(&f.error), &f.provider, &f.model, None),
             };
-            upd.execute(params![id, state.as_str(), error, provider, model, now as i64, RETAINED_MESSAGE_CHARS as i64])?;
+            upd.execute(params![id, state.as_str(), error, provider, model, now as i64, RETAINED_MESSAGE_CHARS as i64, reply])?;
         }
         let total: i64 = tx.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
         let excess = total - retention as i64;
@@ -582,17 +607,15 @@ impl RunRegistry {
                 s.wake.notified().await;
                 continue;
             }
-            let outcomes: Vec<(String, Result<RunSuccess, RunFailure>)> = batch
-                .iter()
-                .map(|r| {
-                    let o = executor.execute_detailed(r);
-                    match &o {
-                        Ok(_) => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run done"),
-                        Err(f) => tracing::warn!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, error = %f.error, "run failed"),
-                    }
-                    (r.run_id.clone(), o)
-                })
-                .collect();
+            let mut outcomes: Vec<(String, Result<RunSuccess, RunFailure>)> = Vec::with_capacity(batch.len());
+            for r in &batch {
+                let o = executor.execute_async(r).await;
+                match &o {
+                    Ok(_) => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run done"),
+                    Err(f) => tracing::warn!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, error = %f.error, "run failed"),
+                }
+                outcomes.push((r.run_id.clone(), o));
+            }
             let (ok, failed) = outcomes.iter().fold((0u64, 0u64), |(a, b), (_, o)| if o.is_ok() { (a + 1, b) } else { (a, b + 1) });
             let n = outcomes.len();
             let now = (s.clock)();
@@ -783,7 +806,7 @@ mod tests {
             unreachable!("the worker calls execute_detailed")
         }
         fn execute_detailed(&self, _: &RunRecord) -> Result<RunSuccess, RunFailure> {
-            Ok(RunSuccess { delivered: true, provider: Some("litellm".into()), model: Some("gpt-x".into()) })
+            Ok(RunSuccess { delivered: true, provider: Some("litellm".into()), model: Some("gpt-x".into()), reply: None })
         }
     }
 
@@ -793,7 +816,7 @@ mod tests {
         let h = tokio::spawn(worker);
         let mut r = req();
         r.message = "x".repeat(RETAINED_MESSAGE_CHARS + 10);
-        r.delivery = Some(Delivery { channel: "whatsapp".into(), to: "+15550001".into() });
+        r.delivery = Some(Delivery { channel: "whatsapp".into(), to: "+15550001".into(), account_id: None });
         let id = reg.submit(r, None).unwrap().run_id;
         let rec = wait_for(&reg, &id, RunState::Delivered).await;
         assert_eq!(rec.provider.as_deref(), Some("litellm"));
@@ -894,7 +917,7 @@ mod tests {
         long.agent_id = Some("a".repeat(MAX_AGENT_ID_BYTES + 1));
         assert!(matches!(reg.submit_async(long, None).await, Err(SubmitError::Invalid(m)) if m.contains("agentId")));
         let mut long = req();
-        long.delivery = Some(Delivery { channel: "whatsapp".into(), to: big.clone() });
+        long.delivery = Some(Delivery { channel: "whatsapp".into(), to: big.clone(), account_id: None });
         assert!(matches!(reg.submit(long, None), Err(SubmitError::Invalid(m)) if m.contains("to is too long")));
         // The replay of a long key still works (hash lookup).
         assert!(reg.submit(req(), Some(&format!("7{big}"))).unwrap().replayed);

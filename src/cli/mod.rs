@@ -5,15 +5,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod channels_cmd;
+pub mod agent_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;
 pub mod doctor_cmd;
 pub mod gateway_cmd;
+pub mod message_cmd;
 pub mod models_cmd;
 pub mod pairing_cmd;
 pub mod human;
 pub mod logs_cmd;
-pub mod message_cmd;
+pub mod sessions_cmd;
 pub mod status_cmd;
 pub mod whatsapp_cmd;
 
@@ -64,13 +66,18 @@ pub enum Command {
     /// The running gateway's recent log lines (`--follow` to keep reading; NixOS: the full
     /// history is in `journalctl -u openclaw`).
     Logs(logs_cmd::LogsArgs),
-    /// Send messages through a channel (`message send`; not available yet, issue 10).
-    #[command(subcommand)]
-    Message(message_cmd::MessageCommand),
     /// Runbook names for WhatsApp: `pair` (= channels login), `status` (= channels status),
     /// `send` (= message send).
     #[command(subcommand)]
     Whatsapp(whatsapp_cmd::WhatsappCommand),
+    /// Send messages through the running gateway (`message send`).
+    #[command(subcommand)]
+    Message(message_cmd::MessageCommand),
+    /// Run one agent turn through the running gateway (optionally delivering the reply).
+    Agent(agent_cmd::AgentArgs),
+    /// Conversation sessions (`sessions list`).
+    #[command(subcommand)]
+    Sessions(sessions_cmd::SessionsCommand),
 }
 
 /// Client commands die quietly on a closed pipe (`openclaw status | head -3`) like other Unix
@@ -120,5 +127,7 @@ pub fn run() -> ExitCode {
             install_tls_provider();
             whatsapp_cmd::run(cmd)
         }
+        Command::Agent(a) => agent_cmd::run(a),
+        Command::Sessions(cmd) => sessions_cmd::run(cmd),
     }
 }

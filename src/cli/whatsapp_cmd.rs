@@ -17,7 +17,7 @@ pub enum WhatsappCommand {
     Pair(PairArgs),
     /// The WhatsApp accounts' connection state and number (= `channels status --channel whatsapp`).
     Status(StatusArgs),
-    /// Send a WhatsApp message (= `message send --channel whatsapp`; not available yet, issue 10).
+    /// Send a WhatsApp message (= `message send --channel whatsapp`).
     Send(SendArgs),
 }
 
@@ -41,7 +41,7 @@ pub fn run(cmd: WhatsappCommand) -> ExitCode {
             channels_cmd::run(ChannelsCommand::Status(a))
         }
         WhatsappCommand::Send(mut a) => {
-            a.channel = "whatsapp".into();
+            a.channel = Some("whatsapp".into());
             message_cmd::run(MessageCommand::Send(a))
         }
     }

@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use serde_json::{json, Value};
 
-use crate::agent::runs::{Delivery, RunKind, RunRequest};
+use crate::agent::runs::{RunKind, RunRequest};
+use crate::app::{DeliveryRequest, SendRequest};
 use crate::gateway::devices::{scope_covered, DeviceInfo, DeviceStoreError, PairCheck, PendingRequest};
 use crate::gateway::identity::{self, SignedFields};
 use crate::gateway::protocol::{self, close, ConnectParams, ErrorShape, ReqFrame};
@@ -26,6 +27,7 @@ pub const METHODS: &[&str] = &[
     "status",
     "channels.status",
     "send",
+    "send.get",
     "agent",
     "agent.run.get",
     "wake",
@@ -185,6 +187,12 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budge
                                 Ok(v) => protocol::res_ok(&f.id, v),
                                 Err(e) => protocol::res_err(&f.id, &e),
                             },
+                            Err(e) => protocol::res_err(&f.id, &e),
+                        }
+                    }
+                    Ok(f) if f.kind == "req" && matches!(f.method.as_str(), "send" | "send.get" | "agent") => {
+                        match dispatch_app(&st, &session, &f.method, &f.params).await {
+                            Ok(v) => protocol::res_ok(&f.id, v),
                             Err(e) => protocol::res_err(&f.id, &e),
                         }
                     }
@@ -551,6 +559,77 @@ async fn channels_status_probed(st: &AppState, s: &Session) -> Result<Value, Err
     Ok(json!({"channels": list, "probed": true}))
 }
 
+fn send_error(e: &crate::app::SendOpError) -> ErrorShape {
+    let code = if e.http_status() == 400 { "INVALID_REQUEST" } else { "UNAVAILABLE" };
+    ErrorShape {
+        code: code.into(),
+        message: e.to_string(),
+        details: Some(json!({"code": e.code()})),
+        retryable: Some(false),
+    }
+}
+
+/// The channel a request names, else the only configured one.
+fn channel_or_only(st: &AppState, p: &Value) -> Option<String> {
+    str_param(p, "channel").map(str::to_string).or_else(|| match st.app.config().channels().as_slice() {
+        [only] => Some(only.to_string()),
+        _ => None,
+    })
+}
+
+/// The methods served by the operations layer ([`crate::app`]): `send`, `send.get`, `agent`.
+pub async fn dispatch_app(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<Value, ErrorShape> {
+    match method {
+        "send" => {
+            need(s, "operator.write")?;
+            let req = SendRequest {
+                channel: channel_or_only(st, p).unwrap_or_default(),
+                account_id: str_param(p, "accountId").map(str::to_string),
+                to: str_param(p, "to").unwrap_or("").to_string(),
+                message: str_param(p, "message").unwrap_or("").to_string(),
+                idempotency_key: str_param(p, "idempotencyKey").map(str::to_string),
+            };
+            st.app.send_text(&req).await.map(|a| json!(a)).map_err(|e| send_error(&e))
+        }
+        "send.get" => {
+            need(s, "operator.read")?;
+            let id = str_param(p, "messageId").ok_or_else(|| bad("messageId required"))?;
+            match st.app.send_outcome(id).await.map_err(|e| send_error(&e))? {
+                Some(r) => Ok(json!({"messageId": id, "state": r.state.as_str(), "message": r})),
+                None => Err(bad(format!("unknown messageId: {id}"))),
+            }
+        }
+        _ => {
+            need(s, "operator.write")?;
+            let message = str_param(p, "message").ok_or_else(|| bad("message required"))?;
+            let session_key = str_param(p, "sessionKey").map(Into::into);
+            let dreq = DeliveryRequest {
+                deliver: p.get("deliver").and_then(Value::as_bool) == Some(true),
+                channel: if str_param(p, "to").is_some() { channel_or_only(st, p) } else { str_param(p, "channel").map(Into::into) },
+                to: str_param(p, "to").map(Into::into),
+                account_id: str_param(p, "accountId").map(Into::into),
+                session_key: session_key.clone(),
+            };
+            let delivery = st.app.resolve_delivery(&dreq).await.map_err(|e| ErrorShape {
+                code: if e.http_status() == 400 { "INVALID_REQUEST".into() } else { "UNAVAILABLE".into() },
+                message: e.to_string(),
+                details: Some(json!({"hint": crate::app::delivery::HINT})),
+                retryable: Some(false),
+            })?;
+            let req = RunRequest {
+                kind: RunKind::Agent,
+                message: message.into(),
+                agent_id: str_param(p, "agentId").map(Into::into),
+                session_key,
+                delivery,
+                origin: "ws",
+            };
+            let sub = st.runs.submit_async(req, str_param(p, "idempotencyKey")).await.map_err(|e| ErrorShape::new("UNAVAILABLE", e.to_string(), None))?;
+            Ok(json!({"runId": sub.run_id, "status": "accepted"}))
+        }
+    }
+}
+
 /// Runs one method for an authenticated session.
 pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<Value, ErrorShape> {
     match method {
@@ -573,25 +652,6 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
             let (lines, cursor) = st.logs.tail(limit, cursor);
             Ok(json!({"lines": lines, "cursor": cursor}))
         }
-        "agent" => {
-            need(s, "operator.write")?;
-            let message = str_param(p, "message").ok_or_else(|| bad("message required"))?;
-            let delivery = match (p.get("deliver").and_then(Value::as_bool), str_param(p, "channel"), str_param(p, "to")) {
-                (Some(true), Some(c), Some(t)) if c != "last" => Some(Delivery { channel: c.into(), to: t.into() }),
-                (Some(true), _, _) => return Err(bad("deliver:true needs a recipient: give channel and to (no last recipient is known for this session)")),
-                _ => None,
-            };
-            let req = RunRequest {
-                kind: RunKind::Agent,
-                message: message.into(),
-                agent_id: str_param(p, "agentId").map(Into::into),
-                session_key: str_param(p, "sessionKey").map(Into::into),
-                delivery,
-                origin: "ws",
-            };
-            let sub = st.runs.submit(req, str_param(p, "idempotencyKey")).map_err(|e| ErrorShape::new("UNAVAILABLE", e.to_string(), None))?;
-            Ok(json!({"runId": sub.run_id, "status": "accepted"}))
-        }
         "agent.run.get" => {
             need(s, "operator.read")?;
             let id = str_param(p, "runId").ok_or_else(|| bad("runId required"))?;
@@ -608,23 +668,6 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
             let req = RunRequest { kind: RunKind::Wake, message: text.into(), agent_id: None, session_key: None, delivery: None, origin: "ws" };
             let sub = st.runs.submit(req, None).map_err(|e| ErrorShape::new("UNAVAILABLE", e.to_string(), None))?;
             Ok(json!({"ok": true, "mode": mode, "eventOutcome": "queued", "runId": sub.run_id}))
-        }
-        "send" => {
-            need(s, "operator.write")?;
-            let channel = str_param(p, "channel").ok_or_else(|| bad("channel required"))?;
-            let _to = str_param(p, "to").ok_or_else(|| bad("to required"))?;
-            let _msg = str_param(p, "message").ok_or_else(|| bad("message required"))?;
-            let connected = st.channels.snapshot().iter().any(|c| c.id == channel && c.connected);
-            Err(ErrorShape {
-                code: "UNAVAILABLE".into(),
-                message: if connected {
-                    format!("channel {channel} has no outbound queue yet; nothing was sent")
-                } else {
-                    format!("channel {channel} is not connected; nothing was sent")
-                },
-                details: Some(json!({"code": "CHANNEL_UNAVAILABLE", "channel": channel})),
-                retryable: Some(false),
-            })
         }
         "device.pair.list" => {
             need(s, "operator.pairing").or_else(|_| need(s, "operator.read"))?;

@@ -186,6 +186,7 @@ impl GatewaySettings {
                 })
                 .collect();
         }
+        s.app = crate::app::AppConfig::from_config(&cfg, Some(std::sync::Arc::new(snap.clone())));
         Ok(s)
     }
 }

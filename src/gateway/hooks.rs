@@ -1,5 +1,7 @@
 //! The hooks HTTP surface, upstream-compatible (`POST {hooks.path}/agent`, `/wake`), plus
-//! `GET {hooks.path}/runs/{runId}`. Order of checks: method → query token → throttle → auth →
+//! `GET {hooks.path}/runs/{runId}`, and beyond upstream `POST {hooks.path}/send` (a message
+//! without any LLM) with `GET {hooks.path}/send/{messageId}`. The work is done by
+//! [`crate::app`]; this file maps HTTP to it. Order of checks: method → query token → throttle → auth →
 //! route → body size → JSON → payload. Status codes and bodies follow upstream (reference §2.2).
 
 use std::net::SocketAddr;
@@ -12,7 +14,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::agent::runs::{Delivery, RunKind, RunRequest, SubmitError};
+use crate::agent::runs::{RunKind, RunRequest, SubmitError};
+use crate::app::{DeliveryRequest, SendRequest};
 use crate::gateway::ratelimit::FailureVerdict;
 use crate::gateway::state::AppState;
 use crate::gateway::token::tokens_equal;
@@ -101,7 +104,9 @@ fn query_has_token(query: Option<&str>) -> bool {
 enum Route<'a> {
     Agent,
     Wake,
+    Send,
     Run(&'a str),
+    SendStatus(&'a str),
     Unknown,
 }
 
@@ -117,13 +122,15 @@ pub async fn handle(
     let route = match sub {
         "/agent" => Route::Agent,
         "/wake" => Route::Wake,
+        "/send" => Route::Send,
         s if s.starts_with("/runs/") && s.len() > 6 && !s[6..].contains('/') => Route::Run(&s[6..]),
+        s if s.starts_with("/send/") && s.len() > 6 && !s[6..].contains('/') => Route::SendStatus(&s[6..]),
         _ => Route::Unknown,
     };
     let method = req.method().clone();
     match route {
-        Route::Run(_) if method != Method::GET => return method_not_allowed("GET"),
-        Route::Agent | Route::Wake | Route::Unknown if method != Method::POST => return method_not_allowed("POST"),
+        Route::Run(_) | Route::SendStatus(_) if method != Method::GET => return method_not_allowed("GET"),
+        Route::Agent | Route::Wake | Route::Send | Route::Unknown if method != Method::POST => return method_not_allowed("POST"),
         _ => {}
     }
     if query_has_token(req.uri().query()) {
@@ -145,16 +152,23 @@ pub async fn handle(
             FailureVerdict::Throttled { retry_after_secs } => too_many(retry_after_secs),
         };
     }
-    let run_id = match route {
-        Route::Run(id) => id.to_string(),
+    match route {
+        Route::Run(id) => {
+            return match st.runs.get_async(id).await {
+                Ok(Some(r)) => json_resp(StatusCode::OK, json!({"ok": true, "run": r})),
+                Ok(None) => json_err(StatusCode::NOT_FOUND, "unknown runId (never accepted, or no longer retained)"),
+                Err(e) => json_err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            };
+        }
+        Route::SendStatus(id) => {
+            return match st.app.send_outcome(id).await {
+                Ok(Some(r)) => json_resp(StatusCode::OK, json!({"ok": true, "messageId": id, "state": r.state.as_str(), "message": r})),
+                Ok(None) => json_err(StatusCode::NOT_FOUND, "unknown message id (never accepted, or no longer retained)"),
+                Err(e) => json_err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            };
+        }
         Route::Unknown => return text(StatusCode::NOT_FOUND, "Not Found"),
-        _ => String::new(),
-    };
-    if !run_id.is_empty() {
-        return match st.runs.get(&run_id) {
-            Some(r) => json_resp(StatusCode::OK, json!({"ok": true, "run": r})),
-            None => json_err(StatusCode::NOT_FOUND, "unknown runId (never accepted, or no longer retained)"),
-        };
+        _ => {}
     }
     let (parts, body) = req.into_parts();
     let body = match read_body(body, &parts.headers, st.settings.hooks.max_body_bytes, st.shutdown.clone()).await {
@@ -167,8 +181,9 @@ pub async fn handle(
         Err(e) => return json_err(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
     };
     match route {
-        Route::Agent => agent(&st, &parts.headers, &payload),
-        _ => wake(&st, &parts.headers, &payload),
+        Route::Agent => agent(&st, &parts.headers, &payload).await,
+        Route::Send => send(&st, &parts.headers, &payload).await,
+        _ => wake(&st, &parts.headers, &payload).await,
     }
 }
 
@@ -215,8 +230,8 @@ fn idempotency_key<'a>(headers: &'a HeaderMap, payload: &'a Value) -> Option<&'a
         .or_else(|| str_field(payload, "idempotencyKey"))
 }
 
-fn submit(st: &AppState, req: RunRequest, key: Option<&str>) -> Result<String, Response> {
-    match st.runs.submit(req, key) {
+async fn submit(st: &AppState, req: RunRequest, key: Option<&str>) -> Result<String, Response> {
+    match st.runs.submit_async(req, key).await {
         Ok(s) => Ok(s.run_id),
         Err(SubmitError::Busy) => Err(json_err(StatusCode::SERVICE_UNAVAILABLE, "run queue is full; retry shortly")),
         Err(SubmitError::Closed) => Err(json_err(StatusCode::SERVICE_UNAVAILABLE, "the gateway is shutting down")),
@@ -225,7 +240,33 @@ fn submit(st: &AppState, req: RunRequest, key: Option<&str>) -> Result<String, R
     }
 }
 
-fn agent(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// `POST {hooks.path}/send {channel, to, message, account?}`: 202 with the message id once it
+/// is in the outbox; 4xx with the reason when it cannot be delivered.
+async fn send(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
+    let req = SendRequest {
+        channel: str_field(p, "channel").unwrap_or("").to_string(),
+        account_id: str_field(p, "account").or_else(|| str_field(p, "accountId")).map(str::to_string),
+        to: str_field(p, "to").unwrap_or("").to_string(),
+        message: str_field(p, "message").unwrap_or("").to_string(),
+        idempotency_key: idempotency_key(headers, p).map(str::to_string),
+    };
+    match st.app.send_text(&req).await {
+        Ok(a) => {
+            let mut v = json!({"ok": true});
+            if let (Some(o), Value::Object(m)) = (v.as_object_mut(), json!(a)) {
+                o.extend(m);
+            }
+            json_resp(StatusCode::ACCEPTED, v)
+        }
+        Err(e) => json_resp(status(e.http_status()), json!({"ok": false, "error": e.to_string(), "code": e.code()})),
+    }
+}
+
+async fn agent(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
     let Some(message) = str_field(p, "message") else {
         return json_err(StatusCode::BAD_REQUEST, "message required");
     };
@@ -235,21 +276,23 @@ fn agent(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
             return json_err(StatusCode::BAD_REQUEST, format!("agentId {id:?} is not in hooks.allowedAgentIds"));
         }
     let session_key = str_field(p, "sessionKey").map(str::to_string).or_else(|| st.settings.hooks.default_session_key.clone());
-    let channel = str_field(p, "channel").filter(|c| *c != "last");
-    let to = str_field(p, "to");
-    let delivery = if p.get("deliver").and_then(Value::as_bool) == Some(true) {
-        match (channel, to) {
-            (Some(c), Some(t)) => Some(Delivery { channel: c.to_string(), to: t.to_string() }),
-            _ => {
-                // There is no session store yet, so no "last recipient" is ever known.
-                return json_err(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "deliver:true needs a recipient: give channel and to (no last recipient is known for this session)",
-                );
-            }
+    // Upstream: anything but `deliver: false` delivers. The target is resolved before answering.
+    let dreq = DeliveryRequest {
+        deliver: p.get("deliver") != Some(&Value::Bool(false)),
+        channel: str_field(p, "channel").map(str::to_string),
+        to: str_field(p, "to").map(str::to_string),
+        account_id: str_field(p, "accountId").map(str::to_string),
+        session_key: session_key.clone(),
+    };
+    let delivery = match st.app.resolve_delivery(&dreq).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::info!(error = %e, "hook agent refused: no deliverable target");
+            return json_resp(
+                status(e.http_status()),
+                json!({"ok": false, "error": e.to_string(), "hint": crate::app::delivery::HINT}),
+            );
         }
-    } else {
-        None
     };
     let req = RunRequest {
         kind: RunKind::Agent,
@@ -259,13 +302,13 @@ fn agent(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
         delivery,
         origin: "hook",
     };
-    match submit(st, req, idempotency_key(headers, p)) {
+    match submit(st, req, idempotency_key(headers, p)).await {
         Ok(run_id) => json_resp(StatusCode::OK, json!({"ok": true, "runId": run_id})),
         Err(r) => r,
     }
 }
 
-fn wake(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
+async fn wake(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
     let Some(text_) = str_field(p, "text") else {
         return json_err(StatusCode::BAD_REQUEST, "text required");
     };
@@ -281,7 +324,7 @@ fn wake(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
         delivery: None,
         origin: "hook",
     };
-    match submit(st, req, idempotency_key(headers, p)) {
+    match submit(st, req, idempotency_key(headers, p)).await {
         Ok(run_id) => json_resp(StatusCode::OK, json!({"ok": true, "mode": mode, "eventOutcome": "queued", "runId": run_id})),
         Err(r) => r,
     }

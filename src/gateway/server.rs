@@ -14,7 +14,7 @@ use axum::Router;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::agent::runs::{NoProvider, RunRegistry, DEFAULT_RETENTION};
+use crate::agent::runs::{RunRegistry, DEFAULT_RETENTION};
 use crate::channels::status::ChannelStatusHandle;
 use crate::gateway::devices::{DeviceStore, DeviceStoreError};
 use crate::gateway::lock::{self, LockError};
@@ -75,6 +75,9 @@ pub enum GatewayError {
     /// The run store could not be opened.
     #[error(transparent)]
     Runs(#[from] crate::agent::runs::RunStoreError),
+    /// The session store could not be opened.
+    #[error(transparent)]
+    Sessions(#[from] crate::agent::sessions::SessionStoreError),
     /// The server failed while running.
     #[error("gateway server failed: {0}")]
     Serve(std::io::Error),
@@ -98,6 +101,7 @@ impl GatewayError {
             GatewayError::Bind { .. } => 23,
             GatewayError::Devices(_) => 24,
             GatewayError::Runs(_) => 25,
+            GatewayError::Sessions(_) => 26,
             GatewayError::Serve(_) => 1,
         }
     }
@@ -118,10 +122,14 @@ impl GatewayError {
             GatewayError::Bind { .. } => "check gateway.bind / --bind and that the address exists on this host".into(),
             GatewayError::Devices(_) => "restore or remove the named file under <state>/devices/".into(),
             GatewayError::Runs(_) => "check <state>/agent/runs.db (ownership, disk space); move it aside to start with no run history".into(),
+            GatewayError::Sessions(_) => "check <state>/agent/sessions.db (ownership, disk space); move it aside to start with no conversation history".into(),
             GatewayError::Serve(_) => "see the log lines above".into(),
         }
     }
 }
+
+/// How many received messages may wait for the agent before channels feel back-pressure.
+pub const INBOUND_CAPACITY: usize = 1024;
 
 /// Shortest token accepted on a non-loopback bind (refused below it: a one-character token on
 /// `0.0.0.0` is guessed within the throttle's first window). On loopback a shorter one only
@@ -346,6 +354,7 @@ pub struct Prepared {
     _lock: lock::StateLock,
     shutdown_tx: watch::Sender<bool>,
     worker: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    inbound: crate::messaging::InboundReceiver,
     warnings: Vec<String>,
 }
 
@@ -405,20 +414,36 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
     let listener = bind(settings.bind_addr())?;
     let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: settings.bind_addr(), source })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (runs, worker) = RunRegistry::open(&settings.state.runs_db(), Arc::new(NoProvider), DEFAULT_RETENTION, Arc::new(crate::agent::runs::unix_ms))?;
+    let clock: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::new(crate::agent::runs::unix_ms);
+    let sessions = crate::agent::sessions::SessionStore::open(
+        &settings.state.root().join("agent").join("sessions.db"),
+        crate::agent::sessions::DEFAULT_MAX_MESSAGES,
+    )?;
+    let app = Arc::new(crate::app::App::new(
+        settings.app.clone(),
+        channels.clone(),
+        sessions,
+        crate::agent::pairing_store::PairingStore::new(settings.state.root()),
+        clock.clone(),
+    ));
+    let executor = Arc::new(crate::app::executor::AgentExecutor::new(app.clone()));
+    let (runs, worker) = RunRegistry::open(&settings.state.runs_db(), executor, DEFAULT_RETENTION, clock)?;
+    let (inbound_sink, inbound) = crate::messaging::inbound_queue(INBOUND_CAPACITY);
     let st = Arc::new(AppState::new(
         settings,
         resolved.token,
         hooks_token,
         local_addr,
         runs,
+        app,
+        inbound_sink,
         devices,
         logs,
         channels,
         shutdown_rx,
     ));
     tracing::info!(source = %resolved.source_label, fingerprint = %st.token.as_ref().map(|t| t.fingerprint()).unwrap_or_else(|| "none".into()), "gateway token resolved");
-    Ok(Prepared { st, listener, _lock: state_lock, shutdown_tx, worker: Box::pin(worker), warnings })
+    Ok(Prepared { st, listener, _lock: state_lock, shutdown_tx, worker: Box::pin(worker), inbound, warnings })
 }
 
 /// A label for the source of the token the gateway runs with (the first agreed explicit
@@ -473,25 +498,23 @@ fn print_banner(st: &AppState) {
 
 /// Starts the configured channel accounts. Each runs in its own supervised task: a failure
 /// there is reported in `/health` and never stops the gateway. Returns the registry of their
-/// handles (sending goes through it). Inbound messages go to a bounded queue; until the agent
-/// consumes it, a drain task empties it (each message is already logged and counted).
-fn start_channels(st: &AppState) -> crate::channels::registry::ChannelRegistry {
+/// handles (sending goes through it; `None` when no channel is configured). Inbound messages go
+/// to the gateway's bounded queue, which the operations layer's consumer reads.
+fn start_channels(st: &AppState) -> Option<crate::channels::registry::ChannelRegistry> {
     if st.settings.whatsapp.is_empty() {
-        return crate::channels::registry::ChannelRegistry::default();
+        return None;
     }
-    let (sink, mut inbound) = crate::messaging::inbound_queue(256);
-    tokio::spawn(async move { while inbound.recv().await.is_some() {} });
-    match crate::channels::whatsapp::supervisor::start_accounts_with_messages(&st.settings.state, &st.settings.whatsapp, &st.channels, &st.shutdown, sink) {
+    match crate::channels::whatsapp::supervisor::start_accounts_with_messages(&st.settings.state, &st.settings.whatsapp, &st.channels, &st.shutdown, st.inbound.clone()) {
         Ok((sups, registry)) => {
             for h in sups.all() {
                 st.whatsapp.push(h);
             }
             tracing::info!(accounts = st.settings.whatsapp.len(), "whatsapp supervisors started");
-            registry
+            Some(registry)
         }
         Err(e) => {
             tracing::error!("whatsapp channel not started: {e}");
-            crate::channels::registry::ChannelRegistry::default()
+            None
         }
     }
 }
@@ -514,7 +537,7 @@ pub async fn serve(
     opts: RunOptions,
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    let Prepared { st, listener, _lock, shutdown_tx, worker, warnings } = p;
+    let Prepared { st, listener, _lock, shutdown_tx, worker, inbound, warnings } = p;
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -529,7 +552,10 @@ pub async fn serve(
     if opts.banner {
         print_banner(&st);
     }
-    let _registry = start_channels(&st);
+    if let Some(registry) = start_channels(&st) {
+        st.app.set_registry(registry);
+    }
+    let consumer = tokio::spawn(st.app.clone().run_inbound(inbound, st.shutdown.clone()));
     let app = router(st.clone());
     let drain_st = st.clone();
     let shutdown = async move {
@@ -554,6 +580,7 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     worker.abort();
+    consumer.abort();
     // The supervisors saw the shutdown flag with everyone else; give them a moment to close.
     let _ = tokio::time::timeout(Duration::from_secs(3), st.whatsapp.join_all()).await;
     let _ = std::fs::remove_file(st.settings.state.gateway_runtime_file());

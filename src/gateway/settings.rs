@@ -177,6 +177,8 @@ pub struct GatewaySettings {
     pub config_paths: Vec<PathBuf>,
     /// `channels.whatsapp` accounts to run (empty: WhatsApp not configured).
     pub whatsapp: Vec<crate::channels::whatsapp::supervisor::AccountConfig>,
+    /// What the operations layer needs (accounts' reply settings, ack reaction, the agent).
+    pub app: crate::app::AppConfig,
 }
 
 impl GatewaySettings {
@@ -196,6 +198,7 @@ impl GatewaySettings {
             state,
             config_paths: Vec::new(),
             whatsapp: Vec::new(),
+            app: crate::app::AppConfig::default(),
         }
     }
 

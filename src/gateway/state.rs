@@ -50,6 +50,10 @@ pub struct AppState {
     pub whatsapp: crate::channels::whatsapp::supervisor::Supervisors,
     /// Agent runs.
     pub runs: RunRegistry,
+    /// The operations layer (send, runs, inbound) shared by hooks, control methods and the CLI.
+    pub app: Arc<crate::app::App>,
+    /// The producer side of the inbound queue, for the channel drivers.
+    pub inbound: crate::messaging::InboundSink,
     /// Hook auth throttling.
     pub hooks_limiter: AuthLimiter,
     /// WebSocket auth throttling.
@@ -81,6 +85,8 @@ impl AppState {
         hooks_token: Option<Secret>,
         local_addr: SocketAddr,
         runs: RunRegistry,
+        app: Arc<crate::app::App>,
+        inbound: crate::messaging::InboundSink,
         devices: DeviceStore,
         logs: LogBuffer,
         channels: ChannelStatusHandle,
@@ -104,6 +110,8 @@ impl AppState {
             channels,
             whatsapp: crate::channels::whatsapp::supervisor::Supervisors::new(),
             runs,
+            app,
+            inbound,
             hooks_limiter: AuthLimiter::new(rl),
             ws_limiter: AuthLimiter::new(rl),
             devices: Mutex::new(devices),

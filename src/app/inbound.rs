@@ -1,0 +1,224 @@
+//! The consumer of the inbound queue: the assistant answers (issue 11 items 3–4).
+//!
+//! For each message, in arrival order:
+//!
+//! 1. the routing decision ([`PairingStore::decide_inbound`], logged with its rule): a dropped
+//!    sender gets nothing (no reply, no read receipt, no provider request); a new sender under
+//!    `dmPolicy: pairing` gets the one challenge reply, stored in the pairing file first;
+//! 2. an admitted message gets the ack reaction (`messages.ackReaction` within
+//!    `ackReactionScope`) and, when `sendReadReceipts`, a read receipt at once; the session's last
+//!    route is recorded (for `/hooks/agent` `channel: "last"`);
+//! 3. it joins its session's **lane**: one turn per session at a time. Messages that arrive while
+//!    a turn runs wait and are collected into the next turn, joined by newlines (upstream's
+//!    `collect` queue mode); turns of different sessions run in parallel within the agent's
+//!    global limit;
+//! 4. while the model works the chat shows `composing` (renewed every
+//!    [`TYPING_INTERVAL`]), then `paused`; the reply is chunked and stored in the outbox in order
+//!    ([`App::deliver_reply`], `replyToMode` quoting the last message of the batch). A failed
+//!    turn sends nothing and is logged with the provider, model and reason.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::agent::turn::TurnRequest;
+use crate::channels::registry::{AccountCommand, Presence};
+use crate::config::model::messages::AckReactionScope;
+use crate::messaging::{ChatId, InboundMessage, InboundReceiver, MessageId, OutboundBody};
+use crate::routing::policy::Action;
+use crate::routing::{ChatKind, Inbound, SessionKeyContext};
+
+use super::send::chat_e164;
+use super::App;
+
+/// How often `composing` is renewed while a turn runs (upstream `typingIntervalSeconds`).
+pub const TYPING_INTERVAL: Duration = Duration::from_secs(6);
+/// Backlog older than the consumer's start minus this gets no pairing challenge.
+pub const BACKLOG_GRACE_MS: u64 = 30_000;
+
+/// An admitted message waiting for its session's turn.
+#[derive(Debug, Clone)]
+struct Pending {
+    msg: InboundMessage,
+    text: String,
+}
+
+type Lanes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Pending>>>>;
+
+/// The routing view of a channel message.
+pub fn to_routing(msg: &InboundMessage, text: &str, started_ms: u64) -> Inbound {
+    let chat_number = chat_e164(msg.chat.as_str());
+    let self_chat = msg.from_me && !msg.is_group && chat_number.is_some() && chat_number == msg.sender_e164;
+    Inbound {
+        channel: msg.channel.clone(),
+        account_id: msg.account_id.clone(),
+        sender_e164: msg.sender_e164.clone().or_else(|| chat_e164(msg.sender.as_str())),
+        sender_id: msg.sender.to_string(),
+        chat_kind: if msg.is_group { ChatKind::Group } else { ChatKind::Direct },
+        chat_id: msg.chat.to_string(),
+        self_chat,
+        from_me: msg.from_me,
+        mentioned: false,
+        is_backlog: msg.timestamp_ms.saturating_add(BACKLOG_GRACE_MS) < started_ms,
+        sender_name: msg.sender_name.clone(),
+        text: text.to_string(),
+    }
+}
+
+fn ack_in_scope(scope: AckReactionScope, is_group: bool) -> bool {
+    match scope {
+        AckReactionScope::All => true,
+        AckReactionScope::Direct => !is_group,
+        AckReactionScope::GroupAll => is_group,
+        // Groups are not answered yet, so a mention never reaches this point.
+        AckReactionScope::GroupMentions => false,
+        AckReactionScope::Off | AckReactionScope::None => false,
+    }
+}
+
+impl App {
+    /// Reads `rx` until every sink is dropped or `shutdown` flips.
+    pub async fn run_inbound(self: Arc<Self>, mut rx: InboundReceiver, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let started = self.now_ms();
+        let lanes: Lanes = Arc::default();
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => match m { Some(m) => m, None => break },
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            if let Err(e) = self.clone().accept(msg, started, &lanes).await {
+                tracing::error!(error = %e, "inbound message not handled");
+            }
+        }
+    }
+
+    async fn accept(self: Arc<Self>, msg: InboundMessage, started: u64, lanes: &Lanes) -> Result<(), String> {
+        let Some(text) = msg.body.text().map(str::to_string).filter(|t| !t.trim().is_empty()) else {
+            tracing::debug!(channel = %msg.channel, id = %msg.id, "inbound message without text ignored");
+            return Ok(());
+        };
+        let Some(settings) = self.cfg.account(&msg.channel, &msg.account_id).cloned() else {
+            return Err(format!("message for unconfigured account {}/{}", msg.channel, msg.account_id));
+        };
+        let routed = to_routing(&msg, &text, started);
+        let own = routed.self_chat.then(|| routed.sender_e164.clone()).flatten();
+        let pairing = self.pairing.clone();
+        let now = self.now_ms();
+        let r2 = routed.clone();
+        let resolved = settings.resolved.clone();
+        let decision = tokio::task::spawn_blocking(move || {
+            pairing.decide_inbound(&resolved, own.as_deref(), &r2, now, &mut |n| rand::random_range(0..n.max(1)))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        crate::routing::log_decision(&routed, &decision);
+        match decision.action {
+            Action::Drop => Ok(()),
+            Action::Challenge { to, reply, .. } => {
+                let (handle, _, _) = self.handle_for(&msg.channel, Some(&msg.account_id)).map_err(|e| e.to_string())?;
+                let id = super::send::new_message_id(None);
+                self.enqueue(&handle, id, ChatId::new(to), None, OutboundBody::Text { text: reply })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            Action::Admit { mark_read } => {
+                let (handle, _, _) = self.handle_for(&msg.channel, Some(&msg.account_id)).map_err(|e| e.to_string())?;
+                if let Some(emoji) = self.cfg.ack_reaction.as_deref().filter(|e| !e.trim().is_empty())
+                    && ack_in_scope(self.cfg.ack_reaction_scope, msg.is_group)
+                {
+                    let body = OutboundBody::Reaction { target: msg.id.clone(), emoji: emoji.to_string() };
+                    self.enqueue(&handle, super::send::new_message_id(None), msg.chat.clone(), None, body)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                if mark_read && settings.resolved.send_read_receipts {
+                    handle.command(AccountCommand::MarkRead { chat: msg.chat.clone(), sender: msg.sender.clone(), ids: vec![msg.id.clone()] });
+                }
+                let ctx = SessionKeyContext { dm_scope: self.cfg.dm_scope, ..SessionKeyContext::default() };
+                let key = crate::routing::session_key(&ctx, &routed);
+                let route = crate::agent::sessions::Route {
+                    channel: msg.channel.clone(),
+                    account_id: msg.account_id.clone(),
+                    chat: msg.chat.to_string(),
+                    peer: routed.peer_id().to_string(),
+                };
+                self.sessions.record_route(&key, &route, now).await.map_err(|e| e.to_string())?;
+                self.enqueue_turn(key, Pending { msg, text }, lanes);
+                Ok(())
+            }
+        }
+    }
+
+    fn enqueue_turn(self: Arc<Self>, key: String, p: Pending, lanes: &Lanes) {
+        let mut map = lanes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = map.get(&key)
+            && tx.send(p.clone()).is_ok()
+        {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(p);
+        map.insert(key.clone(), tx);
+        tokio::spawn(self.lane(key, rx, lanes.clone()));
+    }
+
+    /// One session's turns, one at a time.
+    async fn lane(self: Arc<Self>, key: String, mut rx: mpsc::UnboundedReceiver<Pending>, lanes: Lanes) {
+        loop {
+            let mut batch = Vec::new();
+            {
+                // Leave the map and stop only when nothing is waiting, under the map's lock, so
+                // a message is never handed to a lane that is ending.
+                let mut map = lanes.lock().unwrap_or_else(|e| e.into_inner());
+                while let Ok(p) = rx.try_recv() {
+                    batch.push(p);
+                }
+                if batch.is_empty() {
+                    map.remove(&key);
+                    return;
+                }
+            }
+            self.turn_and_reply(&key, batch).await;
+        }
+    }
+
+    async fn turn_and_reply(&self, key: &str, batch: Vec<Pending>) {
+        let Some(last) = batch.last().map(|p| p.msg.clone()) else { return };
+        let text = batch.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n");
+        let Some(agent) = self.cfg.agent.clone() else {
+            tracing::warn!(session = %key, reason = self.cfg.agent_unavailable.as_deref().unwrap_or("no LLM provider configured"), "no agent; inbound message not answered");
+            return;
+        };
+        let handle = self.registry().get(&last.channel, &last.account_id).cloned();
+        let typing = handle.clone().map(|h| {
+            let chat = last.chat.clone();
+            tokio::spawn(async move {
+                loop {
+                    h.command(AccountCommand::Presence { chat: chat.clone(), state: Presence::Composing });
+                    tokio::time::sleep(TYPING_INTERVAL).await;
+                }
+            })
+        });
+        let result = agent.turn(TurnRequest { session_key: key.to_string(), message: text, model: None }, &mut |_| {}).await;
+        if let Some(t) = typing {
+            t.abort();
+        }
+        if let Some(h) = &handle {
+            h.command(AccountCommand::Presence { chat: last.chat.clone(), state: Presence::Paused });
+        }
+        match result {
+            Ok(reply) => {
+                let quote: Option<MessageId> = Some(last.id.clone());
+                match self.deliver_reply(&last.channel, Some(&last.account_id), &last.chat, &reply.text, quote.as_ref()).await {
+                    Ok(ids) => tracing::info!(session = %key, provider = %reply.provider, model = %reply.model, parts = ids.len(), "reply stored in the outbox"),
+                    Err(e) => tracing::error!(session = %key, error = %e, "reply not stored"),
+                }
+            }
+            Err(e) => tracing::warn!(session = %key, error = %e, "turn failed; no reply sent"),
+        }
+    }
+}
