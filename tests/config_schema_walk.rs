@@ -59,6 +59,21 @@ fn used() -> Vec<Used> {
         Used { key: "channels.whatsapp.accounts", base: "{channels:{whatsapp:{}}}", set: "{channels:{whatsapp:{accounts:{work:{}}}}}", show: |s| ok(s, |s| s.whatsapp.clone()) },
         Used { key: "channels.whatsapp.accounts.*.enabled", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{enabled:false}}}}}", show: |s| ok(s, |s| s.whatsapp.clone()) },
         Used { key: "channels.whatsapp.accounts.*.authDir", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{authDir:'wa/work'}}}}}", show: |s| ok(s, |s| s.whatsapp.clone()) },
+        // DM handling: what the operations layer replies with (`GatewaySettings.app`).
+        Used { key: "channels.whatsapp.dmPolicy", base: "{channels:{whatsapp:{}}}", set: "{channels:{whatsapp:{dmPolicy:'disabled'}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.allowFrom", base: "{channels:{whatsapp:{}}}", set: "{channels:{whatsapp:{allowFrom:['+15550001111']}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.defaultTo", base: "{channels:{whatsapp:{}}}", set: "{channels:{whatsapp:{defaultTo:'+15550001111'}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.textChunkLimit", base: "{channels:{whatsapp:{}}}", set: "{channels:{whatsapp:{textChunkLimit:1000}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.streaming.chunkMode", base: "{channels:{whatsapp:{}}}", set: "{channels:{whatsapp:{streaming:{chunkMode:'newline'}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.sendReadReceipts", base: "{channels:{whatsapp:{}}}", set: "{channels:{whatsapp:{sendReadReceipts:false}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.replyToMode", base: "{channels:{whatsapp:{}}}", set: "{channels:{whatsapp:{replyToMode:'all'}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.accounts.*.dmPolicy", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{dmPolicy:'disabled'}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.accounts.*.allowFrom", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{allowFrom:['+15550001111']}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.accounts.*.defaultTo", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{defaultTo:'+15550001111'}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.accounts.*.textChunkLimit", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{textChunkLimit:1000}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.accounts.*.streaming.chunkMode", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{streaming:{chunkMode:'newline'}}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.accounts.*.sendReadReceipts", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{sendReadReceipts:false}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        Used { key: "channels.whatsapp.accounts.*.replyToMode", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{replyToMode:'all'}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
     ]
 }
 
@@ -67,6 +82,18 @@ fn used() -> Vec<Used> {
 const USED_ELSEWHERE: &[(&str, &str, &str)] = &[
     ("channels.whatsapp.defaultAccount", "tests/whatsapp_cli_state.rs", "issue14_item22_logout_honours_default_account_and_auth_dir"),
     ("$schema", "src/config/schema.rs", "committed_schema_is_current"),
+    ("agents.defaults.model", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("agents.defaults.model.primary", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("agents.defaults.model.fallbacks", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("agents.defaults.workspace", "tests/agent_providers.rs", "openai_completions_turn_streams_the_mock_text_with_system_prompt_and_history"),
+    ("models.providers.*.baseUrl", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("models.providers.*.apiKey", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("models.providers.*.apiKeyFile", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("models.providers.*.api", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("models.providers.*.headers", "tests/config_secrets_scan.rs", "issue14_item14_the_gateway_still_gets_the_real_values"),
+    ("models.providers.*.models", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("models.providers.*.models.[].id", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
+    ("models.providers.*.models.[].maxTokens", "src/agent/providers/mod.rs", "provider_set_reads_chain_and_keys"),
 ];
 
 /// Keys the compiler rejects as not supported yet, with a config that sets them.
@@ -213,12 +240,13 @@ fn issue14_item10_settings_the_gateway_ignores_are_rejected() {
 fn keys_without_effect_yet_are_never_silent() {
     let dir = setup();
     for (text, section) in [
-        ("{channels:{whatsapp:{dmPolicy:'allowlist',allowFrom:['+15551234567']}}}", "channels.whatsapp"),
-        ("{channels:{whatsapp:{accounts:{work:{name:'Work',sendReadReceipts:false}}}}}", "channels.whatsapp"),
+        ("{channels:{whatsapp:{groupPolicy:'open'}}}", "channels.whatsapp"),
+        ("{channels:{whatsapp:{accounts:{work:{name:'Work',mediaMaxMb:5}}}}}", "channels.whatsapp"),
+        ("{channels:{whatsapp:{streaming:{block:{enabled:true}}}}}", "channels.whatsapp"),
         ("{channels:{whatsapp:{actions:{polls:false}}}}", "channels.whatsapp"),
         ("{messages:{ackReaction:'👀'}}", "messages"),
-        ("{agents:{defaults:{model:'ollama/llama3'}}}", "agents"),
-        ("{models:{providers:{ollama:{baseUrl:'http://127.0.0.1:11434/v1'}}}}", "models"),
+        ("{agents:{entries:{ops:{name:'Ops'}}}}", "agents"),
+        ("{models:{providers:{ollama:{baseUrl:'http://127.0.0.1:11434/v1',models:[{id:'llama3',contextWindow:8192}]}}}}", "models"),
     ] {
         let c = compile(dir.path(), text);
         assert!(c.is_valid(), "{text}: {:?}", c.diagnostics);
@@ -226,5 +254,14 @@ fn keys_without_effect_yet_are_never_silent() {
         assert_eq!(w.len(), 1, "{text}: {:?}", c.diagnostics);
         assert_eq!(w[0].path, section);
         assert!(w[0].message.contains("no effect yet") && w[0].line.is_some(), "{}", w[0]);
+    }
+    // Settings that take effect are not warned about.
+    for text in [
+        "{channels:{whatsapp:{dmPolicy:'allowlist',allowFrom:['+15551234567'],sendReadReceipts:false,streaming:{chunkMode:'newline'}}}}",
+        "{agents:{defaults:{model:'ollama/llama3'}},models:{providers:{ollama:{baseUrl:'http://127.0.0.1:11434/v1'}}}}",
+    ] {
+        let c = compile(dir.path(), text);
+        assert!(c.is_valid(), "{text}: {:?}", c.diagnostics);
+        assert_eq!(c.warnings().filter(|d| d.code == "no-effect-yet").count(), 0, "{text}: {:?}", c.diagnostics);
     }
 }

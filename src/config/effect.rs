@@ -1,6 +1,6 @@
 //! Settings that are valid (upstream's) but have no effect in this gateway yet, because the
-//! part of the gateway that would act on them has not landed: WhatsApp message handling, agent
-//! execution against LLM providers, message decorations. Setting one is never silent: the
+//! part of the gateway that would act on them has not landed: WhatsApp groups and media,
+//! reactions on the wire, per-agent entries, some message decorations. Setting one is never silent: the
 //! compiler warns once per section, listing what is set (issue 14, "no key silently ignored").
 //!
 //! Settings the gateway will not honour soon are errors instead (`semantic::unsupported_rules`).
@@ -12,14 +12,15 @@ use super::diagnostic::Diagnostic;
 use super::locate::Locator;
 use super::path::KeyPath;
 
-/// WhatsApp keys (on the channel root and on each account) without effect yet: they steer
-/// message handling, which this gateway does not do yet (it links accounts and keeps their
-/// sessions).
+/// WhatsApp keys (on the channel root and on each account) without effect yet: groups (group
+/// messages are not decrypted yet), media, per-chat overrides and decorations. DM handling
+/// (`dmPolicy`, `allowFrom`, `defaultTo`, `textChunkLimit`, `streaming`, `sendReadReceipts`,
+/// `replyToMode`, `streaming.chunkMode`) takes effect and is not listed; a
+/// dotted entry names a key below a WhatsApp key (block streaming is not implemented).
 pub const WHATSAPP_KEYS: &[&str] = &[
-    "configWrites", "capabilities", "dmPolicy", "allowFrom", "defaultTo", "groupPolicy", "groupAllowFrom",
-    "groups", "direct", "dms", "historyLimit", "dmHistoryLimit", "textChunkLimit", "streaming", "mediaMaxMb",
-    "sendReadReceipts", "selfChatMode", "replyToMode", "reactionLevel", "mentionPatterns", "contextVisibility",
-    "markdown", "responsePrefix", "heartbeatVisibility", "healthMonitor", "pluginHooks",
+    "configWrites", "capabilities", "groupPolicy", "groupAllowFrom", "groups", "direct", "dms", "historyLimit",
+    "dmHistoryLimit", "mediaMaxMb", "selfChatMode", "reactionLevel", "mentionPatterns", "contextVisibility", "markdown",
+    "responsePrefix", "heartbeatVisibility", "healthMonitor", "pluginHooks", "streaming.block",
 ];
 
 /// WhatsApp keys of the channel root only without effect yet.
@@ -28,27 +29,41 @@ pub const WHATSAPP_ROOT_KEYS: &[&str] = &["actions"];
 /// WhatsApp keys of an account only without effect yet.
 pub const WHATSAPP_ACCOUNT_KEYS: &[&str] = &["name"];
 
-/// Whole sections without effect yet (agents do not run against providers yet).
-pub const SECTIONS: &[(&str, &str)] = &[
-    ("messages", "message decorations apply once the gateway handles messages"),
-    ("agents", "agent runs are accepted but not executed against a provider yet"),
-    ("models", "agent runs are accepted but not executed against a provider yet"),
+/// Other keys without effect yet (dotted paths as the schema walk writes them: `*` is any map
+/// entry, `[]` any array item), with the reason. Agent
+/// turns use `agents.defaults` and `models.providers`; these are the parts they do not use.
+pub const OTHER_KEYS: &[(&str, &str)] = &[
+    ("messages.ackReaction", "the ack reaction is queued but reactions are not sent on WhatsApp yet"),
+    ("messages.ackReactionScope", "the ack reaction is queued but reactions are not sent on WhatsApp yet"),
+    ("messages.responsePrefix", "replies are sent without a prefix yet"),
+    ("agents.entries", "only agents.defaults runs yet; there is no per-agent routing"),
+    ("models.mode", "the configured providers are used as they are"),
+    ("models.providers.*.models.[].name", "models are named by their id"),
+    ("models.providers.*.models.[].contextWindow", "history is bounded by message count, not by the context window, yet"),
 ];
 
-const WHATSAPP_WHY: &str = "this gateway links WhatsApp accounts and keeps their sessions but does not handle messages yet";
+/// Whether the part of a WhatsApp path below the channel root or an account (`rest`, dotted)
+/// is one of the keys listed for `extra` (the root or the account list) or [`WHATSAPP_KEYS`].
+fn whatsapp_listed(rest: &str, extra: &[&str]) -> bool {
+    WHATSAPP_KEYS.iter().chain(extra).any(|k| rest == *k || rest.starts_with(&format!("{k}.")))
+}
+
+const WHATSAPP_WHY: &str = "this gateway answers WhatsApp DMs but does not handle groups, media or these per-chat settings yet";
 
 /// Whether the schema key `pattern` (dotted, `*` for a map entry, `[]` for an array item, as the
 /// schema walk writes it) is one of the keys listed here, or below one.
 pub fn listed(pattern: &str) -> bool {
     let segs: Vec<&str> = pattern.split('.').collect();
-    if SECTIONS.iter().any(|(s, _)| segs.first() == Some(s)) {
+    if OTHER_KEYS.iter().any(|(k, _)| pattern == *k || pattern.starts_with(&format!("{k}."))) {
         return true;
     }
     match segs.as_slice() {
-        ["channels", "whatsapp", "accounts", "*", k, ..] => {
-            WHATSAPP_KEYS.contains(k) || WHATSAPP_ACCOUNT_KEYS.contains(k)
+        ["channels", "whatsapp", "accounts", "*", rest @ ..] if !rest.is_empty() => {
+            whatsapp_listed(&rest.join("."), WHATSAPP_ACCOUNT_KEYS)
         }
-        ["channels", "whatsapp", k, ..] => WHATSAPP_KEYS.contains(k) || WHATSAPP_ROOT_KEYS.contains(k),
+        ["channels", "whatsapp", rest @ ..] if !rest.is_empty() && rest[0] != "accounts" => {
+            whatsapp_listed(&rest.join("."), WHATSAPP_ROOT_KEYS)
+        }
         _ => false,
     }
 }
@@ -58,32 +73,35 @@ pub fn warnings(value: &serde_json::Value, loc: &Locator<'_>) -> Vec<Diagnostic>
     let mut out = Vec::new();
     let root = KeyPath::root();
     let mut wa = Vec::new();
-    if let Some(ch) = value.pointer("/channels/whatsapp").and_then(|v| v.as_object()) {
+    if let Some(ch) = value.pointer("/channels/whatsapp") {
         let base = root.key("channels").key("whatsapp");
-        for k in ch.keys() {
-            if WHATSAPP_KEYS.contains(&k.as_str()) || WHATSAPP_ROOT_KEYS.contains(&k.as_str()) {
-                wa.push(base.key(k));
+        let present = |obj: &serde_json::Value, at: &KeyPath, extra: &[&str], out: &mut Vec<KeyPath>| {
+            for k in WHATSAPP_KEYS.iter().chain(extra) {
+                let mut path = at.clone();
+                let mut v = Some(obj);
+                for seg in k.split('.') {
+                    v = v.and_then(|x| x.get(seg));
+                    path = path.key(seg);
+                }
+                if v.is_some() {
+                    out.push(path);
+                }
             }
-        }
+        };
+        present(ch, &base, WHATSAPP_ROOT_KEYS, &mut wa);
         if let Some(accounts) = ch.get("accounts").and_then(|v| v.as_object()) {
             for (id, a) in accounts {
-                for k in a.as_object().map(|o| o.keys().collect::<Vec<_>>()).unwrap_or_default() {
-                    if WHATSAPP_KEYS.contains(&k.as_str()) || WHATSAPP_ACCOUNT_KEYS.contains(&k.as_str()) {
-                        wa.push(base.key("accounts").key(id).key(k));
-                    }
-                }
+                present(a, &base.key("accounts").key(id), WHATSAPP_ACCOUNT_KEYS, &mut wa);
             }
         }
     }
     if !wa.is_empty() {
         out.push(warning("channels.whatsapp", &wa, WHATSAPP_WHY, loc));
     }
-    for (section, why) in SECTIONS {
-        if let Some(obj) = value.get(*section).and_then(|v| v.as_object())
-            && !obj.is_empty()
-        {
-            let keys: Vec<KeyPath> = obj.keys().map(|k| root.key(section).key(k)).collect();
-            out.push(warning(section, &keys, why, loc));
+    for (key, why) in OTHER_KEYS {
+        for path in present_paths(value, key) {
+            let section = key.split('.').next().unwrap_or(key);
+            out.push(warning(section, &[path], why, loc));
         }
     }
     out
@@ -103,4 +121,25 @@ fn warning(section: &str, keys: &[KeyPath], why: &str, loc: &Locator<'_>) -> Dia
     )
     .hint("they are accepted for compatibility with upstream OpenClaw and take effect when that part of the gateway lands");
     loc.at_key(d, &keys[0])
+}
+
+/// The concrete paths in `value` matching the dotted pattern `key` (`*`: every map entry, `[]`:
+/// every array item).
+fn present_paths<'a>(value: &'a serde_json::Value, key: &str) -> Vec<KeyPath> {
+    let mut found: Vec<(KeyPath, &'a serde_json::Value)> = vec![(KeyPath::root(), value)];
+    for seg in key.split('.') {
+        let mut next = Vec::new();
+        for (path, v) in found {
+            match (seg, v) {
+                ("[]", serde_json::Value::Array(items)) => {
+                    next.extend(items.iter().enumerate().map(|(i, x)| (path.index(i), x)));
+                }
+                ("*", serde_json::Value::Object(o)) => next.extend(o.iter().map(|(k, c)| (path.key(k), c))),
+                (name, serde_json::Value::Object(o)) => next.extend(o.get(name).map(|c| (path.key(name), c))),
+                _ => {}
+            }
+        }
+        found = next;
+    }
+    found.into_iter().map(|(p, _)| p).collect()
 }
