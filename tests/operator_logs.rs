@@ -29,7 +29,7 @@ fn issue13_item3_logs_level_run_and_follow() {
     assert!(all.iter().all(|l| l["time"].as_str().is_some_and(|t| t.ends_with(" UTC"))));
 
     // A hook run: its id filters the lines about it.
-    let r = http(gw.port, "POST", "/hooks/agent", &[HOOK], br#"{"message":"hello from a hook"}"#);
+    let r = http(gw.port, "POST", "/hooks/agent", &[HOOK], br#"{"message":"hello from a hook","deliver":false}"#);
     assert_eq!(r.status, 200, "{}", r.body);
     let run_id = r.json()["runId"].as_str().unwrap().to_string();
     let t0 = Instant::now();
@@ -63,7 +63,7 @@ fn issue13_item3_logs_level_run_and_follow() {
         }
     });
     std::thread::sleep(Duration::from_millis(500));
-    let r = http(gw.port, "POST", "/hooks/agent", &[HOOK], br#"{"message":"second"}"#);
+    let r = http(gw.port, "POST", "/hooks/agent", &[HOOK], br#"{"message":"second","deliver":false}"#);
     let second = r.json()["runId"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = false;

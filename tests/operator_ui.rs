@@ -119,7 +119,7 @@ async fn issue13_item1_control_ui_links_whatsapp_and_approves_a_device() {
     c.close().await;
 
     // Runs: a hook run shows with its state. Logs: live lines with a level filter.
-    let r = gateway_support::http(gw.port, "POST", "/hooks/agent", &[("Authorization", "Bearer ui-test-hook-token-0123")], br#"{"message":"hello from a hook"}"#);
+    let r = gateway_support::http(gw.port, "POST", "/hooks/agent", &[("Authorization", "Bearer ui-test-hook-token-0123")], br#"{"message":"hello from a hook","deliver":false}"#);
     assert_eq!(r.status, 200, "{}", r.body);
     let run_id = r.json()["runId"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(500)).await;
