@@ -685,3 +685,29 @@ fn issue14_item2_request_heads_are_capped() {
     let (code, _) = raw_request(p, &format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nX-Big: {ok}\r\nConnection: close\r\n\r\n"));
     assert_eq!(code, 200);
 }
+
+#[tokio::test]
+async fn issue14_item10_hook_request_session_key_is_refused() {
+    let (_d, gw) = hooks_gateway(json!({}));
+    let auth = format!("Bearer {HOOKS_TOKEN}");
+    let post = |body: Value| {
+        gateway_support::http(gw.port, "POST", "/hooks/agent", &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes())
+    };
+    for key in [json!("agent:main:other"), json!(""), json!(7)] {
+        let r = post(json!({"message": "x", "deliver": false, "sessionKey": key}));
+        assert_eq!(r.status, 400, "sessionKey {key} accepted: {}", r.body);
+        assert!(r.body.contains("hooks.allowRequestSessionKey") && r.body.contains("not support"), "{}", r.body);
+        assert!(r.body.contains("remove sessionKey"), "{}", r.body);
+    }
+    // Without it (or with null) the hook runs in the default session.
+    for body in [json!({"message": "x", "deliver": false}), json!({"message": "x", "deliver": false, "sessionKey": null})] {
+        let r = post(body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.json()["runId"].is_string());
+    }
+    // Operators on the control protocol still choose their session.
+    let mut c = Conn::open(&gw.ws_url(), T).await.unwrap();
+    c.connect(&token_opts()).await.unwrap();
+    let run = c.request("agent", json!({"message": "x", "sessionKey": "agent:main:other"})).await.unwrap();
+    assert!(run["runId"].is_string(), "{run}");
+}

@@ -3,6 +3,7 @@
 mod gateway_support;
 
 use gateway_support::{http, start, write_config, Gw};
+use openclaw::gateway::client::{ClientError, Conn, ConnectOptions};
 use serde_json::json;
 
 const HOOK_TOKEN: &str = "hook-token-abcdef";
@@ -78,10 +79,17 @@ fn issue14_item8_oversized_session_key_is_refused_and_long_idempotency_keys_are_
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
     let gw = start(dir.path(), &[], &[]).expect("start");
+    // Hooks cannot set a session key (item 10); operators can, within the bound.
     let big = "s".repeat(100 * 1024);
-    let r = post(&gw, "/hooks/agent", &[BEARER], &json!({"message": "x", "deliver": false, "sessionKey": big}).to_string());
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("sessionKey is too long"), "{}", r.body);
+    let refused = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = Conn::open(&gw.ws_url(), std::time::Duration::from_secs(10)).await.unwrap();
+        c.connect(&ConnectOptions { token: Some("gw-token-0123456789".into()), ..Default::default() }).await.unwrap();
+        c.request("agent", json!({"message": "x", "sessionKey": big})).await
+    });
+    match refused {
+        Err(ClientError::Rejected { message, .. }) => assert!(message.contains("sessionKey is too long"), "{message}"),
+        other => panic!("a 100 KiB session key was accepted: {other:?}"),
+    }
     let key = "k".repeat(100 * 1024);
     let body = json!({"message": "x", "deliver": false, "idempotencyKey": key}).to_string();
     let a = post(&gw, "/hooks/agent", &[BEARER], &body).json();

@@ -266,6 +266,10 @@ async fn send(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
     }
 }
 
+/// Why a `/hooks/agent` body that sets `sessionKey` is refused.
+pub const SESSION_KEY_REFUSED: &str = "choosing the session from a hook request needs hooks.allowRequestSessionKey, \
+     which this gateway does not support yet; remove sessionKey to use the default session (hooks.defaultSessionKey)";
+
 async fn agent(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
     let Some(message) = str_field(p, "message") else {
         return json_err(StatusCode::BAD_REQUEST, "message required");
@@ -275,7 +279,12 @@ async fn agent(st: &AppState, headers: &HeaderMap, p: &Value) -> Response {
         && !allowed.iter().any(|a| a == "*" || a == id) {
             return json_err(StatusCode::BAD_REQUEST, format!("agentId {id:?} is not in hooks.allowedAgentIds"));
         }
-    let session_key = str_field(p, "sessionKey").map(str::to_string).or_else(|| st.settings.hooks.default_session_key.clone());
+    // Upstream lets a hook body pick its session only under `hooks.allowRequestSessionKey`
+    // (default false), which this gateway does not support yet: refuse rather than honour it.
+    if p.get("sessionKey").is_some_and(|v| !v.is_null()) {
+        return json_err(StatusCode::BAD_REQUEST, SESSION_KEY_REFUSED);
+    }
+    let session_key = st.settings.hooks.default_session_key.clone();
     // Upstream: anything but `deliver: false` delivers. The target is resolved before answering.
     let dreq = DeliveryRequest {
         deliver: p.get("deliver") != Some(&Value::Bool(false)),
