@@ -106,7 +106,7 @@ fn default_model(p: &ProviderFacts) -> Finding {
     if s.key_accepted != Some(true) {
         return Finding::new(id, Status::Skip, format!("not checked: provider {} did not list its models", t.provider));
     }
-    if s.available.iter().any(|m| *m == t.model) {
+    if s.available.contains(&t.model) {
         return Finding::new(id, Status::Ok, format!("the default model {primary} is listed by its provider"));
     }
     let listed = if s.available.is_empty() { "none".to_string() } else { s.available.join(", ") };
