@@ -3,6 +3,11 @@
 //! file modes and a stale runtime file.
 
 mod gateway_support;
+#[path = "support/litellm.rs"]
+#[allow(dead_code)]
+mod litellm;
+#[path = "support/peer.rs"]
+mod peer;
 #[path = "support/scan_login.rs"]
 mod scan_login;
 
@@ -271,7 +276,9 @@ fn issue13_item2_hooks_enabled_but_runs_cannot_be_delivered() {
     assert_eq!(f["status"], "fail", "{f}");
     assert!(f["message"].as_str().unwrap().contains("cannot deliver"));
     assert!(fix(&v, "hooks.delivery").starts_with("link and connect WhatsApp first: openclaw channels login"));
-    assert_eq!(finding(&v, "model.provider")["status"], "skip");
+    let f = finding(&v, "model.provider");
+    assert_eq!(f["status"], "skip");
+    assert!(f["message"].as_str().unwrap().contains("no model provider is configured"), "{f}");
 }
 
 /// Linked creds but the config no longer declares WhatsApp (seed 000: "web login provider is
@@ -334,4 +341,89 @@ async fn issue13_item2_whatsapp_undeclared_state_only_and_replaced() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(gw);
+}
+
+/// A state dir whose provider `local` (key in an `apiKeyFile`) is at `base_url`, with
+/// `agents.defaults.model` = `model`; returns the dir and the key file.
+fn provider_state(base_url: &str, key: &str, model: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("local.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dir = state(json!({
+        "models": {"providers": {"local": {"baseUrl": base_url, "apiKeyFile": key_file, "api": "openai-completions"}}},
+        "agents": {"defaults": {"model": model}}
+    }));
+    // Keep the key file with the state dir.
+    let kept = dir.path().join("local.key");
+    std::fs::rename(&key_file, &kept).unwrap();
+    let cfg_path = dir.path().join("openclaw.json");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap().replace(&key_file.display().to_string(), &kept.display().to_string());
+    std::fs::write(&cfg_path, cfg).unwrap();
+    (dir, kept)
+}
+
+#[test]
+fn issue13_item2_model_provider_down_fails_with_base_url_fix() {
+    let base = format!("http://127.0.0.1:{}/v1", free_port());
+    let (dir, _) = provider_state(&base, "sk-down", "local/m1");
+    let t0 = Instant::now();
+    let (code, v) = doctor(dir.path(), &[], &[]);
+    assert!(t0.elapsed() < Duration::from_secs(10), "doctor took {:?}", t0.elapsed());
+    assert_eq!(code, 1);
+    let f = finding(&v, "model.provider.local");
+    assert_eq!(f["status"], "fail", "{f}");
+    assert!(f["message"].as_str().unwrap().contains("unreachable"), "{f}");
+    assert!(f["evidence"][0].as_str().unwrap().contains(&format!("GET {base}/models failed")), "{f}");
+    assert_eq!(
+        fix(&v, "model.provider.local"),
+        format!("start the provider at {base} (or correct models.providers.local.baseUrl), then `openclaw models status`")
+    );
+    assert_eq!(finding(&v, "model.default")["status"], "skip");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_item2_model_provider_rejecting_the_key_names_api_key_file() {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().fallback(|| async { (StatusCode::UNAUTHORIZED, r#"{"error":{"message":"invalid api key"}}"#) });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let (dir, key_file) = provider_state(&base, "sk-wrong-key-value", "local/m1");
+    let d = dir.path().to_path_buf();
+    let (code, v) = tokio::task::spawn_blocking(move || doctor(&d, &[], &[])).await.unwrap();
+    assert_eq!(code, 1);
+    let f = finding(&v, "model.provider.local");
+    assert_eq!(f["status"], "fail", "{f}");
+    assert_eq!(f["message"], "model provider local rejects the API key (HTTP 401)");
+    assert!(f["evidence"][0].as_str().unwrap().contains("invalid api key"), "{f}");
+    let fp = openclaw::config::secrets::fingerprint(b"sk-wrong-key-value");
+    assert_eq!(f["evidence"][1], format!("key {fp} from {}", key_file.display()));
+    assert_eq!(
+        fix(&v, "model.provider.local"),
+        format!("write the provider's valid key to {} (named by models.providers.local.apiKeyFile), then `openclaw gateway restart`", key_file.display())
+    );
+    assert!(!v.to_string().contains("sk-wrong-key-value"), "the key is printed: {v:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_item2_model_provider_litellm_ok_and_default_model_listed() {
+    let test = "issue13_item2_model_provider_litellm_ok_and_default_model_listed";
+    let Some(p) = tokio::task::spawn_blocking(move || litellm::shared(test)).await.unwrap() else { return };
+    let base = format!("{}/v1", p.base_url());
+    let (dir, _) = provider_state(&base, litellm::MASTER_KEY, "local/mock-gpt");
+    let d = dir.path().to_path_buf();
+    let (_, v) = tokio::task::spawn_blocking(move || doctor(&d, &[], &[])).await.unwrap();
+    assert_eq!(finding(&v, "model.provider.local")["status"], "ok", "{v:#}");
+    assert_eq!(finding(&v, "model.default")["status"], "ok", "{v:#}");
+    // A default model the proxy does not serve: the fix names it and the listed ones.
+    let (dir, _) = provider_state(&base, litellm::MASTER_KEY, "local/gpt-nope");
+    let d = dir.path().to_path_buf();
+    let (code, v) = tokio::task::spawn_blocking(move || doctor(&d, &[], &[])).await.unwrap();
+    assert_eq!(code, 1);
+    let f = finding(&v, "model.default");
+    assert_eq!(f["status"], "fail", "{f}");
+    let fx = fix(&v, "model.default");
+    assert!(fx.contains("mock-gpt") && fx.contains("serve model gpt-nope"), "{fx}");
 }

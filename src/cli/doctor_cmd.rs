@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
 
 use crate::cli::status_cmd::{self, ClientArgs};
 use crate::doctor::facts::{self, GatherOptions, Live};
-use crate::doctor::{Finding, Status, fix, run_checks};
+use crate::doctor::{Finding, Status, fix, provider_probe, run_checks};
 
 /// `doctor` flags.
 #[derive(Debug, Clone, Args)]
@@ -33,6 +34,9 @@ pub struct DoctorArgs {
     /// How long to wait for the gateway, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     pub timeout: u64,
+    /// How long each model provider may take to list its models, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub provider_timeout: u64,
 }
 
 /// What the running gateway of this state dir reports, when it answers this CLI.
@@ -49,9 +53,12 @@ async fn live(a: &DoctorArgs) -> Option<Live> {
 }
 
 fn check(a: &DoctorArgs) -> (facts::Facts, Vec<Finding>) {
-    let live = status_cmd::block_on(live(a)).ok().flatten();
     let opts = GatherOptions { state_dir: a.state_dir.clone(), config: a.config.clone() };
-    let f = facts::gather(&opts, live, crate::agent::runs::unix_ms());
+    let provider_timeout = Duration::from_millis(a.provider_timeout.max(100));
+    let (live, providers) = status_cmd::block_on(async { tokio::join!(live(a), provider_probe::gather(&opts, provider_timeout)) })
+        .map_or((None, Default::default()), |(l, p)| (l, p));
+    let mut f = facts::gather(&opts, live, crate::agent::runs::unix_ms());
+    f.providers = providers;
     let findings = run_checks(&f);
     (f, findings)
 }

@@ -43,14 +43,14 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(id: impl Into<String>, status: Status, message: impl Into<String>) -> Self {
+    pub(crate) fn new(id: impl Into<String>, status: Status, message: impl Into<String>) -> Self {
         Self { id: id.into(), status, message: message.into(), evidence: vec![], fix: None, auto_fixable: false }
     }
-    fn ev(mut self, e: impl Into<String>) -> Self {
+    pub(crate) fn ev(mut self, e: impl Into<String>) -> Self {
         self.evidence.push(e.into());
         self
     }
-    fn fix(mut self, f: impl Into<String>) -> Self {
+    pub(crate) fn fix(mut self, f: impl Into<String>) -> Self {
         self.fix = Some(f.into());
         self
     }
@@ -66,7 +66,8 @@ fn rel(now: u64, t: u64) -> String {
     if s < 60 { format!("in {s} s") } else if s < 3600 { format!("in {} min", (s + 30) / 60) } else { format!("in {} h {} min", s / 3600, (s % 3600) / 60) }
 }
 
-/// Runs every check, in ladder order: config, tokens, gateway, devices, WhatsApp, hooks, files.
+/// Runs every check, in ladder order: config, tokens, gateway, devices, WhatsApp, hooks, files,
+/// model providers.
 pub fn run_checks(f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
     out.push(config_valid(f));
@@ -77,7 +78,7 @@ pub fn run_checks(f: &Facts) -> Vec<Finding> {
     out.extend(whatsapp_accounts(f));
     out.push(hooks_delivery(f));
     out.push(file_modes(f));
-    out.push(Finding::new("model.provider", Status::Skip, "model providers are not checked: this build has no model provider client yet"));
+    out.extend(crate::doctor::provider_checks::provider_checks(&f.providers));
     out
 }
 

@@ -1,6 +1,6 @@
 //! Gathering the facts the checks judge. Read-only: nothing here writes, locks or connects;
 //! what the running gateway says (over the control protocol) is gathered by the caller and
-//! handed in as [`Live`].
+//! handed in as [`Live`]; so are the model providers' answers ([`ProviderFacts`]).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use crate::channels::whatsapp::supervisor::persist::AccountFiles;
 use crate::channels::whatsapp::supervisor::session_lock::SessionLock;
 use crate::config::env::ProcessEnv;
 use crate::config::sources::{Layer, SourceRequest};
+use crate::doctor::provider_probe::ProviderFacts;
 use crate::gateway::portinfo::{find_holder, PortHolder};
 use crate::store::StateLayout;
 use crate::store::lockfile::pid_alive;
@@ -40,6 +41,8 @@ pub struct Facts {
     pub secret_files: Vec<FileMode>,
     /// What the running gateway reported, when it was reached.
     pub live: Option<Live>,
+    /// The model providers as probed by the caller ([`crate::doctor::provider_probe::gather`]).
+    pub providers: ProviderFacts,
 }
 
 /// A file and its mode.
@@ -304,6 +307,7 @@ pub fn gather(opts: &GatherOptions, live: Option<Live>, now_ms: u64) -> Facts {
         whatsapp,
         secret_files,
         live,
+        providers: ProviderFacts::default(),
     }
 }
 

@@ -9,6 +9,8 @@
 pub mod checks;
 pub mod facts;
 pub mod fix;
+pub mod provider_checks;
+pub mod provider_probe;
 
 pub use checks::{run_checks, Finding, Status};
 pub use facts::Facts;

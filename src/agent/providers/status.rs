@@ -48,6 +48,9 @@ pub struct ProviderStatus {
     pub error: Option<String>,
     /// The declared models and those the agent's model chain uses with this provider.
     pub models: Vec<ModelListed>,
+    /// Every model id the provider listed (empty when the listing could not be read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub available: Vec<String>,
 }
 
 impl ProviderStatus {
@@ -96,6 +99,7 @@ pub fn classify(spec: &ProviderSpec, models: &[String], outcome: &ListOutcome, l
         latency_ms: latency.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         error: None,
         models: models.iter().map(|m| ModelListed { id: m.clone(), listed: None }).collect(),
+        available: Vec::new(),
     };
     match outcome {
         ListOutcome::Transport(e) => st.error = Some(e.clone()),
@@ -110,6 +114,7 @@ pub fn classify(spec: &ProviderSpec, models: &[String], outcome: &ListOutcome, l
                             for m in &mut st.models {
                                 m.listed = Some(ids.iter().any(|i| i == &m.id));
                             }
+                            st.available = ids;
                         }
                         None => st.error = Some("the model listing is not {data:[{id}]} JSON".into()),
                     }
@@ -205,6 +210,7 @@ mod tests {
             ModelListed { id: "b".into(), listed: Some(false) }
         ]);
         assert!(!st.ok());
+        assert_eq!(st.available, ["a", "z"]);
         assert_eq!(st.key_fingerprint, Some(crate::config::secrets::fingerprint(b"k")));
     }
 
