@@ -87,7 +87,10 @@ fn issue14_item8_oversized_session_key_is_refused_and_long_idempotency_keys_are_
         c.request("agent", json!({"message": "x", "sessionKey": big})).await
     });
     match refused {
-        Err(ClientError::Rejected { message, .. }) => assert!(message.contains("sessionKey is too long"), "{message}"),
+        Err(ClientError::Rejected { code, message, .. }) => {
+            assert!(message.contains("sessionKey is too long"), "{message}");
+            assert_eq!(code, "INVALID_REQUEST", "bad input is the caller's, not UNAVAILABLE");
+        }
         other => panic!("a 100 KiB session key was accepted: {other:?}"),
     }
     let key = "k".repeat(100 * 1024);

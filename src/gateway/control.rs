@@ -624,7 +624,7 @@ pub async fn dispatch_app(st: &AppState, s: &Session, method: &str, p: &Value) -
                 delivery,
                 origin: "ws",
             };
-            let sub = st.runs.submit_async(req, str_param(p, "idempotencyKey")).await.map_err(|e| ErrorShape::new("UNAVAILABLE", e.to_string(), None))?;
+            let sub = st.runs.submit_async(req, str_param(p, "idempotencyKey")).await.map_err(|e| submit_error(&e))?;
             Ok(json!({"runId": sub.run_id, "status": "accepted"}))
         }
     }
@@ -666,7 +666,7 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
                 _ => return Err(bad("mode must be \"now\" or \"next-heartbeat\"")),
             };
             let req = RunRequest { kind: RunKind::Wake, message: text.into(), agent_id: None, session_key: None, delivery: None, origin: "ws" };
-            let sub = st.runs.submit(req, None).map_err(|e| ErrorShape::new("UNAVAILABLE", e.to_string(), None))?;
+            let sub = st.runs.submit(req, None).map_err(|e| submit_error(&e))?;
             Ok(json!({"ok": true, "mode": mode, "eventOutcome": "queued", "runId": sub.run_id}))
         }
         "device.pair.list" => {
@@ -719,3 +719,10 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
         other => Err(bad(format!("unknown method: {other}"))),
     }
 }
+/// A refused run submission: bad input is the caller's (`INVALID_REQUEST`, like the hooks' 400),
+/// anything else is the gateway's (`UNAVAILABLE`).
+fn submit_error(e: &crate::agent::runs::SubmitError) -> ErrorShape {
+    let code = if matches!(e, crate::agent::runs::SubmitError::Invalid(_)) { "INVALID_REQUEST" } else { "UNAVAILABLE" };
+    ErrorShape::new(code, e.to_string(), None)
+}
+
