@@ -427,3 +427,23 @@ async fn issue13_item2_model_provider_litellm_ok_and_default_model_listed() {
     let fx = fix(&v, "model.default");
     assert!(fx.contains("mock-gpt") && fx.contains("serve model gpt-nope"), "{fx}");
 }
+
+/// A damaged `supervisor.json` means an assumed cooldown (fail closed); doctor names it as
+/// damaged and stays read-only: the file is neither moved aside nor rewritten.
+#[test]
+fn issue14_item9_doctor_names_a_corrupt_supervisor_json_and_leaves_it_alone() {
+    let dir = state(json!({"channels": {"whatsapp": {"dmPolicy": "pairing"}}}));
+    let sup_dir = dir.path().join("channels/whatsapp/default");
+    std::fs::create_dir_all(&sup_dir).unwrap();
+    let sup = sup_dir.join("supervisor.json");
+    std::fs::write(&sup, "{\"cooldown\": {\"untilMs\": 18").unwrap();
+    let (code, v) = doctor(dir.path(), &[], &[]);
+    assert_eq!(code, 1);
+    let f = finding(&v, "whatsapp.default.cooldown");
+    assert_eq!(f["status"], "warn");
+    assert!(f["message"].as_str().unwrap().contains("damaged"), "{f}");
+    assert!(f["evidence"][0].as_str().unwrap().contains("is corrupt"), "{f}");
+    assert_eq!(std::fs::read_to_string(&sup).unwrap(), "{\"cooldown\": {\"untilMs\": 18", "doctor rewrote supervisor.json");
+    let aside: Vec<_> = std::fs::read_dir(&sup_dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("corrupt-")).collect();
+    assert!(aside.is_empty(), "doctor moved the file aside");
+}

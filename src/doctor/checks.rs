@@ -308,15 +308,19 @@ fn whatsapp_accounts(f: &Facts) -> Vec<Finding> {
             continue;
         }
         if let Some((until, reason)) = &a.cooldown {
-            out.push(
-                Finding::new(
-                    format!("{id}.cooldown"),
-                    Status::Warn,
-                    format!("WhatsApp refused this number recently; no attempt before {} ({}), so it is not blocked longer", fmt_ms(*until), rel(f.now_ms, *until)),
-                )
-                .ev(format!("reason: {reason}"))
-                .fix(format!("wait until {}, then: openclaw channels login{acct}", fmt_ms(*until))),
-            );
+            // A damaged supervisor.json is read as a cooldown (fail closed): say which it is.
+            let damaged = reason.contains(" is corrupt ") || reason.contains(" was corrupt ") || reason.contains(" is unreadable ");
+            let message = if damaged {
+                format!("the account's supervisor state is damaged, so no connection is attempted before {} ({}) (fail closed)", fmt_ms(*until), rel(f.now_ms, *until))
+            } else {
+                format!("WhatsApp refused this number recently; no attempt before {} ({}), so it is not blocked longer", fmt_ms(*until), rel(f.now_ms, *until))
+            };
+            let fix = if damaged {
+                format!("wait until {}, then: openclaw channels login{acct} (it keeps the damaged file aside as supervisor.json.corrupt-<ms>)", fmt_ms(*until))
+            } else {
+                format!("wait until {}, then: openclaw channels login{acct}", fmt_ms(*until))
+            };
+            out.push(Finding::new(format!("{id}.cooldown"), Status::Warn, message).ev(format!("reason: {reason}")).fix(fix));
         }
         if let (Some(pid), false) = (a.session_holder, holder_is_gateway) {
             out.push(

@@ -429,7 +429,7 @@ fn gather_whatsapp(layout: &StateLayout, config: &ConfigFacts, now_ms: u64) -> V
                 .collect();
             logged_out_backups.sort();
             let files = AccountFiles::new(layout, &id);
-            let cooldown = files.cooldown(now_ms).map(|c| (c.until_ms, c.reason.to_string()));
+            let cooldown = files.peek_cooldown(now_ms).map(|c| (c.until_ms, c.reason.to_string()));
             let session_holder = SessionLock::is_held(store.dir()).then(|| SessionLock::holder(store.dir())).flatten();
             let session_holder_name = session_holder
                 .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())

@@ -215,11 +215,11 @@ impl AccountFiles {
             Ok(r) => r,
             Err(e) => {
                 let aside = self.dir.join(format!("supervisor.json.corrupt-{now_ms}"));
-                let why = format!(
-                    "{} was corrupt ({e}); kept as {}; assuming a cooldown",
-                    path.display(),
-                    aside.display()
-                );
+                let why = if repair {
+                    format!("{} was corrupt ({e}); kept as {}; assuming a cooldown", path.display(), aside.display())
+                } else {
+                    format!("{} is corrupt ({e}); assuming a cooldown (the next login or gateway start keeps it aside)", path.display())
+                };
                 tracing::error!(path = %path.display(), "whatsapp: {why}");
                 let r = assumed(why);
                 if repair {
@@ -277,6 +277,12 @@ impl AccountFiles {
     /// cooldown (fail closed, see the module doc).
     pub fn cooldown(&self, now_ms: u64) -> Option<Cooldown> {
         self.read_checked(now_ms).cooldown.filter(|c| c.until_ms > now_ms)
+    }
+
+    /// Like [`Self::cooldown`] but changes nothing on disk (no lock, no temp-file cleanup, a
+    /// corrupt file left where it is): for read-only callers such as `doctor`.
+    pub fn peek_cooldown(&self, now_ms: u64) -> Option<Cooldown> {
+        self.read(now_ms, false).cooldown.filter(|c| c.until_ms > now_ms)
     }
 
     /// Starts (or extends) a cooldown; `now_ms` is the wall clock, used if the file is corrupt.
