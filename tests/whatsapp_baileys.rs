@@ -9,6 +9,8 @@
 
 #[path = "support/peer.rs"]
 mod peer;
+#[path = "support/serial.rs"]
+mod serial;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,6 +111,7 @@ fn find<'a>(events: &'a [Value], name: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_baileys_links_and_logs_in_against_our_mock() {
+    let _serial = serial::serial();
     if let Some(why) = missing_peer() {
         peer::missing("real_baileys_links_and_logs_in_against_our_mock", &format!("{why}; the mock server is NOT validated by this run"));
         return;
@@ -210,6 +213,7 @@ async fn real_baileys_links_and_logs_in_against_our_mock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_baileys_links_by_pairing_code_against_our_mock() {
+    let _serial = serial::serial();
     if let Some(why) = missing_peer() {
         peer::missing("real_baileys_links_by_pairing_code_against_our_mock", &why);
         return;
@@ -246,6 +250,7 @@ async fn real_baileys_links_by_pairing_code_against_our_mock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_baileys_6_links_and_logs_in_against_our_mock() {
+    let _serial = serial::serial();
     let dir = peers_dir().join("baileys6");
     if let Some(why) = missing_install(&dir, "6.7.21") {
         peer::missing("real_baileys_6_links_and_logs_in_against_our_mock", &why);

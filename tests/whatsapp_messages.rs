@@ -7,6 +7,8 @@
 mod baileys_peer;
 #[path = "support/peer.rs"]
 mod peer;
+#[path = "support/serial.rs"]
+mod serial;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -208,6 +210,7 @@ fn bob(w: &World) -> BaileysPeer {
 
 #[test]
 fn issue10_items3_4_baileys_and_our_client_exchange_dms_both_ways() {
+    let _serial = serial::serial();
     let Some(w) = world("issue10_items3_4_baileys_and_our_client_exchange_dms_both_ways") else { return };
     let mut ours = start_ours(&w.rt, &w.m, w.dir.path());
     let mut bob = bob(&w);
@@ -252,6 +255,7 @@ fn issue10_items3_4_baileys_and_our_client_exchange_dms_both_ways() {
 
 #[test]
 fn issue10_items3_4_restart_keeps_sessions_and_a_lost_session_heals_by_retry_receipt() {
+    let _serial = serial::serial();
     let Some(w) = world("issue10_items3_4_restart_keeps_sessions_and_a_lost_session_heals_by_retry_receipt") else { return };
     let mut ours = start_ours(&w.rt, &w.m, w.dir.path());
     let mut bob = bob(&w);
@@ -314,6 +318,7 @@ fn issue10_items3_4_restart_keeps_sessions_and_a_lost_session_heals_by_retry_rec
 
 #[test]
 fn issue10_item8_an_imported_baileys_auth_folder_continues_the_conversation() {
+    let _serial = serial::serial();
     let test = "issue10_item8_an_imported_baileys_auth_folder_continues_the_conversation";
     if let Some(why) = missing_baileys() {
         peer::missing(test, &format!("{why}; the session import is NOT validated by this run"));
@@ -375,6 +380,7 @@ fn issue10_item8_an_imported_baileys_auth_folder_continues_the_conversation() {
 
 #[test]
 fn issue10_item4_live_commands_targets_read_receipts_and_prekey_replenishment() {
+    let _serial = serial::serial();
     let Some(w) = world("issue10_item4_live_commands_targets_read_receipts_and_prekey_replenishment") else { return };
     let mut ours = start_ours(&w.rt, &w.m, w.dir.path());
     let mut bob = bob(&w);
@@ -441,6 +447,7 @@ fn issue10_item4_live_commands_targets_read_receipts_and_prekey_replenishment() 
 
 #[test]
 fn issue10_item3_the_signed_prekey_rotates_and_new_sessions_use_it() {
+    let _serial = serial::serial();
     let Some(w) = world("issue10_item3_the_signed_prekey_rotates_and_new_sessions_use_it") else { return };
     let creds_store = client_config(&w.m, w.dir.path()).store;
     let first_id = creds_store.load().unwrap().unwrap().signed_pre_key.key_id;

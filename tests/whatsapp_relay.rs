@@ -8,6 +8,8 @@
 mod baileys_peer;
 #[path = "support/peer.rs"]
 mod peer;
+#[path = "support/serial.rs"]
+mod serial;
 
 use std::time::{Duration, Instant};
 
@@ -70,6 +72,7 @@ fn position(peer: &BaileysPeer, id: &str) -> usize {
 
 #[test]
 fn issue10_item7_two_real_baileys_clients_exchange_dms_through_the_relay() {
+    let _serial = serial::serial();
     let test = "issue10_item7_two_real_baileys_clients_exchange_dms_through_the_relay";
     if let Some(why) = missing_baileys() {
         peer::missing(
@@ -267,6 +270,7 @@ fn issue10_item7_two_real_baileys_clients_exchange_dms_through_the_relay() {
 /// Alice re-encrypts for Bob's device only (a fresh pkmsg from a new bundle), and Bob decrypts.
 #[test]
 fn issue10_item7_retry_receipts_are_routed_and_the_resend_decrypts() {
+    let _serial = serial::serial();
     let test = "issue10_item7_retry_receipts_are_routed_and_the_resend_decrypts";
     if let Some(why) = missing_baileys() {
         peer::missing(
@@ -365,6 +369,7 @@ fn account_device(m: &MockServer, phone: &str, device: u64) -> Value {
 /// runs low on one-time prekeys, is told so, and uploads more.
 #[test]
 fn issue10_item7_a_second_companion_gets_the_fan_out_and_low_prekeys_are_announced() {
+    let _serial = serial::serial();
     let test = "issue10_item7_a_second_companion_gets_the_fan_out_and_low_prekeys_are_announced";
     if let Some(why) = missing_baileys() {
         peer::missing(
@@ -475,6 +480,7 @@ fn issue10_item7_a_second_companion_gets_the_fan_out_and_low_prekeys_are_announc
 /// account of the single-account mock is untouched.
 #[test]
 fn issue10_item7_pairing_code_and_scans_link_to_the_chosen_account() {
+    let _serial = serial::serial();
     let test = "issue10_item7_pairing_code_and_scans_link_to_the_chosen_account";
     if let Some(why) = missing_baileys() {
         peer::missing(
@@ -558,6 +564,7 @@ fn issue10_item7_pairing_code_and_scans_link_to_the_chosen_account() {
 /// Alice types and Bob sees "composing", then "available" when she pauses.
 #[test]
 fn issue10_item7_read_receipts_and_typing_cross_the_relay() {
+    let _serial = serial::serial();
     let test = "issue10_item7_read_receipts_and_typing_cross_the_relay";
     if let Some(why) = missing_baileys() {
         peer::missing(
