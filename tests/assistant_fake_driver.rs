@@ -505,12 +505,15 @@ async fn issue11_hooks_agent_deliver_to_a_number_and_default_to() {
     let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "hook one", "channel": "whatsapp", "to": OWNER}))).await;
     assert_eq!(code, 200, "{v}");
     run_state(gw.port, v["runId"].as_str().unwrap(), &["delivered"]).await;
+    // `delivered` means stored in the outbox; the (fake) driver sends it right after.
+    wait_until("the first hook's reply", || !gw.seen.texts_to(&jid(OWNER)).is_empty()).await;
     assert_eq!(gw.seen.texts_to(&jid(OWNER)), [litellm::MOCK_TEXT]);
     // No channel/to: the account's defaultTo.
     let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "hook two"}))).await;
     assert_eq!(code, 200, "{v}");
     let run = run_state(gw.port, v["runId"].as_str().unwrap(), &["delivered"]).await;
     assert_eq!(run["delivery"]["to"], jid(STRANGER));
+    wait_until("the defaultTo hook's reply", || !gw.seen.texts_to(&jid(STRANGER)).is_empty()).await;
     assert_eq!(gw.seen.texts_to(&jid(STRANGER)), [litellm::MOCK_TEXT]);
     let run_id = v["runId"].as_str().unwrap().to_string();
     // `openclaw agent`: the same run path; prints the reply, delivers with --deliver.
