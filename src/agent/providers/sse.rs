@@ -33,7 +33,8 @@ impl SseParser {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
         let mut rest = bytes;
-        if self.pending_cr {
+        // An empty chunk tells nothing about the `\n` that may follow a chunk-ending `\r`.
+        if self.pending_cr && !rest.is_empty() {
             self.pending_cr = false;
             if let Some(r) = rest.strip_prefix(b"\n") {
                 rest = r;
@@ -124,6 +125,17 @@ mod tests {
         let mut p = SseParser::new();
         assert!(p.push(b"data: tail").is_empty());
         assert_eq!(p.finish(), Some(ev(None, "tail")));
+    }
+
+    /// Found by the proptest below in CI: `\r` ending a chunk, then an empty chunk, then `\n`
+    /// made a blank line out of the `\r\n` and dropped the event's name.
+    #[test]
+    fn an_empty_chunk_between_cr_and_lf_keeps_the_event_name() {
+        let mut p = SseParser::new();
+        let mut got = p.push(b"event: a\r");
+        got.extend(p.push(b""));
+        got.extend(p.push(b"\ndata: one\r\n\r\n"));
+        assert_eq!(got, vec![ev(Some("a"), "one")]);
     }
 
     proptest! {
