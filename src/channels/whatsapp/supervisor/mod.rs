@@ -60,27 +60,7 @@ pub fn start_accounts(
     status: &crate::channels::status::ChannelStatusHandle,
     shutdown: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Supervisors, String> {
-    let sups = Supervisors::new();
-    let env = SupervisorEnv {
-        policy: policy::Policy::default(),
-        link_limits: persist::LinkLimits::default(),
-        wall: system_wall_clock(),
-        rng: super::crypto::os_entropy(),
-        status: status.clone(),
-    };
-    for a in accounts {
-        let Some(creds) = account_creds(layout, a, status) else { continue };
-        let client = super::client::ClientConfig::from_environment(creds.clone())?;
-        let spec = AccountSpec {
-            account: a.id.clone(),
-            enabled: a.enabled,
-            creds,
-            files: persist::AccountFiles::new(layout, &a.id),
-            connector: Arc::new(ClientConnector(client)),
-        };
-        sups.push(spawn(spec, env.clone(), shutdown.clone()));
-    }
-    Ok(sups)
+    start(layout, accounts, status, shutdown, None).map(|(sups, _)| sups)
 }
 
 /// The account's credentials store, or `None` after marking this account (only) unsupported
@@ -167,6 +147,19 @@ pub fn start_accounts_with_messages(
     shutdown: &tokio::sync::watch::Receiver<bool>,
     sink: crate::messaging::InboundSink,
 ) -> Result<(Supervisors, crate::channels::registry::ChannelRegistry), String> {
+    let (sups, handles) = start(layout, accounts, status, shutdown, Some(&sink))?;
+    Ok((sups, crate::channels::registry::ChannelRegistry::new(handles)))
+}
+
+/// One supervisor per account; with `sink`, each enabled account also gets its message path and
+/// its handle is returned.
+fn start(
+    layout: &StateLayout,
+    accounts: &[AccountConfig],
+    status: &crate::channels::status::ChannelStatusHandle,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+    sink: Option<&crate::messaging::InboundSink>,
+) -> Result<(Supervisors, Vec<crate::channels::registry::AccountHandle>), String> {
     let sups = Supervisors::new();
     let env = SupervisorEnv {
         policy: policy::Policy::default(),
@@ -179,7 +172,7 @@ pub fn start_accounts_with_messages(
     for a in accounts {
         let Some(creds) = account_creds(layout, a, status) else { continue };
         let mut client = super::client::ClientConfig::from_environment(creds.clone())?;
-        if a.enabled {
+        if let Some(sink) = sink.filter(|_| a.enabled) {
             match open_messaging(layout, &a.id, sink.clone()) {
                 Ok((mut m, h)) => {
                     if let Some(mm) = Arc::get_mut(&mut m) {
@@ -200,7 +193,7 @@ pub fn start_accounts_with_messages(
         };
         sups.push(spawn(spec, env.clone(), shutdown.clone()));
     }
-    Ok((sups, crate::channels::registry::ChannelRegistry::new(handles)))
+    Ok((sups, handles))
 }
 
 /// The supervisors of a running gateway, by account.
