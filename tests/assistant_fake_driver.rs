@@ -118,6 +118,8 @@ fn dm(account: &str, from: &str, id: &str, text: &str) -> InboundMessage {
         is_group: false,
         from_me: false,
         reply_to: None,
+        reply_to_sender: None,
+        mentions: Vec::new(),
         body: InboundBody::Text { text: text.into() },
     }
 }

@@ -144,6 +144,8 @@ mod tests {
             is_group: false,
             from_me: false,
             reply_to: None,
+            reply_to_sender: None,
+            mentions: Vec::new(),
             body: InboundBody::Text { text: format!("t{i}") },
         }
     }

@@ -162,6 +162,14 @@ pub struct InboundMessage {
     pub from_me: bool,
     /// The message it quotes, if any.
     pub reply_to: Option<MessageId>,
+    /// Who wrote the message it quotes (WhatsApp: `contextInfo.participant`), when given. A
+    /// group reply to one of the account's own messages counts as a mention.
+    #[serde(default)]
+    pub reply_to_sender: Option<ChatId>,
+    /// The addresses the message mentions (WhatsApp: `contextInfo.mentionedJid`, PN or LID
+    /// JIDs), in order; empty when none.
+    #[serde(default)]
+    pub mentions: Vec<ChatId>,
     /// What it says.
     pub body: InboundBody,
 }

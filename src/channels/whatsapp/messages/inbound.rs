@@ -205,6 +205,8 @@ pub fn process(me: &Me, msg: &IncomingMessage, loaded: Loaded, now_s: u64, rng: 
                 is_group: false,
                 from_me,
                 reply_to,
+                reply_to_sender: None,
+                mentions: Vec::new(),
                 body,
             })));
         }
