@@ -24,7 +24,7 @@ async fn opens_at_the_layout_path_private_and_versioned_and_hosts_the_outbox() {
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(schema_version(s.db.conn()).unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 4);
     s.ops().put_session("15550001.0", &SessionRecord { version: 1, bytes: vec![1, 2, 3] }, 1).unwrap();
     let th = s.into_thread().unwrap();
     let ob = AccountStore::outbox(&th, OutboxPolicy::default());

@@ -13,6 +13,7 @@
 //! answers and message acks back to the consumer.
 
 pub mod content;
+pub mod context;
 pub mod driver;
 pub mod inbound;
 pub mod stanza;
