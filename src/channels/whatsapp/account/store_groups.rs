@@ -130,6 +130,23 @@ impl Ops<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// [`Ops::commit_inbound`] without the dedupe row: the decryption's session, prekey and
+    /// identity are kept, but the message id stays unprocessed (a group message whose `skmsg`
+    /// still needs the sender's re-send under the same id).
+    pub fn commit_inbound_unmarked(&self, c: &super::InboundCommit<'_>) -> Result<super::CommitOutcome, StoreError> {
+        let identity = match c.identity {
+            Some((addr, key)) => Some(self.trust_identity(addr, key, c.now_ms)?),
+            None => None,
+        };
+        if let Some((addr, rec)) = c.session {
+            self.put_session(addr, rec, c.now_ms)?;
+        }
+        if let Some(id) = c.consumed_prekey {
+            self.remove_prekey(id)?;
+        }
+        Ok(super::CommitOutcome::Committed { identity })
+    }
+
     /// Marks a cached group stale (a notification changed it); the next use refetches it.
     pub fn invalidate_group(&self, jid: &str) -> Result<(), StoreError> {
         self.conn.execute("UPDATE group_metadata SET expires_at_ms = 0 WHERE group_jid = ?1", [jid])?;

@@ -24,6 +24,9 @@ use super::content;
 use super::inbound::{self, Action, Loaded, Me};
 use super::stanza::{self, DeviceEnc, Jid, RetryKeys, RetryRequest};
 
+#[path = "group_recv.rs"]
+mod group_recv;
+
 /// How long a cached device list is trusted (refreshed earlier on a devices notification).
 pub const DEVICE_LIST_TTL: Duration = Duration::from_secs(3600);
 
@@ -215,6 +218,9 @@ impl ConnInbound {
         if loaded.retries_sent >= 1 {
             loaded.retry_keys = self.retry_keys(creds, now_s, rng).await?;
         }
+        if super::group_inbound::is_group(&msg) {
+            self.load_group(&msg, creds, &mut loaded).await?;
+        }
         let actions = inbound::process(&me, &msg, loaded, now_s, rng.as_ref());
         let mut out = Vec::new();
         let mut skip_emit = false;
@@ -231,14 +237,19 @@ impl ConnInbound {
                             }
                             let session = p.session.as_ref().map(|(a, r)| (a.clone(), stored(r)));
                             let identity = p.identity;
-                            ops.commit_inbound(&InboundCommit {
+                            let commit = InboundCommit {
                                 remote: &p.remote,
                                 message_id: &p.message_id,
                                 session: session.as_ref().map(|(a, r)| (a.as_str(), r)),
                                 consumed_prekey: p.consumed_prekey,
                                 identity: identity.as_ref().map(|(a, k)| (a.as_str(), &k[..])),
                                 now_ms: now,
-                            })
+                            };
+                            let outcome = if p.mark_processed { ops.commit_inbound(&commit)? } else { ops.commit_inbound_unmarked(&commit)? };
+                            if let (crate::channels::whatsapp::account::store::CommitOutcome::Committed { .. }, Some((g, s, r))) = (&outcome, &p.sender_key) {
+                                ops.put_sender_key(g, s, &r.to_bytes(), now)?;
+                            }
+                            Ok(outcome)
                         })
                         .await?;
                     match outcome {

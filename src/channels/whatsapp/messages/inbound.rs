@@ -6,9 +6,12 @@
 
 use crate::channels::whatsapp::binary::Node;
 use crate::channels::whatsapp::crypto::{Entropy, KeyPair};
+use crate::channels::whatsapp::proto;
+use crate::channels::whatsapp::signal::sender_key::SenderKeyRecord;
 use crate::channels::whatsapp::signal::{
     self, LocalIdentity, PreKeySignalMessage, PreKeys, SessionRecord, padding,
 };
+use prost::Message as _;
 use crate::messaging::{ChatId, InboundMessage, MessageId};
 
 use super::content::{self, Content};
@@ -56,6 +59,12 @@ pub struct Loaded {
     pub retries_sent: u32,
     /// Our keys for a retry receipt (the driver loads them when `retries_sent ≥ 1`).
     pub retry_keys: Option<RetryKeys>,
+    /// Groups: the participant device's sender key in this group.
+    pub sender_key: Option<SenderKeyRecord>,
+    /// Groups: the participant's phone-number user JID, when a LID mapping knows it.
+    pub sender_pn: Option<String>,
+    /// Groups: the participant is this account (another of its devices).
+    pub sender_is_me: bool,
 }
 
 /// Who we are, for building messages and receipts.
@@ -82,6 +91,11 @@ pub struct Persist {
     pub identity: Option<(String, [u8; 32])>,
     /// PN ↔ LID learned from the stanza: `(pn user jid, lid user jid)`.
     pub lid_mapping: Option<(String, String)>,
+    /// Groups: `(group, sender device, record)`, the participant's sender key after this message.
+    pub sender_key: Option<(String, String, SenderKeyRecord)>,
+    /// Whether `(remote, message_id)` is marked processed (false when the message still needs
+    /// the sender's re-send: the pairwise part decrypted but the `skmsg` did not).
+    pub mark_processed: bool,
 }
 
 /// One step for the driver, run in order.
@@ -124,6 +138,9 @@ fn delivery_actions(msg: &IncomingMessage) -> Vec<Action> {
 /// Decides what to do with `msg`. `now_s` is the wall clock in unix seconds.
 pub fn process(me: &Me, msg: &IncomingMessage, loaded: Loaded, now_s: u64, rng: &dyn Entropy) -> Vec<Action> {
     let chat = chat_of(msg);
+    if super::group_inbound::is_group(msg) {
+        return super::group_inbound::process(me, msg, loaded, now_s, rng);
+    }
     if msg.participant.is_some() || !msg.from.is_user() {
         // Groups and broadcasts are separate work: acknowledged so the server stops resending.
         return vec![Action::Drop { why: "group or broadcast message (not supported yet)".into() }];
@@ -176,11 +193,15 @@ pub fn process(me: &Me, msg: &IncomingMessage, loaded: Loaded, now_s: u64, rng: 
         consumed_prekey: d.consumed_pre_key,
         identity: Some((session_address(msg), d.remote_identity)),
         lid_mapping,
+        sender_key: None,
+        mark_processed: true,
     };
     let mut actions = vec![Action::Persist(Box::new(persist))];
-    let content = padding::unpad(&d.plaintext)
+    let decoded = padding::unpad(&d.plaintext)
         .map_err(|e| e.to_string())
-        .and_then(|p| content::decode(p).map_err(|e| e.to_string()));
+        .and_then(|p| proto::Message::decode(p).map_err(|e| format!("plaintext is not a Message protobuf: {e}")));
+    let ctx = decoded.as_ref().map(super::context::context).unwrap_or_default();
+    let content = decoded.map(|m| content::classify(&m));
     let (content, from_me, chat_id) = match content {
         Ok(Content::SentByUs { destination, inner }) => (*inner, true, destination),
         Ok(c) => (c, false, chat.user_jid()),
@@ -205,8 +226,8 @@ pub fn process(me: &Me, msg: &IncomingMessage, loaded: Loaded, now_s: u64, rng: 
                 is_group: false,
                 from_me,
                 reply_to,
-                reply_to_sender: None,
-                mentions: Vec::new(),
+                reply_to_sender: ctx.quoted_sender,
+                mentions: ctx.mentions,
                 body,
             })));
         }

@@ -15,6 +15,7 @@
 pub mod content;
 pub mod context;
 pub mod driver;
+pub mod group_inbound;
 pub mod inbound;
 pub mod stanza;
 

@@ -76,7 +76,7 @@ pub struct IncomingMessage {
     pub alt: Option<Jid>,
     /// For a copy of our own message from our other device: the chat it was sent to.
     pub recipient: Option<String>,
-    /// A group participant (groups are not handled by this path).
+    /// In a group: the participant device that sent it (the group is `from`).
     pub participant: Option<String>,
     /// The sender's push name.
     pub notify: Option<String>,
@@ -104,6 +104,7 @@ pub fn parse_message(node: &Node) -> Result<IncomingMessage, StanzaError> {
         .get_attr("sender_lid")
         .or_else(|| node.get_attr("sender_pn"))
         .or_else(|| node.get_attr("participant_lid"))
+        .or_else(|| node.get_attr("participant_pn"))
         .and_then(Jid::parse);
     let encs = node
         .child_nodes()
