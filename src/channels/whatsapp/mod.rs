@@ -32,6 +32,7 @@ pub mod crypto;
 pub mod disconnect;
 pub mod messages;
 pub mod frame;
+pub mod groups;
 pub mod noise;
 pub mod paircode;
 pub mod pairing;

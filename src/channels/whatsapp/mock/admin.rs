@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Fault, Shared, fault, link, state};
+use super::{Fault, Shared, fault, groups, link, state};
 
 const MAX_BODY: usize = 64 * 1024;
 
@@ -76,6 +76,53 @@ struct Drain {
 #[serde(deny_unknown_fields)]
 struct LinkTarget {
     account: String,
+}
+
+/// Body of `POST /admin/groups`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewGroup {
+    subject: String,
+    creator: String,
+    #[serde(default)]
+    participants: Vec<String>,
+    /// `"lid"` (default) or `"pn"`.
+    addressing_mode: Option<String>,
+}
+
+/// Body of `POST /admin/groups/<jid>/participants`: exactly one action with its accounts.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupChange {
+    add: Option<Vec<String>>,
+    remove: Option<Vec<String>>,
+    promote: Option<Vec<String>>,
+    demote: Option<Vec<String>>,
+}
+
+impl GroupChange {
+    fn action(self) -> Option<(groups::Action, Vec<String>)> {
+        let mut set = [
+            (groups::Action::Add, self.add),
+            (groups::Action::Remove, self.remove),
+            (groups::Action::Promote, self.promote),
+            (groups::Action::Demote, self.demote),
+        ]
+        .into_iter()
+        .filter_map(|(a, v)| v.map(|v| (a, v)));
+        let first = set.next();
+        if set.next().is_some() {
+            return None;
+        }
+        first
+    }
+}
+
+fn group_error(e: groups::GroupError) -> (&'static str, serde_json::Value) {
+    match e {
+        groups::GroupError::NoSuchGroup => fail("404 Not Found", e),
+        _ => fail("400 Bad Request", e),
+    }
 }
 
 fn ok(v: serde_json::Value) -> (&'static str, serde_json::Value) {
@@ -149,6 +196,43 @@ fn route(
             Ok(()) => ok(serde_json::json!({ "ok": true })),
             Err(e) => fail("404 Not Found", e),
         },
+        ("GET", "/admin/groups") => {
+            let g = shared.lock();
+            ok(g.groups.json(&g.dir))
+        }
+        ("POST", "/admin/groups") => match serde_json::from_str::<NewGroup>(body) {
+            Ok(n) => {
+                let lid = match n.addressing_mode.as_deref() {
+                    None | Some("lid") => true,
+                    Some("pn") => false,
+                    Some(_) => return fail("400 Bad Request", "addressingMode is lid or pn"),
+                };
+                match super::create_group(shared, &n.subject, &n.creator, &n.participants, lid) {
+                    Ok(jid) => ok(serde_json::json!({ "ok": true, "jid": jid })),
+                    Err(e) => group_error(e),
+                }
+            }
+            Err(e) => fail("400 Bad Request", e),
+        },
+        ("POST", p) if p.starts_with("/admin/groups/") && p.ends_with("/participants") => {
+            let jid = &p["/admin/groups/".len()..p.len() - "/participants".len()];
+            let Ok(change) = serde_json::from_str::<GroupChange>(body) else {
+                return fail(
+                    "400 Bad Request",
+                    "body: {\"add\"|\"remove\"|\"promote\"|\"demote\": [accounts]}",
+                );
+            };
+            let Some((action, list)) = change.action() else {
+                return fail(
+                    "400 Bad Request",
+                    "exactly one of add, remove, promote, demote",
+                );
+            };
+            match super::change_group(shared, jid, action, &list) {
+                Ok(results) => ok(serde_json::json!({ "ok": true, "results": results })),
+                Err(e) => group_error(e),
+            }
+        }
         ("POST", "/admin/fault") => match serde_json::from_str::<Fault>(body) {
             Ok(f) => {
                 fault(shared, f);

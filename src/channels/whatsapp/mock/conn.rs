@@ -483,6 +483,10 @@ fn iq_reply(shared: &Shared, conn: u64, node: &Node, device: &mut Option<DeviceA
                 (_, None) => error(id, 401, "not-authorized"),
             }
         }
+        ("w:g2", _) => match dev {
+            Some(sender) => relay::group_iq(&mut g, sender, node, (shared.clock)()),
+            None => error(id, 401, "not-authorized"),
+        },
         ("usync", "get") => match super::usync::answer(&g.dir, node, (shared.clock)()) {
             Some(u) => result(id).children(vec![u]),
             None => error(id, 400, "bad-request"),

@@ -63,6 +63,7 @@
 mod accounts;
 mod admin;
 mod conn;
+mod groups;
 mod link;
 mod offline;
 mod prekey_store;
@@ -223,6 +224,8 @@ struct Inner {
     /// Where a scan or code links when the request names no account.
     link_target: usize,
     relay: relay::RelayState,
+    /// Groups and their members.
+    groups: groups::Groups,
     last_payload: Option<&'static str>,
     last_origin: Option<String>,
     last_routing_info: Option<String>,
@@ -399,6 +402,43 @@ impl MockServer {
         relay::state_json(&self.shared.lock())
     }
 
+    /// Creates a group of account `creator` (phone) with `participants` (phones or JIDs),
+    /// addressed by LID (`lid`) or by phone number; every member device gets the `<create>`
+    /// notification. Returns the group JID.
+    pub fn create_group(
+        &self,
+        subject: &str,
+        creator: &str,
+        participants: &[&str],
+        lid: bool,
+    ) -> Result<String, String> {
+        let p: Vec<String> = participants.iter().map(|s| (*s).to_owned()).collect();
+        create_group(&self.shared, subject, creator, &p, lid).map_err(|e| e.to_string())
+    }
+
+    /// Adds (`add`) or removes (`!add`) `participants` (phones or JIDs) in group `jid`, as its
+    /// creator; members are notified. Returns `[{"jid", "error"}]` per participant.
+    pub fn update_group(
+        &self,
+        jid: &str,
+        add: bool,
+        participants: &[&str],
+    ) -> Result<serde_json::Value, String> {
+        let p: Vec<String> = participants.iter().map(|s| (*s).to_owned()).collect();
+        let action = if add {
+            groups::Action::Add
+        } else {
+            groups::Action::Remove
+        };
+        change_group(&self.shared, jid, action, &p).map_err(|e| e.to_string())
+    }
+
+    /// The groups document (`GET /admin/groups`).
+    pub fn groups_state(&self) -> serde_json::Value {
+        let g = self.shared.lock();
+        g.groups.json(&g.dir)
+    }
+
     /// When each WebSocket upgrade request arrived (tokio time; refused ones included).
     pub fn attempt_times(&self) -> Vec<tokio::time::Instant> {
         self.shared.lock().attempts.clone()
@@ -464,6 +504,82 @@ fn drain_prekeys(shared: &Shared, jid: &str, leave: usize) -> Result<usize, Stri
     let left = bundle.available();
     relay::prekeys_taken(&mut g, addr, (shared.clock)());
     Ok(left)
+}
+
+/// The account a reference names: phone digits (with or without `+`) or a PN/LID JID.
+fn account_ref(dir: &Directory, r: &str) -> Result<usize, groups::GroupError> {
+    let found = if r.contains('@') {
+        accounts::parse_jid(r).and_then(|j| dir.account_of(&j))
+    } else {
+        dir.by_phone(r)
+    };
+    found.ok_or_else(|| groups::GroupError::NoSuchAccount(r.to_owned()))
+}
+
+/// Creates a group of `creator` with `participants` (account references) addressed by LID
+/// (`lid`) or phone number; members are notified. Returns the group JID.
+fn create_group(
+    shared: &Shared,
+    subject: &str,
+    creator: &str,
+    participants: &[String],
+    lid: bool,
+) -> Result<String, groups::GroupError> {
+    let now = (shared.clock)();
+    let mut g = shared.lock();
+    let creator = account_ref(&g.dir, creator)?;
+    let members = participants
+        .iter()
+        .map(|p| account_ref(&g.dir, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mode = if lid {
+        accounts::Domain::Lid
+    } else {
+        accounts::Domain::Pn
+    };
+    let gi = g.groups.create(creator, subject, &members, mode, now)?;
+    let notices = g.groups.create_notices(&g.dir, gi, None, now);
+    let pairs = g.groups.pairs(gi);
+    let jid = g.groups.list()[gi].jid();
+    relay::group_notices(&mut g, notices, pairs);
+    Ok(jid)
+}
+
+/// Adds, removes, promotes or demotes `participants` (account references) in group `jid`, as
+/// its creator; members are notified. Returns `[{"jid", "error"}]` per participant.
+fn change_group(
+    shared: &Shared,
+    jid: &str,
+    action: groups::Action,
+    participants: &[String],
+) -> Result<serde_json::Value, groups::GroupError> {
+    let now = (shared.clock)();
+    let mut g = shared.lock();
+    let jids = participants
+        .iter()
+        .map(|p| {
+            account_ref(&g.dir, p).map(|a| {
+                g.dir.jid(
+                    DeviceAddr {
+                        account: a,
+                        device: 0,
+                    },
+                    accounts::Domain::Pn,
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let inner = &mut *g;
+    let (changes, notices, pairs) = inner
+        .groups
+        .admin_change(&inner.dir, jid, action, &jids, now)?;
+    relay::group_notices(&mut g, notices, pairs);
+    Ok(serde_json::Value::Array(
+        changes
+            .into_iter()
+            .map(|c| serde_json::json!({ "jid": c.jid, "error": c.error }))
+            .collect(),
+    ))
 }
 
 fn account_info(dir: &Directory, i: usize) -> AccountInfo {

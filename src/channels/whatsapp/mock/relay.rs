@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::super::binary::{Node, SERVER_JID};
 use super::accounts::{DeviceAddr, Domain};
+use super::groups::parse_group_jid;
 use super::offline::{Mailbox, offline_ib};
 use super::route::{self, Delivery};
 use super::{Cmd, Inner, Shared};
@@ -167,7 +168,12 @@ pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Node {
             .attr("error", "401");
     };
     *g.relay.sent.entry(sender).or_default() += 1;
-    let routed = route::message(&g.dir, sender, node, now);
+    let to_group = node.get_attr("to").and_then(parse_group_jid).is_some();
+    let routed = if to_group {
+        g.groups.route_message(&g.dir, sender, node, now)
+    } else {
+        route::message(&g.dir, sender, node, now)
+    };
     g.relay.dropped += routed.dropped as u64;
     for d in &routed.deliveries {
         let (a, b) = (sender.account, d.to.account);
@@ -197,7 +203,12 @@ pub(super) fn client_receipt(shared: &Shared, conn: u64, node: &Node) -> Node {
     for id in route::receipt_ids(node) {
         mailbox.ack("message", &id);
     }
-    let routed = route::receipt(&g.dir, sender, node, now);
+    let to_group = node.get_attr("to").and_then(parse_group_jid).is_some();
+    let routed = if to_group {
+        g.groups.route_receipt(&g.dir, sender, node, now)
+    } else {
+        route::receipt(&g.dir, sender, node, now)
+    };
     for d in routed.deliveries {
         deliver(&mut g, d);
     }
@@ -248,6 +259,25 @@ fn notify(g: &mut Inner, to: DeviceAddr, from: &str, ty: &str, children: Vec<Nod
         .attr("t", now.to_string())
         .children(children);
     deliver(g, Delivery { to, node: n });
+}
+
+/// Numbers and delivers group notifications (`w:gp2`), and records the accounts that now share
+/// a group as peers (they hear of each other's device changes).
+pub(super) fn group_notices(g: &mut Inner, notices: Vec<Delivery>, peers: Vec<(usize, usize)>) {
+    g.relay.peers.extend(peers);
+    for mut d in notices {
+        g.relay.notifications += 1;
+        let id = format!("mock-n{}", g.relay.notifications);
+        d.node.attrs.insert(0, ("id".into(), id));
+        deliver(g, d);
+    }
+}
+
+/// A `<iq xmlns="w:g2">` from device `sender`: the registry answers, members are notified.
+pub(super) fn group_iq(g: &mut Inner, sender: DeviceAddr, node: &Node, now: u64) -> Node {
+    let out = g.groups.iq(&g.dir, sender, node, now);
+    group_notices(g, out.notices, out.peers);
+    out.reply
 }
 
 /// Tells device `addr` its one-time prekeys run low (`<notification type="encrypt"><count>`),

@@ -29,9 +29,11 @@ pub(super) struct Routed {
 }
 
 /// Attributes a client may set on a message that the server passes on.
-const PASSED_MESSAGE_ATTRS: [&str; 4] = ["category", "edit", "push_priority", "expiration"];
+pub(super) const PASSED_MESSAGE_ATTRS: [&str; 4] =
+    ["category", "edit", "push_priority", "expiration"];
 
-fn ack(class: &str, stanza: &Node, now: u64, error: Option<&str>) -> Node {
+/// The server's `<ack class id from t [error]>` for a client stanza.
+pub(super) fn ack(class: &str, stanza: &Node, now: u64, error: Option<&str>) -> Node {
     let mut a = Node::new("ack")
         .attr("class", class)
         .attr("id", stanza.get_attr("id").unwrap_or_default());
@@ -68,7 +70,7 @@ pub(super) fn message(dir: &Directory, sender: DeviceAddr, stanza: &Node, now: u
         return reject("400");
     };
     let Some(to) = parse_jid(to_attr) else {
-        // Groups, broadcasts and newsletters are not relayed by this mock.
+        // Groups are routed by `groups` before this; broadcasts and newsletters are not relayed.
         return reject("501");
     };
     let Some(target_account) = dir.account_of(&to) else {
