@@ -72,6 +72,23 @@ pub enum AccountCommand {
         /// The answer.
         reply: oneshot::Sender<Result<ChatId, TargetError>>,
     },
+    /// List the groups the account is in (asks the server).
+    ListGroups {
+        /// The answer.
+        reply: oneshot::Sender<Result<Vec<GroupSummary>, TargetError>>,
+    },
+}
+
+/// A group the account is in, as `channels groups` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSummary {
+    /// The group's chat id (what `groups` in the config names).
+    pub id: ChatId,
+    /// The subject.
+    pub subject: String,
+    /// How many members it has.
+    pub participants: usize,
 }
 
 /// Why [`AccountHandle::send`] or [`AccountHandle::wait_final`] failed.
@@ -164,6 +181,18 @@ impl AccountHandle {
     /// (live operations are dropped rather than queued without bound).
     pub fn command(&self, cmd: AccountCommand) -> bool {
         self.commands.try_send(cmd).is_ok()
+    }
+
+    /// Asks the driver for the groups the account is in.
+    pub async fn list_groups(&self, timeout: Duration) -> Result<Vec<GroupSummary>, TargetError> {
+        let (reply, rx) = oneshot::channel();
+        if !self.command(AccountCommand::ListGroups { reply }) {
+            return Err(TargetError::NotConnected);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            _ => Err(TargetError::NotConnected),
+        }
     }
 
     /// Asks the driver to resolve and check a target.

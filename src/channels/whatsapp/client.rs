@@ -894,6 +894,14 @@ impl Session<'_> {
     /// Notifications: acknowledged; device changes refresh the cached device list, a low prekey
     /// count triggers an upload.
     async fn on_notification(&mut self, node: &Node) -> Result<Result<(), DisconnectReason>, ClientError> {
+        // Group changes (a member left: our sender key rotates) are committed before the ack.
+        if node.get_attr("type") == Some("w:gp2")
+            && let Some(m) = &self.cfg.messaging
+            && let Err(e) = super::messages::driver::on_group_notification(&m.db, node).await
+        {
+            tracing::error!("group notification not applied (store failure), reconnecting: {e}");
+            return Ok(Err(DisconnectReason::ConnectionClosed));
+        }
         if let Err(r) = self.send(stanza::ack("notification", node)).await {
             return Ok(Err(r));
         }

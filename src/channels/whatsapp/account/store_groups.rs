@@ -1,6 +1,7 @@
 //! The group tables of the account store (schema version 4): sender keys per `(group, sender
 //! device)` (ours under [`OWN_SENDER`]), which participant devices hold our current sender key,
-//! and cached group metadata with an expiry.
+//! who wrote a received group message (a reply quotes its author; bounded), and cached group
+//! metadata with an expiry.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -25,6 +26,13 @@ pub(super) const GROUPS_V4: Migration = Migration::sql(
         key_id INTEGER NOT NULL,
         shared_at_ms INTEGER NOT NULL,
         PRIMARY KEY (group_jid, device)
+    );
+    CREATE TABLE group_message_senders (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_jid TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        UNIQUE (group_jid, message_id)
     );
     CREATE TABLE group_metadata (
         group_jid TEXT PRIMARY KEY,
@@ -97,6 +105,30 @@ impl Ops<'_> {
     pub fn unmark_sender_key_shared(&self, group: &str, device: &str) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM sender_key_shared WHERE group_jid = ?1 AND device = ?2", params![group, device])?;
         Ok(())
+    }
+
+    /// Remembers who wrote group message `message_id` (a reply quotes its author). Keeps the
+    /// newest [`super::DEDUPE_LIMIT`] rows.
+    pub fn put_group_message_sender(&self, group: &str, message_id: &str, sender: &str) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO group_message_senders (group_jid, message_id, sender) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![group, message_id, sender],
+        )?;
+        if n == 1 {
+            self.conn.execute(
+                "DELETE FROM group_message_senders WHERE seq <= (SELECT max(seq) FROM group_message_senders) - ?1",
+                [super::DEDUPE_LIMIT],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Who wrote group message `message_id`, if we received it.
+    pub fn group_message_sender(&self, group: &str, message_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT sender FROM group_message_senders WHERE group_jid = ?1 AND message_id = ?2", params![group, message_id], |r| r.get(0))
+            .optional()?)
     }
 
     /// Caches a group's metadata until `expires_at_ms`.
@@ -176,6 +208,9 @@ mod tests {
         assert!(o.sender_key_holders(g, 7).unwrap().is_empty());
         assert_eq!(o.sender_key(g, "5:1@s.whatsapp.net").unwrap(), Some(vec![3]));
         assert!(!o.rotate_own_sender_key(g).unwrap());
+        o.put_group_message_sender(g, "M1", "5@lid").unwrap();
+        assert_eq!(o.group_message_sender(g, "M1").unwrap().as_deref(), Some("5@lid"));
+        assert_eq!(o.group_message_sender("9@g.us", "M1").unwrap(), None);
     }
 
     #[test]

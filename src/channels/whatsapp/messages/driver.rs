@@ -26,6 +26,10 @@ use super::stanza::{self, DeviceEnc, Jid, RetryKeys, RetryRequest};
 
 #[path = "group_recv.rs"]
 mod group_recv;
+#[path = "group_send.rs"]
+mod group_send;
+
+pub use group_send::{GROUP_META_TTL, on_group_notification};
 
 /// How long a cached device list is trusted (refreshed earlier on a devices notification).
 pub const DEVICE_LIST_TTL: Duration = Duration::from_secs(3600);
@@ -228,6 +232,7 @@ impl ConnInbound {
             match a {
                 Action::Persist(p) => {
                     let now = now_s.saturating_mul(1000);
+                    let group_author = super::group_inbound::participant(&msg).filter(|_| super::group_inbound::is_group(&msg)).map(|j| j.user_jid());
                     let outcome = self
                         .m
                         .db
@@ -246,8 +251,13 @@ impl ConnInbound {
                                 now_ms: now,
                             };
                             let outcome = if p.mark_processed { ops.commit_inbound(&commit)? } else { ops.commit_inbound_unmarked(&commit)? };
-                            if let (crate::channels::whatsapp::account::store::CommitOutcome::Committed { .. }, Some((g, s, r))) = (&outcome, &p.sender_key) {
-                                ops.put_sender_key(g, s, &r.to_bytes(), now)?;
+                            if let crate::channels::whatsapp::account::store::CommitOutcome::Committed { .. } = &outcome {
+                                if let Some((g, s, r)) = &p.sender_key {
+                                    ops.put_sender_key(g, s, &r.to_bytes(), now)?;
+                                }
+                                if let (true, Some(author)) = (p.mark_processed, &group_author) {
+                                    ops.put_group_message_sender(&p.remote, &p.message_id, author)?;
+                                }
                             }
                             Ok(outcome)
                         })
@@ -631,6 +641,9 @@ impl Consumer {
             #[allow(unreachable_patterns)]
             _ => return Err(SendFail::Permanent("only text messages are supported on WhatsApp yet".into())),
         };
+        if let Some(g) = Jid::parse(rec.message.chat.as_str()).filter(|j| j.server == super::group_meta::GROUP_SERVER) {
+            return self.send_group(rec, &g).await;
+        }
         let chat = Jid::parse(rec.message.chat.as_str())
             .filter(Jid::is_user)
             .ok_or_else(|| SendFail::Permanent(format!("unsupported chat {:?} (groups are separate work)", rec.message.chat.as_str())))?
@@ -709,6 +722,10 @@ impl Consumer {
             }
             AccountCommand::MarkRead { chat, sender, ids } => {
                 let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+                if chat.as_str().ends_with("@g.us") {
+                    let p = Some(sender.as_str()).filter(|s| !s.is_empty());
+                    return self.link.fire(stanza::receipt(chat.as_str(), p, &ids, Some("read"))).await;
+                }
                 let to = if sender.as_str().is_empty() { chat.as_str() } else { sender.as_str() };
                 self.link.fire(stanza::receipt(to, None, &ids, Some("read"))).await
             }
@@ -718,6 +735,22 @@ impl Consumer {
                 let answer = match r {
                     Ok(x) => x,
                     Err(_) => Err(TargetError::NotConnected),
+                };
+                let _ = reply.send(answer);
+                if closed { Err(SendFail::Closed) } else { Ok(()) }
+            }
+            AccountCommand::ListGroups { reply } => {
+                let r = self.participating().await;
+                let closed = matches!(r, Err(SendFail::Closed));
+                let answer = match r {
+                    Ok(gs) => Ok(gs
+                        .into_iter()
+                        .map(|g| crate::channels::registry::GroupSummary { id: crate::messaging::ChatId::new(g.jid), subject: g.subject, participants: g.members.len() })
+                        .collect()),
+                    Err(e) => {
+                        tracing::warn!(account = %self.m.account_id, "group list failed: {e}");
+                        Err(TargetError::NotConnected)
+                    }
                 };
                 let _ = reply.send(answer);
                 if closed { Err(SendFail::Closed) } else { Ok(()) }

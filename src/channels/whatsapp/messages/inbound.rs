@@ -243,7 +243,6 @@ mod tests {
     use super::*;
     use crate::channels::whatsapp::crypto::SeededEntropy;
     use crate::channels::whatsapp::signal::PreKeyBundle;
-    use prost::Message as _;
 
     struct Party {
         me: Me,

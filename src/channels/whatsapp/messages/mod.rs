@@ -16,6 +16,7 @@ pub mod content;
 pub mod context;
 pub mod driver;
 pub mod group_inbound;
+pub mod group_meta;
 pub mod inbound;
 pub mod stanza;
 
