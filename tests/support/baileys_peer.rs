@@ -52,8 +52,30 @@ impl BaileysPeer {
         phone: &str,
         expect_no_qr: bool,
     ) -> Self {
+        Self::start_script(
+            "relay-harness.mjs",
+            name,
+            ws_url,
+            admin,
+            auth,
+            phone,
+            expect_no_qr,
+        )
+    }
+
+    /// Like [`BaileysPeer::start`] with another harness script of `tests/peers/` that takes the
+    /// same arguments and speaks the same JSON lines.
+    pub fn start_script(
+        script: &str,
+        name: &str,
+        ws_url: &str,
+        admin: &str,
+        auth: &Path,
+        phone: &str,
+        expect_no_qr: bool,
+    ) -> Self {
         let mut c = Command::new("node");
-        c.arg(peers_dir().join("relay-harness.mjs"))
+        c.arg(peers_dir().join(script))
             .arg(ws_url)
             .arg(admin)
             .arg(auth)
@@ -65,7 +87,7 @@ impl BaileysPeer {
         if expect_no_qr {
             c.env("HARNESS_EXPECT_NO_QR", "1");
         }
-        let mut child = c.spawn().expect("spawn node relay-harness.mjs");
+        let mut child = c.spawn().expect("spawn node with a harness script");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let mut stderr_pipe = child.stderr.take().expect("stderr");
