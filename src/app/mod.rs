@@ -13,6 +13,7 @@
 
 pub mod delivery;
 pub mod executor;
+pub mod groups;
 pub mod inbound;
 pub mod send;
 

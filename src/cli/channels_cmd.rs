@@ -40,6 +40,8 @@ pub enum ChannelsCommand {
     Logout(LogoutArgs),
     /// Show each account's connection state (from the running gateway, else from disk).
     Status(StatusArgs),
+    /// List the groups an account is in (JID, member count, subject), from the running gateway.
+    Groups(crate::cli::channels_groups::GroupsArgs),
 }
 
 /// Arguments of `channels status`.
@@ -132,6 +134,7 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
             (&logout_args, false)
         }
         ChannelsCommand::Status(a) => return status(a),
+        ChannelsCommand::Groups(a) => return crate::cli::channels_groups::run(a),
     };
     let json = args.json;
     let result = (|| -> anyhow::Result<ExitCode> {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod channels_cmd;
+pub mod channels_groups;
 pub mod agent_cmd;
 pub mod config_cmd;
 pub mod devices_cmd;

@@ -26,6 +26,7 @@ pub const METHODS: &[&str] = &[
     "health",
     "status",
     "channels.status",
+    "channels.groups",
     "send",
     "send.get",
     "agent",
@@ -190,7 +191,7 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budge
                             Err(e) => protocol::res_err(&f.id, &e),
                         }
                     }
-                    Ok(f) if f.kind == "req" && matches!(f.method.as_str(), "send" | "send.get" | "agent") => {
+                    Ok(f) if f.kind == "req" && matches!(f.method.as_str(), "send" | "send.get" | "agent" | "channels.groups") => {
                         match dispatch_app(&st, &session, &f.method, &f.params).await {
                             Ok(v) => protocol::res_ok(&f.id, v),
                             Err(e) => protocol::res_err(&f.id, &e),
@@ -577,7 +578,8 @@ fn channel_or_only(st: &AppState, p: &Value) -> Option<String> {
     })
 }
 
-/// The methods served by the operations layer ([`crate::app`]): `send`, `send.get`, `agent`.
+/// The methods served by the operations layer ([`crate::app`]): `send`, `send.get`, `agent`,
+/// `channels.groups`.
 pub async fn dispatch_app(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<Value, ErrorShape> {
     match method {
         "send" => {
@@ -590,6 +592,11 @@ pub async fn dispatch_app(st: &AppState, s: &Session, method: &str, p: &Value) -
                 idempotency_key: str_param(p, "idempotencyKey").map(str::to_string),
             };
             st.app.send_text(&req).await.map(|a| json!(a)).map_err(|e| send_error(&e))
+        }
+        "channels.groups" => {
+            need(s, "operator.read")?;
+            let channel = channel_or_only(st, p).unwrap_or_default();
+            st.app.list_groups(&channel, str_param(p, "accountId")).await.map(|g| json!(g)).map_err(|e| send_error(&e))
         }
         "send.get" => {
             need(s, "operator.read")?;

@@ -760,6 +760,15 @@ impl Consumer {
 
     async fn resolve(&self, target: &str) -> Result<Result<crate::messaging::ChatId, TargetError>, SendFail> {
         let t = target.trim();
+        if let Some(g) = Jid::parse(t).filter(|j| j.server == super::group_meta::GROUP_SERVER) {
+            // A group: it exists and we are in it when the server answers its metadata.
+            return match self.group_meta(&g.user_jid()).await {
+                Ok(meta) => Ok(Ok(crate::messaging::ChatId::new(meta.jid))),
+                Err(SendFail::Closed) => Err(SendFail::Closed),
+                Err(SendFail::Timeout) => Err(SendFail::Timeout),
+                Err(_) => Ok(Err(TargetError::NotOnChannel(t.to_owned()))),
+            };
+        }
         if t.contains('@') {
             let Some(j) = Jid::parse(t).filter(Jid::is_user) else {
                 return Ok(Err(TargetError::Invalid(t.to_owned())));
