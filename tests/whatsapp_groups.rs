@@ -308,3 +308,127 @@ fn issue12_item4_our_client_reads_and_writes_a_group_with_real_baileys_members()
     bob.quit();
     carol.quit();
 }
+
+/// `openclaw channels groups --json` and `openclaw message send --target <group jid>` through
+/// an in-process gateway whose registry holds our client (as the supervisor wires it).
+#[test]
+fn issue12_item3_channels_groups_lists_the_group_and_message_send_reaches_it() {
+    use openclaw::app::{AccountSettings, AppConfig};
+    use openclaw::channels::registry::ChannelRegistry;
+    use openclaw::channels::status::{ChannelStatus, ChannelStatusHandle, ConnectionState};
+    use openclaw::config::model::whatsapp::{ChunkMode, ReplyToMode, WhatsAppConfig};
+
+    let _serial = serial::serial();
+    let test = "issue12_item3_channels_groups_lists_the_group_and_message_send_reaches_it";
+    if let Some(why) = missing_baileys() {
+        peer::missing(test, &format!("{why}; `channels groups` is NOT validated by this run"));
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let m = rt.block_on(MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())).unwrap();
+    m.create_account(US, None, Some("Us")).unwrap();
+    m.create_account(ALICE, None, Some("Alice")).unwrap();
+    let wa_dir = tempfile::tempdir().unwrap();
+    let gw_dir = tempfile::tempdir().unwrap();
+    rt.block_on(link_us(&m, &client_config(&m, wa_dir.path())));
+
+    let wa: WhatsAppConfig = serde_json::from_value(json!({})).unwrap();
+    let mut settings = openclaw::gateway::GatewaySettings::new(openclaw::store::StateLayout::new(gw_dir.path()));
+    settings.port = 0;
+    settings.app = AppConfig {
+        accounts: vec![AccountSettings {
+            channel: "whatsapp".into(),
+            resolved: wa.account("default"),
+            chunk_mode: ChunkMode::Length,
+            reply_to_mode: ReplyToMode::Off,
+            default_to: None,
+        }],
+        default_accounts: vec![("whatsapp".into(), "default".into())],
+        ..AppConfig::default()
+    };
+    let status = ChannelStatusHandle::new();
+    let mut s = ChannelStatus::new("whatsapp", "default", ConnectionState::Connected { since_ms: 0 });
+    s.linked = true;
+    s.connected = true;
+    status.upsert(s);
+    let _g = rt.enter();
+    let prepared = openclaw::gateway::prepare(settings, openclaw::gateway::logbuf::LogBuffer::new(), status).unwrap();
+    let port = prepared.local_addr().port();
+    let st = prepared.state();
+    let store = AccountStore::open_at(&wa_dir.path().join("store.db")).unwrap();
+    let (messaging, handle) = open_messaging_with(store, "default", st.inbound.clone()).unwrap();
+    st.app.set_registry(ChannelRegistry::new([handle]));
+    let mut ccfg = client_config(&m, wa_dir.path());
+    ccfg.messaging = Some(messaging);
+    let (stop_wa, mut stopped) = watch::channel(false);
+    let wa_task = rt.spawn(async move {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        loop {
+            tokio::select! {
+                _ = run_session(&ccfg, &tx, RunMode::UntilDisconnect, None) => {}
+                _ = stopped.changed() => return,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let (stop_gw, rx) = tokio::sync::oneshot::channel::<()>();
+    let gw_task = rt.spawn(async move {
+        openclaw::gateway::serve(prepared, Default::default(), async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+
+    let alice_auth = tempfile::tempdir().unwrap();
+    let mut alice = start_peer("alice", &m, alice_auth.path(), ALICE);
+    let created = ask(
+        &mut alice,
+        json!({"cmd": "group-create", "subject": "Book club", "participants": [format!("{US}@s.whatsapp.net")]}),
+        "group",
+    );
+    let group = created["meta"]["id"].as_str().unwrap().to_owned();
+
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_openclaw"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(gw_dir.path())
+            .args(["--url", &format!("ws://127.0.0.1:{port}")])
+            .env_remove("OPENCLAW_CONFIG_PATH")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // The account's connection may still be starting: the command is retried until it answers.
+    let mut listed = None;
+    for _ in 0..100 {
+        let (code, out, err) = cli(&["channels", "groups", "--json"]);
+        if code == Some(0) {
+            listed = Some(serde_json::from_str::<Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}")));
+            break;
+        }
+        eprintln!("channels groups not yet: {err}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v = listed.expect("channels groups answered");
+    let g = v["groups"].as_array().and_then(|gs| gs.iter().find(|g| g["id"] == group.as_str()).cloned()).unwrap_or_else(|| panic!("{v}"));
+    assert_eq!((g["subject"].as_str(), g["participants"].as_u64()), (Some("Book club"), Some(2)), "{v}");
+    let (code, out, err) = cli(&["channels", "groups"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&group) && out.contains("Book club"), "{out}");
+
+    let (code, out, err) = cli(&["message", "send", "--channel", "whatsapp", "-t", &group, "-m", "hello from the CLI", "--json"]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    let sent: Value = serde_json::from_str(&out).unwrap();
+    let id = sent["messageId"].as_str().unwrap().to_owned();
+    assert_eq!(receive(&mut alice, &group, &id)["text"], "hello from the CLI", "{}", alice.transcript());
+
+    alice.quit();
+    let _ = stop_gw.send(());
+    let _ = stop_wa.send(true);
+    rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(15), gw_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), wa_task).await;
+    });
+}
