@@ -1505,6 +1505,48 @@ mod tests {
         assert_eq!(r.ack.get_attr("class"), Some("receipt"));
     }
 
+    #[test]
+    fn a_retry_with_participant_goes_to_that_device_only_and_outsiders_cannot_be_targeted() {
+        let d = dir();
+        let mut groups = Groups::default();
+        let (gjid, _) = create(&mut groups, &d);
+        let retry = Node::new("message")
+            .attr("id", "G1")
+            .attr("to", gjid.clone())
+            .attr("type", "text")
+            .attr("participant", "100000000000002:9@lid")
+            .children(vec![
+                Node::new("enc")
+                    .attr("v", "2")
+                    .attr("type", "msg")
+                    .bytes(vec![4]),
+            ]);
+        let r = groups.route_message(&d, A7, &retry, 1);
+        assert_eq!(r.deliveries.len(), 1);
+        assert_eq!(r.deliveries[0].to, B9);
+        assert_eq!(
+            r.deliveries[0].node.child("enc").unwrap().get_attr("type"),
+            Some("msg")
+        );
+        let mut outsider = retry.clone();
+        for (k, v) in &mut outsider.attrs {
+            if k == "participant" {
+                *v = "100000000000003:8@lid".into();
+            }
+        }
+        let r = groups.route_message(&d, A7, &outsider, 1);
+        assert_eq!(r.ack.get_attr("error"), Some("404"));
+        assert!(r.deliveries.is_empty());
+        let unknown = skmsg_stanza("999@g.us", &[]);
+        assert_eq!(
+            groups
+                .route_message(&d, A7, &unknown, 1)
+                .ack
+                .get_attr("error"),
+            Some("404")
+        );
+    }
+
     /// Our client's parsers (`groups::metadata`, `groups::notification`) read what the relay
     /// produces: the vectors are the relay's own answers and notifications.
     #[test]
