@@ -331,7 +331,155 @@ fn issue12_item4_real_baileys_members_create_a_group_talk_and_change_members_thr
             .any(|v| v["id"] == after.as_str() || v["id"] == welcome.as_str())
     );
 
+    // (7) A phone-number-addressed group made through the admin API: Alice and Carol talk in
+    // it too (participant attributes in PN, LID in participant_lid).
+    let (st, pn) = admin_request(
+        &admin,
+        "POST",
+        "/admin/groups",
+        &format!(
+            r#"{{"subject":"PN group","creator":"{ALICE}","participants":["+{CAROL}"],"addressingMode":"pn"}}"#
+        ),
+    );
+    assert_eq!(st, 200, "{pn}");
+    let pn_group = pn["jid"].as_str().unwrap().to_owned();
+    let v = ask(
+        &mut carol,
+        json!({"cmd": "group-metadata", "jid": pn_group}),
+        "group",
+    );
+    assert_eq!(v["meta"]["addressingMode"], "pn");
+    assert_eq!(v["meta"]["subject"], "PN group");
+    let ids: BTreeSet<_> = members(&v["meta"])
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            format!("{ALICE}@s.whatsapp.net"),
+            format!("{CAROL}@s.whatsapp.net")
+        ]
+        .into()
+    );
+    let pn_hello = send(&mut alice, &pn_group, "pn hello");
+    let got = receive(&mut carol, &pn_group, &pn_hello);
+    assert_eq!(got["text"], "pn hello", "{}", carol.transcript());
+    assert!(
+        got["participant"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(ALICE)),
+        "{got}"
+    );
+    let back = send(&mut carol, &pn_group, "pn hi");
+    assert_eq!(receive(&mut alice, &pn_group, &back)["text"], "pn hi");
+
     alice.quit();
     bob.quit();
     carol.quit();
+}
+
+#[test]
+fn issue12_item4_admin_api_creates_groups_and_changes_members() {
+    let _serial = serial::serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = rt
+        .block_on(MockServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            MockOptions::default(),
+        ))
+        .unwrap();
+    let admin = m.admin_base();
+    for phone in [ALICE, BOB, CAROL] {
+        let (st, _) = admin_request(
+            &admin,
+            "POST",
+            "/admin/accounts",
+            &format!(r#"{{"phone":"{phone}"}}"#),
+        );
+        assert_eq!(st, 200);
+    }
+    let dave_lid = m
+        .create_account("15550005555", Some("300000000000001"), Some("Dave"))
+        .map(|a| a.lid_jid)
+        .unwrap();
+
+    let (st, v) = admin_request(
+        &admin,
+        "POST",
+        "/admin/groups",
+        &format!(
+            r#"{{"subject":"Team","creator":"{ALICE}","participants":["{BOB}","{dave_lid}"]}}"#
+        ),
+    );
+    assert_eq!(st, 200, "{v}");
+    let jid = v["jid"].as_str().unwrap().to_owned();
+    assert!(jid.ends_with("@g.us"));
+    let (st, v) = admin_request(
+        &admin,
+        "POST",
+        "/admin/groups",
+        &format!(r#"{{"subject":"Team","creator":"{ALICE}","participants":["15559999999"]}}"#),
+    );
+    assert_eq!(st, 400, "an unknown member: {v}");
+    let (st, _) = admin_request(
+        &admin,
+        "POST",
+        "/admin/groups",
+        &format!(r#"{{"subject":"  ","creator":"{ALICE}"}}"#),
+    );
+    assert_eq!(st, 400, "an empty subject");
+
+    let path = format!("/admin/groups/{jid}/participants");
+    let (st, v) = admin_request(
+        &admin,
+        "POST",
+        &path,
+        &format!(r#"{{"add":["{CAROL}","{BOB}"]}}"#),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["results"][0]["error"], Value::Null);
+    assert_eq!(v["results"][1]["error"], 409, "already a member");
+    let (st, v) = admin_request(&admin, "POST", &path, &format!(r#"{{"remove":["{BOB}"]}}"#));
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = admin_request(
+        &admin,
+        "POST",
+        &path,
+        &format!(r#"{{"add":["{BOB}"],"remove":["{CAROL}"]}}"#),
+    );
+    assert_eq!(st, 400, "one action at a time");
+    let (st, _) = admin_request(
+        &admin,
+        "POST",
+        "/admin/groups/999@g.us/participants",
+        &format!(r#"{{"add":["{BOB}"]}}"#),
+    );
+    assert_eq!(st, 404);
+
+    let (st, all) = admin_request(&admin, "GET", "/admin/groups", "");
+    assert_eq!(st, 200);
+    let g = &all["groups"][0];
+    assert_eq!(g["subject"], "Team");
+    assert_eq!(g["addressingMode"], "lid");
+    let phones: Vec<_> = g["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phone"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(phones, vec![ALICE, "15550005555", CAROL]);
+    assert_eq!(g["participants"][0]["admin"], "superadmin");
+    assert!(g["phash"].as_str().is_some_and(|h| h.starts_with("2:")));
+    assert_eq!(
+        m.groups_state(),
+        all,
+        "the Rust API reads the same registry"
+    );
+    // Members heard about it (their phones take notifications silently).
+    assert!(m.relay_state()["notifications"].as_u64() >= Some(4));
 }

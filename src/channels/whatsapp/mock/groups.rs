@@ -215,6 +215,10 @@ pub(super) struct Outcome {
     pub peers: Vec<(usize, usize)>,
 }
 
+/// An applied membership change: each named JID's outcome, the notifications to deliver, and
+/// the pairs of accounts that share the group.
+pub(super) type Applied = (Vec<Change>, Vec<Delivery>, Vec<(usize, usize)>);
+
 /// Every group on the relay.
 #[derive(Debug, Default)]
 pub(super) struct Groups {
@@ -458,7 +462,7 @@ impl Groups {
         action: Action,
         jids: &[String],
         now: u64,
-    ) -> Result<(Vec<Change>, Vec<Delivery>, Vec<(usize, usize)>), GroupError> {
+    ) -> Result<Applied, GroupError> {
         let gi = self.index(group)?;
         let before: Vec<usize> = self.list[gi].members.iter().map(|m| m.account).collect();
         let changes = self.change(dir, gi, None, action, jids)?;
@@ -1499,5 +1503,153 @@ mod tests {
         assert_eq!(n.get_attr("participant"), Some("100000000000002:9@lid"));
         assert_eq!(n.get_attr("type"), Some("read"));
         assert_eq!(r.ack.get_attr("class"), Some("receipt"));
+    }
+
+    #[test]
+    fn a_retry_with_participant_goes_to_that_device_only_and_outsiders_cannot_be_targeted() {
+        let d = dir();
+        let mut groups = Groups::default();
+        let (gjid, _) = create(&mut groups, &d);
+        let retry = Node::new("message")
+            .attr("id", "G1")
+            .attr("to", gjid.clone())
+            .attr("type", "text")
+            .attr("participant", "100000000000002:9@lid")
+            .children(vec![
+                Node::new("enc")
+                    .attr("v", "2")
+                    .attr("type", "msg")
+                    .bytes(vec![4]),
+            ]);
+        let r = groups.route_message(&d, A7, &retry, 1);
+        assert_eq!(r.deliveries.len(), 1);
+        assert_eq!(r.deliveries[0].to, B9);
+        assert_eq!(
+            r.deliveries[0].node.child("enc").unwrap().get_attr("type"),
+            Some("msg")
+        );
+        let mut outsider = retry.clone();
+        for (k, v) in &mut outsider.attrs {
+            if k == "participant" {
+                *v = "100000000000003:8@lid".into();
+            }
+        }
+        let r = groups.route_message(&d, A7, &outsider, 1);
+        assert_eq!(r.ack.get_attr("error"), Some("404"));
+        assert!(r.deliveries.is_empty());
+        let unknown = skmsg_stanza("999@g.us", &[]);
+        assert_eq!(
+            groups
+                .route_message(&d, A7, &unknown, 1)
+                .ack
+                .get_attr("error"),
+            Some("404")
+        );
+    }
+
+    /// Our client's parsers (`groups::metadata`, `groups::notification`) read what the relay
+    /// produces: the vectors are the relay's own answers and notifications.
+    #[test]
+    fn the_clients_group_parsers_read_the_relays_stanzas() {
+        use crate::channels::whatsapp::groups::metadata::{
+            AddressingMode, Admin, parse_participating_answer, parse_query_answer,
+        };
+        use crate::channels::whatsapp::groups::notification::{
+            GroupEvent, MemberChange, parse_notification,
+        };
+        let d = dir();
+        let mut groups = Groups::default();
+        let (gjid, out) = create(&mut groups, &d);
+        let info = parse_query_answer(&out.reply).unwrap();
+        assert_eq!(info.jid, gjid);
+        assert_eq!(info.subject, "Trip");
+        assert_eq!(info.addressing_mode, AddressingMode::Lid);
+        assert_eq!(info.owner_pn.as_deref(), Some("15550001111@s.whatsapp.net"));
+        assert_eq!(info.participants.len(), 2);
+        assert_eq!(info.participants[0].admin, Admin::SuperAdmin);
+        assert_eq!(
+            info.participant("15550002222@s.whatsapp.net")
+                .and_then(|p| p.lid.as_deref()),
+            Some("100000000000002@lid")
+        );
+        let created = parse_notification(&out.notices[2].node).unwrap();
+        assert!(matches!(&created.events[0], GroupEvent::Created(g) if g.jid == gjid));
+
+        let all = iq("get", "@g.us", Node::new("participating"));
+        let list = parse_participating_answer(&groups.iq(&d, B9, &all, 2).reply).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].jid, gjid);
+
+        let add = iq(
+            "set",
+            &gjid,
+            Node::new("add").children(vec![participant("15550003333@s.whatsapp.net")]),
+        );
+        let out = groups.iq(&d, A7, &add, 3);
+        let n = parse_notification(&out.notices.iter().find(|n| n.to == C8).unwrap().node).unwrap();
+        assert_eq!(n.group, gjid);
+        assert_eq!(n.actor.as_deref(), Some("100000000000001@lid"));
+        assert_eq!(n.actor_pn.as_deref(), Some("15550001111@s.whatsapp.net"));
+        match &n.events[0] {
+            GroupEvent::Members {
+                change,
+                participants,
+            } => {
+                assert_eq!(*change, MemberChange::Add);
+                assert_eq!(
+                    participants[0].phone.as_deref(),
+                    Some("15550003333@s.whatsapp.net")
+                );
+            }
+            e => panic!("{e:?}"),
+        }
+        let leave = iq(
+            "set",
+            "@g.us",
+            Node::new("leave").children(vec![Node::new("group").attr("id", gjid.clone())]),
+        );
+        let out = groups.iq(&d, B9, &leave, 4);
+        let n = parse_notification(&out.notices[0].node).unwrap();
+        assert!(matches!(
+            n.events[0],
+            GroupEvent::Members {
+                change: MemberChange::Leave,
+                ..
+            }
+        ));
+        assert!(n.changes_members());
+        let subject = iq(
+            "set",
+            &gjid,
+            Node::new("subject").bytes(b"Renamed".to_vec()),
+        );
+        let out = groups.iq(&d, A7, &subject, 5);
+        let n = parse_notification(&out.notices[0].node).unwrap();
+        assert_eq!(
+            n.events,
+            vec![GroupEvent::Subject {
+                subject: "Renamed".into()
+            }]
+        );
+        // The client's phash over the group's devices is the relay's: no correction in the ack.
+        let info = parse_query_answer(
+            &groups
+                .iq(&d, A7, &iq("get", &gjid, Node::new("query")), 6)
+                .reply,
+        )
+        .unwrap();
+        let mut devices = Vec::new();
+        for p in &info.participants {
+            let user = p.jid.trim_end_matches("@lid");
+            let acct = d.accounts.iter().find(|a| a.lid == user).unwrap();
+            for dev in acct.device_numbers() {
+                devices.push(acct.jid(dev, Domain::Lid));
+            }
+        }
+        let msg = skmsg_stanza(&gjid, &[]).attr("phash", participant_hash(&devices));
+        assert_eq!(
+            groups.route_message(&d, A7, &msg, 7).ack.get_attr("phash"),
+            None
+        );
     }
 }

@@ -550,4 +550,53 @@ mod tests {
         assert_eq!(dev.get_attr("jid"), Some("15550002222:8@s.whatsapp.net"));
         assert_eq!(dev.get_attr("key-index"), Some("8"));
     }
+
+    #[test]
+    fn group_messages_and_notifications_wait_for_an_offline_member() {
+        let mut g = inner();
+        let gi = g.groups.create(0, "G", &[1], Domain::Lid, 1).unwrap();
+        let notices = g.groups.create_notices(&g.dir, gi, None, 1);
+        let pairs = g.groups.pairs(gi);
+        group_notices(&mut g, notices, pairs);
+        let gjid = g.groups.list()[gi].jid();
+        let stanza = Node::new("message")
+            .attr("id", "G1")
+            .attr("to", gjid.clone())
+            .attr("type", "text")
+            .children(vec![
+                Node::new("enc")
+                    .attr("v", "2")
+                    .attr("type", "skmsg")
+                    .bytes(vec![1]),
+            ]);
+        let routed = g.groups.route_message(&g.dir, A7, &stanza, 2);
+        for d in routed.deliveries {
+            deliver(&mut g, d);
+        }
+        let mut rx = connect(&mut g, 1);
+        logged_in(&mut g, 1, B7);
+        activate(&mut g, 1);
+        let got = sent(&mut rx);
+        let kinds: Vec<_> = got
+            .iter()
+            .map(|n| (n.tag.as_str(), n.get_attr("type"), n.get_attr("from")))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("notification", Some("w:gp2"), Some(gjid.as_str())),
+                ("message", Some("text"), Some(gjid.as_str())),
+                ("ib", None, None),
+            ]
+        );
+        assert!(
+            got[0]
+                .get_attr("id")
+                .is_some_and(|i| i.starts_with("mock-n"))
+        );
+        assert!(
+            g.relay.peers.contains(&(0, 1)),
+            "members hear of each other's devices"
+        );
+    }
 }
