@@ -15,6 +15,7 @@ use prost::Message as _;
 
 use crate::channels::whatsapp::account::store::{GroupRow, OWN_SENDER};
 use crate::channels::whatsapp::binary::Node;
+use crate::channels::whatsapp::groups::metadata;
 use crate::channels::whatsapp::groups::phash::participant_hash;
 use crate::channels::whatsapp::signal::padding;
 use crate::channels::whatsapp::signal::sender_key::SenderKeyRecord;
@@ -43,11 +44,8 @@ impl Consumer {
         {
             return Ok(meta);
         }
-        let ans = self.link.iq(group_meta::query_group(group), Duration::from_secs(20)).await?;
-        let meta = group_meta::parse_answer(&ans)
-            .into_iter()
-            .next()
-            .ok_or_else(|| SendFail::Permanent(format!("{group}: the server sent no group metadata")))?;
+        let ans = self.link.iq(metadata::query_group(group), Duration::from_secs(20)).await?;
+        let meta = group_meta::parse_answer(&ans).map_err(|e| SendFail::Permanent(format!("{group}: {e}")))?;
         let row = meta_row(&meta, now)?;
         self.m.db.write(move |ops| ops.put_group(&row)).await?;
         Ok(meta)
@@ -55,8 +53,8 @@ impl Consumer {
 
     /// Every group the account is in (one `participating` query; each is cached).
     pub(super) async fn participating(&self) -> Result<Vec<GroupMeta>, SendFail> {
-        let ans = self.link.iq(group_meta::query_participating(), Duration::from_secs(20)).await?;
-        let groups = group_meta::parse_answer(&ans);
+        let ans = self.link.iq(metadata::query_participating(), Duration::from_secs(20)).await?;
+        let groups = group_meta::parse_participating(&ans).map_err(|e| SendFail::Transient(e.to_string()))?;
         let now = now_ms(&self.clock);
         let rows = groups.iter().map(|g| meta_row(g, now)).collect::<Result<Vec<_>, _>>()?;
         self.m
@@ -211,7 +209,7 @@ impl Consumer {
 /// Applies a `w:gp2` notification to the store: the metadata is stale; a member who left or was
 /// removed makes our sender key rotate, so the next message uses a key they never got.
 pub async fn on_group_notification(db: &crate::channels::whatsapp::account::store::AccountDb, n: &Node) -> Result<(), crate::channels::whatsapp::account::store::StoreError> {
-    let Some(change) = group_meta::parse_notification(n) else { return Ok(()) };
+    let Some(change) = group_meta::classify_notification(n) else { return Ok(()) };
     match change {
         GroupChange::MembersLeft { group } => {
             db.write(move |ops| {
