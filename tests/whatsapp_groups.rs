@@ -303,6 +303,31 @@ fn issue12_item4_our_client_reads_and_writes_a_group_with_real_baileys_members()
     let g = groups.iter().find(|g| g.id.as_str() == group).expect("listed");
     assert_eq!((g.subject.as_str(), g.participants), ("Trip", 3));
 
+    // (7) A member device that lacks our key (here: Bob, added back, recorded by mistake as a
+    // holder of the current key) asks for a retry; it gets the message pairwise, and the key
+    // with our next message.
+    let added = ask(
+        &mut alice,
+        json!({"cmd": "group-participants", "jid": group, "action": "add", "participants": [format!("{BOB}@s.whatsapp.net")]}),
+        "participants",
+    );
+    assert_eq!(added["result"][0]["status"], "200", "{added}");
+    bob.wait_from(0, WAIT, "added back", |v| v["event"] == "participants-update" && v["action"] == "add");
+    let (g2, bob_devices) = (group.clone(), vec![format!("{bob_lid}:7@lid"), format!("{bob_lid}@lid")]);
+    let key = ours.own_key_id(&rt, &group).unwrap();
+    rt.block_on(ours.messaging.db.write(move |o| o.mark_sender_key_shared(&g2, &bob_devices, key, 1))).unwrap();
+    ours.send(&rt, &group, "3EB0G5", "welcome back bob", None);
+    // Baileys first surfaces a stub ("No session found to decrypt message"), then the text.
+    let got = bob.wait_from(0, WAIT, "3EB0G5 decrypted after the retry", |v| v["event"] == "message" && v["id"] == "3EB0G5" && !v["text"].is_null());
+    assert_eq!(got["text"], "welcome back bob", "{}", bob.transcript());
+    let to_bob = routed_enc(&m, "3EB0G5", &format!("{BOB}:7"));
+    assert_eq!(to_bob.first().map(String::as_str), Some("skmsg"), "first the skmsg he cannot read: {to_bob:?}");
+    assert!(to_bob.iter().skip(1).any(|e| e == "msg" || e == "pkmsg"), "then the pairwise re-send: {to_bob:?}");
+    ours.send(&rt, &group, "3EB0G6", "now with the key", None);
+    assert_eq!(receive(&mut bob, &group, "3EB0G6")["text"], "now with the key");
+    assert_eq!(routed_enc(&m, "3EB0G6", &format!("{BOB}:7")).last().map(String::as_str), Some("skmsg"));
+    assert!(held_key_ids(&mut bob, &group, &us_lid).contains(&u64::from(key)), "Bob holds our current key now");
+
     ours.stop(&rt);
     alice.quit();
     bob.quit();

@@ -697,6 +697,9 @@ impl Consumer {
         };
         let OutboundBody::Text { text } = &rec.message.body else { return Ok(()) };
         let Some(chat) = Jid::parse(rec.message.chat.as_str()) else { return Ok(()) };
+        if chat.server == super::group_meta::GROUP_SERVER {
+            return self.answer_group_retry(&r, &rec, &chat).await;
+        }
         let dev = r.from.device_jid();
         let force = r.bundle.clone().filter(|_| r.count >= 2).map(|b| (dev.clone(), b));
         let sessions = self.sessions(vec![dev.clone()], force).await?;

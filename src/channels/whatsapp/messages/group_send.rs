@@ -192,6 +192,46 @@ impl Consumer {
         Ok(())
     }
 
+    /// A retry receipt for our group message from one member device: it lost (or never got)
+    /// our sender key, so it is forgotten as a holder (the next send distributes the key again)
+    /// and gets the message itself pairwise, to the group with `participant` naming it.
+    pub(super) async fn answer_group_retry(&self, r: &super::RetryRequest, rec: &OutboxRecord, group: &Jid) -> Result<(), SendFail> {
+        let OutboundBody::Text { text } = &rec.message.body else { return Ok(()) };
+        let gjid = group.user_jid();
+        let dev = r.from.device_jid();
+        let (g2, d2) = (gjid.clone(), dev.clone());
+        self.m.db.write(move |ops| ops.unmark_sender_key_shared(&g2, &d2)).await?;
+        let meta = self.group_meta(&gjid).await?;
+        let force = r.bundle.clone().filter(|_| r.count >= 2).map(|b| (dev.clone(), b));
+        let sessions = self.sessions(vec![dev.clone()], force).await?;
+        let Some((d, addr, mut session)) = sessions.into_iter().next() else { return Ok(()) };
+        let quoted_sender = match &rec.message.reply_to {
+            Some(q) => {
+                let (g2, q) = (gjid.clone(), q.as_str().to_owned());
+                self.m.db.read(move |ops| ops.group_message_sender(&g2, &q)).await?
+            }
+            None => None,
+        };
+        let msg = context::quoting_text(text, rec.message.reply_to.as_ref().map(|r| r.as_str()), quoted_sender.as_deref());
+        let (ty, ct) = session.encrypt(&padding::pad(&msg.encode_to_vec(), self.rng.as_ref())).map_err(|e| SendFail::Permanent(e.to_string()))?;
+        let (now, rec_bytes) = (now_ms(&self.clock), stored(&session));
+        self.m.db.write(move |ops| ops.put_session(&addr, &rec_bytes, now)).await?;
+        let mut node = Node::new("message").attr("to", gjid.clone()).attr("id", rec.message.id.as_str()).attr("type", "text").attr("participant", d.clone());
+        if meta.lid_addressing {
+            node = node.attr("addressing_mode", "lid");
+        }
+        let mut children = vec![Node::new("participants").children(vec![Node::new("to").attr("jid", d.clone()).children(vec![
+            Node::new("enc").attr("v", "2").attr("type", ty.as_str()).attr("count", r.count.to_string()).bytes(ct),
+        ])])];
+        if ty.as_str() == "pkmsg"
+            && let Some(di) = device_identity(&self.creds)
+        {
+            children.push(Node::new("device-identity").bytes(di));
+        }
+        tracing::info!(id = %r.id, device = %d, count = r.count, group = %gjid, "re-sending a group message pairwise after a retry receipt");
+        self.link.fire(node.children(children)).await
+    }
+
     async fn group_ack(&self, node: Node) -> Result<Node, SendFail> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.link.out.send(Outgoing { node, reply: Reply::MessageAck(tx) }).await.map_err(|_| SendFail::Closed)?;
