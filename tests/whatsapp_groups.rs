@@ -457,3 +457,71 @@ fn issue12_item3_channels_groups_lists_the_group_and_message_send_reaches_it() {
         let _ = tokio::time::timeout(Duration::from_secs(5), wa_task).await;
     });
 }
+
+/// Bench (run explicitly: `cargo test --test whatsapp_groups bench_ -- --ignored --nocapture`):
+/// a group of about 256 member devices (relay accounts; each mock phone has a bundle), time for
+/// our client to distribute its sender key and send one message (until the server's ack), then a
+/// second message (key already held: one `skmsg`); the same for Baileys in the same run (until
+/// its `sendMessage` returns, which is before the server's ack).
+#[test]
+#[ignore = "bench: run explicitly"]
+fn bench_issue12_group_send_256_devices() {
+    let _serial = serial::serial();
+    if let Some(why) = missing_baileys() {
+        peer::missing("bench_issue12_group_send_256_devices", &format!("{why}; bench NOT run"));
+        return;
+    }
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).try_init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let m = rt.block_on(MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())).unwrap();
+    m.create_account(US, None, Some("Us")).unwrap();
+    m.create_account(ALICE, None, Some("Alice")).unwrap();
+    let others: Vec<String> = (0..252).map(|i| format!("1555010{i:04}")).collect();
+    for o in &others {
+        m.create_account(o, None, None).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(link_us(&m, &client_config(&m, dir.path())));
+    let mut ours = start_ours(&rt, &m, dir.path());
+    let auth = tempfile::tempdir().unwrap();
+    let mut alice = start_peer("alice", &m, auth.path(), ALICE);
+    let mut members: Vec<String> = others.clone();
+    members.push(US.into());
+    let body = json!({"subject": "Big", "creator": ALICE, "participants": members}).to_string();
+    let (st, v) = admin_request(&m.admin_base(), "POST", "/admin/groups", &body);
+    assert_eq!(st, 200, "{v}");
+    let group = v["jid"].as_str().unwrap().to_owned();
+    let (_, all) = admin_request(&m.admin_base(), "GET", "/admin/groups", "");
+    eprintln!("group {group}: {} members", all["groups"][0]["participants"].as_array().map_or(0, Vec::len));
+
+    let t = std::time::Instant::now();
+    ours.send(&rt, &group, "3EB0BENCH1", "first: key to everyone", None);
+    let ours_first = t.elapsed();
+    let to_devices = m.relay_state()["recent"].as_array().map_or(0, |r| r.iter().filter(|r| r["id"] == "3EB0BENCH1").count());
+    let t = std::time::Instant::now();
+    ours.send(&rt, &group, "3EB0BENCH2", "second: skmsg only", None);
+    let ours_second = t.elapsed();
+    // The relay's recent list is bounded: the count is a lower bound of the fan-out.
+    eprintln!("ours: first send (metadata, usync, {to_devices}+ routed, bundles, X3DH, SKDM, skmsg, server ack) {ours_first:?}; second {ours_second:?}");
+
+    // Baileys: until `sendMessage` returned (it does not wait for the server's ack).
+    let mut baileys = |text: &str| {
+        let t = std::time::Instant::now();
+        ask(&mut alice, json!({"cmd": "send", "to": group, "text": text}), "sent");
+        t.elapsed()
+    };
+    let baileys_first = baileys("baileys first");
+    let baileys_second = baileys("baileys second");
+    eprintln!("baileys: first send {baileys_first:?}; second {baileys_second:?}");
+    println!(
+        "group_send_256: ours first {:.1} ms second {:.1} ms | baileys first {:.1} ms second {:.1} ms",
+        ours_first.as_secs_f64() * 1e3,
+        ours_second.as_secs_f64() * 1e3,
+        baileys_first.as_secs_f64() * 1e3,
+        baileys_second.as_secs_f64() * 1e3
+    );
+    ours.stop(&rt);
+    alice.quit();
+}

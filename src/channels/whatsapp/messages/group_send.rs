@@ -74,6 +74,7 @@ impl Consumer {
         let OutboundBody::Text { text } = &rec.message.body else {
             return Err(SendFail::Permanent("only text messages are supported in groups yet".into()));
         };
+        let started = std::time::Instant::now();
         let gjid = group.user_jid();
         let meta = self.group_meta(&gjid).await?;
         let own_user = if meta.lid_addressing {
@@ -170,7 +171,9 @@ impl Consumer {
         {
             children.push(Node::new("device-identity").bytes(di));
         }
+        let prepared = started.elapsed();
         let ack = self.group_ack(node.children(children)).await?;
+        tracing::debug!(group = %gjid, devices = targets.len(), distributed = encs.len(), ?prepared, acked = ?started.elapsed(), "group message sent");
         let shared: Vec<String> = encs.into_iter().map(|e| e.jid).collect();
         let server_phash = ack.get_attr("phash").map(str::to_owned);
         let g2 = gjid.clone();
