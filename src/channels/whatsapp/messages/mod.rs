@@ -17,4 +17,7 @@ pub mod driver;
 pub mod inbound;
 pub mod stanza;
 
+#[cfg(test)]
+mod durable_tests;
+
 pub use driver::{ConnEvent, ConnInbound, Consumer, MessageStats, Messaging, Outgoing, Reply};
