@@ -92,3 +92,41 @@ async fn issue10_durable_inbound_crash_between_commit_and_hand_off_delivers_once
     assert!(rx.try_recv_for_test().is_none());
     assert_eq!(m.sink.counters().accepted, 0);
 }
+
+/// Issue 10 item 2: WhatsApp's server relays a repeated message id (a sender re-running its
+/// outbox after a crash re-encrypts the same message under the same id). The receiver keys
+/// messages by (chat, id): the repeat is acknowledged, not handed over again, and the session
+/// keeps decrypting what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_item2_a_resend_under_the_same_id_reaches_the_consumer_once() {
+    let rng: SharedEntropy = Arc::new(SeededEntropy::new(11));
+    let mut creds = Creds::generate(rng.as_ref());
+    creds.me = Some(crate::channels::whatsapp::creds::Me { id: "15550004444:7@s.whatsapp.net".into(), lid: None, name: None });
+    let (sink, mut rx) = inbound_queue(8);
+    let (m, _h) = open_messaging_with(AccountStore::in_memory().unwrap(), "default", sink).unwrap();
+    let peer = LocalIdentity { key_pair: KeyPair::generate(rng.as_ref()), registration_id: 5 };
+    let bundle = PreKeyBundle {
+        registration_id: creds.registration_id,
+        identity_key: creds.identity().public,
+        signed_pre_key_id: creds.signed_pre_key.key_id,
+        signed_pre_key: creds.signed_pre_key.key_pair.public.clone().try_into().unwrap(),
+        signed_pre_key_signature: creds.signed_pre_key.signature.clone(),
+        pre_key: None,
+    };
+    let mut theirs = SessionRecord::new();
+    theirs.start_outgoing(&peer, &bundle, rng.as_ref()).unwrap();
+    let mut encrypt = |text: &str| theirs.encrypt(&padding::pad(&content::text_message(text).encode_to_vec(), rng.as_ref())).unwrap();
+    let (k1, first) = encrypt("once");
+    let (k2, again) = encrypt("once");
+    let (_, next) = encrypt("next");
+    assert_ne!(first, again, "the repeat is a new ciphertext, as a sender's re-run outbox makes it");
+    let mut conn = ConnInbound::new(m.clone());
+    conn.on_message(&enc_node("R1", k1.as_str(), first), &creds, 100, &rng).await.unwrap();
+    let out = conn.on_message(&enc_node("R1", k2.as_str(), again), &creds, 100, &rng).await.unwrap();
+    assert_eq!(tags(&out), ["receipt", "ack"], "the repeat is acknowledged");
+    conn.on_message(&enc_node("R2", k2.as_str(), next), &creds, 100, &rng).await.unwrap();
+    assert_eq!(rx.recv().await.unwrap().body.text(), Some("once"));
+    assert_eq!(rx.recv().await.unwrap().body.text(), Some("next"), "the session still decrypts what follows");
+    assert!(rx.try_recv_for_test().is_none());
+    assert_eq!(m.sink.counters().accepted, 2);
+}
