@@ -6,7 +6,7 @@
 //! (A→B then B→A: every message turns the DH ratchet, so X25519 dominates), and "one way, record
 //! load+store" (the record decoded from and encoded to its store blob around every operation on
 //! both sides, against libsignal-node doing the same with Baileys' JSON session format).
-//! A last line compares our two X25519 paths.
+//! The last lines compare our two X25519 paths and time the curve work of one DH-ratchet step.
 //!
 //! `cargo bench --bench signal` runs it for real (about 1 s per case and side). Under `cargo test`
 //! (no `--bench` argument) it runs a few iterations as a smoke test only.
@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use openclaw::channels::whatsapp::crypto::{KeyPair, SeededEntropy};
-use openclaw::channels::whatsapp::signal::primitives::x25519;
+use openclaw::channels::whatsapp::signal::primitives::{ratchet_dh, x25519};
 use openclaw::channels::whatsapp::signal::wire::serialize_public;
 use openclaw::channels::whatsapp::signal::{
     LocalIdentity, PreKeyBundle, PreKeySignalMessage, PreKeys, SessionRecord,
@@ -205,5 +205,33 @@ fn main() {
     });
     println!(
         "X25519: Montgomery ladder {ladder:>8.0} op/s, via Edwards (used) {edwards:>8.0} op/s"
+    );
+    // The curve work of one DH-ratchet step (a ping-pong message pays it once): a fresh key
+    // pair and two DH outputs, apart and as `ratchet_dh` does them (one shared inversion).
+    let mut seed = 0u64;
+    let keygen = measure(budget, || {
+        seed += 1;
+        let mut p = [7u8; 32];
+        p[..8].copy_from_slice(&seed.to_le_bytes());
+        std::hint::black_box(KeyPair::from_private(p));
+    });
+    let step_apart = measure(budget, || {
+        seed += 1;
+        let mut p = [7u8; 32];
+        p[..8].copy_from_slice(&seed.to_le_bytes());
+        let new = KeyPair::from_private(p);
+        std::hint::black_box((x25519(&k, &peer), x25519(&new, &peer)));
+    });
+    let step_batched = measure(budget, || {
+        seed += 1;
+        let mut p = [7u8; 32];
+        p[..8].copy_from_slice(&seed.to_le_bytes());
+        std::hint::black_box(ratchet_dh(&k, p, std::hint::black_box(&peer)));
+    });
+    println!(
+        "ratchet step curve work: key pair {:.1} µs; key pair + 2 DH apart {:.1} µs, batched (used) {:.1} µs",
+        1e6 / keygen,
+        1e6 / step_apart,
+        1e6 / step_batched
     );
 }

@@ -112,8 +112,14 @@ impl Ours {
         }
     }
 
+    /// The next inbound message, confirmed as handled (the durable inbound queue hands an
+    /// unconfirmed message over again after a restart).
     fn next_inbound(&mut self, rt: &Runtime) -> InboundMessage {
-        rt.block_on(async { tokio::time::timeout(WAIT, self.inbound.recv()).await }).expect("inbound in time").expect("queue open")
+        rt.block_on(async {
+            let (m, receipt) = tokio::time::timeout(WAIT, self.inbound.recv_tracked()).await.expect("inbound in time").expect("queue open");
+            receipt.handled().await.expect("confirmed");
+            m
+        })
     }
 
     fn send(&self, rt: &Runtime, id: &str, text: &str) {

@@ -84,12 +84,19 @@ impl App {
         let started = self.now_ms();
         let lanes: Lanes = Arc::default();
         loop {
-            let msg = tokio::select! {
-                m = rx.recv() => match m { Some(m) => m, None => break },
+            let (msg, receipt) = tokio::select! {
+                m = rx.recv_tracked() => match m { Some(m) => m, None => break },
                 _ = shutdown.wait_for(|s| *s) => break,
             };
-            if let Err(e) = self.clone().accept(msg, started, &lanes).await {
-                tracing::error!(error = %e, "inbound message not handled");
+            // Confirmed once the routing decision and its effects are stored; an unconfirmed
+            // message is handed out again after a restart.
+            match self.clone().accept(msg, started, &lanes).await {
+                Ok(()) => {
+                    if let Err(e) = receipt.handled().await {
+                        tracing::error!(error = %e, "inbound message handled but not confirmed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "inbound message not handled"),
             }
         }
     }

@@ -17,8 +17,15 @@
 //! - **Deadline**: a message for an account that is not connected waits; once its deadline passes it
 //!   is no longer claimable and [`Outbox::expire_due`] marks it `expired` with the caller's reason.
 //! - **Crash recovery**: a message left `sending` (the process died between claim and ack) is made
-//!   `pending` again by [`Outbox::recover`] and re-sent **with the same message id**. WhatsApp drops
-//!   a duplicate id, so the receiver sees it once. A message marked `sent` is never claimed again.
+//!   `pending` again by [`Outbox::recover`] and re-sent **with the same message id** and content.
+//!   A message marked `sent` is never claimed again. The one window left is a kill between the
+//!   server's ack and the `sent` commit: the restart sends the same message again. WhatsApp's
+//!   server does not drop a repeated id (it relays it: whatsapp-rust PR #1352 found senders
+//!   re-running their outbox with the same id and receivers getting every copy); receiving
+//!   clients key a message by (chat, sender, id), so the repeat is the same message to them, not
+//!   a second one (whatsmeow and whatsapp-rust dedupe on receive; our receive path does the same
+//!   with the account store's processed ids). No sender-side record can close this window: the
+//!   server's ack is the only proof of delivery, and it is lost with the process.
 //!
 //! ## Where it lives
 //! The tables are prefixed `outbox_` and come with [`MIGRATIONS`], so a channel account's database

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::inbound_log::Receipt;
 use super::types::InboundMessage;
 
 #[derive(Debug, Default)]
@@ -42,7 +43,7 @@ pub enum PushError {
 /// The producer side: cheap to clone, one per channel account.
 #[derive(Debug, Clone)]
 pub struct InboundSink {
-    tx: mpsc::Sender<InboundMessage>,
+    tx: mpsc::Sender<(InboundMessage, Receipt)>,
     stats: Arc<Stats>,
     capacity: usize,
 }
@@ -50,7 +51,7 @@ pub struct InboundSink {
 /// The consumer side (the agent's router).
 #[derive(Debug)]
 pub struct InboundReceiver {
-    rx: mpsc::Receiver<InboundMessage>,
+    rx: mpsc::Receiver<(InboundMessage, Receipt)>,
     stats: Arc<Stats>,
 }
 
@@ -73,16 +74,16 @@ impl InboundSink {
 
     /// Queues `msg` if there is room now; otherwise counts it as dropped and hands it back.
     pub fn try_push(&self, msg: InboundMessage) -> Result<(), PushError> {
-        match self.tx.try_send(msg) {
+        match self.tx.try_send((msg, Receipt::untracked())) {
             Ok(()) => {
                 self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(m)) => {
+            Err(mpsc::error::TrySendError::Full((m, _))) => {
                 self.dropped();
                 Err(PushError::Full(Box::new(m)))
             }
-            Err(mpsc::error::TrySendError::Closed(m)) => {
+            Err(mpsc::error::TrySendError::Closed((m, _))) => {
                 self.dropped();
                 Err(PushError::Closed(Box::new(m)))
             }
@@ -90,13 +91,20 @@ impl InboundSink {
     }
 
     /// Queues `msg`, waiting for room (back-pressure on the channel). Fails only when closed.
+    /// The consumer gets an untracked [`Receipt`] (nothing to confirm).
     pub async fn push(&self, msg: InboundMessage) -> Result<(), PushError> {
-        match self.tx.send(msg).await {
+        self.push_tracked(msg, Receipt::untracked()).await
+    }
+
+    /// Queues a stored message with the [`Receipt`] its consumer confirms it with (see
+    /// [`super::inbound_log`]), waiting for room. Fails only when closed.
+    pub async fn push_tracked(&self, msg: InboundMessage, receipt: Receipt) -> Result<(), PushError> {
+        match self.tx.send((msg, receipt)).await {
             Ok(()) => {
                 self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(mpsc::error::SendError(m)) => {
+            Err(mpsc::error::SendError((m, _))) => {
                 self.dropped();
                 Err(PushError::Closed(Box::new(m)))
             }
@@ -115,9 +123,22 @@ impl InboundSink {
 }
 
 impl InboundReceiver {
-    /// The next message; `None` once every sink is dropped and the queue is empty.
+    /// The next message; `None` once every sink is dropped and the queue is empty. Its receipt is
+    /// dropped unconfirmed: a stored message is handed out again after a restart. Consumers that
+    /// act on messages use [`Self::recv_tracked`].
     pub async fn recv(&mut self) -> Option<InboundMessage> {
+        self.rx.recv().await.map(|(m, _)| m)
+    }
+
+    /// The next message with the [`Receipt`] to confirm it with once its effects are stored.
+    pub async fn recv_tracked(&mut self) -> Option<(InboundMessage, Receipt)> {
         self.rx.recv().await
+    }
+
+    /// The next message if one is waiting now (tests).
+    #[cfg(test)]
+    pub fn try_recv_for_test(&mut self) -> Option<InboundMessage> {
+        self.rx.try_recv().ok().map(|(m, _)| m)
     }
 
     /// Messages accepted since start (the sinks' counter).

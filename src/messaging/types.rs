@@ -27,8 +27,9 @@ impl std::fmt::Display for ChatId {
 }
 
 /// A message id as the channel knows it. For outbound messages it is chosen before the message is
-/// stored and is the idempotency key of the send: WhatsApp drops a second message with the same id,
-/// so a re-send after a crash is seen once.
+/// stored and is the idempotency key of the send: a re-send after a crash carries the same id and
+/// content, and receiving clients key messages by (chat, sender, id), so it is seen once (see
+/// [`crate::messaging::outbox`], "Crash recovery").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MessageId(String);

@@ -763,6 +763,7 @@ impl Session<'_> {
         if let Err(e) = self.rotate_signed_prekey_if_due(&m).await {
             tracing::error!(account = %m.account_id, "signed prekey rotation failed: {e}");
         }
+        m.redeliver_inbound().await;
         self.inbound = Some(ConnInbound::new(m.clone()));
         let (out_tx, out_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(64);

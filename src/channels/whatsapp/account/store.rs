@@ -13,18 +13,23 @@
 //! | `device_lists` | a user's device ids with an expiry |
 //! | `processed_messages` | (remote, message id) already handled; bounded to [`DEDUPE_LIMIT`] rows |
 //! | `outbox_messages` | the [`crate::messaging::outbox`], hosted here |
+//! | `inbound_messages` | the durable inbound queue ([`crate::messaging::inbound_log`]), hosted here |
 //! | `sender_keys`, `sender_key_shared`, `group_metadata` | groups (v4, `store_groups.rs`) |
 //!
 //! ## Schema versions
 //! [`MIGRATIONS`] is this store's list (append-only): version 1 is the account tables, version 2 the
-//! outbox v1 ([`crate::messaging::outbox::MIGRATIONS`]), version 4 the group tables (sender keys,
-//! who holds our sender key, cached metadata). A new outbox migration is appended here too.
+//! outbox v1 ([`crate::messaging::outbox::MIGRATIONS`]), version 3 the inbound queue v1
+//! ([`crate::messaging::inbound_log::MIGRATIONS`]), version 4 the group tables (sender keys, who
+//! holds our sender key, cached metadata). A new migration (ours, the outbox's or the inbound
+//! queue's) is appended at the end of the list.
 //! [`SCHEMA_VERSION`] is the version this program writes.
 //!
 //! ## Commit, then ack
 //! [`Ops::commit_inbound`] writes, in one transaction, the session the decryption produced, the
 //! consumed one-time prekey, the sender's identity (TOFU) and the dedupe row. The driver sends the
-//! `<ack>`/receipt only after it returns. A crash before the commit leaves the old session and no
+//! `<ack>`/receipt only after it returns. The decoded message is stored in that same transaction
+//! ([`Ops::record_inbound`]) and handed to the consumer after the commit: a crash in between leaves
+//! it pending in `inbound_messages`, handed out again at the next start. A crash before the commit leaves the old session and no
 //! dedupe row, so the server's redelivery decrypts again; a crash after it leaves the message marked
 //! processed, so a redelivery is acknowledged without being handled twice.
 //!
@@ -38,7 +43,9 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::channels::whatsapp::creds::{PreKeys, SignedPreKey, StoredKeyPair};
+use crate::messaging::inbound_log::{self, InboundLog};
 use crate::messaging::outbox::{self, Outbox, OutboxPolicy};
+use crate::messaging::InboundMessage;
 use crate::store::db::{Db, DbError, DbThread, Migration};
 use crate::store::StateLayout;
 
@@ -96,11 +103,13 @@ const ACCOUNT_V1: Migration = Migration::sql(
     );",
 );
 
-/// Version 3 belongs to the durable inbound queue (another branch); an empty step until it lands.
-const RESERVED_V3: Migration = Migration::sql("reserved (v3)", "");
-
-/// This store's migrations, in order (see the module doc).
-pub const MIGRATIONS: &[Migration] = &[ACCOUNT_V1, outbox::MIGRATIONS[0], RESERVED_V3, groups::GROUPS_V4];
+/// This store's migrations, in order (see the module doc). Append only.
+pub const MIGRATIONS: &[Migration] = &[
+    ACCOUNT_V1,                 // 1
+    outbox::MIGRATIONS[0],      // 2
+    inbound_log::MIGRATIONS[0], // 3
+    groups::GROUPS_V4,          // 4
+];
 
 /// The schema version this program writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -329,6 +338,11 @@ impl AccountDb {
     /// The account's outbox, in the same database and on the same thread.
     pub fn outbox(&self, policy: OutboxPolicy) -> Outbox {
         Outbox::new(self.thread.clone(), policy)
+    }
+
+    /// The account's durable inbound queue, in the same database and on the same thread.
+    pub fn inbound_log(&self) -> InboundLog {
+        InboundLog::new(self.thread.clone())
     }
 
     /// The database thread (to combine outbox and store steps in one transaction).
@@ -639,6 +653,15 @@ impl<'c> Ops<'c> {
             )?;
         }
         Ok(n == 1)
+    }
+
+    /// Stores a decoded inbound message as pending in the durable inbound queue and returns its
+    /// row; call it in the transaction of [`Self::commit_inbound`] (module doc, "Commit, then ack").
+    pub fn record_inbound(&self, msg: &InboundMessage, now_ms: u64) -> Result<i64, StoreError> {
+        inbound_log::ops::record(self.conn, msg, now_ms).map_err(|e| match e {
+            inbound_log::InboundLogError::Db(d) => StoreError::Db(d),
+            inbound_log::InboundLogError::Corrupt { reason, .. } => StoreError::Corrupt { table: "inbound_messages", reason },
+        })
     }
 
     /// Commits what one decrypted message changed (module doc, "Commit, then ack"). Call inside a

@@ -18,7 +18,7 @@ use crate::channels::whatsapp::creds::{Creds, StoredKeyPair};
 use crate::channels::whatsapp::crypto::{KeyPair, SharedEntropy};
 use crate::channels::whatsapp::proto;
 use crate::channels::whatsapp::signal::{LocalIdentity, SessionRecord, padding, record::RECORD_FORMAT_VERSION};
-use crate::messaging::{InboundSink, MessageId, OutboundBody, Outbox, OutboxRecord};
+use crate::messaging::{InboundLog, InboundSink, MessageId, OutboundBody, Outbox, OutboxRecord};
 
 use super::content;
 use super::inbound::{self, Action, Loaded, Me};
@@ -57,6 +57,9 @@ pub struct Messaging {
     pub outbox: Outbox,
     /// Where inbound messages go.
     pub sink: InboundSink,
+    /// The durable inbound queue (same database): a message is stored with its commit and
+    /// handed to `sink` after it.
+    pub inbound: InboundLog,
     /// Live operations from the account's handle.
     pub commands: Mutex<mpsc::Receiver<AccountCommand>>,
     /// Counters.
@@ -68,6 +71,16 @@ pub struct Messaging {
 }
 
 impl Messaging {
+    /// Hands the stored messages the consumer has not confirmed to the sink, in order (at start
+    /// and on each connect, before the connection's own messages).
+    pub async fn redeliver_inbound(&self) {
+        match self.inbound.redeliver(&self.sink).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(account = %self.account_id, count = n, "unconfirmed inbound messages handed to the consumer again"),
+            Err(e) => tracing::error!(account = %self.account_id, "inbound queue not re-delivered: {e}"),
+        }
+    }
+
     fn publish(&self, f: impl FnOnce(&mut crate::channels::status::ChannelStatus)) {
         if let Some(s) = &self.status {
             s.update("whatsapp", &self.account_id, f);
@@ -228,12 +241,16 @@ impl ConnInbound {
         let actions = inbound::process(&me, &msg, loaded, now_s, rng.as_ref());
         let mut out = Vec::new();
         let mut skip_emit = false;
+        // The message to emit is stored in the commit's transaction (durable inbound queue).
+        let mut emit = actions.iter().find_map(|a| if let Action::Emit(m) = a { Some((**m).clone()) } else { None });
+        let mut stored_seq = None;
         for a in actions {
             match a {
                 Action::Persist(p) => {
                     let now = now_s.saturating_mul(1000);
                     let group_author = super::group_inbound::participant(&msg).filter(|_| super::group_inbound::is_group(&msg)).map(|j| j.user_jid());
-                    let outcome = self
+                    let emit = emit.take();
+                    let (outcome, seq) = self
                         .m
                         .db
                         .write(move |ops| {
@@ -251,6 +268,7 @@ impl ConnInbound {
                                 now_ms: now,
                             };
                             let outcome = if p.mark_processed { ops.commit_inbound(&commit)? } else { ops.commit_inbound_unmarked(&commit)? };
+                            let mut seq = None;
                             if let crate::channels::whatsapp::account::store::CommitOutcome::Committed { .. } = &outcome {
                                 if let Some((g, s, r)) = &p.sender_key {
                                     ops.put_sender_key(g, s, &r.to_bytes(), now)?;
@@ -258,10 +276,14 @@ impl ConnInbound {
                                 if let (true, Some(author)) = (p.mark_processed, &group_author) {
                                     ops.put_group_message_sender(&p.remote, &p.message_id, author)?;
                                 }
+                                if let Some(m) = &emit {
+                                    seq = Some(ops.record_inbound(m, now)?);
+                                }
                             }
-                            Ok(outcome)
+                            Ok((outcome, seq))
                         })
                         .await?;
+                    stored_seq = seq;
                     match outcome {
                         crate::channels::whatsapp::account::store::CommitOutcome::Duplicate => skip_emit = true,
                         crate::channels::whatsapp::account::store::CommitOutcome::Committed { identity } => {
@@ -277,8 +299,12 @@ impl ConnInbound {
                     tracing::info!(account = %self.m.account_id, sender = %m.sender.as_str(), len, from_me = m.from_me, offline = msg.offline, "whatsapp message received");
                     self.m.stats.received.fetch_add(1, Ordering::Relaxed);
                     self.m.publish(|s| s.messages_received += 1);
-                    if self.m.sink.push(*m).await.is_err() {
-                        tracing::warn!(account = %self.m.account_id, "inbound queue closed; message not delivered to the agent");
+                    let handed = match stored_seq.take() {
+                        Some(seq) => self.m.inbound.hand_off(&self.m.sink, seq, *m).await,
+                        None => self.m.sink.push(*m).await.is_ok(),
+                    };
+                    if !handed {
+                        tracing::warn!(account = %self.m.account_id, "inbound queue closed; message kept for the next start");
                     }
                 }
                 Action::Emit(_) => {}

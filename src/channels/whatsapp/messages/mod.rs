@@ -20,4 +20,7 @@ pub mod group_meta;
 pub mod inbound;
 pub mod stanza;
 
+#[cfg(test)]
+mod durable_tests;
+
 pub use driver::{ConnEvent, ConnInbound, Consumer, MessageStats, Messaging, Outgoing, Reply};

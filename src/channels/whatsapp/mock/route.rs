@@ -59,7 +59,8 @@ fn other_domain(d: Domain) -> Domain {
     }
 }
 
-/// Routes `<message>` `stanza` sent by device `sender`.
+/// Routes `<message>` `stanza` sent by device `sender`. A repeated id is relayed again, like
+/// WhatsApp's server (receivers dedupe by id; see `messaging::outbox`, "Crash recovery").
 pub(super) fn message(dir: &Directory, sender: DeviceAddr, stanza: &Node, now: u64) -> Routed {
     let reject = |code: &str| Routed {
         deliveries: Vec::new(),

@@ -8,7 +8,9 @@
 
 use aes::Aes256;
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit, generic_array::GenericArray};
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::clamp_integer;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -50,6 +52,29 @@ pub fn x25519_both(
             p.mul_clamped(second.private).to_montgomery().to_bytes(),
         ),
         None => (first.dh(their_public), second.dh(their_public)),
+    }
+}
+
+/// The curve work of a DH-ratchet step at once: the new ratchet key pair from `new_private`
+/// (as [`KeyPair::from_private`]) and X25519 of `current` and of the new pair with
+/// `their_public` (as [`x25519`]). The same values (a test checks it), with the peer key
+/// converted once and the three results brought back to Montgomery form with one shared field
+/// inversion instead of three.
+pub fn ratchet_dh(current: &KeyPair, new_private: [u8; 32], their_public: &[u8; 32]) -> (KeyPair, [u8; 32], [u8; 32]) {
+    let private = clamp_integer(new_private);
+    let public = EdwardsPoint::mul_base_clamped(private);
+    match MontgomeryPoint(*their_public).to_edwards(0) {
+        Some(p) => {
+            let batch = [public, p.mul_clamped(current.private), p.mul_clamped(private)];
+            let m = EdwardsPoint::to_montgomery_batch(&batch);
+            let new = KeyPair { private, public: m[0].to_bytes() };
+            (new, m[1].to_bytes(), m[2].to_bytes())
+        }
+        None => {
+            let new = KeyPair { private, public: public.to_montgomery().to_bytes() };
+            let (recv, send) = (current.dh(their_public), new.dh(their_public));
+            (new, recv, send)
+        }
     }
 }
 
@@ -220,6 +245,11 @@ mod tests {
             prop_assert_eq!(x25519(&ours, &theirs.public), ours.dh(&theirs.public));
             prop_assert_eq!(x25519(&ours, &u), ours.dh(&u));
             prop_assert_eq!(x25519_both(&ours, &theirs, &u), (ours.dh(&u), theirs.dh(&u)));
+            for peer_key in [theirs.public, u] {
+                let (new, recv, send) = ratchet_dh(&ours, peer, &peer_key);
+                prop_assert_eq!(&new, &theirs);
+                prop_assert_eq!((recv, send), (ours.dh(&peer_key), theirs.dh(&peer_key)));
+            }
         }
     }
 
@@ -233,6 +263,9 @@ mod tests {
         minus_one[31] = 0x7f;
         for u in [[0u8; 32], one, minus_one] {
             assert_eq!(x25519(&ours, &u), ours.dh(&u));
+            let (new, recv, send) = ratchet_dh(&ours, [9u8; 32], &u);
+            assert_eq!(new, KeyPair::from_private([9u8; 32]));
+            assert_eq!((recv, send), (ours.dh(&u), new.dh(&u)));
         }
     }
 

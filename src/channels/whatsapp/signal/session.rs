@@ -16,8 +16,8 @@
 use subtle::ConstantTimeEq;
 
 use super::primitives::{
-    MessageKeys, cbc_decrypt, cbc_encrypt, chain_step, hkdf, message_mac, root_step, x25519,
-    x25519_both,
+    MessageKeys, cbc_decrypt, cbc_encrypt, chain_step, hkdf, message_mac, ratchet_dh, root_step,
+    x25519,
 };
 use super::wire::{PreKeySignalMessage, SignalMessage, serialize_public};
 use crate::channels::whatsapp::crypto::{Entropy, KeyPair, xeddsa_verify};
@@ -365,8 +365,8 @@ impl SessionState {
         }
         // Both DH outputs of the step at once (the peer key is converted once); the new key
         // pair is drawn exactly when the step needs it, as in every implementation.
-        let new_ratchet = KeyPair::generate(rng);
-        let (recv_dh, send_dh) = x25519_both(&self.our_ratchet, &new_ratchet, &msg.ratchet_key);
+        let new_private = crate::channels::whatsapp::crypto::random_bytes(rng);
+        let (new_ratchet, recv_dh, send_dh) = ratchet_dh(&self.our_ratchet, new_private, &msg.ratchet_key);
         let (root, recv_ck) = root_step(&self.root_key, &recv_dh);
         self.receiving.push(ReceivingChain {
             ratchet_key: msg.ratchet_key,

@@ -121,6 +121,7 @@ pub fn open_messaging_with(
     }
     let db = store.into_async().map_err(|e| format!("account {account}: {e}"))?;
     let outbox = db.outbox(crate::messaging::OutboxPolicy::default());
+    let inbound = db.inbound_log();
     let (tx, rx) = tokio::sync::mpsc::channel(COMMAND_QUEUE);
     let handle = crate::channels::registry::AccountHandle::new("whatsapp", account, outbox.clone(), tx);
     let m = super::messages::Messaging {
@@ -128,6 +129,7 @@ pub fn open_messaging_with(
         db,
         outbox,
         sink,
+        inbound,
         commands: tokio::sync::Mutex::new(rx),
         stats: Arc::new(super::messages::MessageStats::default()),
         ack_timeout: ACK_TIMEOUT,
