@@ -267,6 +267,20 @@ fn issue12_item4_real_baileys_members_create_a_group_talk_and_change_members_thr
         .expect("routed to Bob's device");
     assert_eq!(to_bob.1, vec!["skmsg"]);
 
+    // (3b) Bob goes offline; Alice's next group message waits for him and arrives, decrypted,
+    // when he logs in again from his saved auth.
+    bob.quit();
+    let bob_dev = format!("{BOB}:7@s.whatsapp.net");
+    let away = send(&mut alice, &group, "while you were away");
+    let queued = routed(&m, &away)
+        .into_iter()
+        .find(|(to, _, _)| to == &bob_dev)
+        .expect("routed to Bob's device");
+    assert_eq!(queued.2, "queued", "{queued:?}");
+    bob = start("bob", &m, dirs[1].path(), BOB);
+    let got = receive(&mut bob, &group, &away);
+    assert_eq!(got["text"], "while you were away", "{}", bob.transcript());
+
     // (4) groupMetadata on both members answers the same members.
     for p in [&mut alice, &mut bob] {
         let v = ask(p, json!({"cmd": "group-metadata", "jid": group}), "group");
