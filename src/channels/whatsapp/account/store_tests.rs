@@ -346,9 +346,9 @@ fn issue10_item2_kill_9_never_splits_a_session_from_its_dedupe_row() {
 }
 
 /// A version-2 store (before the durable inbound queue) keeps its data and gains the inbound
-/// queue when opened by this program.
+/// queue (and the later group tables) when opened by this program.
 #[test]
-fn issue10_durable_inbound_v2_store_migrates_to_v3_keeping_its_rows() {
+fn issue10_durable_inbound_v2_store_migrates_forward_keeping_its_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("store.db");
     let old = crate::store::db::Db::open(&p, &MIGRATIONS[..2]).unwrap();
@@ -356,7 +356,7 @@ fn issue10_durable_inbound_v2_store_migrates_to_v3_keeping_its_rows() {
     assert!(Ops::new(old.conn()).mark_processed("15550001@s.whatsapp.net", "M1", 1).unwrap());
     drop(old);
     let s = AccountStore::open_at(&p).unwrap();
-    assert_eq!(schema_version(s.db.conn()).unwrap(), 3);
+    assert_eq!(schema_version(s.db.conn()).unwrap(), SCHEMA_VERSION);
     assert_eq!(s.ops().session("15550001.0").unwrap().unwrap().bytes, vec![7]);
     assert!(s.ops().is_processed("15550001@s.whatsapp.net", "M1").unwrap());
     assert_eq!(crate::messaging::inbound_log::ops::counts(s.db.conn()).unwrap(), (0, 0));
