@@ -3,7 +3,10 @@
 //! session lock, cooldown and attempt limits as `openclaw channels login`) in a task of the
 //! gateway and answers with the first QR code as an SVG data URL; `wait` answers when the code
 //! rotates, the phone scanned it (`connected: true`) or the link failed (with the reason in
-//! words). The account's supervisor picks the new credentials up by itself.
+//! words). The account's supervisor picks the new credentials up by itself. `channels.logout`
+//! of a running account goes through its supervisor ([`crate::channels::whatsapp::supervisor::AccountHandle::logout`]):
+//! WhatsApp is told over the live session, the credentials are moved aside, the state turns
+//! `loggedOut`.
 
 // ErrorShape is the protocol's error frame, returned by value as in `control.rs`.
 #![allow(clippy::result_large_err)]
@@ -22,6 +25,7 @@ use crate::channels::whatsapp::supervisor::link::{LinkError, LinkGuard, guarded_
 use crate::channels::whatsapp::supervisor::persist::{AccountFiles, LinkLimits, fmt_ms};
 use crate::channels::whatsapp::supervisor::policy::Policy;
 use crate::channels::whatsapp::supervisor::session_lock::{SessionLock, SessionLockError};
+use crate::channels::whatsapp::supervisor::run::LogoutResult;
 use crate::channels::whatsapp::supervisor::{creds_store, system_wall_clock};
 use crate::gateway::protocol::ErrorShape;
 use crate::gateway::state::AppState;
@@ -246,15 +250,26 @@ async fn wait(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, Erro
     }))
 }
 
+/// How long `channels.logout` waits for the account's supervisor (its live logout waits at
+/// most [`crate::channels::whatsapp::supervisor::run::LOGOUT_ANSWER_TIMEOUT`] for WhatsApp).
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn logout(st: &AppState, p: &Value) -> Result<Value, ErrorShape> {
     let (account, auth_dir) = account_of(st, p)?;
     let store = creds_store(&st.settings.state, &account, auth_dir.as_deref()).map_err(|e| bad(&e))?;
+    let enabled = st.settings.whatsapp.iter().any(|a| a.id == account && a.enabled);
+    // A running account is logged out by its supervisor, the owner of its session.
+    if let Some(h) = st.whatsapp.get(&account).filter(|_| enabled) {
+        let r = h.logout(LOGOUT_TIMEOUT).await.map_err(|e| unavailable(format!("logout failed: {e}"), json!({"code": "LOGOUT_FAILED"})))?;
+        tracing::info!(channel = "whatsapp", %account, outcome = ?r, "logout requested over the control protocol");
+        return Ok(supervised_logout_json(&r));
+    }
     let _session = match SessionLock::try_acquire(store.dir()) {
         Ok(l) => l,
         Err(SessionLockError::Held { pid }) => {
             return Err(unavailable(
                 format!(
-                    "the running gateway{} holds this account's session, and logging out a connected account from here is not built yet; on the gateway host run: systemctl stop openclaw && openclaw channels logout --account {account} && systemctl start openclaw",
+                    "another process{} holds this account's session (a link in progress?); finish or stop it, then log out again",
                     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
                 ),
                 json!({"code": "SESSION_IN_USE"}),
@@ -270,4 +285,21 @@ async fn logout(st: &AppState, p: &Value) -> Result<Value, ErrorShape> {
         LogoutOutcome::NotLinked => json!({"cleared": false, "message": "Nothing to unlink: the account is not linked."}),
         LogoutOutcome::RemovedLocallyOnly(why) => json!({"cleared": true, "message": format!("Could not tell WhatsApp ({why}); local credentials removed. Remove the device on the phone too.")}),
     })
+}
+
+/// The answer to `channels.logout` after the supervisor logged the account out: upstream's
+/// `cleared`, plus `loggedOut`, whether WhatsApp was told and where the old credentials went.
+fn supervised_logout_json(r: &LogoutResult) -> Value {
+    let kept = |b: &Option<PathBuf>| b.as_ref().map(|p| p.display().to_string());
+    match r {
+        LogoutResult::Unlinked { backup } => json!({
+            "cleared": true, "loggedOut": true, "toldWhatsApp": true, "backup": kept(backup),
+            "message": format!("Unlinked: WhatsApp removed this device; the old credentials were moved to {}. Link again to use WhatsApp here.", kept(backup).unwrap_or_else(|| "a backup folder".into())),
+        }),
+        LogoutResult::RemovedLocallyOnly { why, backup } => json!({
+            "cleared": true, "loggedOut": true, "toldWhatsApp": false, "backup": kept(backup),
+            "message": format!("Could not tell WhatsApp ({why}); the credentials were moved to {} all the same. Remove the device on the phone too: Settings → Linked devices.", kept(backup).unwrap_or_else(|| "a backup folder".into())),
+        }),
+        LogoutResult::NotLinked => json!({"cleared": false, "loggedOut": false, "message": "Nothing to unlink: the account is not linked."}),
+    }
 }
