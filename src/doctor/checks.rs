@@ -75,6 +75,7 @@ pub fn run_checks(f: &Facts) -> Vec<Finding> {
     out.extend(token_checks(f));
     out.extend(gateway_checks(f));
     out.push(devices_pending(f));
+    out.extend(whatsapp_legacy_creds(f));
     out.extend(whatsapp_accounts(f));
     out.push(hooks_delivery(f));
     out.push(file_modes(f));
@@ -296,6 +297,10 @@ fn whatsapp_accounts(f: &Facts) -> Vec<Finding> {
         let live = f.live.as_ref().and_then(|l| l.channels.iter().find(|c| c["id"] == "whatsapp" && c["account"] == a.id.as_str()));
         let live_state = live.and_then(|c| c["state"].as_str()).unwrap_or("");
         let holder_is_gateway = a.session_holder.is_some() && a.session_holder == f.gateway.runtime_pid && f.gateway.runtime_pid_alive;
+        if f.legacy_creds.iter().any(|l| l.account == a.id) {
+            // `whatsapp.<id>.legacy-creds` says what to do (not "corrupt", not "link again").
+            continue;
+        }
         if let CredsFact::Corrupt { reason } = &a.creds {
             out.push(
                 Finding::new(format!("{id}.creds"), Status::Fail, "the WhatsApp credentials file is corrupt: the account cannot log in")
@@ -371,6 +376,36 @@ fn whatsapp_accounts(f: &Facts) -> Vec<Finding> {
         out.push(finding);
     }
     out
+}
+
+/// Upstream OpenClaw's credentials in a form this gateway does not read: the linked session
+/// would be lost to a new link, when `doctor --fix` can carry it over.
+fn whatsapp_legacy_creds(f: &Facts) -> Vec<Finding> {
+    use crate::channels::whatsapp::legacy::LegacyKind;
+    f.legacy_creds
+        .iter()
+        .map(|l| {
+            let what = match l.kind {
+                LegacyKind::FlatLayout => format!("upstream's old layout: WhatsApp credentials directly in {}", l.source.display()),
+                LegacyKind::BaileysFormat => format!("upstream's Baileys format in {}", l.source.display()),
+                LegacyKind::Interrupted => format!("a credential migration interrupted in {}", l.source.display()),
+            };
+            let x = Finding::new(
+                format!("whatsapp.{}.legacy-creds", l.account),
+                Status::Fail,
+                format!("legacy WhatsApp credentials ({what}): this gateway cannot use them until they are migrated"),
+            )
+            .ev(format!("{} legacy file(s) in {}", l.files, l.source.display()))
+            .ev(format!("they belong in {}", l.target.display()))
+            .ev(l.linked_as.as_ref().map_or_else(|| "not linked".to_string(), |j| format!("linked as {j}")));
+            match &l.blocked {
+                Some(why) => x.ev(why.clone()).fix(format!("move the files you do not use out of {} by hand, then: openclaw doctor --fix", l.source.display())),
+                None => x
+                    .fix("openclaw doctor --fix   # copies, verifies, then moves the old files aside (never deletes); refused while the gateway holds the session: stop it first (NixOS: systemctl stop openclaw)")
+                    .auto(),
+            }
+        })
+        .collect()
 }
 
 fn hooks_delivery(f: &Facts) -> Finding {
