@@ -1,6 +1,7 @@
 //! `web.login.start` / `web.login.wait` / `channels.logout` over the control protocol (issue 13
 //! item 1), as upstream's Control UI calls them: advertised in hello, a QR as a data URL that
 //! rotates, linked → `connected: true`, a cooldown refused in words with the time it ends, and
+//! a waiting `web.login.wait` that does not hold up its connection, and
 //! logout while the gateway runs the account (Control UI and `openclaw channels logout`): the
 //! mock unlinks the device, the credentials are moved aside, the state is `loggedOut`, and Link
 //! shows a fresh QR.
@@ -14,7 +15,7 @@ use std::time::Duration;
 use gateway_support::{start, write_config};
 use openclaw::channels::whatsapp::mock::{MockOptions, MockServer};
 use openclaw::channels::whatsapp::supervisor::persist::{AccountFiles, Cooldown};
-use openclaw::gateway::client::{ClientError, ConnectOptions};
+use openclaw::gateway::client::{ClientError, ConnectOptions, Incoming};
 use openclaw::store::StateLayout;
 use serde_json::json;
 
@@ -92,6 +93,22 @@ async fn issue13_item1_web_login_start_wait_link_and_cooldown() {
     let w = c.request("web.login.wait", json!({"timeoutMs": 300, "currentQrDataUrl": qr})).await.unwrap();
     assert_eq!(w["connected"], false);
     assert_eq!(w["qrDataUrl"], qr.as_str());
+    // A waiting `web.login.wait` does not hold up its connection: a `status` sent after it is
+    // answered first, the wait when its time is up.
+    c.send_json(&json!({"type": "req", "id": "w", "method": "web.login.wait", "params": {"timeoutMs": 2000, "currentQrDataUrl": qr}})).await.unwrap();
+    c.send_json(&json!({"type": "req", "id": "s", "method": "status", "params": {}})).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        if let Incoming::Frame(v) = c.recv().await.unwrap()
+            && v["type"] == "res"
+        {
+            assert_eq!(v["ok"], true, "{v}");
+            order.push((v["id"].as_str().unwrap().to_string(), t0.elapsed()));
+        }
+    }
+    assert_eq!((order[0].0.as_str(), order[1].0.as_str()), ("s", "w"), "{order:?}");
+    assert!(order[0].1 < Duration::from_millis(1500) && order[1].1 >= Duration::from_millis(1900), "{order:?}");
     drop(c);
     drop(gw);
 
