@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -49,11 +49,18 @@ struct Login {
     done: watch::Receiver<Option<Outcome>>,
 }
 
-/// Links in progress, by credentials directory (one gateway per state dir; keyed so in-process
-/// gateways with different state dirs do not meet).
-fn logins() -> &'static Mutex<HashMap<PathBuf, Arc<Login>>> {
-    static L: OnceLock<Mutex<HashMap<PathBuf, Arc<Login>>>> = OnceLock::new();
-    L.get_or_init(Default::default)
+/// The links in progress of one gateway (in its [`AppState`]), by credentials directory.
+#[derive(Default)]
+pub struct WebLogins(Mutex<HashMap<PathBuf, Arc<Login>>>);
+
+impl WebLogins {
+    fn get(&self, dir: &std::path::Path) -> Option<Arc<Login>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(dir).cloned()
+    }
+
+    fn insert(&self, dir: PathBuf, l: Arc<Login>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(dir, l);
+    }
 }
 
 fn bad(msg: impl Into<String>) -> ErrorShape {
@@ -125,7 +132,7 @@ async fn start(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, Err
     let store = creds_store(&st.settings.state, &account, auth_dir.as_deref()).map_err(|e| bad(&e))?;
     let force = p.get("force").and_then(Value::as_bool).unwrap_or(false);
     let key = store.dir().to_path_buf();
-    let existing = logins().lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    let existing = st.web_logins.get(&key);
     let login = match existing {
         Some(l) if l.done.borrow().is_none() => l,
         _ => {
@@ -147,7 +154,7 @@ async fn start(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, Err
                 wall: system_wall_clock(),
             };
             let l = Arc::new(spawn_link(cfg, guard));
-            logins().lock().unwrap_or_else(|e| e.into_inner()).insert(key, l.clone());
+            st.web_logins.insert(key, l.clone());
             tracing::info!(channel = "whatsapp", %account, "link started from the Control UI");
             l
         }
@@ -224,7 +231,7 @@ fn spawn_link(cfg: ClientConfig, guard: LinkGuard) -> Login {
 async fn wait(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, ErrorShape> {
     let (account, auth_dir) = account_of(st, p)?;
     let store = creds_store(&st.settings.state, &account, auth_dir.as_deref()).map_err(|e| bad(&e))?;
-    let login = logins().lock().unwrap_or_else(|e| e.into_inner()).get(store.dir()).cloned();
+    let login = st.web_logins.get(store.dir());
     let Some(login) = login else {
         return Err(bad("no link in progress for this account: call web.login.start first"));
     };
