@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::super::client::{
     ClientConfig, ClientError, ConnectionEnd, Event, RunMode, SessionCommand, run_session,
 };
-use super::super::creds::CredsStore;
+use super::super::creds::{Creds, CredsStore, Me};
 use super::super::crypto::SharedEntropy;
 use super::super::disconnect::DisconnectReason;
 use super::persist::{AccountFiles, Cooldown, LinkLimits};
@@ -236,7 +236,7 @@ async fn keep(
             s.crashes = s.crashes.saturating_add(1);
             s.last_error = Some(err.clone());
         });
-        publish(&env, &spec, ConnectionState::Crashed { until_ms, message: err, restarts: crashes });
+        publish(&env, &spec, None, ConnectionState::Crashed { until_ms, message: err, restarts: crashes });
         let mut sd = shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -245,18 +245,29 @@ async fn keep(
     }
 }
 
-/// Publishes `state` for `spec`'s account (with the fields derived from it) and logs it when
-/// the state or its reason changed; every crash is logged.
-fn publish(env: &SupervisorEnv, spec: &AccountSpec, state: ConnectionState) {
-    let link_allowed_at = spec.files.link_allowed_at((env.wall)(), &env.link_limits);
+/// What the supervisor last read from disk for its statuses ([`Runner::refresh`]): publishing
+/// itself reads no file (it runs on an async worker, under the status lock `/health` takes).
+#[derive(Debug, Clone, Default)]
+struct DiskView {
+    /// `me` of the linked credentials.
+    me: Option<Me>,
+    /// When the link guard allows the next link.
+    link_allowed_at: Option<u64>,
+}
+
+/// Publishes `state` for `spec`'s account (with the fields derived from it and from `disk`;
+/// `None` keeps what the status says) and logs it when the state or its reason changed; every
+/// crash is logged.
+fn publish(env: &SupervisorEnv, spec: &AccountSpec, disk: Option<&DiskView>, state: ConnectionState) {
     let mut prev = None;
-    // Read the creds before taking the status lock (that `/health` also takes).
-    let me = spec.creds.load().ok().flatten().and_then(|c| c.me);
     let next = env.status.update(CHANNEL, &spec.account, |s| {
         prev = Some(s.state.clone());
         s.connected = matches!(state, ConnectionState::Connected { .. });
-        s.linked = me.is_some();
-        s.set_self(me.as_ref().and_then(crate::channels::status::SelfId::from_whatsapp_me));
+        if let Some(d) = disk {
+            s.linked = d.me.is_some();
+            s.set_self(d.me.as_ref().and_then(crate::channels::status::SelfId::from_whatsapp_me));
+            s.link_allowed_at = d.link_allowed_at;
+        }
         s.next_attempt_at = match &state {
             ConnectionState::BackingOff { until_ms, .. }
             | ConnectionState::CoolingDown { until_ms, .. }
@@ -268,7 +279,6 @@ fn publish(env: &SupervisorEnv, spec: &AccountSpec, state: ConnectionState) {
             ConnectionState::CoolingDown { until_ms, .. } => Some(*until_ms),
             _ => None,
         };
-        s.link_allowed_at = link_allowed_at;
         s.detail = state.describe(super::persist::fmt_ms);
         s.state = state;
     });
@@ -316,6 +326,7 @@ struct Runner {
     commands: Arc<Mutex<mpsc::UnboundedReceiver<Command>>>,
     backoff: Backoff,
     lock: Option<SessionLock>,
+    disk: DiskView,
 }
 
 impl Runner {
@@ -325,7 +336,7 @@ impl Runner {
         shutdown: watch::Receiver<bool>,
         commands: Arc<Mutex<mpsc::UnboundedReceiver<Command>>>,
     ) -> Self {
-        Self { spec, env, shutdown, commands, backoff: Backoff::default(), lock: None }
+        Self { spec, env, shutdown, commands, backoff: Backoff::default(), lock: None, disk: DiskView::default() }
     }
 
     fn now(&self) -> u64 {
@@ -334,7 +345,28 @@ impl Runner {
 
     /// Publishes `state`; logs it when the state (or its reason) changed.
     fn report(&self, state: ConnectionState) {
-        publish(&self.env, &self.spec, state);
+        publish(&self.env, &self.spec, Some(&self.disk), state);
+    }
+
+    /// Reads the credentials (with the prekeys: a corrupt `pre-keys.json` stops the account
+    /// like a corrupt `creds.json`) and the link guard on the blocking pool, and keeps what
+    /// statuses show.
+    /// Also returns the persisted cooldown in force.
+    async fn refresh(&mut self) -> (Result<Option<Creds>, String>, Option<Cooldown>) {
+        let (creds, files, limits, now) = (self.spec.creds.clone(), self.spec.files.clone(), self.env.link_limits.clone(), self.now());
+        let read = tokio::task::spawn_blocking(move || {
+            let loaded = creds.load().and_then(|c| creds.load_prekeys().map(|_| c)).map_err(|e| e.to_string());
+            (loaded, files.link_allowed_at(now, &limits), files.cooldown(now))
+        })
+        .await;
+        match read {
+            Ok((loaded, link_allowed_at, cooldown)) => {
+                self.disk = DiskView { me: loaded.as_ref().ok().and_then(|c| c.as_ref()).and_then(|c| c.me.clone()), link_allowed_at };
+                (loaded, cooldown)
+            }
+            // The blocking pool is gone (runtime shutting down): read nothing, connect nothing.
+            Err(e) => (Err(format!("reading the credentials failed: {e}")), None),
+        }
     }
 
     /// Waits `d` of tokio time, answering commands meanwhile. A logout ends the wait
@@ -424,6 +456,7 @@ impl Runner {
         };
         // The credentials are gone: releasing the session now lets a new link take it.
         self.lock = None;
+        self.disk.me = None;
         self.env.status.update(CHANNEL, &self.spec.account, |s| s.last_error = None);
         self.report(ConnectionState::LoggedOut { backup: backup.as_ref().map(|p| p.display().to_string()), by_operator: true });
         tracing::info!(channel = CHANNEL, account = %self.spec.account, told_whatsapp = told.is_ok(), "whatsapp: logged out on request");
@@ -454,15 +487,16 @@ impl Runner {
 
     /// One turn of the state machine.
     async fn step(&mut self) -> Wake {
+        let (loaded, cooldown) = self.refresh().await;
         // 1. A persisted cooldown (from this or an earlier process, or from a login) wins.
-        if let Some(c) = self.spec.files.cooldown(self.now()) {
+        if let Some(c) = cooldown {
             self.report(ConnectionState::CoolingDown { until_ms: c.until_ms, reason: c.reason });
             let left = Duration::from_millis(c.until_ms.saturating_sub(self.now()));
             return self.wait(left).await;
         }
         // 2. Only linked, readable credentials connect (a corrupt `pre-keys.json` stops the
         //    account like a corrupt `creds.json`: fail closed, nothing is replaced).
-        match self.spec.creds.load().and_then(|c| self.spec.creds.load_prekeys().map(|_| c)) {
+        match loaded {
             Ok(Some(c)) if c.is_linked() => {}
             Ok(_) => {
                 self.lock = None;
@@ -625,6 +659,7 @@ impl Runner {
                         None
                     }
                 };
+                self.disk.me = None;
                 self.report(ConnectionState::LoggedOut { backup, by_operator: false });
                 Wake::Elapsed
             }
