@@ -643,7 +643,11 @@ impl Runner {
         match (reaction, delay) {
             (Reaction::Cooldown, Some(d)) => {
                 let c = Cooldown { until_ms: now + d.as_millis() as u64, reason: format!("{reason}{phase}") };
-                if let Err(e) = self.spec.files.set_cooldown(now, c.clone()) {
+                let (files, saved) = (self.spec.files.clone(), c.clone());
+                let persisted = tokio::task::spawn_blocking(move || files.set_cooldown(now, saved).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(e) = persisted {
                     // Still cool down in memory: never hammer WhatsApp because a disk is full.
                     self.set_error(format!("cannot persist the cooldown: {e}"));
                 }
@@ -651,8 +655,14 @@ impl Runner {
                 self.wait(d).await
             }
             (Reaction::LoggedOut, _) => {
+                // Move the credentials aside while still holding the session lock: no other
+                // process can take the session with credentials WhatsApp just refused.
+                let creds = self.spec.creds.clone();
+                let retired = tokio::task::spawn_blocking(move || creds.retire(&format!("logged-out-{now}")).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
                 self.lock = None;
-                let backup = match self.spec.creds.retire(&format!("logged-out-{now}")) {
+                let backup = match retired {
                     Ok(p) => p.map(|p: PathBuf| p.display().to_string()),
                     Err(e) => {
                         self.set_error(format!("cannot keep the logged-out credentials: {e}"));
