@@ -139,6 +139,9 @@ async fn issue13_item1_web_login_start_wait_link_and_cooldown() {
     assert_eq!(r["connected"], false, "{r}");
     let qr = r["qrDataUrl"].as_str().expect("a fresh QR after the logout").to_string();
     assert!(decode_svg_data_url(&qr).contains("<svg"));
+    // Logging out while the link waits for the phone has nothing to unlink and leaves it alone.
+    let r = c.request("channels.logout", json!({"channel": "whatsapp"})).await.unwrap();
+    assert_eq!((r["cleared"].as_bool(), r["loggedOut"].as_bool()), (Some(false), Some(false)), "{r}");
     let scanned = decode_svg_qr(&decode_svg_data_url(&qr)).expect("the new QR decodes");
     m.scan(&scanned).expect("the mock phone scans the new code");
     let w = c.request("web.login.wait", json!({"timeoutMs": 15000, "currentQrDataUrl": qr})).await.unwrap();

@@ -426,10 +426,16 @@ impl Runner {
         if self.lock.is_none() {
             match SessionLock::try_acquire(self.spec.creds.dir()) {
                 Ok(l) => self.lock = Some(l),
+                Err(SessionLockError::Held { pid }) if pid == Some(std::process::id()) => {
+                    let _ = reply.send(Err(
+                        "a link started from the Control UI holds this account's session; nothing was changed: try again when it has finished (or its QR code expired)".into(),
+                    ));
+                    return;
+                }
                 Err(SessionLockError::Held { pid }) => {
                     let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
                     let _ = reply.send(Err(format!(
-                        "another process{who} holds this account's session (a link in progress?); nothing was changed: try again when it has finished"
+                        "another process{who} holds this account's session (an `openclaw channels login`?); nothing was changed: try again when it has finished"
                     )));
                     return;
                 }
