@@ -29,6 +29,19 @@ let
   jsonFormat = pkgs.formats.json { };
 
   etcName = "openclaw/openclaw.json";
+
+  # The gateway.bind and gateway.auth.mode values this gateway accepts (its config compiler
+  # refuses upstream's bind "tailnet" and auth modes "password" and "trusted-proxy").
+  supportedBinds = [
+    "loopback"
+    "lan"
+    "auto"
+    "custom"
+  ];
+  supportedAuthModes = [
+    "none"
+    "token"
+  ];
   configPath = "/etc/${etcName}";
   unitName = "openclaw";
   credentialsDir = "/run/credentials/${unitName}.service";
@@ -190,32 +203,26 @@ in
               default = 18789;
               description = "TCP port of the gateway (HTTP, /health, hooks and the control WebSocket).";
             };
+            # A string checked by an assertion (not an enum): upstream's values this gateway
+            # refuses get a message that says so, at build time.
             bind = mkOption {
-              type = types.enum [
-                "loopback"
-                "lan"
-                "auto"
-                "custom"
-                "tailnet"
-              ];
+              type = types.str;
               default = "loopback";
               description = ''
-                Where the gateway listens. `loopback` (127.0.0.1) is the appliance default: reach
-                the Control UI through an SSH tunnel. Any other bind needs a token
-                (`tokenFile`) and usually `openFirewall`.
+                Where the gateway listens: one of ${lib.concatMapStringsSep ", " (v: "`${v}`") supportedBinds}.
+                `loopback` (127.0.0.1) is the appliance default: reach the Control UI through an
+                SSH tunnel. Any other bind needs a token (`tokenFile`) and usually `openFirewall`.
+                Upstream's `tailnet` is not supported by this gateway.
               '';
             };
             auth.mode = mkOption {
-              type = types.nullOr (
-                types.enum [
-                  "none"
-                  "token"
-                  "password"
-                  "trusted-proxy"
-                ]
-              );
+              type = types.nullOr types.str;
               default = null;
-              description = "How clients authenticate to the gateway; `token` when `tokenFile` is set.";
+              description = ''
+                How clients authenticate to the gateway: ${lib.concatMapStringsSep " or " (v: "`${v}`") supportedAuthModes};
+                `token` when `tokenFile` is set. Upstream's `password` and `trusted-proxy` are not
+                supported by this gateway.
+              '';
             };
           };
           channels.whatsapp = mkOption {
@@ -378,6 +385,32 @@ in
           }
           (notInStore "tokenFile" cfg.tokenFile)
           (notInStore "hooksTokenFile" cfg.hooksTokenFile)
+          (
+            let
+              bind = cfg.settings.gateway.bind;
+            in
+            {
+              assertion = builtins.elem bind supportedBinds;
+              message = ''
+                services.openclaw.settings.gateway.bind = "${bind}" is not supported by this
+                gateway${lib.optionalString (bind == "tailnet") " (upstream OpenClaw's Tailscale bind)"}; use one of
+                ${lib.concatMapStringsSep ", " (v: ''"${v}"'') supportedBinds} (for a Tailscale address: "custom"
+                with gateway.customBindHost).
+              '';
+            }
+          )
+          (
+            let
+              mode = cfg.settings.gateway.auth.mode;
+            in
+            {
+              assertion = mode == null || builtins.elem mode supportedAuthModes;
+              message = ''
+                services.openclaw.settings.gateway.auth.mode = "${toString mode}" is not supported by
+                this gateway; use "token" (with services.openclaw.tokenFile) or "none" (loopback only).
+              '';
+            }
+          )
           {
             assertion = lib.hasPrefix "/var/lib/" cfg.stateDir && !lib.hasSuffix "/" cfg.stateDir;
             message = "services.openclaw.stateDir must be a directory below /var/lib/ (it is a systemd StateDirectory), got ${cfg.stateDir}.";

@@ -136,9 +136,24 @@ const REFUSED: &[(&str, &str, &str)] = &[
         "16 bit unsigned integer",
     ),
     (
-        "bind not in the enum",
-        r#"{ services.openclaw.settings.gateway.bind = "0.0.0.0"; }"#,
-        "is not of type `one of \"loopback\"",
+        "bind not supported",
+        r#"{ lib, ... }: { services.openclaw.settings.gateway.bind = lib.mkForce "0.0.0.0"; }"#,
+        "gateway.bind = \"0.0.0.0\" is not supported by this",
+    ),
+    (
+        "issue13 bind tailnet: upstream's, refused by the compiler, so not offered",
+        r#"{ lib, ... }: { services.openclaw.settings.gateway.bind = lib.mkForce "tailnet"; }"#,
+        "gateway (upstream OpenClaw's Tailscale bind); use one of",
+    ),
+    (
+        "issue13 auth mode password: not offered",
+        r#"{ lib, ... }: { services.openclaw.settings.gateway.auth.mode = lib.mkForce "password"; }"#,
+        "gateway.auth.mode = \"password\" is not supported by",
+    ),
+    (
+        "issue13 auth mode trusted-proxy: not offered",
+        r#"{ lib, ... }: { services.openclaw.settings.gateway.auth.mode = lib.mkForce "trusted-proxy"; }"#,
+        "gateway.auth.mode = \"trusted-proxy\" is not supported by",
     ),
     (
         "dmPolicy not in the enum",

@@ -2,7 +2,8 @@
 //! item 1, "What it must show"): it loads with the token, Channels shows "Not linked", Link
 //! shows a QR that decodes from a screenshot to a ref the mock accepts, the mock phone scans it
 //! and the page turns to Connected with the number without a reload; a device waiting for a
-//! scope upgrade is approved on the Devices page and the waiting client connects. Screenshots
+//! scope upgrade is approved on the Devices page and the waiting client connects; Log out
+//! (confirmed) unlinks the device and Link shows a fresh QR. Screenshots
 //! of each page go to target/ui-screenshots/.
 
 mod gateway_support;
@@ -134,6 +135,22 @@ async fn issue13_item1_control_ui_links_whatsapp_and_approves_a_device() {
     assert!(!logs.as_str().unwrap().contains(" INFO "), "the level filter hides INFO lines");
     p.eval("(() => { const s = document.querySelector('#level'); s.value = 'info'; s.dispatchEvent(new Event('change')); })()").await;
     p.screenshot(&out.join("logs.png"), None, 1.0).await;
+
+    // Log out (with a confirmation) while the gateway runs the account: the mock unlinks the
+    // device, the card turns to "Not linked" without a reload, and Link shows a fresh QR.
+    p.eval("location.hash = '#/channels'").await;
+    p.wait_for("document.querySelector('#headline-default') && document.querySelector('#headline-default').textContent === 'Connected'", T).await;
+    p.eval("[...document.querySelectorAll('button')].find(b => b.textContent === 'Log out').click()").await;
+    p.wait_for("[...document.querySelectorAll('button')].some(b => b.textContent === 'Yes, log out')", T).await;
+    assert_eq!(m.state()["linkedDevices"].as_array().unwrap().len(), 1, "nothing happens before the confirmation");
+    p.eval("[...document.querySelectorAll('button')].find(b => b.textContent === 'Yes, log out').click()").await;
+    p.wait_for("document.querySelector('#headline-default').textContent === 'Not linked' && document.querySelector('#link-msg') && document.querySelector('#link-msg').textContent.includes('WhatsApp removed this device')", T).await;
+    assert_eq!(m.state()["linkedDevices"].as_array().unwrap().len(), 0, "the mock unlinked the device");
+    assert!(!dir.path().join("credentials/whatsapp/default/creds.json").exists(), "credentials moved aside");
+    p.screenshot(&out.join("channels-logged-out.png"), None, 1.0).await;
+    p.eval("[...document.querySelectorAll('button')].find(b => b.textContent === 'Link').click()").await;
+    p.wait_for("(() => { const i = document.querySelector('#qr'); return i && i.complete && i.naturalWidth > 0; })()", T).await;
+    assert_eq!(p.eval("window.__noReload").await, 1, "the page was reloaded");
     drop(b);
     drop(gw);
 }

@@ -20,7 +20,7 @@ use openclaw::channels::whatsapp::socket::{Endpoint, WA_WEB_ORIGIN};
 use openclaw::channels::whatsapp::supervisor::link::{LinkError, LinkGuard, guarded_link};
 use openclaw::channels::whatsapp::supervisor::persist::{AccountFiles, LinkLimits, LinkRefusal};
 use openclaw::channels::whatsapp::supervisor::policy::Policy;
-use openclaw::channels::whatsapp::supervisor::run::BoxFuture;
+use openclaw::channels::whatsapp::supervisor::run::{BoxFuture, LogoutResult};
 use openclaw::channels::whatsapp::supervisor::{
     AccountHandle, AccountSpec, ClientConnector, Connector, SupervisorEnv, WallClock, spawn,
 };
@@ -372,7 +372,7 @@ async fn logged_out_keeps_a_backup_of_the_creds_and_waits_for_a_new_link() {
     let before = rig.attempts();
     rig.mock.fault(Fault::StreamError { code: 401 });
     let s = rig.wait_state("default", "loggedOut", Duration::from_secs(1)).await;
-    let ConnectionState::LoggedOut { backup: Some(backup) } = &s.state else { panic!("{s:?}") };
+    let ConnectionState::LoggedOut { backup: Some(backup), .. } = &s.state else { panic!("{s:?}") };
     assert!(std::path::Path::new(backup).join("creds.json").is_file(), "backup at {backup}");
     let store = CredsStore::new(&rig.layout, "default");
     assert!(store.load().expect("readable").is_none(), "the account reads as not linked");
@@ -381,6 +381,52 @@ async fn logged_out_keeps_a_backup_of_the_creds_and_waits_for_a_new_link() {
     assert_eq!(rig.attempts(), before, "no attempt with dead credentials");
     assert!(matches!(rig.link("default").await, Ok(LinkOutcome::Linked { .. })));
     rig.wait_state("default", "connected", Duration::from_secs(10)).await;
+    rig.stop(&[h]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue13_item1_logout_over_the_live_session_unlinks_and_moves_the_creds_aside() {
+    let rig = linked_rig().await;
+    let h = rig.spawn("default");
+    rig.wait_state("default", "connected", Duration::from_secs(5)).await;
+    assert_eq!(rig.mock.state()["linkedDevices"].as_array().unwrap().len(), 1);
+    let r = h.logout(Duration::from_secs(30)).await.expect("logged out");
+    let LogoutResult::Unlinked { backup: Some(backup) } = &r else { panic!("{r:?}") };
+    assert!(backup.join("creds.json").is_file(), "backup at {}", backup.display());
+    assert_eq!(rig.mock.state()["linkedDevices"].as_array().unwrap().len(), 0, "the server removed the device");
+    let s = rig.get("default");
+    assert!(matches!(s.state, ConnectionState::LoggedOut { by_operator: true, .. }), "{s:?}");
+    assert!(!s.linked && !s.connected);
+    assert!(CredsStore::new(&rig.layout, "default").load().expect("readable").is_none());
+    // It stays logged out (no attempt with removed credentials), a second logout has nothing
+    // to do, and a new link is taken up.
+    let before = rig.attempts();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(rig.attempts(), before);
+    assert_eq!(rig.get("default").state.name(), "loggedOut");
+    assert_eq!(h.logout(Duration::from_secs(5)).await, Ok(LogoutResult::NotLinked));
+    assert!(matches!(rig.link("default").await, Ok(LinkOutcome::Linked { .. })));
+    rig.wait_state("default", "connected", Duration::from_secs(10)).await;
+    rig.stop(&[h]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue13_item1_logout_while_offline_moves_the_creds_without_connecting() {
+    let rig = linked_rig().await;
+    let h = rig.spawn("default");
+    rig.wait_state("default", "connected", Duration::from_secs(5)).await;
+    rig.mock.fault(Fault::Offline { enabled: true });
+    rig.wait_state("default", "waitingForNetwork", Duration::from_secs(10)).await;
+    let before = (rig.attempts(), rig.mock.state()["refusedAttempts"].as_u64());
+    let r = h.logout(Duration::from_secs(30)).await.expect("logged out locally");
+    let LogoutResult::RemovedLocallyOnly { why, backup: Some(backup) } = &r else { panic!("{r:?}") };
+    assert!(why.contains("not connected"), "{why}");
+    assert!(backup.join("creds.json").is_file());
+    assert_eq!((rig.attempts(), rig.mock.state()["refusedAttempts"].as_u64()), before, "no connection just to log out");
+    assert_eq!(rig.get("default").state.name(), "loggedOut");
+    rig.mock.fault(Fault::Offline { enabled: false });
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(rig.attempts(), before.0, "nothing reconnects without credentials");
     rig.stop(&[h]).await;
 }
 

@@ -53,10 +53,12 @@ pub enum ConnectionState {
         /// Why.
         reason: String,
     },
-    /// The phone logged this device out; link again.
+    /// The phone (or this gateway's operator) logged this device out; link again.
     LoggedOut {
         /// Where the old credentials were kept.
         backup: Option<String>,
+        /// Logged out on request here (Control UI, `openclaw channels logout`), not by the phone.
+        by_operator: bool,
     },
     /// Another instance uses this session (440); nothing reconnects until restarted.
     Replaced,
@@ -119,10 +121,11 @@ impl ConnectionState {
                 "WhatsApp refused the session ({reason}); no attempt until {} so the number is not blocked longer",
                 fmt_time(*until_ms)
             ),
-            Self::LoggedOut { backup: Some(b) } => {
-                format!("logged out by the phone; old credentials kept in {b}; link again with `openclaw channels login`")
+            Self::LoggedOut { backup, by_operator } => {
+                let who = if *by_operator { "logged out on request (Control UI or `openclaw channels logout`)" } else { "logged out by the phone" };
+                let kept = backup.as_ref().map(|b| format!("; old credentials kept in {b}")).unwrap_or_default();
+                format!("{who}{kept}; link again with `openclaw channels login` or the Control UI's Link")
             }
-            Self::LoggedOut { backup: None } => "logged out by the phone; link again with `openclaw channels login`".into(),
             Self::Replaced => {
                 "another instance uses this session (440); stopped without reconnecting: stop the other one, then restart the gateway".into()
             }

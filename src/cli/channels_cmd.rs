@@ -161,7 +161,7 @@ pub fn run(cmd: ChannelsCommand) -> ExitCode {
             };
             rt.block_on(login(cfg, guard, json))
         } else {
-            rt.block_on(logout(cfg, json))
+            rt.block_on(logout(cfg, json, args, &account))
         }
     })();
     match result {
@@ -348,14 +348,14 @@ async fn login(cfg: ClientConfig, guard: LinkGuard, json: bool) -> anyhow::Resul
     }
 }
 
-async fn logout(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
-    let _session = SessionLock::try_acquire(cfg.store.dir()).map_err(|e| match e {
-        SessionLockError::Held { pid } => anyhow::anyhow!(
-            "{e}; stop it first (on NixOS: systemctl stop openclaw), then log out{}",
-            pid.map(|p| format!(" (holder: pid {p})")).unwrap_or_default()
-        ),
-        other => anyhow::Error::new(other),
-    })?;
+async fn logout(cfg: ClientConfig, json: bool, args: &LoginArgs, account: &str) -> anyhow::Result<ExitCode> {
+    let _session = match SessionLock::try_acquire(cfg.store.dir()) {
+        Ok(l) => l,
+        // Usually the running gateway: it logs the account out itself (its supervisor owns
+        // the session), so nobody has to stop it.
+        Err(SessionLockError::Held { pid }) => return logout_through_gateway(args, account, pid, json).await,
+        Err(e) => return Err(e.into()),
+    };
     let out = client::logout(&cfg).await?;
     let (event, text) = match &out {
         LogoutOutcome::Unlinked => ("unlinked", "Unlinked; credentials removed.".to_owned()),
@@ -374,6 +374,46 @@ async fn logout(cfg: ClientConfig, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::json!({ "event": event }));
     } else {
         println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logout while another process holds the account's session: asks this state dir's running
+/// gateway (`channels.logout`, which goes through the account's supervisor); without one, says
+/// which process holds the session.
+async fn logout_through_gateway(args: &LoginArgs, account: &str, pid: Option<u32>, json: bool) -> anyhow::Result<ExitCode> {
+    let holder = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    let client = crate::cli::status_cmd::ClientArgs {
+        url: None,
+        token: None,
+        state_dir: args.state_dir.clone(),
+        config: args.config.clone(),
+        timeout: 40_000,
+        json,
+    };
+    let t = crate::cli::status_cmd::target(&client)?;
+    let Some((mut c, _)) = crate::cli::status_cmd::try_open(&t, client.timeout).await? else {
+        anyhow::bail!(
+            "another process{holder} holds this account's session and no gateway of state dir {} answers at {}: \
+             finish or stop that process (an `openclaw channels login`?), then log out again",
+            t.state_dir.display(),
+            t.url
+        );
+    };
+    let r = c
+        .request("channels.logout", serde_json::json!({ "channel": "whatsapp", "accountId": account }))
+        .await
+        .map_err(|e| anyhow::anyhow!("the running gateway{holder} could not log the account out: {e}"))?;
+    c.close().await;
+    let event = match (r["cleared"].as_bool(), r["toldWhatsApp"].as_bool()) {
+        (Some(false), _) => "not-linked",
+        (_, Some(false)) => "removed-locally",
+        _ => "unlinked",
+    };
+    if json {
+        println!("{}", serde_json::json!({ "event": event, "via": "gateway", "backup": r["backup"] }));
+    } else {
+        println!("{} (done by the running gateway{holder})", r["message"].as_str().unwrap_or("Logged out."));
     }
     Ok(ExitCode::SUCCESS)
 }

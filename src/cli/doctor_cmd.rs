@@ -16,7 +16,7 @@ use crate::doctor::{Finding, Status, fix, provider_probe, run_checks};
 /// `doctor` flags.
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
-    /// Apply the safe repairs (file modes, a stale runtime file), then check again.
+    /// Apply the safe repairs (file modes, a stale runtime file, legacy WhatsApp credentials), then check again.
     #[arg(long, alias = "repair")]
     pub fix: bool,
     /// Print JSON: `{ok, stateDir, findings:[{id,status,message,evidence,fix,autoFixable}], repairs}`.
@@ -105,7 +105,7 @@ pub fn run(a: DoctorArgs) -> ExitCode {
         let n = |s: Status| findings.iter().filter(|x| x.status == s).count();
         println!("{} ok, {} warnings, {} failed, {} skipped", n(Status::Ok), n(Status::Warn), n(Status::Fail), n(Status::Skip));
         if !a.fix && findings.iter().any(|x| x.auto_fixable && x.status >= Status::Warn) {
-            println!("`openclaw doctor --fix` repairs the findings marked auto-fixable (file modes, stale runtime file).");
+            println!("`openclaw doctor --fix` repairs the findings marked auto-fixable (file modes, stale runtime file, legacy WhatsApp credentials).");
         }
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }

@@ -75,6 +75,7 @@ pub fn run_checks(f: &Facts) -> Vec<Finding> {
     out.extend(token_checks(f));
     out.extend(gateway_checks(f));
     out.push(devices_pending(f));
+    out.extend(whatsapp_legacy_creds(f));
     out.extend(whatsapp_accounts(f));
     out.push(hooks_delivery(f));
     out.push(file_modes(f));
@@ -296,6 +297,10 @@ fn whatsapp_accounts(f: &Facts) -> Vec<Finding> {
         let live = f.live.as_ref().and_then(|l| l.channels.iter().find(|c| c["id"] == "whatsapp" && c["account"] == a.id.as_str()));
         let live_state = live.and_then(|c| c["state"].as_str()).unwrap_or("");
         let holder_is_gateway = a.session_holder.is_some() && a.session_holder == f.gateway.runtime_pid && f.gateway.runtime_pid_alive;
+        if f.legacy_creds.iter().any(|l| l.account == a.id && l.blocked.is_none()) {
+            // `whatsapp.<id>.legacy-creds` says what to do (not "corrupt", not "link again").
+            continue;
+        }
         if let CredsFact::Corrupt { reason } = &a.creds {
             out.push(
                 Finding::new(format!("{id}.creds"), Status::Fail, "the WhatsApp credentials file is corrupt: the account cannot log in")
@@ -371,6 +376,41 @@ fn whatsapp_accounts(f: &Facts) -> Vec<Finding> {
         out.push(finding);
     }
     out
+}
+
+/// Upstream OpenClaw's credentials in a form this gateway does not read: the linked session
+/// would be lost to a new link, when `doctor --fix` can carry it over.
+fn whatsapp_legacy_creds(f: &Facts) -> Vec<Finding> {
+    use crate::channels::whatsapp::legacy::LegacyKind;
+    f.legacy_creds
+        .iter()
+        .map(|l| {
+            let what = match l.kind {
+                LegacyKind::FlatLayout => format!("upstream's old layout: WhatsApp credentials directly in {}", l.source.display()),
+                LegacyKind::BaileysFormat => format!("upstream's Baileys format in {}", l.source.display()),
+                LegacyKind::Interrupted => format!("a credential migration interrupted in {}", l.source.display()),
+            };
+            // Left-over legacy files next to the account's own credentials only need tidying.
+            let (status, why) = match &l.blocked {
+                None => (Status::Fail, "this gateway cannot use them until they are migrated"),
+                Some(_) => (Status::Warn, "the account has its own credentials, so they are not used"),
+            };
+            let x = Finding::new(
+                format!("whatsapp.{}.legacy-creds", l.account),
+                status,
+                format!("legacy WhatsApp credentials ({what}): {why}"),
+            )
+            .ev(format!("{} legacy file(s) in {}", l.files, l.source.display()))
+            .ev(format!("they belong in {}", l.target.display()))
+            .ev(l.linked_as.as_ref().map_or_else(|| "not linked".to_string(), |j| format!("linked as {j}")));
+            match &l.blocked {
+                Some(why) => x.ev(why.clone()).fix(format!("move the files you do not use out of {} by hand, then: openclaw doctor --fix", l.source.display())),
+                None => x
+                    .fix("openclaw doctor --fix   # copies, verifies, then moves the old files aside (never deletes); refused while the gateway holds the session: stop it first (NixOS: systemctl stop openclaw)")
+                    .auto(),
+            }
+        })
+        .collect()
 }
 
 fn hooks_delivery(f: &Facts) -> Finding {
@@ -467,6 +507,39 @@ mod tests {
         let out = run_checks(&f);
         assert!(out.iter().all(|x| x.status != Status::Fail), "{out:#?}");
         assert_eq!(get(&out, "whatsapp.default.linked").message, "linked as +15550001234 and connected");
+    }
+
+    #[test]
+    fn issue13_item2_legacy_creds_fail_with_the_fix_unless_the_account_has_its_own() {
+        use crate::channels::whatsapp::legacy::{LegacyCreds, LegacyKind};
+        let legacy = |blocked: Option<&str>| LegacyCreds {
+            kind: LegacyKind::FlatLayout,
+            account: "default".into(),
+            source: PathBuf::from("/var/lib/openclaw/credentials"),
+            target: PathBuf::from("/var/lib/openclaw/credentials/whatsapp/default"),
+            files: 12,
+            linked_as: Some("15550001234:7@s.whatsapp.net".into()),
+            blocked: blocked.map(str::to_string),
+        };
+        // Only the legacy files: migrate them (not "link again").
+        let mut f = base();
+        f.whatsapp.push(account(CredsFact::Missing));
+        f.legacy_creds.push(legacy(None));
+        let out = run_checks(&f);
+        let l = get(&out, "whatsapp.default.legacy-creds");
+        assert_eq!((l.status, l.auto_fixable), (Status::Fail, true));
+        assert!(l.fix.as_deref().is_some_and(|x| x.starts_with("openclaw doctor --fix")), "{l:?}");
+        assert!(l.evidence.iter().any(|e| e == "linked as 15550001234:7@s.whatsapp.net"), "{l:?}");
+        assert!(!out.iter().any(|x| x.id == "whatsapp.default.linked"), "{out:#?}");
+        // Left-overs next to the account's own linked credentials: a warning, and the account's
+        // own finding stays.
+        let mut f = base();
+        f.whatsapp.push(account(CredsFact::Linked { e164: "+15550001234".into(), jid: "15550001234:7@s.whatsapp.net".into() }));
+        f.legacy_creds.push(legacy(Some("already has a creds.json")));
+        let out = run_checks(&f);
+        let l = get(&out, "whatsapp.default.legacy-creds");
+        assert_eq!((l.status, l.auto_fixable), (Status::Warn, false));
+        assert_eq!(get(&out, "whatsapp.default.linked").status, Status::Ok);
     }
 
     #[test]

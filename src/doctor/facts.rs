@@ -37,6 +37,8 @@ pub struct Facts {
     pub devices: DeviceFacts,
     /// Each configured WhatsApp account (plus any with credentials on disk).
     pub whatsapp: Vec<AccountFacts>,
+    /// Legacy WhatsApp credentials (upstream's flat layout or Baileys' format) found on disk.
+    pub legacy_creds: Vec<crate::channels::whatsapp::legacy::LegacyCreds>,
     /// Files holding secrets and their modes.
     pub secret_files: Vec<FileMode>,
     /// What the running gateway reported, when it was reached.
@@ -280,6 +282,8 @@ pub fn gather(opts: &GatherOptions, live: Option<Live>, now_ms: u64) -> Facts {
     let gateway = gather_gateway(&layout, config.port);
     let devices = gather_devices(&layout, now_ms);
     let whatsapp = gather_whatsapp(&layout, &config, now_ms);
+    let dirs: Vec<(String, PathBuf)> = whatsapp.iter().map(|a| (a.id.clone(), a.creds_dir.clone())).collect();
+    let legacy_creds = crate::channels::whatsapp::legacy::detect(&layout, &dirs);
     let mut secret_files: Vec<FileMode> = Vec::new();
     for t in tokens.explicit.iter().chain(tokens.generated.iter()) {
         if let Some(f) = &t.file
@@ -305,6 +309,7 @@ pub fn gather(opts: &GatherOptions, live: Option<Live>, now_ms: u64) -> Facts {
         gateway,
         devices,
         whatsapp,
+        legacy_creds,
         secret_files,
         live,
         providers: ProviderFacts::default(),

@@ -1,5 +1,6 @@
 //! `doctor --fix`: only repairs that are safe unattended and cannot lose data: file modes of
-//! the state dir and secret files, and a runtime file whose gateway is gone.
+//! the state dir and secret files, a runtime file whose gateway is gone, and legacy WhatsApp
+//! credentials (copied, verified, old files moved aside: [`crate::channels::whatsapp::legacy`]).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -32,6 +33,18 @@ pub fn apply(f: &Facts) -> Vec<Repair> {
     for s in &f.secret_files {
         if s.mode & 0o077 != 0 && !s.path.starts_with("/nix/store") {
             chmod(&s.path, 0o600, &mut out);
+        }
+    }
+    for l in f.legacy_creds.iter().filter(|l| l.blocked.is_none()) {
+        let layout = crate::store::StateLayout::new(&f.state_dir);
+        let action = format!("migrate the legacy WhatsApp credentials of account {} from {} to {}", l.account, l.source.display(), l.target.display());
+        match crate::channels::whatsapp::legacy::migrate(&layout, l, f.now_ms) {
+            Ok(m) => {
+                let kept: Vec<String> = m.kept.iter().map(|p| p.display().to_string()).collect();
+                let kept = if kept.is_empty() { String::new() } else { format!("; old files kept in {}", kept.join(", ")) };
+                out.push(Repair { action: format!("{action} ({} Signal session(s) imported{kept})", m.sessions), error: None });
+            }
+            Err(e) => out.push(Repair { action, error: Some(e.to_string()) }),
         }
     }
     let g = &f.gateway;

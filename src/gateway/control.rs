@@ -166,6 +166,10 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budge
     let mut events = st.events.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(protocol::TICK_INTERVAL_MS));
     tick.tick().await;
+    // Web-login calls wait up to a minute for the phone: they run in their own tasks and
+    // answer through here, so the connection keeps serving requests, events and ticks.
+    let (late_tx, mut late_rx) = tokio::sync::mpsc::channel::<String>(MAX_WEB_LOGIN_IN_FLIGHT);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_WEB_LOGIN_IN_FLIGHT));
     loop {
         tokio::select! {
             msg = ws.next() => {
@@ -183,12 +187,27 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budge
                         }
                     }
                     Ok(f) if f.kind == "req" && crate::gateway::weblogin::METHODS.contains(&f.method.as_str()) => {
-                        match need(&session, "operator.admin") {
-                            Ok(()) => match crate::gateway::weblogin::handle(&st, &f.method, &f.params).await {
-                                Ok(v) => protocol::res_ok(&f.id, v),
-                                Err(e) => protocol::res_err(&f.id, &e),
-                            },
-                            Err(e) => protocol::res_err(&f.id, &e),
+                        let permit = in_flight.clone().try_acquire_owned();
+                        match (need(&session, "operator.admin"), permit) {
+                            (Err(e), _) => protocol::res_err(&f.id, &e),
+                            (Ok(()), Err(_)) => protocol::res_err(&f.id, &ErrorShape::new(
+                                "UNAVAILABLE",
+                                format!("{MAX_WEB_LOGIN_IN_FLIGHT} web.login/channels.logout calls are already waiting on this connection"),
+                                None,
+                            )),
+                            (Ok(()), Ok(permit)) => {
+                                let (st, tx) = (st.clone(), late_tx.clone());
+                                tokio::spawn(async move {
+                                    let reply = match crate::gateway::weblogin::handle(&st, &f.method, &f.params).await {
+                                        Ok(v) => protocol::res_ok(&f.id, v),
+                                        Err(e) => protocol::res_err(&f.id, &e),
+                                    };
+                                    // The connection may be gone by now: nothing to answer then.
+                                    let _ = tx.send(reply).await;
+                                    drop(permit);
+                                });
+                                continue;
+                            }
                         }
                     }
                     Ok(f) if f.kind == "req" && matches!(f.method.as_str(), "send" | "send.get" | "agent" | "channels.groups") => {
@@ -204,6 +223,9 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budge
                     Ok(f) => protocol::res_err(&f.id, &ErrorShape::new("INVALID_REQUEST", "expected a req frame", None)),
                     Err(e) => protocol::res_err(&Value::Null, &ErrorShape::new("INVALID_REQUEST", format!("invalid frame: {e}"), None)),
                 };
+                if ws.send(Message::Text(reply.into())).await.is_err() { break; }
+            }
+            Some(reply) = late_rx.recv() => {
                 if ws.send(Message::Text(reply.into())).await.is_err() { break; }
             }
             ev = events.recv() => {
@@ -229,6 +251,9 @@ pub async fn serve(mut ws: WebSocket, st: Arc<AppState>, peer: SocketAddr, budge
     }
     tracing::debug!(conn = conn_id, "control client disconnected");
 }
+
+/// Web-login calls (`web.login.*`, `channels.logout`) one connection may have waiting at once.
+const MAX_WEB_LOGIN_IN_FLIGHT: usize = 4;
 
 async fn next_text(ws: &mut WebSocket) -> Option<String> {
     while let Some(Ok(m)) = ws.next().await {

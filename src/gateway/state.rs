@@ -74,6 +74,8 @@ pub struct AppState {
     pub allowed_hosts: Vec<String>,
     /// Connected WebSocket control clients (capped at [`crate::gateway::conns::MAX_WS_CLIENTS`]).
     pub ws_clients: crate::gateway::conns::WsClients,
+    /// WhatsApp links started from the Control UI (`web.login.start`), by credentials directory.
+    pub web_logins: crate::gateway::weblogin::WebLogins,
 }
 
 impl AppState {
@@ -122,6 +124,7 @@ impl AppState {
             handshake_timeout_ms,
             events: broadcast::channel(256).0,
             ws_clients: Default::default(),
+            web_logins: Default::default(),
             allowed_hosts,
         }
     }

@@ -3,14 +3,17 @@
 //! session lock, cooldown and attempt limits as `openclaw channels login`) in a task of the
 //! gateway and answers with the first QR code as an SVG data URL; `wait` answers when the code
 //! rotates, the phone scanned it (`connected: true`) or the link failed (with the reason in
-//! words). The account's supervisor picks the new credentials up by itself.
+//! words). The account's supervisor picks the new credentials up by itself. `channels.logout`
+//! of a running account goes through its supervisor ([`crate::channels::whatsapp::supervisor::AccountHandle::logout`]):
+//! WhatsApp is told over the live session, the credentials are moved aside, the state turns
+//! `loggedOut`.
 
 // ErrorShape is the protocol's error frame, returned by value as in `control.rs`.
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -22,6 +25,7 @@ use crate::channels::whatsapp::supervisor::link::{LinkError, LinkGuard, guarded_
 use crate::channels::whatsapp::supervisor::persist::{AccountFiles, LinkLimits, fmt_ms};
 use crate::channels::whatsapp::supervisor::policy::Policy;
 use crate::channels::whatsapp::supervisor::session_lock::{SessionLock, SessionLockError};
+use crate::channels::whatsapp::supervisor::run::LogoutResult;
 use crate::channels::whatsapp::supervisor::{creds_store, system_wall_clock};
 use crate::gateway::protocol::ErrorShape;
 use crate::gateway::state::AppState;
@@ -45,11 +49,18 @@ struct Login {
     done: watch::Receiver<Option<Outcome>>,
 }
 
-/// Links in progress, by credentials directory (one gateway per state dir; keyed so in-process
-/// gateways with different state dirs do not meet).
-fn logins() -> &'static Mutex<HashMap<PathBuf, Arc<Login>>> {
-    static L: OnceLock<Mutex<HashMap<PathBuf, Arc<Login>>>> = OnceLock::new();
-    L.get_or_init(Default::default)
+/// The links in progress of one gateway (in its [`AppState`]), by credentials directory.
+#[derive(Default)]
+pub struct WebLogins(Mutex<HashMap<PathBuf, Arc<Login>>>);
+
+impl WebLogins {
+    fn get(&self, dir: &std::path::Path) -> Option<Arc<Login>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(dir).cloned()
+    }
+
+    fn insert(&self, dir: PathBuf, l: Arc<Login>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(dir, l);
+    }
 }
 
 fn bad(msg: impl Into<String>) -> ErrorShape {
@@ -121,7 +132,7 @@ async fn start(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, Err
     let store = creds_store(&st.settings.state, &account, auth_dir.as_deref()).map_err(|e| bad(&e))?;
     let force = p.get("force").and_then(Value::as_bool).unwrap_or(false);
     let key = store.dir().to_path_buf();
-    let existing = logins().lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    let existing = st.web_logins.get(&key);
     let login = match existing {
         Some(l) if l.done.borrow().is_none() => l,
         _ => {
@@ -143,7 +154,7 @@ async fn start(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, Err
                 wall: system_wall_clock(),
             };
             let l = Arc::new(spawn_link(cfg, guard));
-            logins().lock().unwrap_or_else(|e| e.into_inner()).insert(key, l.clone());
+            st.web_logins.insert(key, l.clone());
             tracing::info!(channel = "whatsapp", %account, "link started from the Control UI");
             l
         }
@@ -220,7 +231,7 @@ fn spawn_link(cfg: ClientConfig, guard: LinkGuard) -> Login {
 async fn wait(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, ErrorShape> {
     let (account, auth_dir) = account_of(st, p)?;
     let store = creds_store(&st.settings.state, &account, auth_dir.as_deref()).map_err(|e| bad(&e))?;
-    let login = logins().lock().unwrap_or_else(|e| e.into_inner()).get(store.dir()).cloned();
+    let login = st.web_logins.get(store.dir());
     let Some(login) = login else {
         return Err(bad("no link in progress for this account: call web.login.start first"));
     };
@@ -246,15 +257,26 @@ async fn wait(st: &AppState, p: &Value, timeout: Duration) -> Result<Value, Erro
     }))
 }
 
+/// How long `channels.logout` waits for the account's supervisor (its live logout waits at
+/// most [`crate::channels::whatsapp::supervisor::run::LOGOUT_ANSWER_TIMEOUT`] for WhatsApp).
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn logout(st: &AppState, p: &Value) -> Result<Value, ErrorShape> {
     let (account, auth_dir) = account_of(st, p)?;
     let store = creds_store(&st.settings.state, &account, auth_dir.as_deref()).map_err(|e| bad(&e))?;
+    let enabled = st.settings.whatsapp.iter().any(|a| a.id == account && a.enabled);
+    // A running account is logged out by its supervisor, the owner of its session.
+    if let Some(h) = st.whatsapp.get(&account).filter(|_| enabled) {
+        let r = h.logout(LOGOUT_TIMEOUT).await.map_err(|e| unavailable(format!("logout failed: {e}"), json!({"code": "LOGOUT_FAILED"})))?;
+        tracing::info!(channel = "whatsapp", %account, outcome = ?r, "logout requested over the control protocol");
+        return Ok(supervised_logout_json(&r));
+    }
     let _session = match SessionLock::try_acquire(store.dir()) {
         Ok(l) => l,
         Err(SessionLockError::Held { pid }) => {
             return Err(unavailable(
                 format!(
-                    "the running gateway{} holds this account's session, and logging out a connected account from here is not built yet; on the gateway host run: systemctl stop openclaw && openclaw channels logout --account {account} && systemctl start openclaw",
+                    "another process{} holds this account's session (a link in progress?); finish or stop it, then log out again",
                     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
                 ),
                 json!({"code": "SESSION_IN_USE"}),
@@ -270,4 +292,21 @@ async fn logout(st: &AppState, p: &Value) -> Result<Value, ErrorShape> {
         LogoutOutcome::NotLinked => json!({"cleared": false, "message": "Nothing to unlink: the account is not linked."}),
         LogoutOutcome::RemovedLocallyOnly(why) => json!({"cleared": true, "message": format!("Could not tell WhatsApp ({why}); local credentials removed. Remove the device on the phone too.")}),
     })
+}
+
+/// The answer to `channels.logout` after the supervisor logged the account out: upstream's
+/// `cleared`, plus `loggedOut`, whether WhatsApp was told and where the old credentials went.
+fn supervised_logout_json(r: &LogoutResult) -> Value {
+    let kept = |b: &Option<PathBuf>| b.as_ref().map(|p| p.display().to_string());
+    match r {
+        LogoutResult::Unlinked { backup } => json!({
+            "cleared": true, "loggedOut": true, "toldWhatsApp": true, "backup": kept(backup),
+            "message": format!("Unlinked: WhatsApp removed this device; the old credentials were moved to {}. Link again to use WhatsApp here.", kept(backup).unwrap_or_else(|| "a backup folder".into())),
+        }),
+        LogoutResult::RemovedLocallyOnly { why, backup } => json!({
+            "cleared": true, "loggedOut": true, "toldWhatsApp": false, "backup": kept(backup),
+            "message": format!("Could not tell WhatsApp ({why}); the credentials were moved to {} all the same. Remove the device on the phone too: Settings → Linked devices.", kept(backup).unwrap_or_else(|| "a backup folder".into())),
+        }),
+        LogoutResult::NotLinked => json!({"cleared": false, "loggedOut": false, "message": "Nothing to unlink: the account is not linked."}),
+    }
 }

@@ -208,6 +208,7 @@ enum Pending {
     Ping,
     Probe(oneshot::Sender<Result<Duration, String>>, Instant),
     Logout,
+    LiveLogout(oneshot::Sender<Result<(), String>>),
     Other,
     Reply(oneshot::Sender<Node>),
 }
@@ -217,6 +218,10 @@ enum Pending {
 pub enum SessionCommand {
     /// Send a keepalive ping now and answer with the round-trip time.
     Probe(oneshot::Sender<Result<Duration, String>>),
+    /// Ask the server to remove this companion device (`<remove-companion-device>`, as the
+    /// phone's "Log out" does), answer whether it agreed, then end the connection. Before
+    /// `<success>` it answers with an error and ends the connection all the same.
+    Logout(oneshot::Sender<Result<(), String>>),
 }
 
 /// The next command, or never when there is no command channel (or it closed).
@@ -402,11 +407,12 @@ impl Session<'_> {
         let mut next_ping = Instant::now() + self.cfg.keepalive;
         let far = Duration::from_secs(86_400 * 365);
         loop {
-            let done = match mode {
-                RunMode::UntilDisconnect => false,
-                RunMode::UntilOpen => self.opened && self.prekeys_settled,
-                RunMode::Logout => self.logout_done,
-            };
+            let done = self.logout_done
+                || match mode {
+                    RunMode::UntilDisconnect => false,
+                    RunMode::UntilOpen => self.opened && self.prekeys_settled,
+                    RunMode::Logout => false,
+                };
             if done {
                 return self.end(None);
             }
@@ -438,6 +444,16 @@ impl Session<'_> {
                     }
                     SessionCommand::Probe(reply) => {
                         let _ = reply.send(Err("not logged in yet".into()));
+                    }
+                    SessionCommand::Logout(reply) if self.opened => {
+                        let rm = self.remove_device_iq();
+                        if let Err(r) = self.query(rm, Pending::LiveLogout(reply)).await {
+                            return self.end(Some(r));
+                        }
+                    }
+                    SessionCommand::Logout(reply) => {
+                        let _ = reply.send(Err("not logged in yet".into()));
+                        self.logout_done = true;
                     }
                 },
                 o = next_outgoing(&mut self.out_rx) => {
@@ -655,6 +671,22 @@ impl Session<'_> {
         }
     }
 
+    /// `<iq xmlns="md" type="set"><remove-companion-device jid=… reason="user_initiated"/>`:
+    /// a companion asks the server to unlink it (what Baileys' `logout()` and whatsmeow's
+    /// `Logout` send). The reply is an empty result.
+    fn remove_device_iq(&self) -> Node {
+        let jid = self.creds.me.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+        Node::new("iq")
+            .attr("to", SERVER_JID)
+            .attr("type", "set")
+            .attr("xmlns", "md")
+            .children(vec![
+                Node::new("remove-companion-device")
+                    .attr("jid", jid)
+                    .attr("reason", "user_initiated"),
+            ])
+    }
+
     async fn on_success(&mut self, node: &Node, mode: RunMode) -> Result<(), DisconnectReason> {
         self.opened = true;
         let jid = self
@@ -677,15 +709,7 @@ impl Session<'_> {
             .children(vec![Node::new("active")]);
         self.query(active, Pending::Other).await?;
         if mode == RunMode::Logout {
-            let rm = Node::new("iq")
-                .attr("to", SERVER_JID)
-                .attr("type", "set")
-                .attr("xmlns", "md")
-                .children(vec![
-                    Node::new("remove-companion-device")
-                        .attr("jid", jid)
-                        .attr("reason", "user_initiated"),
-                ]);
+            let rm = self.remove_device_iq();
             return self.query(rm, Pending::Logout).await;
         }
         if mode == RunMode::UntilDisconnect {
@@ -721,6 +745,17 @@ impl Session<'_> {
                 }
             }
             Pending::Logout => self.logout_done = true,
+            Pending::LiveLogout(reply) => {
+                self.logout_done = true;
+                let why = node.child("error").map(|e| {
+                    format!("{} {}", e.get_attr("code").unwrap_or_default(), e.get_attr("text").unwrap_or_default())
+                });
+                let _ = reply.send(if ok {
+                    Ok(())
+                } else {
+                    Err(format!("the server refused to remove the device ({})", why.unwrap_or_default().trim()))
+                });
+            }
             Pending::Probe(reply, sent) => {
                 let _ = reply.send(if ok {
                     Ok(sent.elapsed())

@@ -30,6 +30,7 @@ pub mod client;
 pub mod creds;
 pub mod crypto;
 pub mod disconnect;
+pub mod legacy;
 pub mod messages;
 pub mod frame;
 pub mod groups;

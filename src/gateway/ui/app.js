@@ -269,11 +269,11 @@ const pages = {
       const wrap = h("span", {});
       const ask = h("button", { class: "danger", onclick: () => {
         wrap.replaceChildren(
-          h("span", {}, "Unlink this number from WhatsApp and delete its credentials? "),
+          h("span", {}, "Unlink this number from WhatsApp and move its credentials aside? "),
           h("button", { class: "danger", onclick: async () => {
             try {
               const r = await gw.request("channels.logout", { channel: "whatsapp", accountId: account });
-              Object.assign(link, { account, qr: null, message: r.message, kind: "good", until: null });
+              Object.assign(link, { account, qr: null, message: r.message, kind: r.toldWhatsApp === false ? "err" : "good", until: null });
             } catch (e) {
               Object.assign(link, { account, qr: null, message: e.message, kind: "err", until: null });
             }

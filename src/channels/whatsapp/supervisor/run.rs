@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::super::client::{
     ClientConfig, ClientError, ConnectionEnd, Event, RunMode, SessionCommand, run_session,
 };
-use super::super::creds::CredsStore;
+use super::super::creds::{Creds, CredsStore, Me};
 use super::super::crypto::SharedEntropy;
 use super::super::disconnect::DisconnectReason;
 use super::persist::{AccountFiles, Cooldown, LinkLimits};
@@ -100,6 +100,51 @@ pub struct SupervisorEnv {
 pub enum Command {
     /// Ping the server over the live session and answer with the round trip.
     Probe(oneshot::Sender<Result<Duration, String>>),
+    /// Log this companion out (see [`AccountHandle::logout`]).
+    Logout(oneshot::Sender<Result<LogoutResult, String>>),
+}
+
+/// How long a live logout waits for the server's answer before the connection is dropped and
+/// the credentials are moved aside anyway.
+pub const LOGOUT_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a logout asked of a supervisor went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogoutResult {
+    /// WhatsApp removed the device over the live session; the credentials were moved into
+    /// `backup` (like a 401 logout) and the account reads `loggedOut`.
+    Unlinked {
+        /// Where the old credentials were kept.
+        backup: Option<PathBuf>,
+    },
+    /// WhatsApp could not be told (`why`: not connected, no answer, refused); the credentials
+    /// were moved into `backup` all the same. The device stays listed on the phone until
+    /// removed there.
+    RemovedLocallyOnly {
+        /// Why WhatsApp was not told.
+        why: String,
+        /// Where the old credentials were kept.
+        backup: Option<PathBuf>,
+    },
+    /// The account has no linked credentials; nothing changed.
+    NotLinked,
+}
+
+/// A logout forwarded to the live session, waiting for the server's answer.
+struct LiveLogout {
+    reply: oneshot::Sender<Result<LogoutResult, String>>,
+    answer: oneshot::Receiver<Result<(), String>>,
+    deadline: Instant,
+}
+
+/// How [`Runner::connect_once`] ended.
+enum Ended {
+    /// Shutdown.
+    Shutdown,
+    /// The connection ended by itself: how, and for how long it was open.
+    Connection(Result<ConnectionEnd, ClientError>, Option<Duration>),
+    /// A logout ended it: the caller, and whether WhatsApp removed the device.
+    LoggedOut(oneshot::Sender<Result<LogoutResult, String>>, Result<(), String>),
 }
 
 /// The handle of a running account supervisor.
@@ -123,6 +168,22 @@ impl AccountHandle {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err("the session ended before answering".into()),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+
+    /// Logs the account out, through its supervisor (the owner of its session): over a live
+    /// session it asks WhatsApp to remove this companion device and ends the connection;
+    /// then, holding the account's session lock throughout (no other process can link or
+    /// connect in between), it moves the credentials aside exactly as a 401 logout does and
+    /// publishes `loggedOut`. When not connected, WhatsApp is not contacted (no extra
+    /// connection attempts) and the answer says so. Bounded by `timeout`.
+    pub async fn logout(&self, timeout: Duration) -> Result<LogoutResult, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Logout(tx)).map_err(|_| "the supervisor is not running".to_string())?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("the supervisor stopped before answering".into()),
             Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         }
     }
@@ -175,7 +236,7 @@ async fn keep(
             s.crashes = s.crashes.saturating_add(1);
             s.last_error = Some(err.clone());
         });
-        publish(&env, &spec, ConnectionState::Crashed { until_ms, message: err, restarts: crashes });
+        publish(&env, &spec, None, ConnectionState::Crashed { until_ms, message: err, restarts: crashes });
         let mut sd = shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -184,18 +245,29 @@ async fn keep(
     }
 }
 
-/// Publishes `state` for `spec`'s account (with the fields derived from it) and logs it when
-/// the state or its reason changed; every crash is logged.
-fn publish(env: &SupervisorEnv, spec: &AccountSpec, state: ConnectionState) {
-    let link_allowed_at = spec.files.link_allowed_at((env.wall)(), &env.link_limits);
+/// What the supervisor last read from disk for its statuses ([`Runner::refresh`]): publishing
+/// itself reads no file (it runs on an async worker, under the status lock `/health` takes).
+#[derive(Debug, Clone, Default)]
+struct DiskView {
+    /// `me` of the linked credentials.
+    me: Option<Me>,
+    /// When the link guard allows the next link.
+    link_allowed_at: Option<u64>,
+}
+
+/// Publishes `state` for `spec`'s account (with the fields derived from it and from `disk`;
+/// `None` keeps what the status says) and logs it when the state or its reason changed; every
+/// crash is logged.
+fn publish(env: &SupervisorEnv, spec: &AccountSpec, disk: Option<&DiskView>, state: ConnectionState) {
     let mut prev = None;
-    // Read the creds before taking the status lock (that `/health` also takes).
-    let me = spec.creds.load().ok().flatten().and_then(|c| c.me);
     let next = env.status.update(CHANNEL, &spec.account, |s| {
         prev = Some(s.state.clone());
         s.connected = matches!(state, ConnectionState::Connected { .. });
-        s.linked = me.is_some();
-        s.set_self(me.as_ref().and_then(crate::channels::status::SelfId::from_whatsapp_me));
+        if let Some(d) = disk {
+            s.linked = d.me.is_some();
+            s.set_self(d.me.as_ref().and_then(crate::channels::status::SelfId::from_whatsapp_me));
+            s.link_allowed_at = d.link_allowed_at;
+        }
         s.next_attempt_at = match &state {
             ConnectionState::BackingOff { until_ms, .. }
             | ConnectionState::CoolingDown { until_ms, .. }
@@ -207,7 +279,6 @@ fn publish(env: &SupervisorEnv, spec: &AccountSpec, state: ConnectionState) {
             ConnectionState::CoolingDown { until_ms, .. } => Some(*until_ms),
             _ => None,
         };
-        s.link_allowed_at = link_allowed_at;
         s.detail = state.describe(super::persist::fmt_ms);
         s.state = state;
     });
@@ -255,6 +326,7 @@ struct Runner {
     commands: Arc<Mutex<mpsc::UnboundedReceiver<Command>>>,
     backoff: Backoff,
     lock: Option<SessionLock>,
+    disk: DiskView,
 }
 
 impl Runner {
@@ -264,7 +336,7 @@ impl Runner {
         shutdown: watch::Receiver<bool>,
         commands: Arc<Mutex<mpsc::UnboundedReceiver<Command>>>,
     ) -> Self {
-        Self { spec, env, shutdown, commands, backoff: Backoff::default(), lock: None }
+        Self { spec, env, shutdown, commands, backoff: Backoff::default(), lock: None, disk: DiskView::default() }
     }
 
     fn now(&self) -> u64 {
@@ -273,37 +345,137 @@ impl Runner {
 
     /// Publishes `state`; logs it when the state (or its reason) changed.
     fn report(&self, state: ConnectionState) {
-        publish(&self.env, &self.spec, state);
+        publish(&self.env, &self.spec, Some(&self.disk), state);
     }
 
-    /// Waits `d` of tokio time, answering commands meanwhile.
+    /// Reads the credentials (with the prekeys: a corrupt `pre-keys.json` stops the account
+    /// like a corrupt `creds.json`) and the link guard on the blocking pool, and keeps what
+    /// statuses show.
+    /// Also returns the persisted cooldown in force.
+    async fn refresh(&mut self) -> (Result<Option<Creds>, String>, Option<Cooldown>) {
+        let (creds, files, limits, now) = (self.spec.creds.clone(), self.spec.files.clone(), self.env.link_limits.clone(), self.now());
+        let read = tokio::task::spawn_blocking(move || {
+            let loaded = creds.load().and_then(|c| creds.load_prekeys().map(|_| c)).map_err(|e| e.to_string());
+            (loaded, files.link_allowed_at(now, &limits), files.cooldown(now))
+        })
+        .await;
+        match read {
+            Ok((loaded, link_allowed_at, cooldown)) => {
+                self.disk = DiskView { me: loaded.as_ref().ok().and_then(|c| c.as_ref()).and_then(|c| c.me.clone()), link_allowed_at };
+                (loaded, cooldown)
+            }
+            // The blocking pool is gone (runtime shutting down): read nothing, connect nothing.
+            Err(e) => (Err(format!("reading the credentials failed: {e}")), None),
+        }
+    }
+
+    /// Waits `d` of tokio time, answering commands meanwhile. A logout ends the wait
+    /// ([`Wake::Elapsed`]: the state machine looks at the account again).
     async fn wait(&mut self, d: Duration) -> Wake {
         let deadline = Instant::now() + d;
         let commands = self.commands.clone();
         let mut rx = commands.lock().await;
         let mut shutdown = self.shutdown.clone();
-        loop {
-            tokio::select! {
+        let logout = loop {
+            let cmd = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return Wake::Elapsed,
                 _ = shutdown.wait_for(|v| *v) => return Wake::Shutdown,
-                Some(cmd) = rx.recv() => self.answer_idle(cmd),
+                Some(cmd) = rx.recv() => cmd,
+            };
+            match cmd {
+                Command::Probe(reply) => {
+                    let _ = reply.send(Err(format!("not connected: {}", self.detail())));
+                }
+                Command::Logout(reply) => break reply,
             }
-        }
+        };
+        self.logout_idle(logout).await;
+        Wake::Elapsed
     }
 
-    fn answer_idle(&self, cmd: Command) {
-        match cmd {
-            Command::Probe(reply) => {
-                let state = self.env.status.get(CHANNEL, &self.spec.account).map(|s| s.detail).unwrap_or_default();
-                let _ = reply.send(Err(format!("not connected: {state}")));
+    fn detail(&self) -> String {
+        self.env.status.get(CHANNEL, &self.spec.account).map(|s| s.detail).unwrap_or_default()
+    }
+
+    /// A logout while no session is open: nothing to do without linked credentials; else the
+    /// credentials are moved aside without telling WhatsApp (connecting just for that could
+    /// meet a cooldown, a replaced session or a dead network).
+    async fn logout_idle(&mut self, reply: oneshot::Sender<Result<LogoutResult, String>>) {
+        let creds = self.spec.creds.clone();
+        let linked = tokio::task::spawn_blocking(move || creds.load()).await;
+        match linked {
+            Ok(Ok(Some(c))) if c.is_linked() => {}
+            Ok(Ok(_)) => {
+                let _ = reply.send(Ok(LogoutResult::NotLinked));
+                return;
+            }
+            // Unreadable credentials: moving them aside is what the operator asked for.
+            Ok(Err(_)) => {}
+            Err(e) => {
+                let _ = reply.send(Err(format!("cannot read the credentials: {e}")));
+                return;
             }
         }
+        let why = format!("not connected: {}", self.detail());
+        self.finish_logout(reply, Err(why)).await;
+    }
+
+    /// Moves the credentials aside under the session lock, publishes `loggedOut` and answers.
+    /// `told`: whether WhatsApp removed the device.
+    async fn finish_logout(&mut self, reply: oneshot::Sender<Result<LogoutResult, String>>, told: Result<(), String>) {
+        if self.lock.is_none() {
+            match SessionLock::try_acquire(self.spec.creds.dir()) {
+                Ok(l) => self.lock = Some(l),
+                Err(SessionLockError::Held { pid }) if pid == Some(std::process::id()) => {
+                    let _ = reply.send(Err(
+                        "a link started from the Control UI holds this account's session; nothing was changed: try again when it has finished (or its QR code expired)".into(),
+                    ));
+                    return;
+                }
+                Err(SessionLockError::Held { pid }) => {
+                    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                    let _ = reply.send(Err(format!(
+                        "another process{who} holds this account's session (an `openclaw channels login`?); nothing was changed: try again when it has finished"
+                    )));
+                    return;
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+        let now = self.now();
+        let creds = self.spec.creds.clone();
+        let retired = tokio::task::spawn_blocking(move || creds.retire(&format!("logged-out-{now}"))).await;
+        let backup = match retired {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                self.set_error(format!("cannot move the logged-out credentials aside: {e}"));
+                let _ = reply.send(Err(format!("cannot move the credentials aside: {e}")));
+                return;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(format!("cannot move the credentials aside: {e}")));
+                return;
+            }
+        };
+        // The credentials are gone: releasing the session now lets a new link take it.
+        self.lock = None;
+        self.disk.me = None;
+        self.env.status.update(CHANNEL, &self.spec.account, |s| s.last_error = None);
+        self.report(ConnectionState::LoggedOut { backup: backup.as_ref().map(|p| p.display().to_string()), by_operator: true });
+        tracing::info!(channel = CHANNEL, account = %self.spec.account, told_whatsapp = told.is_ok(), "whatsapp: logged out on request");
+        let _ = reply.send(Ok(match told {
+            Ok(()) => LogoutResult::Unlinked { backup },
+            Err(why) => LogoutResult::RemovedLocallyOnly { why, backup },
+        }));
     }
 
     async fn run(mut self) {
         if !self.spec.enabled {
             self.report(ConnectionState::Disabled);
-            let _ = self.shutdown.wait_for(|v| *v).await;
+            while !matches!(self.wait(Duration::from_secs(86_400)).await, Wake::Shutdown) {}
             return;
         }
         loop {
@@ -321,15 +493,16 @@ impl Runner {
 
     /// One turn of the state machine.
     async fn step(&mut self) -> Wake {
+        let (loaded, cooldown) = self.refresh().await;
         // 1. A persisted cooldown (from this or an earlier process, or from a login) wins.
-        if let Some(c) = self.spec.files.cooldown(self.now()) {
+        if let Some(c) = cooldown {
             self.report(ConnectionState::CoolingDown { until_ms: c.until_ms, reason: c.reason });
             let left = Duration::from_millis(c.until_ms.saturating_sub(self.now()));
             return self.wait(left).await;
         }
         // 2. Only linked, readable credentials connect (a corrupt `pre-keys.json` stops the
         //    account like a corrupt `creds.json`: fail closed, nothing is replaced).
-        match self.spec.creds.load().and_then(|c| self.spec.creds.load_prekeys().map(|_| c)) {
+        match loaded {
             Ok(Some(c)) if c.is_linked() => {}
             Ok(_) => {
                 self.lock = None;
@@ -362,11 +535,14 @@ impl Runner {
             }
         }
         // 4. Connect.
-        let end = match self.connect_once().await {
-            Some(end) => end,
-            None => return Wake::Shutdown,
-        };
-        self.after(end).await
+        match self.connect_once().await {
+            Ended::Shutdown => Wake::Shutdown,
+            Ended::Connection(result, open_for) => self.after((result, open_for)).await,
+            Ended::LoggedOut(reply, told) => {
+                self.finish_logout(reply, told).await;
+                Wake::Elapsed
+            }
+        }
     }
 
     fn current(&self) -> Option<ConnectionState> {
@@ -377,8 +553,9 @@ impl Runner {
         self.env.status.update(CHANNEL, &self.spec.account, |s| s.last_error = Some(e));
     }
 
-    /// Runs one connection; `None` on shutdown. Returns how it ended and for how long it was open.
-    async fn connect_once(&mut self) -> Option<(Result<ConnectionEnd, ClientError>, Option<Duration>)> {
+    /// Runs one connection until it ends, shutdown, or a logout's answer (a logout that gets no
+    /// answer within [`LOGOUT_ANSWER_TIMEOUT`] drops the connection).
+    async fn connect_once(&mut self) -> Ended {
         let probing = matches!(self.current(), Some(ConnectionState::WaitingForNetwork { .. }));
         if !probing {
             self.report(ConnectionState::Connecting { attempt: self.backoff.transient + 1 });
@@ -391,22 +568,49 @@ impl Runner {
         let mut rx = commands.lock().await;
         let mut shutdown = self.shutdown.clone();
         let mut opened_at: Option<Instant> = None;
+        let mut logout: Option<LiveLogout> = None;
         let fut = connector.connect(&ev_tx, &mut sess_rx);
         tokio::pin!(fut);
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let result = loop {
+            let logout_deadline = logout.as_ref().map_or(far, |l| l.deadline);
             tokio::select! {
-                r = &mut fut => break r,
+                r = &mut fut => break Some(r),
                 Some(ev) = ev_rx.recv() => self.on_event(ev, &mut opened_at),
                 Some(cmd) = rx.recv() => match cmd {
                     Command::Probe(reply) => { let _ = sess_tx.send(SessionCommand::Probe(reply)); }
+                    Command::Logout(reply) if logout.is_some() => {
+                        let _ = reply.send(Err("a logout is already in progress".into()));
+                    }
+                    Command::Logout(reply) => {
+                        let (tx, answer) = oneshot::channel();
+                        let _ = sess_tx.send(SessionCommand::Logout(tx));
+                        logout = Some(LiveLogout { reply, answer, deadline: Instant::now() + LOGOUT_ANSWER_TIMEOUT });
+                    }
                 },
-                _ = shutdown.wait_for(|v| *v) => return None,
+                _ = tokio::time::sleep_until(logout_deadline), if logout.is_some() => break None,
+                _ = shutdown.wait_for(|v| *v) => return Ended::Shutdown,
             }
         };
         while let Ok(ev) = ev_rx.try_recv() {
             self.on_event(ev, &mut opened_at);
         }
-        Some((result, opened_at.map(|t| t.elapsed())))
+        if let Some(mut l) = logout {
+            // The session is over (ended or dropped here): nothing writes the credentials now.
+            let told = match (l.answer.try_recv(), &result) {
+                (Ok(told), _) => told,
+                (Err(_), Some(Ok(ConnectionEnd { reason: Some(r), .. }))) => Err(format!("the connection ended first ({r})")),
+                (Err(_), Some(Err(e))) => Err(format!("the connection failed ({e})")),
+                (Err(_), Some(Ok(ConnectionEnd { reason: None, .. }))) => Err("the connection ended first".into()),
+                (Err(_), None) => Err(format!("WhatsApp did not answer within {} s", LOGOUT_ANSWER_TIMEOUT.as_secs())),
+            };
+            return Ended::LoggedOut(l.reply, told);
+        }
+        match result {
+            Some(r) => Ended::Connection(r, opened_at.map(|t| t.elapsed())),
+            // Only a logout's deadline breaks without a result.
+            None => Ended::Shutdown,
+        }
     }
 
     fn on_event(&self, ev: Event, opened_at: &mut Option<Instant>) {
@@ -445,7 +649,11 @@ impl Runner {
         match (reaction, delay) {
             (Reaction::Cooldown, Some(d)) => {
                 let c = Cooldown { until_ms: now + d.as_millis() as u64, reason: format!("{reason}{phase}") };
-                if let Err(e) = self.spec.files.set_cooldown(now, c.clone()) {
+                let (files, saved) = (self.spec.files.clone(), c.clone());
+                let persisted = tokio::task::spawn_blocking(move || files.set_cooldown(now, saved).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(e) = persisted {
                     // Still cool down in memory: never hammer WhatsApp because a disk is full.
                     self.set_error(format!("cannot persist the cooldown: {e}"));
                 }
@@ -453,15 +661,22 @@ impl Runner {
                 self.wait(d).await
             }
             (Reaction::LoggedOut, _) => {
+                // Move the credentials aside while still holding the session lock: no other
+                // process can take the session with credentials WhatsApp just refused.
+                let creds = self.spec.creds.clone();
+                let retired = tokio::task::spawn_blocking(move || creds.retire(&format!("logged-out-{now}")).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
                 self.lock = None;
-                let backup = match self.spec.creds.retire(&format!("logged-out-{now}")) {
+                let backup = match retired {
                     Ok(p) => p.map(|p: PathBuf| p.display().to_string()),
                     Err(e) => {
                         self.set_error(format!("cannot keep the logged-out credentials: {e}"));
                         None
                     }
                 };
-                self.report(ConnectionState::LoggedOut { backup });
+                self.disk.me = None;
+                self.report(ConnectionState::LoggedOut { backup, by_operator: false });
                 Wake::Elapsed
             }
             (Reaction::Replaced, _) => {
