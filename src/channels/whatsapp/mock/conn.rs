@@ -353,6 +353,15 @@ async fn on_client_node(
                     .await?
             }
         }
+        // Let the client read the stream error and hang up itself (up to 2 s) before closing:
+        // Baileys handles frames asynchronously, and a close that lands while it is still busy
+        // with `pair-success` surfaces as 428 "Connection Terminated" instead of 515 (this made
+        // the pairing-code test fail under load). Over a real network the close never beats the
+        // frame by microseconds either.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while sock.recv().await.is_ok() {}
+        })
+        .await;
         sock.close().await;
         return Ok(Some(true));
     }
