@@ -163,11 +163,12 @@ impl DecisionLog {
             .rings
             .iter()
             .filter(|((c, a), _)| filter.channel.is_none_or(|x| x == c) && filter.account.is_none_or(|x| x == a))
-            .flat_map(|(_, ring)| ring.iter())
+            .flat_map(|(_, ring)| ring.iter().rev())
             .filter(|r| filter.kind.is_none_or(|k| k == r.chat_kind))
             .filter(|r| !filter.dropped_only || !r.admitted)
             .cloned()
             .collect();
+        // Stable: decisions of the same millisecond stay newest first.
         out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
         out.truncate(limit);
         out
