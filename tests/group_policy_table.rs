@@ -433,5 +433,26 @@ async fn issue12_item3_group_history_mentions_and_why_was_it_ignored() {
     let by_id: BTreeMap<String, Value> =
         v["groupDecisions"].as_array().unwrap().iter().map(|d| (d["messageId"].as_str().unwrap_or("").to_string(), d.clone())).collect();
     assert_eq!(by_id["D1"]["chat"], UNLISTED);
+    // `openclaw doctor` finds the running gateway of the state dir and says the same.
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_openclaw"))
+            .args(["doctor", "--json", "--provider-timeout", "200", "--state-dir"])
+            .arg(&d)
+            .env_remove("OPENCLAW_CONFIG_PATH")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let f = v["findings"].as_array().unwrap().iter().find(|f| f["id"] == "groups.ignored").cloned().unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(f["status"], "warn", "{f:#}");
+    assert_eq!(
+        f["fix"].as_str().unwrap_or_default(),
+        format!("add {UNLISTED} to channels.whatsapp.groups (or \"*\" for every group); then restart the gateway"),
+        "{f:#}"
+    );
+    assert!(f["evidence"].to_string().contains("group requires a mention"), "{f:#}");
     gw.stop().await;
 }

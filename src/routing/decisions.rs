@@ -169,7 +169,7 @@ impl DecisionLog {
             .cloned()
             .collect();
         // Stable: decisions of the same millisecond stay newest first.
-        out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+        out.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
         out.truncate(limit);
         out
     }

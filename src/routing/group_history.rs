@@ -82,10 +82,10 @@ impl GroupHistory {
             slot.1.pop_front();
         }
         let len = slot.1.len();
-        if self.windows.len() > MAX_GROUPS {
-            if let Some(oldest) = self.windows.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone()) {
-                self.windows.remove(&oldest);
-            }
+        if self.windows.len() > MAX_GROUPS
+            && let Some(oldest) = self.windows.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone())
+        {
+            self.windows.remove(&oldest);
         }
         len
     }
