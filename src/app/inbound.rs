@@ -5,6 +5,10 @@
 //! 1. the routing decision ([`PairingStore::decide_inbound`], logged with its rule): a dropped
 //!    sender gets nothing (no reply, no read receipt, no provider request); a new sender under
 //!    `dmPolicy: pairing` gets the one challenge reply, stored in the pairing file first;
+//!    In a group the routing input carries whether the message mentions the account
+//!    ([`App::group_mention`]); every decision (but our own messages) is remembered with its
+//!    rule for `channels.decisions`; a group message dropped only for lack of a mention is kept
+//!    as group history, and the next answered message of the group takes it as context;
 //! 2. an admitted message gets the ack reaction (`messages.ackReaction` within
 //!    `ackReactionScope`) and, when `sendReadReceipts`, a read receipt at once; the session's last
 //!    route is recorded (for `/hooks/agent` `channel: "last"`);
@@ -120,8 +124,11 @@ impl App {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         crate::routing::log_decision(&routed, &decision);
-        let record = crate::routing::decisions::DecisionRecord::new(now, &routed, msg.id.as_str(), decision.rule, decision.admitted(), mention);
-        self.remember_decision(record);
+        if decision.rule != crate::routing::Rule::FromMe {
+            // Our own messages (from the phone or another device) are not "ignored messages".
+            let record = crate::routing::decisions::DecisionRecord::new(now, &routed, msg.id.as_str(), decision.rule, decision.admitted(), mention);
+            self.remember_decision(record);
+        }
         let key_ctx = SessionKeyContext { dm_scope: self.cfg.dm_scope, ..SessionKeyContext::default() };
         match decision.action {
             Action::Drop if decision.rule == crate::routing::Rule::GroupNotMentioned => {

@@ -75,9 +75,7 @@ mod tests {
     }
 
     fn facts(decisions: Option<Vec<Value>>) -> Facts {
-        let mut f = Facts::default();
-        f.live = decisions.map(|group_decisions| Live { group_decisions, ..Default::default() });
-        f
+        Facts { live: decisions.map(|group_decisions| Live { group_decisions, ..Default::default() }), ..Default::default() }
     }
 
     #[test]
