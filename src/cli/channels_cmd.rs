@@ -391,7 +391,8 @@ fn status(a: &StatusArgs) -> ExitCode {
                     .request("channels.status", serde_json::json!({ "probe": a.probe }))
                     .await
                     .map_err(|e| anyhow::anyhow!("channels.status: {e}"))?;
-                let decisions = if a.verbose { Some(group_decisions(&mut c, a).await?) } else { None };
+                // An older gateway without `channels.decisions`: status still shows, the list says so.
+                let decisions = if a.verbose { group_decisions(&mut c, a).await.ok() } else { None };
                 c.close().await;
                 Some((v, decisions))
             }
@@ -425,7 +426,11 @@ fn status(a: &StatusArgs) -> ExitCode {
         } else {
             print_status(running, &list);
             if a.verbose {
-                print_group_decisions(running, decisions.as_deref().unwrap_or_default());
+                match &decisions {
+                    Some(d) => print_group_decisions(running, d),
+                    None if running => println!("Ignored group messages: unknown (this gateway does not report its decisions)"),
+                    None => print_group_decisions(false, &[]),
+                }
             }
         }
         Ok(())
