@@ -75,9 +75,9 @@ fn address(addr: &str) -> Option<(&str, Kind)> {
         Some(_) => return None,
         None => (addr.strip_prefix('+').unwrap_or(addr), Kind::Phone),
     };
-    // `user[.agent][:device]` (WhatsApp's AD-JID form).
+    // `user[.agent][:device]` (WhatsApp's AD-JID form; Baileys writes the agent as `_agent`).
     let user = user.split(':').next().unwrap_or(user);
-    let user = user.split('.').next().unwrap_or(user);
+    let user = user.split(['.', '_']).next().unwrap_or(user);
     (!user.is_empty() && user.bytes().all(|b| b.is_ascii_digit())).then_some((user, kind))
 }
 
@@ -346,6 +346,23 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!(rej.iter().map(|r| r.pattern.as_str()).collect::<Vec<_>>(), ["(?<=x)bot", "("]);
         assert!(p.matches("Bot?"));
+    }
+
+    proptest::proptest! {
+        /// Any device and agent suffix of our users is still us; other users never are; no
+        /// input panics.
+        #[test]
+        fn device_suffixes_never_change_who_is_us(device in 0u32..100, agent in 0u32..3, other in 10_000_000u64..99_999_999_999, junk in "\\PC{0,40}") {
+            let me = me();
+            let dev = |user: &str, server: &str| format!("{user}.{agent}:{device}@{server}");
+            proptest::prop_assert!(me.is_us(&dev("15550000000", "s.whatsapp.net")));
+            proptest::prop_assert!(me.is_us(&dev("987654321012345", "lid")));
+            let underscore = format!("15550000000_{agent}:{device}@s.whatsapp.net");
+            proptest::prop_assert!(me.is_us(&underscore));
+            proptest::prop_assert!(!me.is_us(&dev(&other.to_string(), "s.whatsapp.net")) || other == 15_550_000_000);
+            let mentions = vec![junk.clone()];
+            let _ = detect(&me, &none(), None, &input(&junk, &mentions, Some(junk.as_str())));
+        }
     }
 
     #[test]
