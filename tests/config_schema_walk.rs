@@ -74,7 +74,53 @@ fn used() -> Vec<Used> {
         Used { key: "channels.whatsapp.accounts.*.streaming.chunkMode", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{streaming:{chunkMode:'newline'}}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
         Used { key: "channels.whatsapp.accounts.*.sendReadReceipts", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{sendReadReceipts:false}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
         Used { key: "channels.whatsapp.accounts.*.replyToMode", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{replyToMode:'all'}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        // Group gating (issue 12): the account settings the inbound consumer decides with;
+        // tests/group_policy_table.rs shows the answers and silences they lead to.
+        Used { key: "messages.groupChat", base: "{}", set: "{messages:{groupChat:{historyLimit:3}}}", show: |s| ok(s, |s| s.app.group_chat_history_limit) },
+        Used { key: "messages.groupChat.historyLimit", base: "{messages:{groupChat:{}}}", set: "{messages:{groupChat:{historyLimit:3}}}", show: |s| ok(s, |s| s.app.group_chat_history_limit) },
+        Used { key: "messages.groupChat.mentionPatterns", base: "{messages:{groupChat:{}}}", set: "{messages:{groupChat:{mentionPatterns:['bot']}}}", show: |s| ok(s, |s| s.app.mention_patterns.len()) },
     ]
+    .into_iter()
+    .chain(group_keys())
+    .collect()
+}
+
+/// The group keys, on the channel root and on an account: each changes the account settings.
+fn group_keys() -> Vec<Used> {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let keys: &[(&str, &str, &str)] = &[
+        ("groupPolicy", "", "groupPolicy:'open'"),
+        ("groupAllowFrom", "", "groupAllowFrom:['+15550001111']"),
+        ("groups", "", "groups:{'*':{}}"),
+        ("groups.*.requireMention", "groups:{'*':{}}", "groups:{'*':{requireMention:false}}"),
+        ("historyLimit", "", "historyLimit:5"),
+        ("mentionPatterns", "", "mentionPatterns:{}"),
+        ("mentionPatterns.mode", "mentionPatterns:{}", "mentionPatterns:{mode:'deny'}"),
+        ("mentionPatterns.allowIn", "mentionPatterns:{}", "mentionPatterns:{allowIn:['1@g.us']}"),
+        ("mentionPatterns.denyIn", "mentionPatterns:{}", "mentionPatterns:{denyIn:['1@g.us']}"),
+    ];
+    let mut out = Vec::new();
+    for (key, base, set) in keys {
+        out.push(Used {
+            key: leak(format!("channels.whatsapp.{key}")),
+            base: leak(format!("{{channels:{{whatsapp:{{{base}}}}}}}")),
+            set: leak(format!("{{channels:{{whatsapp:{{{set}}}}}}}")),
+            show: |s| match s {
+                Ok(s) => format!("{:?}", s.app.accounts),
+                Err(e) => format!("refused: {e}"),
+            },
+        });
+        out.push(Used {
+            key: leak(format!("channels.whatsapp.accounts.*.{key}")),
+            base: leak(format!("{{channels:{{whatsapp:{{accounts:{{work:{{{base}}}}}}}}}}}")),
+            set: leak(format!("{{channels:{{whatsapp:{{accounts:{{work:{{{set}}}}}}}}}}}")),
+            show: |s| match s {
+                Ok(s) => format!("{:?}", s.app.accounts),
+                Err(e) => format!("refused: {e}"),
+            },
+        });
+    }
+    out
 }
 
 /// Keys used outside the gateway's settings, with the test that shows their effect
@@ -240,7 +286,7 @@ fn issue14_item10_settings_the_gateway_ignores_are_rejected() {
 fn keys_without_effect_yet_are_never_silent() {
     let dir = setup();
     for (text, section) in [
-        ("{channels:{whatsapp:{groupPolicy:'open'}}}", "channels.whatsapp"),
+        ("{channels:{whatsapp:{groups:{'1203@g.us':{systemPrompt:'be brief'}}}}}", "channels.whatsapp"),
         ("{channels:{whatsapp:{accounts:{work:{name:'Work',mediaMaxMb:5}}}}}", "channels.whatsapp"),
         ("{channels:{whatsapp:{streaming:{block:{enabled:true}}}}}", "channels.whatsapp"),
         ("{channels:{whatsapp:{actions:{polls:false}}}}", "channels.whatsapp"),
@@ -259,6 +305,7 @@ fn keys_without_effect_yet_are_never_silent() {
     for text in [
         "{channels:{whatsapp:{dmPolicy:'allowlist',allowFrom:['+15551234567'],sendReadReceipts:false,streaming:{chunkMode:'newline'}}}}",
         "{agents:{defaults:{model:'ollama/llama3'}},models:{providers:{ollama:{baseUrl:'http://127.0.0.1:11434/v1'}}}}",
+        "{channels:{whatsapp:{groupPolicy:'open',groupAllowFrom:['*'],historyLimit:10,groups:{'1203@g.us':{requireMention:false}},mentionPatterns:{mode:'allow'}}},messages:{groupChat:{mentionPatterns:['bot'],historyLimit:20}}}",
     ] {
         let c = compile(dir.path(), text);
         assert!(c.is_valid(), "{text}: {:?}", c.diagnostics);

@@ -52,6 +52,9 @@ impl App {
         let limit = settings.map(|s| s.resolved.text_chunk_limit as usize).unwrap_or(crate::routing::chunk::DEFAULT_LIMIT);
         let mode = settings.map(|s| s.chunk_mode).unwrap_or(ChunkMode::Length);
         let reply_mode = settings.map(|s| s.reply_to_mode).unwrap_or(ReplyToMode::Off);
+        // In a group a reply always quotes the message that triggered it (issue 12), so members
+        // see whom the assistant answers; `replyToMode` still widens it to every part.
+        let reply_mode = if reply_mode == ReplyToMode::Off && chat.as_str().ends_with("@g.us") { ReplyToMode::First } else { reply_mode };
         let parts = crate::routing::prepare_whatsapp_reply(text, limit, mode);
         let mut ids = Vec::with_capacity(parts.len());
         for (i, part) in parts.into_iter().enumerate() {

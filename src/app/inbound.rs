@@ -5,6 +5,10 @@
 //! 1. the routing decision ([`PairingStore::decide_inbound`], logged with its rule): a dropped
 //!    sender gets nothing (no reply, no read receipt, no provider request); a new sender under
 //!    `dmPolicy: pairing` gets the one challenge reply, stored in the pairing file first;
+//!    In a group the routing input carries whether the message mentions the account
+//!    ([`App::group_mention`]); every decision (but our own messages) is remembered with its
+//!    rule for `channels.decisions`; a group message dropped only for lack of a mention is kept
+//!    as group history, and the next answered message of the group takes it as context;
 //! 2. an admitted message gets the ack reaction (`messages.ackReaction` within
 //!    `ackReactionScope`) and, when `sendReadReceipts`, a read receipt at once; the session's last
 //!    route is recorded (for `/hooks/agent` `channel: "last"`);
@@ -67,13 +71,15 @@ pub fn to_routing(msg: &InboundMessage, text: &str, started_ms: u64) -> Inbound 
     }
 }
 
-fn ack_in_scope(scope: AckReactionScope, is_group: bool) -> bool {
+/// Whether an admitted message gets the ack reaction. `group-mentions` (upstream's default):
+/// a group message that mentions the assistant, or any admitted message of a group that does
+/// not require a mention (upstream's activation "always").
+fn ack_in_scope(scope: AckReactionScope, is_group: bool, mentioned: bool, require_mention: bool) -> bool {
     match scope {
         AckReactionScope::All => true,
         AckReactionScope::Direct => !is_group,
         AckReactionScope::GroupAll => is_group,
-        // Groups are not answered yet, so a mention never reaches this point.
-        AckReactionScope::GroupMentions => false,
+        AckReactionScope::GroupMentions => is_group && (mentioned || !require_mention),
         AckReactionScope::Off | AckReactionScope::None => false,
     }
 }
@@ -109,8 +115,11 @@ impl App {
         let Some(settings) = self.cfg.account(&msg.channel, &msg.account_id).cloned() else {
             return Err(format!("message for unconfigured account {}/{}", msg.channel, msg.account_id));
         };
-        let routed = to_routing(&msg, &text, started);
-        let own = routed.self_chat.then(|| routed.sender_e164.clone()).flatten();
+        let mut routed = to_routing(&msg, &text, started);
+        let me = self.own_identity(&msg.channel, &msg.account_id);
+        let mention = if msg.is_group { self.group_mention(&settings, &me, &msg, &text) } else { None };
+        routed.mentioned = mention.is_some();
+        let own = routed.self_chat.then(|| routed.sender_e164.clone()).flatten().or_else(|| me.e164.clone());
         let pairing = self.pairing.clone();
         let now = self.now_ms();
         let r2 = routed.clone();
@@ -122,7 +131,24 @@ impl App {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         crate::routing::log_decision(&routed, &decision);
+        if decision.rule != crate::routing::Rule::FromMe {
+            // Our own messages (from the phone or another device) are not "ignored messages".
+            let record = crate::routing::decisions::DecisionRecord::new(now, &routed, msg.id.as_str(), decision.rule, decision.admitted(), mention);
+            self.remember_decision(record);
+        }
+        let key_ctx = SessionKeyContext { dm_scope: self.cfg.dm_scope, ..SessionKeyContext::default() };
         match decision.action {
+            Action::Drop if decision.rule == crate::routing::Rule::GroupNotMentioned => {
+                let key = crate::routing::session_key(&key_ctx, &routed);
+                let entry = crate::routing::group_history::Entry {
+                    sender: super::groups::sender_label(&msg, &routed),
+                    body: text,
+                    message_id: msg.id.to_string(),
+                    timestamp_ms: msg.timestamp_ms,
+                };
+                self.record_group_history(&key, entry, self.group_history_limit(&settings));
+                Ok(())
+            }
             Action::Drop => Ok(()),
             Action::Challenge { to, reply, .. } => {
                 let (handle, _, _) = self.handle_for(&msg.channel, Some(&msg.account_id)).map_err(|e| e.to_string())?;
@@ -135,7 +161,12 @@ impl App {
             Action::Admit { mark_read } => {
                 let (handle, _, _) = self.handle_for(&msg.channel, Some(&msg.account_id)).map_err(|e| e.to_string())?;
                 if let Some(emoji) = self.cfg.ack_reaction.as_deref().filter(|e| !e.trim().is_empty())
-                    && ack_in_scope(self.cfg.ack_reaction_scope, msg.is_group)
+                    && ack_in_scope(
+                        self.cfg.ack_reaction_scope,
+                        msg.is_group,
+                        routed.mentioned,
+                        crate::routing::policy::require_mention(&settings.resolved.groups, msg.chat.as_str()),
+                    )
                 {
                     let body = OutboundBody::Reaction { target: msg.id.clone(), emoji: emoji.to_string() };
                     self.enqueue(&handle, super::send::new_message_id(None), msg.chat.clone(), None, body)
@@ -145,8 +176,7 @@ impl App {
                 if mark_read && settings.resolved.send_read_receipts {
                     handle.command(AccountCommand::MarkRead { chat: msg.chat.clone(), sender: msg.sender.clone(), ids: vec![msg.id.clone()] });
                 }
-                let ctx = SessionKeyContext { dm_scope: self.cfg.dm_scope, ..SessionKeyContext::default() };
-                let key = crate::routing::session_key(&ctx, &routed);
+                let key = crate::routing::session_key(&key_ctx, &routed);
                 let route = crate::agent::sessions::Route {
                     channel: msg.channel.clone(),
                     account_id: msg.account_id.clone(),
@@ -154,6 +184,14 @@ impl App {
                     peer: routed.peer_id().to_string(),
                 };
                 self.sessions.record_route(&key, &route, now).await.map_err(|e| e.to_string())?;
+                let text = if msg.is_group {
+                    // The unanswered messages since the last reply come first (upstream's shape).
+                    let history = self.take_group_history(&key, self.group_history_limit(&settings));
+                    let current = format!("{}: {text}", super::groups::sender_label(&msg, &routed));
+                    crate::routing::group_history::build_context(&history, &current)
+                } else {
+                    text
+                };
                 self.enqueue_turn(key, Pending { msg, text }, lanes);
                 Ok(())
             }

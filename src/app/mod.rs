@@ -7,12 +7,15 @@
 //!   (`channel`+`to`, else the channel's `defaultTo`, else the session's last route);
 //! - [`executor`]: the run executor (agent turn, then delivery through the outbox);
 //! - [`inbound`]: the consumer of the inbound queue (routing decision, pairing, ack reaction,
-//!   read receipt, one turn per session at a time, the reply chunked and sent in order).
+//!   read receipt, one turn per session at a time, the reply chunked and sent in order);
+//! - [`groups`]: group chats — mention detection against the account's identity, group
+//!   history windows, the ring of recent routing decisions ("why was this ignored").
 //!
 //! Depends on config, messaging, routing, agent and the channel registry; never on the gateway.
 
 pub mod delivery;
 pub mod executor;
+pub mod group_list;
 pub mod groups;
 pub mod inbound;
 pub mod send;
@@ -72,6 +75,10 @@ pub struct AppConfig {
     pub snapshot: Option<Arc<crate::config::Snapshot>>,
     /// Why there is no agent (the run error text), when there is none.
     pub agent_unavailable: Option<String>,
+    /// `messages.groupChat.historyLimit`: the group history window when a channel sets none.
+    pub group_chat_history_limit: Option<u32>,
+    /// The compiled group mention patterns ([`groups::compile_patterns`]).
+    pub mention_patterns: crate::routing::mention::MentionPatterns,
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -91,6 +98,8 @@ impl AppConfig {
         let mut out = AppConfig {
             ack_reaction: cfg.messages.ack_reaction.clone(),
             ack_reaction_scope: cfg.messages.ack_reaction_scope,
+            group_chat_history_limit: cfg.messages.group_chat.as_ref().and_then(|g| g.history_limit),
+            mention_patterns: groups::compile_patterns(cfg),
             snapshot,
             ..AppConfig::default()
         };
@@ -153,6 +162,7 @@ pub struct App {
     sessions: SessionStore,
     pairing: PairingStore,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    groups: groups::GroupState,
 }
 
 impl std::fmt::Debug for App {
@@ -188,7 +198,7 @@ impl App {
                 }
             }
         }
-        Self { cfg, registry: RwLock::new(ChannelRegistry::default()), status, sessions, pairing, clock }
+        Self { cfg, registry: RwLock::new(ChannelRegistry::default()), status, sessions, pairing, clock, groups: Default::default() }
     }
 
     /// Replaces the channel registry (the running accounts' handles).

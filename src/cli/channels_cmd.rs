@@ -56,6 +56,10 @@ pub struct StatusArgs {
     /// Ask the running gateway to ping WhatsApp over each live session and report the round trip.
     #[arg(long)]
     pub probe: bool,
+    /// Also show the running gateway's last ignored group messages, each with the rule that
+    /// dropped it and the config key to change ("why was this group message ignored").
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// Where the gateway is, the token, state dir, config, timeout and `--json`.
     #[command(flatten)]
     pub client: crate::cli::status_cmd::ClientArgs,
@@ -430,12 +434,18 @@ fn status(a: &StatusArgs) -> ExitCode {
                     .request("channels.status", serde_json::json!({ "probe": a.probe }))
                     .await
                     .map_err(|e| anyhow::anyhow!("channels.status: {e}"))?;
+                // An older gateway without `channels.decisions`: status still shows, the list says so.
+                let decisions = if a.verbose { group_decisions(&mut c, a).await.ok() } else { None };
                 c.close().await;
-                Some(v)
+                Some((v, decisions))
             }
             None => None,
         };
         let running = live.is_some();
+        let (live, decisions) = match live {
+            Some((v, d)) => (Some(v), d),
+            None => (None, None),
+        };
         anyhow::ensure!(
             running || !a.probe,
             "cannot probe: no gateway is running for state dir {} (start it with `openclaw gateway`)",
@@ -451,10 +461,20 @@ fn status(a: &StatusArgs) -> ExitCode {
             .filter(|c| a.account.as_deref().is_none_or(|ac| c["account"] == ac))
             .collect();
         if json {
-            let doc = serde_json::json!({ "gateway": { "running": running, "pid": t.pid }, "channels": list });
+            let mut doc = serde_json::json!({ "gateway": { "running": running, "pid": t.pid }, "channels": list });
+            if let Some(d) = &decisions {
+                doc["groupDecisions"] = serde_json::Value::Array(d.clone());
+            }
             println!("{}", serde_json::to_string_pretty(&doc)?);
         } else {
             print_status(running, &list);
+            if a.verbose {
+                match &decisions {
+                    Some(d) => print_group_decisions(running, d),
+                    None if running => println!("Ignored group messages: unknown (this gateway does not report its decisions)"),
+                    None => print_group_decisions(false, &[]),
+                }
+            }
         }
         Ok(())
     })
@@ -464,6 +484,50 @@ fn status(a: &StatusArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ignored group messages shown by `channels status --verbose`.
+const VERBOSE_DECISIONS: usize = 5;
+
+/// The running gateway's last ignored group messages (`channels.decisions`), newest first.
+async fn group_decisions(c: &mut crate::gateway::client::Conn, a: &StatusArgs) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut params = serde_json::json!({ "kind": "group", "droppedOnly": true, "limit": VERBOSE_DECISIONS });
+    if let Some(ch) = &a.channel {
+        params["channel"] = ch.clone().into();
+    }
+    if let Some(acc) = &a.account {
+        params["accountId"] = acc.clone().into();
+    }
+    let v = c.request("channels.decisions", params).await.map_err(|e| anyhow::anyhow!("channels.decisions: {e}"))?;
+    Ok(v["decisions"].as_array().cloned().unwrap_or_default())
+}
+
+/// "Why was this group message ignored": one block per decision, with the fix.
+fn print_group_decisions(running: bool, list: &[serde_json::Value]) {
+    if !running {
+        println!("Ignored group messages: unknown (the gateway is not running; it keeps them in memory)");
+        return;
+    }
+    if list.is_empty() {
+        println!("Ignored group messages: none since the gateway started");
+        return;
+    }
+    println!("Ignored group messages (last {}, newest first):", list.len());
+    let now = crate::agent::runs::unix_ms();
+    for d in list {
+        println!(
+            "  {} {}/{} group {} from {}: {}",
+            d["atMs"].as_u64().map(|t| crate::cli::human::when(now, t)).unwrap_or_default(),
+            d["channel"].as_str().unwrap_or("?"),
+            d["accountId"].as_str().unwrap_or("?"),
+            d["chat"].as_str().unwrap_or("?"),
+            d["sender"].as_str().unwrap_or("?"),
+            d["reason"].as_str().unwrap_or("?"),
+        );
+        if let Some(fix) = d["fix"].as_str() {
+            println!("    to have it answered: {fix}");
         }
     }
 }

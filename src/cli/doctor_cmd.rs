@@ -47,9 +47,15 @@ async fn live(a: &DoctorArgs) -> Option<Live> {
     let (mut c, hello) = status_cmd::try_open_quiet(&t, a.timeout).await.ok()??;
     let status = c.request("status", json!({})).await.ok()?;
     let channels = c.request("channels.status", json!({})).await.ok().and_then(|v| v["channels"].as_array().cloned()).unwrap_or_default();
+    let group_decisions = c
+        .request("channels.decisions", json!({"kind": "group", "droppedOnly": true, "limit": crate::doctor::group_checks::SHOWN}))
+        .await
+        .ok()
+        .and_then(|v| v["decisions"].as_array().cloned())
+        .unwrap_or_default();
     c.close().await;
     let state_dir = hello.pointer("/snapshot/stateDir").and_then(|v| v.as_str()).map(str::to_string);
-    Some(Live { status, channels, state_dir })
+    Some(Live { status, channels, state_dir, group_decisions })
 }
 
 fn check(a: &DoctorArgs) -> (facts::Facts, Vec<Finding>) {

@@ -12,14 +12,16 @@ use super::diagnostic::Diagnostic;
 use super::locate::Locator;
 use super::path::KeyPath;
 
-/// WhatsApp keys (on the channel root and on each account) without effect yet: groups (group
-/// messages are not decrypted yet), media, per-chat overrides and decorations. DM handling
-/// (`dmPolicy`, `allowFrom`, `defaultTo`, `textChunkLimit`, `streaming`, `sendReadReceipts`,
-/// `replyToMode`, `streaming.chunkMode`) takes effect and is not listed; a
-/// dotted entry names a key below a WhatsApp key (block streaming is not implemented).
+/// WhatsApp keys (on the channel root and on each account) without effect yet: media, per-chat
+/// overrides and decorations. DM handling (`dmPolicy`, `allowFrom`, `defaultTo`,
+/// `textChunkLimit`, `streaming`, `sendReadReceipts`, `replyToMode`, `streaming.chunkMode`) and
+/// group gating (`groupPolicy`, `groupAllowFrom`, `groups.<jid>.requireMention`,
+/// `historyLimit`, `mentionPatterns`) take effect and are not listed; a dotted entry names a key
+/// below a WhatsApp key, `*` any map entry (block streaming and per-group prompts and tools are
+/// not implemented).
 pub const WHATSAPP_KEYS: &[&str] = &[
-    "configWrites", "capabilities", "groupPolicy", "groupAllowFrom", "groups", "direct", "dms", "historyLimit",
-    "dmHistoryLimit", "mediaMaxMb", "selfChatMode", "reactionLevel", "mentionPatterns", "contextVisibility", "markdown",
+    "configWrites", "capabilities", "groups.*.systemPrompt", "groups.*.tools", "groups.*.toolsBySender", "direct", "dms",
+    "dmHistoryLimit", "mediaMaxMb", "selfChatMode", "reactionLevel", "contextVisibility", "markdown",
     "responsePrefix", "heartbeatVisibility", "healthMonitor", "pluginHooks", "streaming.block",
 ];
 
@@ -36,7 +38,7 @@ pub const OTHER_KEYS: &[(&str, &str)] = &[
     ("messages.ackReaction", "the ack reaction is queued but reactions are not sent on WhatsApp yet"),
     ("messages.ackReactionScope", "the ack reaction is queued but reactions are not sent on WhatsApp yet"),
     ("messages.responsePrefix", "replies are sent without a prefix yet"),
-    ("agents.entries", "only agents.defaults runs yet; there is no per-agent routing"),
+    ("agents.entries", "only agents.defaults runs yet; there is no per-agent routing (the default entry's identity and groupChat.mentionPatterns do count as group mentions)"),
     ("models.mode", "the configured providers are used as they are"),
     ("models.providers.*.models.[].name", "models are named by their id"),
     ("models.providers.*.models.[].contextWindow", "history is bounded by message count, not by the context window, yet"),
@@ -48,7 +50,7 @@ fn whatsapp_listed(rest: &str, extra: &[&str]) -> bool {
     WHATSAPP_KEYS.iter().chain(extra).any(|k| rest == *k || rest.starts_with(&format!("{k}.")))
 }
 
-const WHATSAPP_WHY: &str = "this gateway answers WhatsApp DMs but does not handle groups, media or these per-chat settings yet";
+const WHATSAPP_WHY: &str = "this gateway answers WhatsApp DMs and groups but does not handle media or these per-chat settings yet";
 
 /// Whether the schema key `pattern` (dotted, `*` for a map entry, `[]` for an array item, as the
 /// schema walk writes it) is one of the keys listed here, or below one.
@@ -77,15 +79,7 @@ pub fn warnings(value: &serde_json::Value, loc: &Locator<'_>) -> Vec<Diagnostic>
         let base = root.key("channels").key("whatsapp");
         let present = |obj: &serde_json::Value, at: &KeyPath, extra: &[&str], out: &mut Vec<KeyPath>| {
             for k in WHATSAPP_KEYS.iter().chain(extra) {
-                let mut path = at.clone();
-                let mut v = Some(obj);
-                for seg in k.split('.') {
-                    v = v.and_then(|x| x.get(seg));
-                    path = path.key(seg);
-                }
-                if v.is_some() {
-                    out.push(path);
-                }
+                out.extend(present_paths_at(at.clone(), obj, k));
             }
         };
         present(ch, &base, WHATSAPP_ROOT_KEYS, &mut wa);
@@ -125,8 +119,13 @@ fn warning(section: &str, keys: &[KeyPath], why: &str, loc: &Locator<'_>) -> Dia
 
 /// The concrete paths in `value` matching the dotted pattern `key` (`*`: every map entry, `[]`:
 /// every array item).
-fn present_paths<'a>(value: &'a serde_json::Value, key: &str) -> Vec<KeyPath> {
-    let mut found: Vec<(KeyPath, &'a serde_json::Value)> = vec![(KeyPath::root(), value)];
+fn present_paths(value: &serde_json::Value, key: &str) -> Vec<KeyPath> {
+    present_paths_at(KeyPath::root(), value, key)
+}
+
+/// [`present_paths`] below `value` found at `at`.
+fn present_paths_at<'a>(at: KeyPath, value: &'a serde_json::Value, key: &str) -> Vec<KeyPath> {
+    let mut found: Vec<(KeyPath, &'a serde_json::Value)> = vec![(at, value)];
     for seg in key.split('.') {
         let mut next = Vec::new();
         for (path, v) in found {

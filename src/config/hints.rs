@@ -41,7 +41,8 @@ const UPSTREAM_SECTION_KEYS: &[(&str, &[&str])] = &[
             "telegram", "discord", "irc", "googlechat", "slack", "signal", "imessage", "matrix", "msteams",
         ],
     ),
-    ("messages", &["statusReactions", "groupChat", "inbound", "queue"]),
+    ("messages", &["statusReactions", "inbound", "queue"]),
+    ("messages.groupChat", &["unmentionedInbound", "visibleReplies"]),
     ("agents", &["ownership", "list"]),
     ("models", &["catalogRefresh"]),
 ];

@@ -37,7 +37,37 @@ pub fn check(cfg: &OpenClawConfig, ctx: Context, loc: &Locator<'_>) -> Vec<Diagn
         whatsapp_rules(wa, loc, &mut out);
     }
     agent_rules(cfg, loc, &mut out);
+    mention_pattern_rules(cfg, loc, &mut out);
     out
+}
+
+/// Group mention patterns are regular expressions; one this gateway's engine cannot compile
+/// (look-around and back-references, which upstream's JavaScript engine accepts) is ignored at
+/// run time, so the compiler says so here (a warning: the config is valid upstream).
+fn mention_pattern_rules(cfg: &OpenClawConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
+    let mut lists = Vec::new();
+    if let Some(list) = cfg.messages.group_chat.as_ref().and_then(|g| g.mention_patterns.as_ref()) {
+        lists.push((p("messages.groupChat.mentionPatterns"), list));
+    }
+    for (id, e) in &cfg.agents.entries {
+        if let Some(list) = e.group_chat.as_ref().and_then(|g| g.mention_patterns.as_ref()) {
+            lists.push((p("agents.entries").key(id).key("groupChat").key("mentionPatterns"), list));
+        }
+    }
+    for (path, list) in lists {
+        for (i, pattern) in list.iter().enumerate() {
+            if let Err(e) = regex::RegexBuilder::new(pattern).case_insensitive(true).size_limit(1 << 20).build() {
+                let ip = path.index(i);
+                let last = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                let why = last.strip_prefix("error: ").unwrap_or(&last).to_string();
+                out.push(loc.at_value(
+                    Diagnostic::warning("ignored-pattern", &ip, format!("mention pattern {pattern:?} is ignored: {why}"))
+                        .hint("look-around ((?=…), (?<=…)) and back-references are not supported; \\b word boundaries and (?:…) groups are"),
+                    &ip,
+                ));
+            }
+        }
+    }
 }
 
 /// Settings the schema accepts (they are upstream's) but this gateway does not honour yet: each
@@ -338,6 +368,22 @@ mod tests {
         assert!(!is_e164("+0123456789"));
         assert!(!is_e164("+123"));
         assert!(!is_e164("+1234567890123456"));
+    }
+
+    #[test]
+    fn issue12_unsupported_mention_patterns_are_warned_about() {
+        let cfg: OpenClawConfig = serde_json::from_value(serde_json::json!({
+            "messages": {"groupChat": {"mentionPatterns": ["\\bbot\\b", "(?<=@)bot"]}},
+            "agents": {"entries": {"main": {"groupChat": {"mentionPatterns": ["(x"]}}}}
+        }))
+        .unwrap();
+        let prov = crate::config::merge::Provenance::default();
+        let loc = Locator { provenance: &prov, sources: &[] };
+        let mut out = Vec::new();
+        mention_pattern_rules(&cfg, &loc, &mut out);
+        let paths: Vec<String> = out.iter().map(|d| d.path.to_string()).collect();
+        assert_eq!(paths, ["messages.groupChat.mentionPatterns[1]", "agents.entries.main.groupChat.mentionPatterns[0]"], "{out:?}");
+        assert!(out.iter().all(|d| d.code == "ignored-pattern" && d.message.contains("is ignored")), "{out:?}");
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn run_checks(f: &Facts) -> Vec<Finding> {
     out.push(devices_pending(f));
     out.extend(whatsapp_legacy_creds(f));
     out.extend(whatsapp_accounts(f));
+    out.push(crate::doctor::group_checks::groups_ignored(f));
     out.push(hooks_delivery(f));
     out.push(file_modes(f));
     out.extend(crate::doctor::provider_checks::provider_checks(&f.providers));

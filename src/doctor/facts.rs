@@ -195,6 +195,10 @@ pub struct Live {
     pub channels: Vec<Value>,
     /// The state dir the gateway reported in its hello.
     pub state_dir: Option<String>,
+    /// `channels.decisions {kind: "group", droppedOnly: true}`: the last ignored group
+    /// messages, newest first (empty when the gateway does not offer the method).
+    #[serde(default)]
+    pub group_decisions: Vec<Value>,
 }
 
 /// Options for [`gather`].

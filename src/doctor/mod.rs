@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod facts;
 pub mod fix;
+pub mod group_checks;
 pub mod provider_checks;
 pub mod provider_probe;
 

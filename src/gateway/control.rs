@@ -27,6 +27,8 @@ pub const METHODS: &[&str] = &[
     "status",
     "channels.status",
     "channels.groups",
+    // The last routing decisions with their rule and fix (src/routing/decisions.rs).
+    "channels.decisions",
     "send",
     "send.get",
     "agent",
@@ -676,6 +678,23 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
         "channels.status" => {
             need(s, "operator.read")?;
             Ok(json!({"channels": st.channels.snapshot()}))
+        }
+        "channels.decisions" => {
+            need(s, "operator.read")?;
+            let kind = match str_param(p, "kind") {
+                None => None,
+                Some("group") => Some(crate::routing::ChatKind::Group),
+                Some("direct") => Some(crate::routing::ChatKind::Direct),
+                Some(_) => return Err(bad("kind must be \"group\" or \"direct\"")),
+            };
+            let filter = crate::routing::decisions::DecisionFilter {
+                channel: str_param(p, "channel"),
+                account: str_param(p, "accountId"),
+                kind,
+                dropped_only: p.get("droppedOnly").and_then(Value::as_bool) == Some(true),
+            };
+            let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(20).min(1000) as usize;
+            Ok(json!({"decisions": st.app.recent_decisions(&filter, limit)}))
         }
         "logs.tail" => {
             need(s, "operator.read")?;

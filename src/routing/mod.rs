@@ -10,12 +10,20 @@
 //! - [`session_key`]: the session a message belongs to, per `session.dmScope`;
 //! - [`chunk`]: splitting a reply at `textChunkLimit` by `length` or `newline`, counting UTF-16
 //!   code units like upstream and never splitting a character;
-//! - [`markdown`]: Markdown adapted to WhatsApp's formatting.
+//! - [`markdown`]: Markdown adapted to WhatsApp's formatting;
+//! - [`mention`]: whether a group message mentions the assistant (mentions, replies to us,
+//!   mention patterns, our number in the text);
+//! - [`group_history`]: unanswered group messages kept as context for the next turn there;
+//! - [`decisions`]: the last routing decisions per account, explained for people ("why was
+//!   this group message ignored", with the config key to change).
 //!
 //! Nothing here opens a socket, reads a file or the clock: time and randomness are inputs.
 
 pub mod chunk;
+pub mod decisions;
+pub mod group_history;
 pub mod markdown;
+pub mod mention;
 pub mod pairing;
 pub mod policy;
 pub mod session_key;

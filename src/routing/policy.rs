@@ -15,10 +15,13 @@
 //!    the one challenge a new request gets (no reply to a pending one, to the 4th pending
 //!    sender, or to backlog from before the connection).
 //!
-//! Groups: `groupPolicy` `disabled` drops; a non-empty `groups` map admits only the listed JIDs
-//! (or `"*"`); `allowlist` needs the sender in `groupAllowFrom` (falls back to `allowFrom`; an
-//! empty list blocks all groups); `requireMention` (default `true`) drops unmentioned messages
-//! (the caller may keep them as group history).
+//! Groups (upstream `resolveChannelGroupPolicy`, `applyGroupGating`), in order: a message the
+//! account sent itself is dropped; `groupPolicy` (default `allowlist`) `disabled` drops; a
+//! non-empty `groups` map admits only the listed JIDs (or every group with `"*"`); `allowlist`
+//! needs the sender in `groupAllowFrom` (falls back to `allowFrom`; an empty list blocks all
+//! groups; `"*"` admits every member), `open` admits any member; `requireMention` (the group's
+//! entry, else `"*"`'s, default `true`) drops unmentioned messages, which the caller keeps as
+//! group history.
 
 use std::collections::BTreeMap;
 
@@ -255,8 +258,8 @@ fn decide_group(ctx: &AccessContext<'_>, msg: &Inbound) -> Decision {
     if ctx.group_policy == GroupPolicy::Disabled {
         return Decision::drop(Rule::GroupDisabled);
     }
-    let group = ctx.groups.get(&msg.chat_id).or_else(|| ctx.groups.get("*"));
-    if !ctx.groups.is_empty() && group.is_none() {
+    let (own, star) = (ctx.groups.get(&msg.chat_id), ctx.groups.get("*"));
+    if !ctx.groups.is_empty() && own.is_none() && star.is_none() {
         return Decision::drop(Rule::GroupNotListed);
     }
     if ctx.group_policy == GroupPolicy::Allowlist {
@@ -269,11 +272,21 @@ fn decide_group(ctx: &AccessContext<'_>, msg: &Inbound) -> Decision {
             return Decision::drop(Rule::GroupSenderNotAllowed);
         }
     }
-    let require_mention = group.and_then(|g| g.require_mention).unwrap_or(true);
+    let require_mention = require_mention(ctx.groups, &msg.chat_id);
     if require_mention && !msg.mentioned {
         return Decision::drop(Rule::GroupNotMentioned);
     }
     Decision::admit(Rule::GroupAdmitted, true)
+}
+
+/// `requireMention` of group `chat_id`: the group's own entry, else the `"*"` entry, else
+/// `true` (upstream's default).
+pub fn require_mention(groups: &BTreeMap<String, WhatsAppGroup>, chat_id: &str) -> bool {
+    groups
+        .get(chat_id)
+        .and_then(|g| g.require_mention)
+        .or_else(|| groups.get("*").and_then(|g| g.require_mention))
+        .unwrap_or(true)
 }
 
 #[cfg(test)]

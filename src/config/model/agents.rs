@@ -45,6 +45,26 @@ pub struct AgentEntry {
     /// Marks the default agent (at most one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<bool>,
+    /// How the agent presents itself; its `name` and `emoji` count as a mention in groups when
+    /// no mention patterns are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<AgentIdentity>,
+    /// Group chat settings of this agent (its `mentionPatterns` replace
+    /// `messages.groupChat.mentionPatterns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_chat: Option<super::messages::GroupChatConfig>,
+}
+
+/// An agent's identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentIdentity {
+    /// The agent's name (e.g. `Claw`): `@Claw` or the word `claw` in a group message mentions it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The agent's emoji: a group message containing it mentions the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
 }
 
 /// A model reference.

@@ -16,6 +16,25 @@ pub struct MessagesConfig {
     /// Text put in front of every reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_prefix: Option<String>,
+    /// Group chat handling shared by every channel: mention patterns and the group history
+    /// window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_chat: Option<GroupChatConfig>,
+}
+
+/// Group chat settings (`messages.groupChat`, and per agent `agents.entries.<id>.groupChat`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupChatConfig {
+    /// Regular expressions (case-insensitive) that count as mentioning the assistant in a group
+    /// message's text. When set (even empty) they replace the patterns derived from the agent's
+    /// `identity`; an agent's own list replaces this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention_patterns: Option<Vec<String>>,
+    /// Unanswered group messages kept as context for the next answered one, per group, when the
+    /// channel sets no `historyLimit`. Default 50, at most 200; 0 keeps none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_limit: Option<u32>,
 }
 
 /// Scope of the ack reaction (upstream enum).

@@ -521,6 +521,10 @@ pub struct ResolvedAccount {
     pub self_chat_mode: bool,
     /// Credentials directory override.
     pub auth_dir: Option<String>,
+    /// `historyLimit`: the group history window, when set on the account or inherited.
+    pub history_limit: Option<u32>,
+    /// `mentionPatterns`: where mention patterns apply (allow/deny per group).
+    pub mention_patterns: Option<MentionPatterns>,
 }
 
 impl WhatsAppConfig {
@@ -573,6 +577,8 @@ impl WhatsAppConfig {
             send_read_receipts: pick!(send_read_receipts).unwrap_or(true),
             self_chat_mode: own.and_then(|a| a.self_chat_mode).or(self.self_chat_mode).unwrap_or(false),
             auth_dir: own.and_then(|a| a.auth_dir.clone()),
+            history_limit: pick!(history_limit),
+            mention_patterns: pick!(mention_patterns),
         }
     }
 }

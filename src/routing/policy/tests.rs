@@ -243,3 +243,16 @@ fn context_from_a_resolved_account() {
     assert_eq!(decide(&c, &dm(STRANGER), &mut rng()).rule, Rule::NotAllowlisted);
     assert_eq!(c.group_allow_from, [FRIEND.to_string()], "groupAllowFrom falls back to allowFrom");
 }
+
+#[test]
+fn issue12_require_mention_falls_back_to_the_star_entry_then_true() {
+    let g = |rm: Option<bool>| WhatsAppGroup { require_mention: rm, ..Default::default() };
+    let groups: BTreeMap<String, WhatsAppGroup> =
+        [("1203@g.us".to_string(), g(None)), ("77@g.us".to_string(), g(Some(true))), ("*".to_string(), g(Some(false)))].into();
+    assert!(!require_mention(&groups, "1203@g.us"), "own entry without the key: the \"*\" entry decides");
+    assert!(require_mention(&groups, "77@g.us"), "own entry wins");
+    assert!(!require_mention(&groups, "other@g.us"), "unlisted group under \"*\"");
+    assert!(require_mention(&BTreeMap::new(), "1203@g.us"), "upstream default true");
+    let only: BTreeMap<String, WhatsAppGroup> = [("1203@g.us".to_string(), g(None))].into();
+    assert!(require_mention(&only, "1203@g.us"));
+}
