@@ -110,6 +110,28 @@ fn routed(m: &MockServer, id: &str) -> Vec<(String, Vec<String>, String)> {
         .collect()
 }
 
+/// Waits until the relay routed a receipt for group message `id` to device `to`, `from` the
+/// group (Bob's delivery receipt travels `to=<group> participant=<author>`).
+fn receipt_routed(m: &MockServer, id: &str, to: &str, group: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let hit = m.relay_state()["recent"].as_array().is_some_and(|r| {
+            r.iter().any(|r| {
+                r["tag"] == "receipt" && r["id"] == id && r["to"] == to && r["from"] == group
+            })
+        });
+        if hit {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receipt for {id} routed to {to}: {}",
+            m.relay_state()["recent"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The sender-key ids `p` holds for its own key in `group` (author user `own_user`; a LID author
 /// is written `<lid>_1` in the file name), and the
 /// harness's whole answer.
@@ -224,6 +246,7 @@ fn issue12_item4_real_baileys_members_create_a_group_talk_and_change_members_thr
         .find(|(to, _, _)| to == &format!("{BOB}:7@s.whatsapp.net"))
         .expect("routed to Bob's device");
     assert_eq!(to_bob.1, vec!["pkmsg", "skmsg"], "{to_bob:?}");
+    receipt_routed(&m, &hello, &format!("{ALICE}:7@s.whatsapp.net"), &group);
     // Carol is not a member: nothing reached her.
     assert!(
         routed(&m, &hello)
@@ -243,6 +266,20 @@ fn issue12_item4_real_baileys_members_create_a_group_talk_and_change_members_thr
         .find(|(to, _, _)| to == &format!("{BOB}:7@s.whatsapp.net"))
         .expect("routed to Bob's device");
     assert_eq!(to_bob.1, vec!["skmsg"]);
+
+    // (3b) Bob goes offline; Alice's next group message waits for him and arrives, decrypted,
+    // when he logs in again from his saved auth.
+    bob.quit();
+    let bob_dev = format!("{BOB}:7@s.whatsapp.net");
+    let away = send(&mut alice, &group, "while you were away");
+    let queued = routed(&m, &away)
+        .into_iter()
+        .find(|(to, _, _)| to == &bob_dev)
+        .expect("routed to Bob's device");
+    assert_eq!(queued.2, "queued", "{queued:?}");
+    bob = start("bob", &m, dirs[1].path(), BOB);
+    let got = receive(&mut bob, &group, &away);
+    assert_eq!(got["text"], "while you were away", "{}", bob.transcript());
 
     // (4) groupMetadata on both members answers the same members.
     for p in [&mut alice, &mut bob] {

@@ -11,7 +11,8 @@
 //! login. It never decrypts: it has no keys but the phones' public bundles.
 //!
 //! Modules, one job each: `accounts` (directory), `prekey_store` (uploads, bundles), `usync`
-//! (queries), `route` (fan-out, receipts, acks), `offline` (mailboxes), `relay` (glue between
+//! (queries), `route` (fan-out, receipts, acks), `groups` (group registry, `w:g2` iqs, `w:gp2`
+//! notifications, group fan-out and receipts), `offline` (mailboxes), `relay` (glue between
 //! them and the live connections, notifications), `link` (QR and code pairing), `conn` (one
 //! socket), `admin` (HTTP).
 //!
@@ -34,7 +35,23 @@
 //!   an empty backlog's `<ib>` goes with `<success>`. Written stanzas stay in flight until the
 //!   device acknowledges them (`<receipt>` or `<ack>`), else they are written again next time.
 //! - A linked or removed companion is announced with `<notification type="devices">` to its
-//!   account's devices and to accounts it exchanged messages with.
+//!   account's devices and to accounts it exchanged messages with (or shares a group with).
+//! - Groups (`<id>@g.us`, LID- or PN-addressed): `w:g2` iqs create (`<create subject>` with
+//!   `<participant jid>`s; client-created groups are LID-addressed), query one (`<query
+//!   request="interactive"/>`), list (`<participating>` → `<groups>`), add/remove/promote/demote
+//!   (admins only; per-participant `error` 404/409), subject, leave. Answers carry `<group id
+//!   subject s_o s_t creation creator [creator_pn] addressing_mode size>` with `<participant jid
+//!   [phone_number|lid] [type]>`. Errors: 404 no group, 403 not a member, 401 not an admin.
+//!   Changes go to every member device (and removed members) as `<notification type="w:gp2"
+//!   from=<group> participant=<actor>>` with `<create>`, `<add>`, `<remove>`, `<promote>`,
+//!   `<demote>` or `<subject>`. A `<message to=<group>>` reaches every member device but the
+//!   sender's as `from=<group> participant=<sender device> participant_pn|participant_lid
+//!   addressing_mode`, with the shared `skmsg` and the device's own pairwise `<enc>` (the
+//!   sender-key distribution) when the sender made one; `<to>`s for non-members are dropped, a
+//!   `participant` attribute (retry) targets one device. A `phash` that differs from the
+//!   server's hash over the group's devices (`groups::phash`) comes back in the ack; delivery
+//!   still happens. Group receipts (`to=<group> participant=<author>`) go to the author's
+//!   device `from=<group> participant=<reader>`.
 //!
 //! Account 0 (phone [`MOCK_PHONE`], LID [`MOCK_LID`]) always exists and is where a scan links
 //! unless told otherwise. The admin HTTP API shares the WebSocket port:
@@ -53,12 +70,19 @@
 //!   `backlogDelivered`, `acked`, `online`, `active`), stanzas taken by each phone, and the last
 //!   routed stanzas' metadata (tag, id, from, to, type, enc types, outcome: `delivered`,
 //!   `queued` or `phone`), never content;
+//! - `POST /admin/groups` (`{"subject", "creator", "participants": [phone or JID],
+//!   "addressingMode"?: "lid"|"pn"}`): a group, members notified; answers `{"ok", "jid"}`;
+//! - `POST /admin/groups/<jid>/participants` (`{"add"|"remove"|"promote"|"demote": [...]}`, one
+//!   action): as the group's creator; answers `{"ok", "results": [{"jid", "error"}]}`;
+//! - `GET /admin/groups`: every group with subject, addressing mode, members (phone, jid, lid,
+//!   admin) and the server's `phash`;
 //! - `POST /admin/fault` (JSON, see [`Fault`]);
 //! - `GET /admin/state`: `{"connections", "totalConnections", "connectionAttempts",
 //!   "refusedAttempts", "linkedDevices", "lastClientPayload", "lastOrigin", "lastRoutingInfo"}`.
 //!
 //! Its honesty is checked by the real Baileys client (`tests/whatsapp_baileys.rs`,
-//! `tests/whatsapp_relay.rs`: two Baileys clients talking through it).
+//! `tests/whatsapp_relay.rs`: two Baileys clients talking through it;
+//! `tests/whatsapp_relay_groups.rs`: three Baileys clients in groups).
 
 mod accounts;
 mod admin;
