@@ -334,6 +334,45 @@ fn issue12_item4_our_client_reads_and_writes_a_group_with_real_baileys_members()
     carol.quit();
 }
 
+/// A phone-number-addressed group (`addressing_mode="pn"`, made through the relay's admin API):
+/// Alice's message reaches us with her number as the sender, ours reaches her.
+#[test]
+fn issue12_item1_a_pn_addressed_group_works_both_ways() {
+    let _serial = serial::serial();
+    let test = "issue12_item1_a_pn_addressed_group_works_both_ways";
+    if let Some(why) = missing_baileys() {
+        peer::missing(test, &format!("{why}; PN groups are NOT validated by this run"));
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let m = rt.block_on(MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())).unwrap();
+    m.create_account(US, None, Some("Us")).unwrap();
+    m.create_account(ALICE, None, Some("Alice")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(link_us(&m, &client_config(&m, dir.path())));
+    let mut ours = start_ours(&rt, &m, dir.path());
+    let auth = tempfile::tempdir().unwrap();
+    let mut alice = start_peer("alice", &m, auth.path(), ALICE);
+    let body = json!({"subject": "PN", "creator": ALICE, "participants": [US], "addressingMode": "pn"}).to_string();
+    let (st, v) = admin_request(&m.admin_base(), "POST", "/admin/groups", &body);
+    assert_eq!(st, 200, "{v}");
+    let group = v["jid"].as_str().unwrap().to_owned();
+    let meta = ask(&mut alice, json!({"cmd": "group-metadata", "jid": group}), "group");
+    assert_eq!(meta["meta"]["addressingMode"], "pn", "{meta}");
+
+    let a1 = ask(&mut alice, json!({"cmd": "send", "to": group, "text": "pn hello"}), "sent")["id"].as_str().unwrap().to_owned();
+    let got = ours.next_inbound(&rt);
+    assert_eq!((got.id.as_str(), got.body.text(), got.chat.as_str()), (a1.as_str(), Some("pn hello"), group.as_str()));
+    assert_eq!(got.sender.as_str(), format!("{ALICE}@s.whatsapp.net"));
+    assert_eq!(got.sender_e164.as_deref(), Some(&*format!("+{ALICE}")));
+    ours.send(&rt, &group, "3EB0PN1", "pn reply", None);
+    let got = receive(&mut alice, &group, "3EB0PN1");
+    assert_eq!(got["text"], "pn reply", "{}", alice.transcript());
+    assert!(got["participant"].as_str().is_some_and(|p| p.starts_with(US)), "{got}");
+    ours.stop(&rt);
+    alice.quit();
+}
+
 /// `openclaw channels groups --json` and `openclaw message send --target <group jid>` through
 /// an in-process gateway whose registry holds our client (as the supervisor wires it).
 #[test]

@@ -113,6 +113,18 @@ mod tests {
         assert_eq!(context(&super::super::content::text_message("x")), Context::default());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_messages_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Ok(m) = proto::Message::decode(bytes.as_slice()) {
+                let c = context(&m);
+                proptest::prop_assert!(c.mentions.iter().all(|j| !j.as_str().is_empty()));
+                let _ = distribution(&m);
+                let _ = is_distribution_only(&m);
+            }
+        }
+    }
+
     #[test]
     fn a_distribution_alone_is_recognised() {
         let d = distribution_message("1-2@g.us", vec![0x33, 1]);
