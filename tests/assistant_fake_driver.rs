@@ -37,6 +37,10 @@ struct Seen {
     sent: Mutex<Vec<OutboundMessage>>,
     read: Mutex<Vec<String>>,
     typing: AtomicUsize,
+    /// While true the driver claims nothing (a disconnected account).
+    hold: std::sync::atomic::AtomicBool,
+    /// When set the driver marks what it claims `failed` with this reason instead of `sent`.
+    fail_with: Mutex<Option<String>>,
 }
 
 impl Seen {
@@ -70,7 +74,14 @@ fn fake_driver(dir: &std::path::Path, account: &str, seen: Arc<Seen>) -> Account
     let s2 = seen.clone();
     tokio::spawn(async move {
         loop {
-            while let Some(rec) = outbox.claim_next("whatsapp", &acc, now()).await.unwrap() {
+            while !s2.hold.load(Ordering::SeqCst)
+                && let Some(rec) = outbox.claim_next("whatsapp", &acc, now()).await.unwrap()
+            {
+                let fail = s2.fail_with.lock().unwrap().clone();
+                if let Some(why) = fail {
+                    outbox.mark_failed(&rec.message.id, &why, now()).await.unwrap();
+                    continue;
+                }
                 s2.sent.lock().unwrap().push(rec.message.clone());
                 outbox.mark_sent(&rec.message.id, now()).await.unwrap();
             }
@@ -151,6 +162,12 @@ impl Gw {
 /// A gateway with accounts `default` (allowlist: OWNER) and `pair` (pairing), the given agent,
 /// both accounts linked and connected through the fake driver.
 async fn gateway(dir: &std::path::Path, agent: Option<Agent>, default_to: Option<&str>) -> Gw {
+    gateway_opts(dir, agent, default_to, true).await
+}
+
+/// [`gateway`]; with `connected` false both accounts are linked but disconnected (their drivers
+/// claim nothing until `seen.hold` is cleared).
+async fn gateway_opts(dir: &std::path::Path, agent: Option<Agent>, default_to: Option<&str>, connected: bool) -> Gw {
     let wa: WhatsAppConfig = serde_json::from_value(json!({
         "accounts": {
             "default": {"dmPolicy": "allowlist", "allowFrom": [OWNER]},
@@ -188,15 +205,21 @@ async fn gateway(dir: &std::path::Path, agent: Option<Agent>, default_to: Option
     };
     let status = ChannelStatusHandle::new();
     for id in ["default", "pair"] {
-        let mut s = ChannelStatus::new("whatsapp", id, ConnectionState::Connected { since_ms: now() });
+        let state = if connected {
+            ConnectionState::Connected { since_ms: now() }
+        } else {
+            ConnectionState::BackingOff { until_ms: now() + 60_000, reason: "connection lost".into(), attempt: 1 }
+        };
+        let mut s = ChannelStatus::new("whatsapp", id, state);
         s.linked = true;
-        s.connected = true;
+        s.connected = connected;
         status.upsert(s);
     }
     let prepared = openclaw::gateway::prepare(settings, openclaw::gateway::logbuf::LogBuffer::new(), status).unwrap();
     let port = prepared.local_addr().port();
     let st = prepared.state();
     let seen = Arc::new(Seen::default());
+    seen.hold.store(!connected, Ordering::SeqCst);
     let handles: Vec<_> = ["default", "pair"].iter().map(|id| fake_driver(dir, id, seen.clone())).collect();
     st.app.set_registry(ChannelRegistry::new(handles));
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -507,8 +530,7 @@ async fn issue11_hooks_agent_deliver_to_a_number_and_default_to() {
     let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "hook one", "channel": "whatsapp", "to": OWNER}))).await;
     assert_eq!(code, 200, "{v}");
     run_state(gw.port, v["runId"].as_str().unwrap(), &["delivered"]).await;
-    // `delivered` means stored in the outbox; the (fake) driver sends it right after.
-    wait_until("the first hook's reply", || !gw.seen.texts_to(&jid(OWNER)).is_empty()).await;
+    // `delivered` means the driver recorded the server's ack (`sent`), so the reply is out.
     assert_eq!(gw.seen.texts_to(&jid(OWNER)), [litellm::MOCK_TEXT]);
     // No channel/to: the account's defaultTo.
     let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "hook two"}))).await;
@@ -559,5 +581,42 @@ async fn issue10_item5_message_send_to_a_disconnected_account_stays_queued_and_s
     let rec = outbox.get(&MessageId::new(id)).await.unwrap().unwrap();
     assert_eq!(rec.state.as_str(), "pending");
     assert_eq!(rec.message.chat.as_str(), jid(OWNER));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_run_is_sending_while_disconnected_then_delivered_after_restart_or_failed_with_the_reason() {
+    let Some(p) = litellm::shared("issue11_run_follows_outbox") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway_opts(dir.path(), Some(litellm_agent(p)), None, false).await;
+    let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "while away", "channel": "whatsapp", "to": OWNER}))).await;
+    assert_eq!(code, 200, "linked but disconnected is not a refusal: {v}");
+    let run_id = v["runId"].as_str().unwrap().to_string();
+    let run = run_state(gw.port, &run_id, &["sending", "delivered", "failed"]).await;
+    assert_eq!(run["state"], "sending", "{run}");
+    assert_eq!(run["parts"].as_array().map(Vec::len), Some(1), "{run}");
+    assert!(run["deliveryDeadlineMs"].as_u64().unwrap() > now() + 3_600_000, "{run}");
+    assert!(run["finishedAtMs"].is_null(), "{run}");
+    assert_eq!(run["reply"], litellm::MOCK_TEXT);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, v) = http(gw.port, "GET", &format!("/hooks/runs/{run_id}"), None).await;
+    assert_eq!(v["run"]["state"], "sending", "nothing acknowledged it: {v}");
+    assert_eq!(gw.seen.count(), 0);
+    gw.stop().await;
+    // After a restart the run resumes following its part; the connected driver sends it.
+    let gw = gateway(dir.path(), Some(litellm_agent(p)), None).await;
+    let run = run_state(gw.port, &run_id, &["delivered", "failed"]).await;
+    assert_eq!(run["state"], "delivered", "{run}");
+    assert!(run["finishedAtMs"].as_u64().is_some(), "{run}");
+    assert_eq!(gw.seen.texts_to(&jid(OWNER)), [litellm::MOCK_TEXT], "sent once");
+    // A part the server refuses: the run fails with that reason.
+    *gw.seen.fail_with.lock().unwrap() = Some("server refused the message (479)".into());
+    let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "refused", "channel": "whatsapp", "to": OWNER}))).await;
+    assert_eq!(code, 200, "{v}");
+    let run = run_state(gw.port, v["runId"].as_str().unwrap(), &["delivered", "failed"]).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let err = run["error"].as_str().unwrap();
+    assert!(err.contains("failed: server refused the message (479)"), "{err}");
+    assert_eq!(run["model"], "mock-gpt", "the turn's model stays recorded: {run}");
     gw.stop().await;
 }

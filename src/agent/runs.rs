@@ -1,5 +1,7 @@
 //! The run registry: hooks and the control protocol submit runs here; a worker moves them through
-//! `queued → running → done | delivered | failed`.
+//! `queued → running → done | sending | failed`, and a `sending` run (its reply's parts are in an
+//! outbox) becomes `delivered` or `failed` once the executor's
+//! [`RunExecutor::follow_delivery`] settles its parts.
 //!
 //! Runs live in SQLite (`<state>/agent/runs.db`, see [`crate::store::db`]). **Accepted means
 //! committed**: [`RunRegistry::submit`] returns a runId only after the row (and the hash of its
@@ -9,6 +11,7 @@
 //! ## Recovery rule at startup
 //! - A run left `queued` never started: it is kept `queued` and executed by the new worker (the
 //!   caller was promised it would run).
+//! - A run left `sending` has its parts in a persistent outbox: the new worker follows them again.
 //! - A run left `running` may already have talked to a provider or delivered part of a reply:
 //!   re-running it could answer twice, so it is marked `failed` with
 //!   [`INTERRUPTED_BY_RESTART`] (at most once, visible in `GET /hooks/runs/{id}`).
@@ -84,6 +87,45 @@ pub const MIGRATIONS: &[Migration] = &[
     ),
     // v2: the delivering account and the reply text (for `openclaw agent` and `GET …/runs/{id}`).
     Migration::sql("runs v2", "ALTER TABLE runs ADD COLUMN account_id TEXT; ALTER TABLE runs ADD COLUMN reply TEXT;"),
+    // v3: state `sending` (the reply's parts are in the outbox, not yet acknowledged by the
+    // server), the parts' message ids and their outbox deadline. SQLite cannot change a CHECK
+    // constraint in place, so the table is rebuilt (same rows, same seq).
+    Migration::sql(
+        "runs v3",
+        "CREATE TABLE runs_v3 (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued','running','sending','done','delivered','failed')),
+            message TEXT NOT NULL,
+            message_truncated INTEGER NOT NULL DEFAULT 0,
+            agent_id TEXT,
+            session_key TEXT,
+            channel TEXT,
+            target TEXT,
+            origin TEXT NOT NULL,
+            idem_hash BLOB UNIQUE,
+            provider TEXT,
+            model TEXT,
+            error TEXT,
+            created_at_ms INTEGER NOT NULL,
+            started_at_ms INTEGER,
+            finished_at_ms INTEGER,
+            account_id TEXT,
+            reply TEXT,
+            parts TEXT,
+            delivery_deadline_ms INTEGER
+        );
+        INSERT INTO runs_v3 (seq, run_id, kind, state, message, message_truncated, agent_id, session_key, channel, target,
+                             origin, idem_hash, provider, model, error, created_at_ms, started_at_ms, finished_at_ms,
+                             account_id, reply)
+            SELECT seq, run_id, kind, state, message, message_truncated, agent_id, session_key, channel, target,
+                   origin, idem_hash, provider, model, error, created_at_ms, started_at_ms, finished_at_ms,
+                   account_id, reply FROM runs;
+        DROP TABLE runs;
+        ALTER TABLE runs_v3 RENAME TO runs;
+        CREATE INDEX runs_by_state ON runs (state, seq);",
+    ),
 ];
 
 /// The state of a run.
@@ -94,9 +136,13 @@ pub enum RunState {
     Queued,
     /// Being executed.
     Running,
+    /// The turn finished and its reply's parts are in the account's outbox, waiting for the
+    /// server's acknowledgement (also while the account is disconnected, until
+    /// `deliveryDeadlineMs`).
+    Sending,
     /// Finished successfully with nothing to deliver.
     Done,
-    /// Finished and its reply was handed to the channel.
+    /// Finished and every part of its reply was acknowledged by the channel's server.
     Delivered,
     /// Finished with an error (see `error`).
     Failed,
@@ -107,6 +153,7 @@ impl RunState {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
+            Self::Sending => "sending",
             Self::Done => "done",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
@@ -117,6 +164,7 @@ impl RunState {
         Some(match s {
             "queued" => Self::Queued,
             "running" => Self::Running,
+            "sending" => Self::Sending,
             "done" => Self::Done,
             "delivered" => Self::Delivered,
             "failed" => Self::Failed,
@@ -211,6 +259,12 @@ pub struct RunRecord {
     /// The reply text, once the run finished with one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
+    /// The outbox message ids of the reply's parts, in order, once stored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+    /// Unix ms after which parts still unsent expire (while `sending`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_deadline_ms: Option<u64>,
 }
 
 /// Totals since start.
@@ -221,7 +275,7 @@ pub struct RunCounters {
     pub accepted: u64,
     /// Replays answered with an earlier runId.
     pub replayed: u64,
-    /// Runs finished `done` or `delivered`.
+    /// Runs finished `done` or `delivered` (a `sending` run counts once it is delivered).
     pub done: u64,
     /// Runs finished `failed`.
     pub failed: u64,
@@ -277,11 +331,24 @@ pub struct Submitted {
     pub replayed: bool,
 }
 
+/// A reply stored in an outbox, not yet acknowledged: the run is `sending` until
+/// [`RunExecutor::follow_delivery`] settles it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingDelivery {
+    /// The parts' message ids, in order.
+    pub parts: Vec<String>,
+    /// Unix ms after which unsent parts expire.
+    pub deadline_ms: u64,
+}
+
 /// What a successful run produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSuccess {
-    /// True when a reply was handed to the channel (state `delivered`, else `done`).
+    /// True when the reply was already acknowledged by the channel (state `delivered`, else
+    /// `done`, or `sending` with [`Self::pending`]).
     pub delivered: bool,
+    /// The reply's parts in the outbox: the run is `sending` until they are acknowledged.
+    pub pending: Option<PendingDelivery>,
     /// The provider that served it.
     pub provider: Option<String>,
     /// The model that served it.
@@ -310,6 +377,10 @@ impl From<String> for RunFailure {
 /// The future of [`RunExecutor::execute_async`].
 pub type RunFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunSuccess, RunFailure>> + Send + 'a>>;
 
+/// The future of [`RunExecutor::follow_delivery`]: `Ok` when every part was acknowledged, `Err`
+/// with the reason when one failed or expired.
+pub type DeliveryFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+
 /// Executes runs: [`NoProvider`] when no agent is configured, the operations layer's agent
 /// executor (`crate::app`) otherwise.
 pub trait RunExecutor: Send + Sync + 'static {
@@ -327,6 +398,13 @@ pub trait RunExecutor: Send + Sync + 'static {
     /// this. The default runs [`Self::execute_detailed`].
     fn execute_async<'a>(&'a self, run: &'a RunRecord) -> RunFuture<'a> {
         Box::pin(std::future::ready(self.execute_detailed(run)))
+    }
+
+    /// Follows a `sending` run's parts (`run.parts`) until the channel acknowledged all of them
+    /// (`Ok`: `delivered`) or one failed or expired (`Err`: `failed` with the reason). Also called
+    /// at startup for runs left `sending`. The default settles at once as delivered.
+    fn follow_delivery<'a>(&'a self, _run: &'a RunRecord) -> DeliveryFuture<'a> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -398,7 +476,8 @@ fn validate(req: &RunRequest) -> Result<(), SubmitError> {
 }
 
 const COLUMNS: &str = "run_id, kind, state, message, message_truncated, agent_id, session_key, channel, target, origin, \
-                       provider, model, error, created_at_ms, started_at_ms, finished_at_ms, account_id, reply";
+                       provider, model, error, created_at_ms, started_at_ms, finished_at_ms, account_id, reply, parts, \
+                       delivery_deadline_ms";
 
 fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     let text = |i: usize| row.get::<_, Option<String>>(i);
@@ -430,6 +509,8 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         started_at_ms: ms(14)?,
         finished_at_ms: ms(15)?,
         reply: text(17)?,
+        parts: text(18)?.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default(),
+        delivery_deadline_ms: ms(19)?,
     })
 }
 
@@ -487,19 +568,36 @@ fn claim(db: &mut Db, now: u64) -> Result<Vec<RunRecord>, DbError> {
 }
 
 /// Records the outcomes, cuts finished messages and drops the oldest finished runs past retention.
+/// A success with parts still in the outbox becomes `sending` (not finished: no `finished_at_ms`).
 fn finish(db: &mut Db, outcomes: &[(String, Result<RunSuccess, RunFailure>)], now: u64, retention: usize) -> Result<(), DbError> {
     db.transaction(|tx| {
         let mut upd = tx.prepare(
             "UPDATE runs SET state = ?2, error = ?3, provider = ?4, model = ?5, finished_at_ms = ?6,
-                 message_truncated = length(message) > ?7, message = substr(message, 1, ?7), reply = ?8
+                 message_truncated = length(message) > ?7, message = substr(message, 1, ?7), reply = ?8,
+                 parts = ?9, delivery_deadline_ms = ?10
              WHERE run_id = ?1",
         )?;
         for (id, o) in outcomes {
             let (state, error, provider, model, reply) = match o {
+                Ok(s) if s.pending.is_some() => (RunState::Sending, None, &s.provider, &s.model, s.reply.as_ref()),
                 Ok(s) => (if s.delivered { RunState::Delivered } else { RunState::Done }, None, &s.provider, &s.model, s.reply.as_ref()),
                 Err(f) => (RunState::Failed, Some(&f.error), &f.provider, &f.model, None),
             };
-            upd.execute(params![id, state.as_str(), error, provider, model, now as i64, RETAINED_MESSAGE_CHARS as i64, reply])?;
+            let pending = o.as_ref().ok().and_then(|s| s.pending.as_ref());
+            let parts = pending.map(|p| serde_json::to_string(&p.parts).unwrap_or_else(|_| "[]".into()));
+            let finished = (state != RunState::Sending).then_some(now as i64);
+            upd.execute(params![
+                id,
+                state.as_str(),
+                error,
+                provider,
+                model,
+                finished,
+                RETAINED_MESSAGE_CHARS as i64,
+                reply,
+                parts,
+                pending.map(|p| p.deadline_ms as i64)
+            ])?;
         }
         let total: i64 = tx.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
         let excess = total - retention as i64;
@@ -511,6 +609,27 @@ fn finish(db: &mut Db, outcomes: &[(String, Result<RunSuccess, RunFailure>)], no
         }
         Ok(())
     })
+}
+
+/// Settles a `sending` run: `delivered`, or `failed` with the reason. A run no longer `sending`
+/// is left alone (returns false).
+fn settle(db: &mut Db, run_id: &str, outcome: &Result<(), String>, now: u64) -> Result<bool, DbError> {
+    let (state, error) = match outcome {
+        Ok(()) => (RunState::Delivered, None),
+        Err(e) => (RunState::Failed, Some(e.as_str())),
+    };
+    let n = db.conn().execute(
+        "UPDATE runs SET state = ?2, error = ?3, finished_at_ms = ?4 WHERE run_id = ?1 AND state = 'sending'",
+        params![run_id, state.as_str(), error, now as i64],
+    )?;
+    Ok(n == 1)
+}
+
+/// The runs left `sending` (their parts are followed again at startup).
+fn sending(db: &Db) -> Result<Vec<RunRecord>, DbError> {
+    let mut stmt = db.conn().prepare(&format!("SELECT {COLUMNS} FROM runs WHERE state = 'sending' ORDER BY seq"))?;
+    let runs = stmt.query_map([], record)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(runs)
 }
 
 /// Applies the startup recovery rule (module doc); returns `(queued, interrupted)`.
@@ -593,7 +712,28 @@ impl RunRegistry {
 
     async fn work(&self, executor: Arc<dyn RunExecutor>) {
         let s = &self.shared;
+        // Followers of `sending` runs live in this set: dropping the worker (shutdown) stops them.
+        let mut followers = tokio::task::JoinSet::new();
+        // Runs left `sending` by the previous process: their parts are followed again.
         loop {
+            match s.db.call(|db| sending(db)).await {
+                Ok(runs) => {
+                    if !runs.is_empty() {
+                        tracing::info!(count = runs.len(), "runs still sending at startup: following their reply parts again");
+                    }
+                    for r in runs {
+                        followers.spawn(self.clone().follow(executor.clone(), r));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "run store: cannot list sending runs; retrying in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+        loop {
+            while followers.try_join_next().is_some() {}
             let now = (s.clock)();
             let batch = match s.db.call(move |db| claim(db, now)).await {
                 Ok(b) => b,
@@ -604,19 +744,27 @@ impl RunRegistry {
                 }
             };
             if batch.is_empty() {
-                s.wake.notified().await;
+                tokio::select! {
+                    _ = s.wake.notified() => {}
+                    Some(_) = followers.join_next(), if !followers.is_empty() => {}
+                }
                 continue;
             }
             let mut outcomes: Vec<(String, Result<RunSuccess, RunFailure>)> = Vec::with_capacity(batch.len());
             for r in &batch {
                 let o = executor.execute_async(r).await;
                 match &o {
+                    Ok(x) if x.pending.is_some() => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run sending: reply stored in the outbox"),
                     Ok(_) => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run done"),
                     Err(f) => tracing::warn!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, error = %f.error, "run failed"),
                 }
                 outcomes.push((r.run_id.clone(), o));
             }
-            let (ok, failed) = outcomes.iter().fold((0u64, 0u64), |(a, b), (_, o)| if o.is_ok() { (a + 1, b) } else { (a, b + 1) });
+            let (ok, failed) = outcomes.iter().fold((0u64, 0u64), |(a, b), (_, o)| match o {
+                Ok(x) if x.pending.is_some() => (a, b),
+                Ok(_) => (a + 1, b),
+                Err(_) => (a, b + 1),
+            });
             let n = outcomes.len();
             let now = (s.clock)();
             let retention = s.retention;
@@ -637,6 +785,48 @@ impl RunRegistry {
                 c.failed += failed;
             }
             let _ = s.unfinished.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(n)));
+            for (id, o) in outcomes.iter() {
+                if matches!(o, Ok(x) if x.pending.is_some()) {
+                    match self.get_async(id).await {
+                        Ok(Some(r)) => {
+                            followers.spawn(self.clone().follow(executor.clone(), r));
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(runId = %id, error = %e, "run store: cannot read a sending run; it is followed at the next start"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Follows one `sending` run until its parts settle, then records `delivered` or `failed`.
+    async fn follow(self, executor: Arc<dyn RunExecutor>, run: RunRecord) {
+        let outcome = executor.follow_delivery(&run).await;
+        match &outcome {
+            Ok(()) => tracing::info!(runId = %run.run_id, parts = run.parts.len(), "run delivered: every part acknowledged"),
+            Err(e) => tracing::warn!(runId = %run.run_id, error = %e, "run failed: its reply was not delivered"),
+        }
+        let s = &self.shared;
+        let now = (s.clock)();
+        let outcome = Arc::new(outcome);
+        loop {
+            let (id, o) = (run.run_id.clone(), outcome.clone());
+            match s.db.call(move |db| settle(db, &id, &o, now)).await {
+                Ok(true) => {
+                    let mut c = self.lock();
+                    if outcome.is_ok() {
+                        c.done += 1;
+                    } else {
+                        c.failed += 1;
+                    }
+                    return;
+                }
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "run store: cannot settle a sending run; retrying in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
         }
     }
 
@@ -806,7 +996,7 @@ mod tests {
             unreachable!("the worker calls execute_detailed")
         }
         fn execute_detailed(&self, _: &RunRecord) -> Result<RunSuccess, RunFailure> {
-            Ok(RunSuccess { delivered: true, provider: Some("litellm".into()), model: Some("gpt-x".into()), reply: None })
+            Ok(RunSuccess { delivered: true, provider: Some("litellm".into()), model: Some("gpt-x".into()), reply: None, pending: None })
         }
     }
 
@@ -832,6 +1022,117 @@ mod tests {
         }
         assert_eq!(v["state"], "delivered");
         assert_eq!(v["delivery"], serde_json::json!({"channel": "whatsapp", "to": "+15550001"}));
+        h.abort();
+    }
+
+    /// Stores parts (`sending`), then settles them when `release` says so.
+    struct Sends {
+        release: tokio::sync::watch::Receiver<Option<Result<(), String>>>,
+        followed: AtomicUsize,
+    }
+    impl RunExecutor for Sends {
+        fn execute(&self, _: &RunRecord) -> Result<(), String> {
+            unreachable!()
+        }
+        fn execute_detailed(&self, _: &RunRecord) -> Result<RunSuccess, RunFailure> {
+            let pending = PendingDelivery { parts: vec!["p1".into(), "p2".into()], deadline_ms: 99 };
+            Ok(RunSuccess { pending: Some(pending), provider: Some("litellm".into()), model: Some("m".into()), reply: Some("hi".into()), delivered: false })
+        }
+        fn follow_delivery<'a>(&'a self, run: &'a RunRecord) -> DeliveryFuture<'a> {
+            self.followed.fetch_add(1, Ordering::SeqCst);
+            let mut rx = self.release.clone();
+            let parts = run.parts.clone();
+            Box::pin(async move {
+                assert_eq!(parts, ["p1", "p2"]);
+                let got = rx.wait_for(|v| v.is_some()).await.map(|v| v.clone()).ok().flatten();
+                got.unwrap_or(Ok(()))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn issue11_sending_until_the_parts_settle_and_followed_again_after_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.db");
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let exec = Arc::new(Sends { release: rx, followed: AtomicUsize::new(0) });
+        let mut r = req();
+        r.delivery = Some(Delivery { channel: "whatsapp".into(), to: "1@s.whatsapp.net".into(), account_id: None });
+        let (a, b) = {
+            let (reg, worker) = RunRegistry::open(&path, exec.clone(), 10, Arc::new(|| 5)).unwrap();
+            let h = tokio::spawn(worker);
+            let a = reg.submit_async(r.clone(), None).await.unwrap().run_id;
+            let b = reg.submit_async(r.clone(), None).await.unwrap().run_id;
+            let rec = wait_for(&reg, &b, RunState::Sending).await;
+            assert_eq!((rec.parts.len(), rec.delivery_deadline_ms, rec.finished_at_ms), (2, Some(99), None));
+            assert_eq!(rec.reply.as_deref(), Some("hi"));
+            let v = serde_json::to_value(&rec).unwrap();
+            assert_eq!((v["state"].as_str(), v["deliveryDeadlineMs"].as_u64()), (Some("sending"), Some(99)), "{v}");
+            assert_eq!(reg.in_flight(), 0, "a sending run does not hold a queue slot");
+            assert_eq!(reg.counters().done, 0, "not counted before the parts settle");
+            h.abort();
+            let _ = h.await;
+            (a, b)
+        };
+        // After a restart both runs are still `sending` and are followed again.
+        let (reg, worker) = RunRegistry::open(&path, exec.clone(), 10, Arc::new(|| 6)).unwrap();
+        assert_eq!(reg.get(&a).unwrap().state, RunState::Sending);
+        let h = tokio::spawn(worker);
+        for _ in 0..500 {
+            if exec.followed.load(Ordering::SeqCst) == 4 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert_eq!(exec.followed.load(Ordering::SeqCst), 4);
+        tx.send(Some(Err("part 2 of 2 (p2) failed: refused".into()))).unwrap();
+        let ra = wait_for(&reg, &a, RunState::Failed).await;
+        assert_eq!(ra.error.as_deref(), Some("part 2 of 2 (p2) failed: refused"));
+        assert_eq!(ra.finished_at_ms, Some(6));
+        wait_for(&reg, &b, RunState::Failed).await;
+        assert_eq!(reg.counters().failed, 2);
+        h.abort();
+    }
+
+    #[test]
+    fn issue11_runs_v2_rows_survive_the_v3_rebuild() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.db");
+        {
+            let db = Db::open(&path, &MIGRATIONS[..2]).unwrap();
+            db.conn()
+                .execute(
+                    "INSERT INTO runs (run_id, kind, state, message, origin, idem_hash, created_at_ms, provider, reply)
+                     VALUES ('r1', 'agent', 'delivered', 'hi', 'hook', x'01', 3, 'litellm', 'hello')",
+                    [],
+                )
+                .unwrap();
+        }
+        let db = Db::open(&path, MIGRATIONS).unwrap();
+        let r = load(&db, "r1").unwrap().unwrap();
+        assert_eq!((r.state, r.provider.as_deref(), r.reply.as_deref(), r.created_at_ms), (RunState::Delivered, Some("litellm"), Some("hello"), 3));
+        assert!(r.parts.is_empty());
+        let dup = db.conn().execute(
+            "INSERT INTO runs (run_id, kind, state, message, origin, idem_hash, created_at_ms) VALUES ('r2', 'agent', 'sending', 'x', 'hook', x'01', 4)",
+            [],
+        );
+        assert!(dup.is_err(), "the idempotency hash stays unique");
+    }
+
+    #[tokio::test]
+    async fn issue11_delivered_once_every_part_is_acknowledged() {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let exec = Arc::new(Sends { release: rx, followed: AtomicUsize::new(0) });
+        let (reg, worker) = RunRegistry::in_memory(exec, 10, Arc::new(|| 5)).unwrap();
+        let h = tokio::spawn(worker);
+        let mut r = req();
+        r.delivery = Some(Delivery { channel: "whatsapp".into(), to: "1@s.whatsapp.net".into(), account_id: None });
+        let id = reg.submit_async(r, None).await.unwrap().run_id;
+        wait_for(&reg, &id, RunState::Sending).await;
+        tx.send(Some(Ok(()))).unwrap();
+        let rec = wait_for(&reg, &id, RunState::Delivered).await;
+        assert_eq!((rec.error, rec.finished_at_ms), (None, Some(5)));
+        assert_eq!(reg.counters().done, 1);
         h.abort();
     }
 

@@ -214,7 +214,7 @@ impl App {
             Ok(reply) => {
                 let quote: Option<MessageId> = Some(last.id.clone());
                 match self.deliver_reply(&last.channel, Some(&last.account_id), &last.chat, &reply.text, quote.as_ref()).await {
-                    Ok(ids) => tracing::info!(session = %key, provider = %reply.provider, model = %reply.model, parts = ids.len(), "reply stored in the outbox"),
+                    Ok((ids, _)) => tracing::info!(session = %key, provider = %reply.provider, model = %reply.model, parts = ids.len(), "reply stored in the outbox"),
                     Err(e) => tracing::error!(session = %key, error = %e, "reply not stored"),
                 }
             }

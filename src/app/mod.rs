@@ -6,6 +6,8 @@
 //! - [`delivery`]: resolve where an agent run's reply goes **before** the run is accepted
 //!   (`channel`+`to`, else the channel's `defaultTo`, else the session's last route);
 //! - [`executor`]: the run executor (agent turn, then delivery through the outbox);
+//! - [`run_delivery`]: a `sending` run follows its reply parts in the outbox to `delivered` or
+//!   `failed` (delivered means the server acknowledged every part);
 //! - [`inbound`]: the consumer of the inbound queue (routing decision, pairing, ack reaction,
 //!   read receipt, one turn per session at a time, the reply chunked and sent in order).
 //!
@@ -14,6 +16,7 @@
 pub mod delivery;
 pub mod executor;
 pub mod inbound;
+pub mod run_delivery;
 pub mod send;
 
 use std::sync::{Arc, RwLock};
