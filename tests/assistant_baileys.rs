@@ -177,9 +177,21 @@ fn issue10_item5_issue11_end_to_end_with_baileys_as_the_contact() {
     let dm_id = bob.send_text(US, &format!("hello assistant {tag}"));
     received_text(&mut bob, "the model's reply", litellm::MOCK_TEXT);
     assert_eq!(llm.requests_with(&tag).len(), 1);
-    // The read receipt reached Bob. (The ack reaction is stored in the outbox, but the WhatsApp
-    // driver sends text only so far and fails reactions: not asserted here.)
+    // The read receipt reached Bob.
     bob.wait_from(0, WAIT, "the read receipt", |v| v["event"] == "update" && v["id"] == dm_id.as_str() && v["status"].as_u64() >= Some(4));
+    // The ack reaction (`messages.ackReaction`) reached Bob as a `reactionMessage` on his own
+    // message, before the reply.
+    let is_ack = |v: &Value| {
+        (v["event"] == "message" && v["reaction"]["text"] == "👀" && v["reaction"]["key"]["id"] == dm_id.as_str())
+            || (v["event"] == "reaction" && v["text"] == "👀" && v["id"] == dm_id.as_str())
+    };
+    bob.wait_from(0, WAIT, "the ack reaction", is_ack);
+    let pos = |pred: &dyn Fn(&Value) -> bool| bob.events.iter().position(pred);
+    let reaction_at = pos(&is_ack).unwrap();
+    let reply_at = pos(&|v: &Value| v["event"] == "message" && v["fromMe"] == false && v["text"] == litellm::MOCK_TEXT).unwrap();
+    assert!(reaction_at < reply_at, "the ack reaction arrives before the reply\n{}", bob.transcript());
+    let upsert = bob.events.iter().find(|v| v["event"] == "message" && !v["reaction"].is_null()).cloned().unwrap_or(Value::Null);
+    assert_eq!(upsert["reaction"]["key"]["fromMe"], true, "Bob sees the reaction on his own message: {upsert}");
 
     // 2. /hooks/send reaches Baileys, and its outcome reads `sent`.
     let (code, v) = http(port, "POST", "/hooks/send", Some(json!({"channel": "whatsapp", "to": format!("+{BOB}"), "message": "from a webhook"})));

@@ -74,6 +74,9 @@ fn used() -> Vec<Used> {
         Used { key: "channels.whatsapp.accounts.*.streaming.chunkMode", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{streaming:{chunkMode:'newline'}}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
         Used { key: "channels.whatsapp.accounts.*.sendReadReceipts", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{sendReadReceipts:false}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
         Used { key: "channels.whatsapp.accounts.*.replyToMode", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{replyToMode:'all'}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
+        // The ack reaction: sent on WhatsApp as a `reactionMessage` (tests/assistant_baileys.rs).
+        Used { key: "messages.ackReaction", base: "{}", set: "{messages:{ackReaction:'👀'}}", show: |s| ok(s, |s| s.app.ack_reaction.clone()) },
+        Used { key: "messages.ackReactionScope", base: "{}", set: "{messages:{ackReactionScope:'all'}}", show: |s| ok(s, |s| s.app.ack_reaction_scope) },
     ]
 }
 
@@ -244,7 +247,7 @@ fn keys_without_effect_yet_are_never_silent() {
         ("{channels:{whatsapp:{accounts:{work:{name:'Work',mediaMaxMb:5}}}}}", "channels.whatsapp"),
         ("{channels:{whatsapp:{streaming:{block:{enabled:true}}}}}", "channels.whatsapp"),
         ("{channels:{whatsapp:{actions:{polls:false}}}}", "channels.whatsapp"),
-        ("{messages:{ackReaction:'👀'}}", "messages"),
+        ("{messages:{responsePrefix:'[bot]'}}", "messages"),
         ("{agents:{entries:{ops:{name:'Ops'}}}}", "agents"),
         ("{models:{providers:{ollama:{baseUrl:'http://127.0.0.1:11434/v1',models:[{id:'llama3',contextWindow:8192}]}}}}", "models"),
     ] {
@@ -259,6 +262,7 @@ fn keys_without_effect_yet_are_never_silent() {
     for text in [
         "{channels:{whatsapp:{dmPolicy:'allowlist',allowFrom:['+15551234567'],sendReadReceipts:false,streaming:{chunkMode:'newline'}}}}",
         "{agents:{defaults:{model:'ollama/llama3'}},models:{providers:{ollama:{baseUrl:'http://127.0.0.1:11434/v1'}}}}",
+        "{messages:{ackReaction:'👀',ackReactionScope:'all'}}",
     ] {
         let c = compile(dir.path(), text);
         assert!(c.is_valid(), "{text}: {:?}", c.diagnostics);

@@ -13,7 +13,8 @@
 // Sent messages are kept in memory and served through `getMessage`, so retry receipts can be
 // answered with a re-encrypted copy.
 // stdout events: qr, scan, close {code}, open {jid, lid, sockets}, pending-done,
-//   message {id, from, fromMe, text, upsert, stub, pushName}, update {id, remoteJid, status},
+//   message {id, from, fromMe, text, upsert, stub, pushName, reaction: {text, key} | null},
+//   reaction {id (the reacted message), remoteJid, fromMe, text}, update {id, remoteJid, status},
 //   presence {id, presences},
 //   error {message}.
 import { readdirSync, rmSync } from 'node:fs';
@@ -53,6 +54,11 @@ setTimeout(() => {
 }, Number(process.env.HARNESS_TIMEOUT_MS || 180000)).unref();
 
 const textOf = (m) => m?.conversation ?? m?.extendedTextMessage?.text ?? null;
+const reactionOf = (m) => {
+  const r = m?.reactionMessage;
+  if (!r) return null;
+  return { text: r.text ?? null, key: { id: r.key?.id ?? null, fromMe: r.key?.fromMe ?? null, remoteJid: r.key?.remoteJid ?? null } };
+};
 
 function start() {
   sockets += 1;
@@ -100,7 +106,13 @@ function start() {
         stub: m.messageStubType ?? null,
         stubParams: m.messageStubParameters ?? null,
         pushName: m.pushName ?? null,
+        reaction: reactionOf(m.message),
       });
+    }
+  });
+  sock.ev.on('messages.reaction', (reactions) => {
+    for (const { key, reaction } of reactions) {
+      log({ event: 'reaction', id: key?.id ?? null, remoteJid: key?.remoteJid ?? null, fromMe: !!key?.fromMe, text: reaction?.text ?? null, from: reaction?.key?.remoteJid ?? null });
     }
   });
   sock.ev.on('presence.update', ({ id, presences }) => log({ event: 'presence', id, presences }));
