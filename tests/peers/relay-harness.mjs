@@ -9,6 +9,7 @@
 //                                                           {"event":"forgot","files":[...]}
 //   {"cmd":"read","from":"<jid>","id":"<message id>"}    -> read receipt, {"event":"read","id"}
 //   {"cmd":"typing","to":"<digits or jid>","state":"composing|paused"} -> {"event":"typed"}
+//   {"cmd":"presence-subscribe","to":"<digits or jid>"} -> {"event":"subscribed","to"}
 //   {"cmd":"quit"}                                       -> closes the socket, exit 0
 // Sent messages are kept in memory and served through `getMessage`, so retry receipts can be
 // answered with a re-encrypted copy.
@@ -144,6 +145,10 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
       const jid = c.to.includes('@') ? c.to : `${c.to}@s.whatsapp.net`;
       await sock.sendPresenceUpdate(c.state, jid);
       log({ event: 'typed', state: c.state });
+    } else if (c.cmd === 'presence-subscribe') {
+      const jid = c.to.includes('@') ? c.to : `${c.to}@s.whatsapp.net`;
+      await sock.presenceSubscribe(jid);
+      log({ event: 'subscribed', to: jid });
     } else if (c.cmd === 'forget-sessions') {
       // Session files are session-<user>[_<domain>].<device>.json (useMultiFileAuthState).
       const files = readdirSync(authDir).filter((f) =>
