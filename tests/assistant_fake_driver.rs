@@ -327,6 +327,18 @@ async fn issue11_allowlisted_dm_gets_the_reply_stranger_gets_nothing_and_no_prov
     assert!(p.requests_with(&tag_stranger).is_empty(), "a dropped sender causes no provider request");
     assert!(gw.seen.texts_to(&jid(STRANGER)).is_empty());
     assert!(!gw.seen.read.lock().unwrap().contains(&"S1".to_string()));
+    // The turn is recorded as an inbound run: peer, session, provider/model, delivered once the
+    // (fake) driver recorded the server's ack; GET …/runs/{id} shows it. The dropped stranger
+    // made no run.
+    let inbound = gw.st.runs.list(10, Some("inbound"));
+    assert_eq!(inbound.len(), 1, "{inbound:?}");
+    let run = run_state(gw.port, &inbound[0].run_id, &["delivered", "failed"]).await;
+    assert_eq!((run["state"].as_str(), run["origin"].as_str()), (Some("delivered"), Some("inbound")), "{run}");
+    assert_eq!(run["delivery"]["to"], owner_chat);
+    assert_eq!(run["sessionKey"], "agent:main:main");
+    assert_eq!((run["provider"].as_str(), run["model"].as_str()), (Some("litellm"), Some("mock-gpt")));
+    assert!(run["message"].as_str().unwrap().contains(&tag_owner), "{run}");
+    assert_eq!(run["reply"], litellm::MOCK_TEXT);
     // History is persisted: the next turn carries the first exchange.
     let tag2 = format!("second-{}", uuid::Uuid::new_v4());
     gw.st.inbound.push(dm("default", OWNER, "O2", &format!("again {tag2}"))).await.unwrap();
@@ -451,6 +463,16 @@ async fn issue11_provider_down_run_fails_with_the_reason_and_no_reply() {
     gw.st.inbound.push(dm("default", OWNER, "D1", "anyone there?")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(gw.seen.texts_to(&jid(OWNER)).is_empty(), "{:?}", gw.seen.texts_to(&jid(OWNER)));
+    // The failed inbound turn is a failed run with the reason.
+    let mut inbound = Vec::new();
+    wait_until("the inbound run", || {
+        inbound = gw.st.runs.list(10, Some("inbound"));
+        inbound.first().is_some_and(|r| r.state == openclaw::agent::runs::RunState::Failed)
+    })
+    .await;
+    let err = inbound[0].error.as_deref().unwrap();
+    assert!(err.contains("down") && err.contains("unreachable"), "{err}");
+    assert_eq!(inbound[0].delivery.as_ref().map(|d| d.to.as_str()), Some(jid(OWNER).as_str()));
     gw.stop().await;
 }
 

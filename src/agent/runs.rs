@@ -428,6 +428,8 @@ struct Shared {
     unfinished: AtomicUsize,
     closed: AtomicBool,
     wake: Notify,
+    /// Runs completed outside the worker with a reply in an outbox, for the worker to follow.
+    follow_tx: tokio::sync::mpsc::UnboundedSender<String>,
     retention: usize,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
@@ -686,12 +688,14 @@ impl RunRegistry {
             tracing::info!(queued, interrupted, "runs recovered at startup: queued runs will execute, interrupted runs marked failed");
         }
         let counters = RunCounters { recovered: queued as u64, interrupted: interrupted as u64, ..RunCounters::default() };
+        let (follow_tx, follow_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             db: DbThread::spawn("openclaw-runs-db", db)?,
             counters: Mutex::new(counters),
             unfinished: AtomicUsize::new(queued),
             closed: AtomicBool::new(false),
             wake: Notify::new(),
+            follow_tx,
             retention,
             clock,
         });
@@ -701,7 +705,7 @@ impl RunRegistry {
         let closed = ClosedOnDrop(shared);
         let worker = async move {
             let _closed = closed;
-            worker_reg.work(executor).await;
+            worker_reg.work(executor, follow_rx).await;
         };
         Ok((reg, worker))
     }
@@ -710,7 +714,7 @@ impl RunRegistry {
         self.shared.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn work(&self, executor: Arc<dyn RunExecutor>) {
+    async fn work(&self, executor: Arc<dyn RunExecutor>, mut follow_rx: tokio::sync::mpsc::UnboundedReceiver<String>) {
         let s = &self.shared;
         // Followers of `sending` runs live in this set: dropping the worker (shutdown) stops them.
         let mut followers = tokio::task::JoinSet::new();
@@ -747,6 +751,15 @@ impl RunRegistry {
                 tokio::select! {
                     _ = s.wake.notified() => {}
                     Some(_) = followers.join_next(), if !followers.is_empty() => {}
+                    Some(id) = follow_rx.recv() => {
+                        match self.get_async(&id).await {
+                            Ok(Some(r)) if r.state == RunState::Sending => {
+                                followers.spawn(self.clone().follow(executor.clone(), r));
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(runId = %id, error = %e, "run store: cannot read a sending run; it is followed at the next start"),
+                        }
+                    }
                 }
                 continue;
             }
@@ -754,7 +767,7 @@ impl RunRegistry {
             for r in &batch {
                 let o = executor.execute_async(r).await;
                 match &o {
-                    Ok(x) if x.pending.is_some() => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run sending: reply stored in the outbox"),
+                    Ok(x) if x.pending.is_some() => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run sending"),
                     Ok(_) => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run done"),
                     Err(f) => tracing::warn!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, error = %f.error, "run failed"),
                 }
@@ -803,8 +816,8 @@ impl RunRegistry {
     async fn follow(self, executor: Arc<dyn RunExecutor>, run: RunRecord) {
         let outcome = executor.follow_delivery(&run).await;
         match &outcome {
-            Ok(()) => tracing::info!(runId = %run.run_id, parts = run.parts.len(), "run delivered: every part acknowledged"),
-            Err(e) => tracing::warn!(runId = %run.run_id, error = %e, "run failed: its reply was not delivered"),
+            Ok(()) => tracing::info!(runId = %run.run_id, parts = run.parts.len(), "run delivered"),
+            Err(e) => tracing::warn!(runId = %run.run_id, error = %e, "run failed"),
         }
         let s = &self.shared;
         let now = (s.clock)();
@@ -892,6 +905,69 @@ impl RunRegistry {
         self.post_admit(admitted, run_id, &req)
     }
 
+    /// Records a run executed outside the worker (an inbound DM turn, `origin: "inbound"`):
+    /// committed as `running` and returns its id. A restart while it runs marks it interrupted,
+    /// like any running run. Finish it with [`Self::complete_external`].
+    pub async fn start_external(&self, req: RunRequest) -> Result<String, SubmitError> {
+        validate(&req)?;
+        let run_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string();
+        let now = (self.shared.clock)();
+        let id = run_id.clone();
+        self.shared
+            .db
+            .call(move |db| {
+                db.conn().execute(
+                    "INSERT INTO runs (run_id, kind, state, message, session_key, channel, target, origin, created_at_ms, started_at_ms, account_id)
+                     VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                    params![
+                        id,
+                        req.kind.as_str(),
+                        req.message,
+                        req.session_key,
+                        req.delivery.as_ref().map(|d| &d.channel),
+                        req.delivery.as_ref().map(|d| &d.to),
+                        req.origin,
+                        now as i64,
+                        req.delivery.as_ref().and_then(|d| d.account_id.as_ref())
+                    ],
+                )?;
+                Ok::<(), DbError>(())
+            })
+            .await
+            .map_err(SubmitError::from)?;
+        self.lock().accepted += 1;
+        tracing::info!(runId = %run_id, kind = ?req.kind, origin = req.origin, "run running");
+        Ok(run_id)
+    }
+
+    /// Records the outcome of a run started with [`Self::start_external`] (as the worker does:
+    /// `done`, `failed`, or `sending` and then followed by the worker until its parts settle).
+    pub async fn complete_external(&self, run_id: &str, outcome: Result<RunSuccess, RunFailure>) -> Result<(), RunStoreError> {
+        let pending = matches!(&outcome, Ok(s) if s.pending.is_some());
+        match &outcome {
+            Ok(_) if pending => tracing::info!(runId = %run_id, origin = "inbound", "run sending"),
+            Ok(_) => tracing::info!(runId = %run_id, origin = "inbound", "run done"),
+            Err(f) => tracing::warn!(runId = %run_id, origin = "inbound", error = %f.error, "run failed"),
+        }
+        let failed = outcome.is_err();
+        let (now, retention) = ((self.shared.clock)(), self.shared.retention);
+        let outcomes = vec![(run_id.to_string(), outcome)];
+        self.shared.db.call(move |db| finish(db, &outcomes, now, retention)).await?;
+        {
+            let mut c = self.lock();
+            if failed {
+                c.failed += 1;
+            } else if !pending {
+                c.done += 1;
+            }
+        }
+        if pending {
+            let _ = self.shared.follow_tx.send(run_id.to_string());
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
     /// The record of a run, if still retained. A store error is logged and reads as `None`;
     /// use [`Self::get_async`] to see it.
     pub fn get(&self, run_id: &str) -> Option<RunRecord> {
@@ -901,6 +977,26 @@ impl RunRegistry {
             Err(e) => {
                 tracing::error!(error = %e, "run store: cannot read a run");
                 None
+            }
+        }
+    }
+
+    /// The most recent runs (newest first, at most `limit`), optionally only those of `origin`
+    /// (`hook`, `ws`, `inbound`). A store error is logged and reads as empty.
+    pub fn list(&self, limit: usize, origin: Option<&str>) -> Vec<RunRecord> {
+        let origin = origin.map(str::to_string);
+        let job = move |db: &mut Db| -> Result<Vec<RunRecord>, DbError> {
+            let mut stmt = db.conn().prepare(&format!(
+                "SELECT {COLUMNS} FROM runs WHERE (?1 IS NULL OR origin = ?1) ORDER BY seq DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![origin, limit as i64], record)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        };
+        match blocking(|| self.shared.db.call_blocking(job)) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "run store: cannot list runs");
+                Vec::new()
             }
         }
     }
@@ -1070,6 +1166,13 @@ mod tests {
             assert_eq!((v["state"].as_str(), v["deliveryDeadlineMs"].as_u64()), (Some("sending"), Some(99)), "{v}");
             assert_eq!(reg.in_flight(), 0, "a sending run does not hold a queue slot");
             assert_eq!(reg.counters().done, 0, "not counted before the parts settle");
+            for _ in 0..500 {
+                if exec.followed.load(Ordering::SeqCst) == 2 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            assert_eq!(exec.followed.load(Ordering::SeqCst), 2, "both followed");
             h.abort();
             let _ = h.await;
             (a, b)
@@ -1090,6 +1193,12 @@ mod tests {
         assert_eq!(ra.error.as_deref(), Some("part 2 of 2 (p2) failed: refused"));
         assert_eq!(ra.finished_at_ms, Some(6));
         wait_for(&reg, &b, RunState::Failed).await;
+        for _ in 0..500 {
+            if reg.counters().failed == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         assert_eq!(reg.counters().failed, 2);
         h.abort();
     }
@@ -1132,7 +1241,13 @@ mod tests {
         tx.send(Some(Ok(()))).unwrap();
         let rec = wait_for(&reg, &id, RunState::Delivered).await;
         assert_eq!((rec.error, rec.finished_at_ms), (None, Some(5)));
-        assert_eq!(reg.counters().done, 1);
+        for _ in 0..500 {
+            if reg.counters().done == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert_eq!(reg.counters().done, 1, "counted once delivered");
         h.abort();
     }
 

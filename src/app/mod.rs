@@ -9,13 +9,15 @@
 //! - [`run_delivery`]: a `sending` run follows its reply parts in the outbox to `delivered` or
 //!   `failed` (delivered means the server acknowledged every part);
 //! - [`inbound`]: the consumer of the inbound queue (routing decision, pairing, ack reaction,
-//!   read receipt, one turn per session at a time, the reply chunked and sent in order).
+//!   read receipt, one turn per session at a time, the reply chunked and sent in order);
+//! - [`inbound_runs`]: each inbound DM turn recorded as a run (`origin: "inbound"`).
 //!
 //! Depends on config, messaging, routing, agent and the channel registry; never on the gateway.
 
 pub mod delivery;
 pub mod executor;
 pub mod inbound;
+pub mod inbound_runs;
 pub mod run_delivery;
 pub mod send;
 
@@ -155,6 +157,8 @@ pub struct App {
     sessions: SessionStore,
     pairing: PairingStore,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// The run registry inbound turns are recorded in (set by the gateway once it is open).
+    runs: std::sync::OnceLock<crate::agent::runs::RunRegistry>,
 }
 
 impl std::fmt::Debug for App {
@@ -190,7 +194,7 @@ impl App {
                 }
             }
         }
-        Self { cfg, registry: RwLock::new(ChannelRegistry::default()), status, sessions, pairing, clock }
+        Self { cfg, registry: RwLock::new(ChannelRegistry::default()), status, sessions, pairing, clock, runs: std::sync::OnceLock::new() }
     }
 
     /// Replaces the channel registry (the running accounts' handles).
