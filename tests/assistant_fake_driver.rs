@@ -642,3 +642,38 @@ async fn issue11_run_is_sending_while_disconnected_then_delivered_after_restart_
     assert_eq!(run["model"], "mock-gpt", "the turn's model stays recorded: {run}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_item5_hook_runs_of_different_sessions_overlap_against_a_slow_model() {
+    let Some(p) = litellm::shared("issue11_item5_parallel_hook_runs") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let slow = agent(
+        json!({"litellm": {"baseUrl": format!("{}/v1", p.base_url()), "apiKey": litellm::MASTER_KEY, "api": "openai-completions",
+                            "models": [{"id": "mock-slow"}]}}),
+        "litellm/mock-slow",
+    );
+    let gw = gateway(dir.path(), Some(slow), None).await;
+    // Without hooks.defaultSessionKey each hook run has its own session.
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": format!("parallel {i}"), "deliver": false}))).await;
+        assert_eq!(code, 200, "{v}");
+        ids.push(v["runId"].as_str().unwrap().to_string());
+    }
+    let mut runs = Vec::new();
+    for id in &ids {
+        runs.push(run_state(gw.port, id, &["done", "failed"]).await);
+    }
+    let elapsed = started.elapsed();
+    for r in &runs {
+        assert_eq!((r["state"].as_str(), r["model"].as_str()), (Some("done"), Some("mock-slow")), "{r}");
+    }
+    let (s0, e0) = (runs[0]["startedAtMs"].as_u64().unwrap(), runs[0]["finishedAtMs"].as_u64().unwrap());
+    let (s1, e1) = (runs[1]["startedAtMs"].as_u64().unwrap(), runs[1]["finishedAtMs"].as_u64().unwrap());
+    assert!(s1 < e0 && s0 < e1, "the two runs overlap in time: [{s0}, {e0}] and [{s1}, {e1}]");
+    let slow_ms = (litellm::SLOW_SECS * 1000.0) as u64;
+    assert!(e0 - s0 >= slow_ms - 100 && e1 - s1 >= slow_ms - 100, "each waited for the slow model");
+    assert!(elapsed < Duration::from_millis(2 * slow_ms), "together in less than two model delays: {elapsed:?}");
+    gw.stop().await;
+}

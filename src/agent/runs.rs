@@ -56,8 +56,13 @@ pub const RETAINED_MESSAGE_CHARS: usize = 1_000;
 pub const INTERRUPTED_BY_RESTART: &str =
     "interrupted by restart: the run was executing when the gateway stopped; it was not retried, to avoid a duplicate reply";
 /// How many runs the worker claims at a time. One: a run is `running` only while it executes, so
-/// a crash marks as interrupted only the run that was executing, and queued runs resume.
+/// a crash marks as interrupted only the runs that were executing, and queued runs resume.
 const BATCH: usize = 1;
+/// How many runs execute at once, across sessions (upstream's `agents.defaults.maxConcurrent`
+/// is not in this gateway's config; this is its documented default here, the same as the
+/// agent's global turn limit [`crate::agent::turn::DEFAULT_MAX_CONCURRENT`]). Runs of one
+/// session key execute one at a time, in order.
+pub const RUN_CONCURRENCY: usize = crate::agent::turn::DEFAULT_MAX_CONCURRENT;
 
 /// The schema of `runs.db`, in order (see [`crate::store::db::migrate`]).
 pub const MIGRATIONS: &[Migration] = &[
@@ -555,10 +560,15 @@ fn admit(db: &mut Db, req: &RunRequest, run_id: &str, key: Option<&[u8]>, now: u
 }
 
 /// Claims the oldest [`BATCH`] queued runs and marks them `running`.
-fn claim(db: &mut Db, now: u64) -> Result<Vec<RunRecord>, DbError> {
+fn claim(db: &mut Db, now: u64, busy: &[String]) -> Result<Vec<RunRecord>, DbError> {
+    let busy = serde_json::to_string(busy).unwrap_or_else(|_| "[]".into());
     db.transaction(|tx| {
-        let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM runs WHERE state = 'queued' ORDER BY seq LIMIT ?1"))?;
-        let mut runs = stmt.query_map([BATCH as i64], record)?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {COLUMNS} FROM runs WHERE state = 'queued'
+               AND (session_key IS NULL OR session_key NOT IN (SELECT value FROM json_each(?2)))
+             ORDER BY seq LIMIT ?1"
+        ))?;
+        let mut runs = stmt.query_map(params![BATCH as i64, busy], record)?.collect::<Result<Vec<_>, _>>()?;
         let mut upd = tx.prepare("UPDATE runs SET state = 'running', started_at_ms = ?2 WHERE run_id = ?1")?;
         for r in &mut runs {
             upd.execute(params![r.run_id, now as i64])?;
@@ -567,6 +577,11 @@ fn claim(db: &mut Db, now: u64) -> Result<Vec<RunRecord>, DbError> {
         }
         Ok(runs)
     })
+}
+
+/// The key runs are serialized by: the session key, else the run itself.
+fn lane_of(r: &RunRecord) -> String {
+    r.session_key.clone().unwrap_or_else(|| format!("\u{0}run:{}", r.run_id))
 }
 
 /// Records the outcomes, cuts finished messages and drops the oldest finished runs past retention.
@@ -736,79 +751,112 @@ impl RunRegistry {
                 }
             }
         }
+        // Runs executing now (at most RUN_CONCURRENCY), each yielding its lane and, when its
+        // reply waits in an outbox, its id to follow.
+        let mut executing: tokio::task::JoinSet<(String, Option<String>)> = tokio::task::JoinSet::new();
+        let mut busy: Vec<(tokio::task::Id, String)> = Vec::new();
         loop {
             while followers.try_join_next().is_some() {}
-            let now = (s.clock)();
-            let batch = match s.db.call(move |db| claim(db, now)).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "run store: cannot claim queued runs; retrying in 1 s");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            while let Some(done) = executing.try_join_next() {
+                self.after_run(done, &mut busy, &mut followers, &executor).await;
+            }
+            if executing.len() < RUN_CONCURRENCY {
+                let now = (s.clock)();
+                let lanes: Vec<String> = busy.iter().map(|(_, l)| l.clone()).collect();
+                let batch = match s.db.call(move |db| claim(db, now, &lanes)).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "run store: cannot claim queued runs; retrying in 1 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if !batch.is_empty() {
+                    for r in batch {
+                        let lane = lane_of(&r);
+                        let task = executing.spawn(self.clone().run_one(executor.clone(), r, lane.clone()));
+                        busy.push((task.id(), lane));
+                    }
                     continue;
                 }
-            };
-            if batch.is_empty() {
-                tokio::select! {
-                    _ = s.wake.notified() => {}
-                    Some(_) = followers.join_next(), if !followers.is_empty() => {}
-                    Some(id) = follow_rx.recv() => {
-                        match self.get_async(&id).await {
-                            Ok(Some(r)) if r.state == RunState::Sending => {
-                                followers.spawn(self.clone().follow(executor.clone(), r));
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::error!(runId = %id, error = %e, "run store: cannot read a sending run; it is followed at the next start"),
-                        }
-                    }
-                }
-                continue;
             }
-            let mut outcomes: Vec<(String, Result<RunSuccess, RunFailure>)> = Vec::with_capacity(batch.len());
-            for r in &batch {
-                let o = executor.execute_async(r).await;
-                match &o {
-                    Ok(x) if x.pending.is_some() => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run sending"),
-                    Ok(_) => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run done"),
-                    Err(f) => tracing::warn!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, error = %f.error, "run failed"),
+            tokio::select! {
+                _ = s.wake.notified() => {}
+                Some(done) = executing.join_next(), if !executing.is_empty() => {
+                    self.after_run(done, &mut busy, &mut followers, &executor).await;
                 }
-                outcomes.push((r.run_id.clone(), o));
+                Some(_) = followers.join_next(), if !followers.is_empty() => {}
+                Some(id) = follow_rx.recv() => self.spawn_follow(&id, &mut followers, &executor).await,
             }
-            let (ok, failed) = outcomes.iter().fold((0u64, 0u64), |(a, b), (_, o)| match o {
-                Ok(x) if x.pending.is_some() => (a, b),
-                Ok(_) => (a + 1, b),
-                Err(_) => (a, b + 1),
-            });
-            let n = outcomes.len();
-            let now = (s.clock)();
-            let retention = s.retention;
-            let outcomes = Arc::new(outcomes);
-            loop {
-                let o = outcomes.clone();
-                match s.db.call(move |db| finish(db, &o, now, retention)).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "run store: cannot record run outcomes; retrying in 1 s");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
+        }
+    }
+
+    /// Executes one claimed run and records its outcome; returns its lane and, when its reply
+    /// waits in an outbox (`sending`), its id.
+    async fn run_one(self, executor: Arc<dyn RunExecutor>, r: RunRecord, lane: String) -> (String, Option<String>) {
+        let s = &self.shared;
+        let o = executor.execute_async(&r).await;
+        let pending = matches!(&o, Ok(x) if x.pending.is_some());
+        match &o {
+            Ok(_) if pending => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run sending"),
+            Ok(_) => tracing::info!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, "run done"),
+            Err(f) => tracing::warn!(runId = %r.run_id, kind = ?r.kind, origin = %r.origin, error = %f.error, "run failed"),
+        }
+        let failed = o.is_err();
+        let now = (s.clock)();
+        let retention = s.retention;
+        let outcomes = Arc::new(vec![(r.run_id.clone(), o)]);
+        loop {
+            let o = outcomes.clone();
+            match s.db.call(move |db| finish(db, &o, now, retention)).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "run store: cannot record run outcomes; retrying in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
-            {
-                let mut c = self.lock();
-                c.done += ok;
-                c.failed += failed;
+        }
+        {
+            let mut c = self.lock();
+            if failed {
+                c.failed += 1;
+            } else if !pending {
+                c.done += 1;
             }
-            let _ = s.unfinished.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(n)));
-            for (id, o) in outcomes.iter() {
-                if matches!(o, Ok(x) if x.pending.is_some()) {
-                    match self.get_async(id).await {
-                        Ok(Some(r)) => {
-                            followers.spawn(self.clone().follow(executor.clone(), r));
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::error!(runId = %id, error = %e, "run store: cannot read a sending run; it is followed at the next start"),
-                    }
+        }
+        let _ = s.unfinished.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(1)));
+        (lane, pending.then(|| r.run_id.clone()))
+    }
+
+    async fn after_run(
+        &self,
+        done: Result<(String, Option<String>), tokio::task::JoinError>,
+        busy: &mut Vec<(tokio::task::Id, String)>,
+        followers: &mut tokio::task::JoinSet<()>,
+        executor: &Arc<dyn RunExecutor>,
+    ) {
+        match done {
+            Ok((lane, follow)) => {
+                busy.retain(|(_, l)| *l != lane);
+                if let Some(id) = follow {
+                    self.spawn_follow(&id, followers, executor).await;
                 }
             }
+            Err(e) => {
+                // A panicking executor: its run stays `running` (interrupted at the next start).
+                tracing::error!(error = %e, "a run's execution task failed");
+                busy.retain(|(id, _)| *id != e.id());
+            }
+        }
+    }
+
+    async fn spawn_follow(&self, id: &str, followers: &mut tokio::task::JoinSet<()>, executor: &Arc<dyn RunExecutor>) {
+        match self.get_async(id).await {
+            Ok(Some(r)) if r.state == RunState::Sending => {
+                followers.spawn(self.clone().follow(executor.clone(), r));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(runId = %id, error = %e, "run store: cannot read a sending run; it is followed at the next start"),
         }
     }
 
@@ -1164,6 +1212,13 @@ mod tests {
             assert_eq!(rec.reply.as_deref(), Some("hi"));
             let v = serde_json::to_value(&rec).unwrap();
             assert_eq!((v["state"].as_str(), v["deliveryDeadlineMs"].as_u64()), (Some("sending"), Some(99)), "{v}");
+            wait_for(&reg, &a, RunState::Sending).await;
+            for _ in 0..500 {
+                if reg.in_flight() == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
             assert_eq!(reg.in_flight(), 0, "a sending run does not hold a queue slot");
             assert_eq!(reg.counters().done, 0, "not counted before the parts settle");
             for _ in 0..500 {
@@ -1200,6 +1255,67 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         assert_eq!(reg.counters().failed, 2);
+        h.abort();
+    }
+
+    /// Sleeps 150 ms per run and records when each run (by message) started and ended.
+    #[derive(Default)]
+    struct Slow {
+        spans: Mutex<Vec<(String, std::time::Instant, std::time::Instant)>>,
+        now: AtomicUsize,
+        peak: AtomicUsize,
+    }
+    impl RunExecutor for Slow {
+        fn execute(&self, _: &RunRecord) -> Result<(), String> {
+            unreachable!()
+        }
+        fn execute_async<'a>(&'a self, run: &'a RunRecord) -> RunFuture<'a> {
+            Box::pin(async move {
+                let start = std::time::Instant::now();
+                let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.peak.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                self.spans.lock().unwrap().push((run.message.clone(), start, std::time::Instant::now()));
+                Ok(RunSuccess::default())
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue11_item5_runs_of_different_sessions_overlap_one_session_runs_in_order_with_a_global_limit() {
+        let exec = Arc::new(Slow::default());
+        let (reg, worker) = RunRegistry::in_memory(exec.clone(), 100, Arc::new(|| 0)).unwrap();
+        let submit = |msg: &str, session: &str| {
+            let mut r = req();
+            r.message = msg.into();
+            r.session_key = Some(session.into());
+            reg.submit(r, None).unwrap().run_id
+        };
+        let a1 = submit("a1", "a");
+        submit("b1", "b");
+        submit("a2", "a");
+        for i in 0..6 {
+            submit(&format!("x{i}"), &format!("x{i}"));
+        }
+        let h = tokio::spawn(worker);
+        for _ in 0..2000 {
+            if exec.spans.lock().unwrap().len() == 9 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let spans = exec.spans.lock().unwrap().clone();
+        assert_eq!(spans.len(), 9);
+        let span = |m: &str| spans.iter().find(|s| s.0 == m).map(|s| (s.1, s.2)).unwrap();
+        let (a1s, a1e) = span("a1");
+        let (b1s, b1e) = span("b1");
+        let (a2s, _) = span("a2");
+        assert!(b1s < a1e && a1s < b1e, "different sessions overlap");
+        assert!(a2s >= a1e, "one run at a time per session, in order");
+        assert_eq!(exec.peak.load(Ordering::SeqCst), RUN_CONCURRENCY, "the global limit is reached, never passed");
+        assert_eq!(wait_for(&reg, &a1, RunState::Done).await.state, RunState::Done);
+        assert_eq!(reg.in_flight(), 0);
         h.abort();
     }
 
@@ -1298,7 +1414,7 @@ mod tests {
         // Simulate a crash in the middle of the first run's execution.
         {
             let mut db = Db::open(&path, MIGRATIONS).unwrap();
-            let claimed = claim(&mut db, 3).unwrap();
+            let claimed = claim(&mut db, 3, &[]).unwrap();
             assert_eq!(claimed.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), [id.as_str()], "one run executes at a time");
         }
         let (reg, _w) = RunRegistry::open(&path, Arc::new(NoProvider), 10, Arc::new(|| 9)).unwrap();
