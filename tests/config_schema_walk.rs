@@ -76,6 +76,8 @@ fn used() -> Vec<Used> {
         Used { key: "channels.whatsapp.accounts.*.replyToMode", base: "{channels:{whatsapp:{accounts:{work:{}}}}}", set: "{channels:{whatsapp:{accounts:{work:{replyToMode:'all'}}}}}", show: |s| ok(s, |s| s.app.accounts.clone()) },
         // The ack reaction: sent on WhatsApp as a `reactionMessage` (tests/assistant_baileys.rs).
         Used { key: "messages.ackReaction", base: "{}", set: "{messages:{ackReaction:'👀'}}", show: |s| ok(s, |s| s.app.ack_reaction.clone()) },
+        Used { key: "session.dmScope", base: "{}", set: "{session:{dmScope:'per-channel-peer'}}", show: |s| ok(s, |s| s.app.dm_scope) },
+        Used { key: "session", base: "{}", set: "{session:{dmScope:'per-peer'}}", show: |s| ok(s, |s| s.app.dm_scope) },
         Used { key: "messages.ackReactionScope", base: "{}", set: "{messages:{ackReactionScope:'all'}}", show: |s| ok(s, |s| s.app.ack_reaction_scope) },
     ]
 }

@@ -65,7 +65,7 @@ pub struct AppConfig {
     pub ack_reaction: Option<String>,
     /// `messages.ackReactionScope`.
     pub ack_reaction_scope: AckReactionScope,
-    /// `session.dmScope`: not in the config schema yet, so the documented default `main`.
+    /// `session.dmScope` (default `main`).
     pub dm_scope: DmScope,
     /// History sent with a turn, in user turns (`dmHistoryLimit`); `None`: all that is kept.
     pub history_limit: Option<usize>,
@@ -95,6 +95,7 @@ impl AppConfig {
         let mut out = AppConfig {
             ack_reaction: cfg.messages.ack_reaction.clone(),
             ack_reaction_scope: cfg.messages.ack_reaction_scope,
+            dm_scope: cfg.session.dm_scope,
             snapshot,
             ..AppConfig::default()
         };
