@@ -17,8 +17,9 @@
 //! assistants, so the ratio understates the difference between the assistants themselves. All
 //! times are unix wall-clock on one machine (sub-millisecond in node via `performance`).
 //!
-//! `cargo bench --features wa-mock --bench full_turn` runs 200 turns each (after 10 warm-up);
+//! `cargo bench --features wa-mock --bench full_turn` runs 100 turns each (after 10 warm-up);
 //! without `--bench`, 3 each as a smoke test. Without node/Baileys: a loud `SKIPPED:`.
+//! `OPENCLAW_BENCH_LOG=openclaw=debug` prints the gateway's log (timestamped) on stderr.
 
 #[path = "../tests/support/baileys_peer.rs"]
 mod baileys_peer;
@@ -171,7 +172,11 @@ fn turns(bob: &mut BaileysPeer, hits: &Hits, to: &str, prefix: &str, warmup: usi
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (warmup, n) = if bench { (10, 200) } else { (1, 3) };
+    let (warmup, n) = if bench { (10, 100) } else { (1, 3) };
+    // OPENCLAW_BENCH_LOG=<filter> (e.g. `openclaw=debug`): the gateway's log on stderr, timed.
+    if let Ok(filter) = std::env::var("OPENCLAW_BENCH_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).try_init();
+    }
     if let Some(why) = missing_baileys() {
         eprintln!("SKIPPED: full_turn bench: {why}; nothing was measured");
         return;
@@ -244,6 +249,9 @@ fn main() {
 
     let bob_auth = tempfile::tempdir().unwrap();
     let bot_auth = tempfile::tempdir().unwrap();
+    // SAFETY (both env calls): set before the harnesses are spawned, read only by them.
+    // The harnesses' own watchdog (180 s by default) must outlast the run.
+    unsafe { std::env::set_var("HARNESS_TIMEOUT_MS", "1800000") };
     let mut bob = BaileysPeer::start("bob", &m.url(), &m.admin_base(), bob_auth.path(), BOB, false);
     bob.wait_open();
     // SAFETY: set before the bot's child process is spawned and removed right after; nothing in
