@@ -2,7 +2,8 @@
 //! wired to our real WhatsApp client (message path: account store, outbox, the gateway's inbound
 //! queue) linked to the relay mock; the real npm Baileys client as the contact on another
 //! account of the relay; the LiteLLM proxy as the provider. Shows: an allow-listed contact's DM
-//! gets the model's reply on Baileys; `/hooks/send`, `/hooks/agent` with `deliver` and
+//! gets the ack reaction, the read receipt, `composing` while the model works then `paused`, and
+//! the model's reply on Baileys; `/hooks/send`, `/hooks/agent` with `deliver` and
 //! `openclaw message send` reach Baileys. Without node/Baileys or LiteLLM: a loud `SKIPPED:`.
 
 #[path = "support/baileys_peer.rs"]
@@ -102,13 +103,14 @@ fn issue10_item5_issue11_end_to_end_with_baileys_as_the_contact() {
     let gw_dir = tempfile::tempdir().unwrap();
     rt.block_on(link_us(&m, &client_config(&m, wa_dir.path())));
 
-    // The gateway: account `default` allows Bob; LiteLLM's mock-gpt answers.
+    // The gateway: account `default` allows Bob; LiteLLM's mock-slow answers (after 1.5 s, so
+    // the typing state has time to show).
     let wa: WhatsAppConfig =
         serde_json::from_value(json!({"dmPolicy": "allowlist", "allowFrom": [format!("+{BOB}")]})).unwrap();
     let cfg: OpenClawConfig = serde_json::from_value(json!({
         "models": {"providers": {"litellm": {"baseUrl": format!("{}/v1", llm.base_url()), "apiKey": litellm::MASTER_KEY,
-                                              "api": "openai-completions", "models": [{"id": "mock-gpt"}]}}},
-        "agents": {"defaults": {"model": "litellm/mock-gpt"}}
+                                              "api": "openai-completions", "models": [{"id": "mock-slow"}]}}},
+        "agents": {"defaults": {"model": "litellm/mock-slow"}}
     }))
     .unwrap();
     let agent = Agent::new(HttpClient::new(Timeouts::default()).unwrap(), ProviderSet::from_config(&cfg, |_| Ok(None)).unwrap());
@@ -173,13 +175,48 @@ fn issue10_item5_issue11_end_to_end_with_baileys_as_the_contact() {
     bob.wait_open();
 
     // 1. Bob's DM gets the model's reply on Baileys; the proxy saw Bob's text.
+    bob.command(json!({"cmd": "presence-subscribe", "to": US}));
+    bob.wait(WAIT, "the presence subscription", |v| v["event"] == "subscribed");
     let tag = format!("e2e-{}", uuid::Uuid::new_v4());
     let dm_id = bob.send_text(US, &format!("hello assistant {tag}"));
     received_text(&mut bob, "the model's reply", litellm::MOCK_TEXT);
     assert_eq!(llm.requests_with(&tag).len(), 1);
-    // The read receipt reached Bob. (The ack reaction is stored in the outbox, but the WhatsApp
-    // driver sends text only so far and fails reactions: not asserted here.)
+    // The read receipt reached Bob.
     bob.wait_from(0, WAIT, "the read receipt", |v| v["event"] == "update" && v["id"] == dm_id.as_str() && v["status"].as_u64() >= Some(4));
+    // The ack reaction (`messages.ackReaction`) reached Bob as a `reactionMessage` on his own
+    // message, before the reply.
+    let is_ack = |v: &Value| {
+        (v["event"] == "message" && v["reaction"]["text"] == "👀" && v["reaction"]["key"]["id"] == dm_id.as_str())
+            || (v["event"] == "reaction" && v["text"] == "👀" && v["id"] == dm_id.as_str())
+    };
+    bob.wait_from(0, WAIT, "the ack reaction", is_ack);
+    // Typing reached Bob while the model worked: `composing` at least the model's delay before
+    // the reply, then `paused` (Baileys reports it as `available`).
+    let presence = |state: &'static str| {
+        move |v: &Value| {
+            v["event"] == "presence"
+                && v["id"].as_str().is_some_and(|id| id.starts_with(US))
+                && v["presences"].as_object().is_some_and(|p| p.values().any(|x| x["lastKnownPresence"] == state))
+        }
+    };
+    bob.wait_from(0, WAIT, "composing", presence("composing"));
+    bob.wait_from(0, WAIT, "paused (available)", presence("available"));
+    let pos = |pred: &dyn Fn(&Value) -> bool| bob.events.iter().position(pred);
+    let reaction_at = pos(&is_ack).unwrap();
+    let reply_at = pos(&|v: &Value| v["event"] == "message" && v["fromMe"] == false && v["text"] == litellm::MOCK_TEXT).unwrap();
+    assert!(reaction_at < reply_at, "the ack reaction arrives before the reply\n{}", bob.transcript());
+    let composing_at = pos(&presence("composing")).unwrap();
+    let paused_at = pos(&presence("available")).unwrap();
+    assert!(composing_at < paused_at, "composing, then paused\n{}", bob.transcript());
+    let ms = |i: usize| bob.events[i]["ms"].as_u64().unwrap();
+    assert!(
+        ms(reply_at) >= ms(composing_at) + (litellm::SLOW_SECS * 1000.0) as u64 - 200,
+        "composing shown while the model worked (composing at {} ms, reply at {} ms)",
+        ms(composing_at),
+        ms(reply_at)
+    );
+    let upsert = bob.events.iter().find(|v| v["event"] == "message" && !v["reaction"].is_null()).cloned().unwrap_or(Value::Null);
+    assert_eq!(upsert["reaction"]["key"]["fromMe"], true, "Bob sees the reaction on his own message: {upsert}");
 
     // 2. /hooks/send reaches Baileys, and its outcome reads `sent`.
     let (code, v) = http(port, "POST", "/hooks/send", Some(json!({"channel": "whatsapp", "to": format!("+{BOB}"), "message": "from a webhook"})));

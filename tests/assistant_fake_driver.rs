@@ -37,6 +37,10 @@ struct Seen {
     sent: Mutex<Vec<OutboundMessage>>,
     read: Mutex<Vec<String>>,
     typing: AtomicUsize,
+    /// While true the driver claims nothing (a disconnected account).
+    hold: std::sync::atomic::AtomicBool,
+    /// When set the driver marks what it claims `failed` with this reason instead of `sent`.
+    fail_with: Mutex<Option<String>>,
 }
 
 impl Seen {
@@ -70,7 +74,14 @@ fn fake_driver(dir: &std::path::Path, account: &str, seen: Arc<Seen>) -> Account
     let s2 = seen.clone();
     tokio::spawn(async move {
         loop {
-            while let Some(rec) = outbox.claim_next("whatsapp", &acc, now()).await.unwrap() {
+            while !s2.hold.load(Ordering::SeqCst)
+                && let Some(rec) = outbox.claim_next("whatsapp", &acc, now()).await.unwrap()
+            {
+                let fail = s2.fail_with.lock().unwrap().clone();
+                if let Some(why) = fail {
+                    outbox.mark_failed(&rec.message.id, &why, now()).await.unwrap();
+                    continue;
+                }
                 s2.sent.lock().unwrap().push(rec.message.clone());
                 outbox.mark_sent(&rec.message.id, now()).await.unwrap();
             }
@@ -154,6 +165,12 @@ impl Gw {
 /// A gateway with accounts `default` (allowlist: OWNER) and `pair` (pairing), the given agent,
 /// both accounts linked and connected through the fake driver.
 async fn gateway(dir: &std::path::Path, agent: Option<Agent>, default_to: Option<&str>) -> Gw {
+    gateway_opts(dir, agent, default_to, true).await
+}
+
+/// [`gateway`]; with `connected` false both accounts are linked but disconnected (their drivers
+/// claim nothing until `seen.hold` is cleared).
+async fn gateway_opts(dir: &std::path::Path, agent: Option<Agent>, default_to: Option<&str>, connected: bool) -> Gw {
     let wa: WhatsAppConfig = serde_json::from_value(json!({
         "accounts": {
             "default": {"dmPolicy": "allowlist", "allowFrom": [OWNER]},
@@ -191,15 +208,21 @@ async fn gateway(dir: &std::path::Path, agent: Option<Agent>, default_to: Option
     };
     let status = ChannelStatusHandle::new();
     for id in ["default", "pair"] {
-        let mut s = ChannelStatus::new("whatsapp", id, ConnectionState::Connected { since_ms: now() });
+        let state = if connected {
+            ConnectionState::Connected { since_ms: now() }
+        } else {
+            ConnectionState::BackingOff { until_ms: now() + 60_000, reason: "connection lost".into(), attempt: 1 }
+        };
+        let mut s = ChannelStatus::new("whatsapp", id, state);
         s.linked = true;
-        s.connected = true;
+        s.connected = connected;
         status.upsert(s);
     }
     let prepared = openclaw::gateway::prepare(settings, openclaw::gateway::logbuf::LogBuffer::new(), status).unwrap();
     let port = prepared.local_addr().port();
     let st = prepared.state();
     let seen = Arc::new(Seen::default());
+    seen.hold.store(!connected, Ordering::SeqCst);
     let handles: Vec<_> = ["default", "pair"].iter().map(|id| fake_driver(dir, id, seen.clone())).collect();
     st.app.set_registry(ChannelRegistry::new(handles));
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -307,6 +330,18 @@ async fn issue11_allowlisted_dm_gets_the_reply_stranger_gets_nothing_and_no_prov
     assert!(p.requests_with(&tag_stranger).is_empty(), "a dropped sender causes no provider request");
     assert!(gw.seen.texts_to(&jid(STRANGER)).is_empty());
     assert!(!gw.seen.read.lock().unwrap().contains(&"S1".to_string()));
+    // The turn is recorded as an inbound run: peer, session, provider/model, delivered once the
+    // (fake) driver recorded the server's ack; GET …/runs/{id} shows it. The dropped stranger
+    // made no run.
+    let inbound = gw.st.runs.list(10, Some("inbound"));
+    assert_eq!(inbound.len(), 1, "{inbound:?}");
+    let run = run_state(gw.port, &inbound[0].run_id, &["delivered", "failed"]).await;
+    assert_eq!((run["state"].as_str(), run["origin"].as_str()), (Some("delivered"), Some("inbound")), "{run}");
+    assert_eq!(run["delivery"]["to"], owner_chat);
+    assert_eq!(run["sessionKey"], "agent:main:main");
+    assert_eq!((run["provider"].as_str(), run["model"].as_str()), (Some("litellm"), Some("mock-gpt")));
+    assert!(run["message"].as_str().unwrap().contains(&tag_owner), "{run}");
+    assert_eq!(run["reply"], litellm::MOCK_TEXT);
     // History is persisted: the next turn carries the first exchange.
     let tag2 = format!("second-{}", uuid::Uuid::new_v4());
     gw.st.inbound.push(dm("default", OWNER, "O2", &format!("again {tag2}"))).await.unwrap();
@@ -431,6 +466,16 @@ async fn issue11_provider_down_run_fails_with_the_reason_and_no_reply() {
     gw.st.inbound.push(dm("default", OWNER, "D1", "anyone there?")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(gw.seen.texts_to(&jid(OWNER)).is_empty(), "{:?}", gw.seen.texts_to(&jid(OWNER)));
+    // The failed inbound turn is a failed run with the reason.
+    let mut inbound = Vec::new();
+    wait_until("the inbound run", || {
+        inbound = gw.st.runs.list(10, Some("inbound"));
+        inbound.first().is_some_and(|r| r.state == openclaw::agent::runs::RunState::Failed)
+    })
+    .await;
+    let err = inbound[0].error.as_deref().unwrap();
+    assert!(err.contains("down") && err.contains("unreachable"), "{err}");
+    assert_eq!(inbound[0].delivery.as_ref().map(|d| d.to.as_str()), Some(jid(OWNER).as_str()));
     gw.stop().await;
 }
 
@@ -510,8 +555,7 @@ async fn issue11_hooks_agent_deliver_to_a_number_and_default_to() {
     let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "hook one", "channel": "whatsapp", "to": OWNER}))).await;
     assert_eq!(code, 200, "{v}");
     run_state(gw.port, v["runId"].as_str().unwrap(), &["delivered"]).await;
-    // `delivered` means stored in the outbox; the (fake) driver sends it right after.
-    wait_until("the first hook's reply", || !gw.seen.texts_to(&jid(OWNER)).is_empty()).await;
+    // `delivered` means the driver recorded the server's ack (`sent`), so the reply is out.
     assert_eq!(gw.seen.texts_to(&jid(OWNER)), [litellm::MOCK_TEXT]);
     // No channel/to: the account's defaultTo.
     let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "hook two"}))).await;
@@ -562,5 +606,77 @@ async fn issue10_item5_message_send_to_a_disconnected_account_stays_queued_and_s
     let rec = outbox.get(&MessageId::new(id)).await.unwrap().unwrap();
     assert_eq!(rec.state.as_str(), "pending");
     assert_eq!(rec.message.chat.as_str(), jid(OWNER));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_run_is_sending_while_disconnected_then_delivered_after_restart_or_failed_with_the_reason() {
+    let Some(p) = litellm::shared("issue11_run_follows_outbox") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway_opts(dir.path(), Some(litellm_agent(p)), None, false).await;
+    let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "while away", "channel": "whatsapp", "to": OWNER}))).await;
+    assert_eq!(code, 200, "linked but disconnected is not a refusal: {v}");
+    let run_id = v["runId"].as_str().unwrap().to_string();
+    let run = run_state(gw.port, &run_id, &["sending", "delivered", "failed"]).await;
+    assert_eq!(run["state"], "sending", "{run}");
+    assert_eq!(run["parts"].as_array().map(Vec::len), Some(1), "{run}");
+    assert!(run["deliveryDeadlineMs"].as_u64().unwrap() > now() + 3_600_000, "{run}");
+    assert!(run["finishedAtMs"].is_null(), "{run}");
+    assert_eq!(run["reply"], litellm::MOCK_TEXT);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, v) = http(gw.port, "GET", &format!("/hooks/runs/{run_id}"), None).await;
+    assert_eq!(v["run"]["state"], "sending", "nothing acknowledged it: {v}");
+    assert_eq!(gw.seen.count(), 0);
+    gw.stop().await;
+    // After a restart the run resumes following its part; the connected driver sends it.
+    let gw = gateway(dir.path(), Some(litellm_agent(p)), None).await;
+    let run = run_state(gw.port, &run_id, &["delivered", "failed"]).await;
+    assert_eq!(run["state"], "delivered", "{run}");
+    assert!(run["finishedAtMs"].as_u64().is_some(), "{run}");
+    assert_eq!(gw.seen.texts_to(&jid(OWNER)), [litellm::MOCK_TEXT], "sent once");
+    // A part the server refuses: the run fails with that reason.
+    *gw.seen.fail_with.lock().unwrap() = Some("server refused the message (479)".into());
+    let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": "refused", "channel": "whatsapp", "to": OWNER}))).await;
+    assert_eq!(code, 200, "{v}");
+    let run = run_state(gw.port, v["runId"].as_str().unwrap(), &["delivered", "failed"]).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let err = run["error"].as_str().unwrap();
+    assert!(err.contains("failed: server refused the message (479)"), "{err}");
+    assert_eq!(run["model"], "mock-gpt", "the turn's model stays recorded: {run}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_item5_hook_runs_of_different_sessions_overlap_against_a_slow_model() {
+    let Some(p) = litellm::shared("issue11_item5_parallel_hook_runs") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let slow = agent(
+        json!({"litellm": {"baseUrl": format!("{}/v1", p.base_url()), "apiKey": litellm::MASTER_KEY, "api": "openai-completions",
+                            "models": [{"id": "mock-slow"}]}}),
+        "litellm/mock-slow",
+    );
+    let gw = gateway(dir.path(), Some(slow), None).await;
+    // Without hooks.defaultSessionKey each hook run has its own session.
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let (code, v) = http(gw.port, "POST", "/hooks/agent", Some(json!({"message": format!("parallel {i}"), "deliver": false}))).await;
+        assert_eq!(code, 200, "{v}");
+        ids.push(v["runId"].as_str().unwrap().to_string());
+    }
+    let mut runs = Vec::new();
+    for id in &ids {
+        runs.push(run_state(gw.port, id, &["done", "failed"]).await);
+    }
+    let elapsed = started.elapsed();
+    for r in &runs {
+        assert_eq!((r["state"].as_str(), r["model"].as_str()), (Some("done"), Some("mock-slow")), "{r}");
+    }
+    let (s0, e0) = (runs[0]["startedAtMs"].as_u64().unwrap(), runs[0]["finishedAtMs"].as_u64().unwrap());
+    let (s1, e1) = (runs[1]["startedAtMs"].as_u64().unwrap(), runs[1]["finishedAtMs"].as_u64().unwrap());
+    assert!(s1 < e0 && s0 < e1, "the two runs overlap in time: [{s0}, {e0}] and [{s1}, {e1}]");
+    let slow_ms = (litellm::SLOW_SECS * 1000.0) as u64;
+    assert!(e0 - s0 >= slow_ms - 100 && e1 - s1 >= slow_ms - 100, "each waited for the slow model");
+    assert!(elapsed < Duration::from_millis(2 * slow_ms), "together in less than two model delays: {elapsed:?}");
     gw.stop().await;
 }

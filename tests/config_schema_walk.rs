@@ -79,6 +79,11 @@ fn used() -> Vec<Used> {
         Used { key: "messages.groupChat", base: "{}", set: "{messages:{groupChat:{historyLimit:3}}}", show: |s| ok(s, |s| s.app.group_chat_history_limit) },
         Used { key: "messages.groupChat.historyLimit", base: "{messages:{groupChat:{}}}", set: "{messages:{groupChat:{historyLimit:3}}}", show: |s| ok(s, |s| s.app.group_chat_history_limit) },
         Used { key: "messages.groupChat.mentionPatterns", base: "{messages:{groupChat:{}}}", set: "{messages:{groupChat:{mentionPatterns:['bot']}}}", show: |s| ok(s, |s| s.app.mention_patterns.len()) },
+        // The ack reaction: sent on WhatsApp as a `reactionMessage` (tests/assistant_baileys.rs).
+        Used { key: "messages.ackReaction", base: "{}", set: "{messages:{ackReaction:'👀'}}", show: |s| ok(s, |s| s.app.ack_reaction.clone()) },
+        Used { key: "session.dmScope", base: "{}", set: "{session:{dmScope:'per-channel-peer'}}", show: |s| ok(s, |s| s.app.dm_scope) },
+        Used { key: "session", base: "{}", set: "{session:{dmScope:'per-peer'}}", show: |s| ok(s, |s| s.app.dm_scope) },
+        Used { key: "messages.ackReactionScope", base: "{}", set: "{messages:{ackReactionScope:'all'}}", show: |s| ok(s, |s| s.app.ack_reaction_scope) },
     ]
     .into_iter()
     .chain(group_keys())
@@ -290,7 +295,7 @@ fn keys_without_effect_yet_are_never_silent() {
         ("{channels:{whatsapp:{accounts:{work:{name:'Work',mediaMaxMb:5}}}}}", "channels.whatsapp"),
         ("{channels:{whatsapp:{streaming:{block:{enabled:true}}}}}", "channels.whatsapp"),
         ("{channels:{whatsapp:{actions:{polls:false}}}}", "channels.whatsapp"),
-        ("{messages:{ackReaction:'👀'}}", "messages"),
+        ("{messages:{responsePrefix:'[bot]'}}", "messages"),
         ("{agents:{entries:{ops:{name:'Ops'}}}}", "agents"),
         ("{models:{providers:{ollama:{baseUrl:'http://127.0.0.1:11434/v1',models:[{id:'llama3',contextWindow:8192}]}}}}", "models"),
     ] {
@@ -306,6 +311,7 @@ fn keys_without_effect_yet_are_never_silent() {
         "{channels:{whatsapp:{dmPolicy:'allowlist',allowFrom:['+15551234567'],sendReadReceipts:false,streaming:{chunkMode:'newline'}}}}",
         "{agents:{defaults:{model:'ollama/llama3'}},models:{providers:{ollama:{baseUrl:'http://127.0.0.1:11434/v1'}}}}",
         "{channels:{whatsapp:{groupPolicy:'open',groupAllowFrom:['*'],historyLimit:10,groups:{'1203@g.us':{requireMention:false}},mentionPatterns:{mode:'allow'}}},messages:{groupChat:{mentionPatterns:['bot'],historyLimit:20}}}",
+        "{messages:{ackReaction:'👀',ackReactionScope:'all'}}",
     ] {
         let c = compile(dir.path(), text);
         assert!(c.is_valid(), "{text}: {:?}", c.diagnostics);

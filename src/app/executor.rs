@@ -1,11 +1,11 @@
 //! The run executor: an agent turn for the run's session, then its reply chunked and stored in
-//! the target account's outbox, in order (state `delivered`), or kept in the run (state `done`)
-//! when the run does not deliver. Control `agent`, `/hooks/agent` and `openclaw agent` all end
-//! here.
+//! the target account's outbox, in order (state `sending`, then `delivered` once WhatsApp
+//! acknowledged every part, see [`super::run_delivery`]), or kept in the run (state `done`) when
+//! the run does not deliver. Control `agent`, `/hooks/agent` and `openclaw agent` all end here.
 
 use std::sync::Arc;
 
-use crate::agent::runs::{RunExecutor, RunFailure, RunFuture, RunKind, RunRecord, RunSuccess};
+use crate::agent::runs::{DeliveryFuture, PendingDelivery, RunExecutor, RunFailure, RunFuture, RunKind, RunRecord, RunSuccess};
 use crate::agent::turn::{TurnError, TurnRequest};
 use crate::messaging::{ChatId, MessageId, OutboundBody};
 
@@ -37,7 +37,7 @@ pub fn turn_failure(e: &TurnError) -> RunFailure {
 impl App {
     /// Splits `text` for `channel`/`account` (Markdown adapted, `textChunkLimit`,
     /// `streaming.chunkMode`) and stores the parts in order; the first part (or every part,
-    /// per `replyToMode`) quotes `quote`. Returns the message ids.
+    /// per `replyToMode`) quotes `quote`. Returns the message ids and their outbox deadline.
     pub async fn deliver_reply(
         &self,
         channel: &str,
@@ -45,7 +45,7 @@ impl App {
         chat: &ChatId,
         text: &str,
         quote: Option<&MessageId>,
-    ) -> Result<Vec<MessageId>, super::SendOpError> {
+    ) -> Result<(Vec<MessageId>, u64), super::SendOpError> {
         use crate::config::model::whatsapp::{ChunkMode, ReplyToMode};
         let (handle, _, _) = self.handle_for(channel, account)?;
         let settings = self.cfg.account(channel, handle.account());
@@ -57,6 +57,7 @@ impl App {
         let reply_mode = if reply_mode == ReplyToMode::Off && chat.as_str().ends_with("@g.us") { ReplyToMode::First } else { reply_mode };
         let parts = crate::routing::prepare_whatsapp_reply(text, limit, mode);
         let mut ids = Vec::with_capacity(parts.len());
+        let mut deadline = 0;
         for (i, part) in parts.into_iter().enumerate() {
             let reply_to = match reply_mode {
                 ReplyToMode::Off => None,
@@ -64,10 +65,11 @@ impl App {
                 ReplyToMode::All => quote.cloned(),
             };
             let id = super::send::new_message_id(None);
-            self.enqueue(&handle, id.clone(), chat.clone(), reply_to, OutboundBody::Text { text: part }).await?;
+            let (_, d) = self.enqueue(&handle, id.clone(), chat.clone(), reply_to, OutboundBody::Text { text: part }).await?;
+            deadline = deadline.max(d);
             ids.push(id);
         }
-        Ok(ids)
+        Ok((ids, deadline))
     }
 
     /// Executes one run (see the module doc).
@@ -88,19 +90,21 @@ impl App {
         let reply = agent.turn(req, &mut |_| {}).await.map_err(|e| turn_failure(&e))?;
         let mut out = RunSuccess {
             delivered: false,
+            pending: None,
             provider: Some(reply.provider.clone()),
             model: Some(reply.model.clone()),
             reply: Some(reply.text.clone()),
         };
         if let Some(d) = &run.delivery {
-            self.deliver_reply(&d.channel, d.account_id.as_deref(), &ChatId::new(d.to.clone()), &reply.text, None)
+            let (parts, deadline_ms) = self
+                .deliver_reply(&d.channel, d.account_id.as_deref(), &ChatId::new(d.to.clone()), &reply.text, None)
                 .await
                 .map_err(|e| RunFailure {
                     error: format!("the reply was not delivered: {e}"),
                     provider: out.provider.clone(),
                     model: out.model.clone(),
                 })?;
-            out.delivered = true;
+            out.pending = Some(PendingDelivery { parts: parts.iter().map(|p| p.to_string()).collect(), deadline_ms });
         }
         Ok(out)
     }
@@ -113,5 +117,9 @@ impl RunExecutor for AgentExecutor {
 
     fn execute_async<'a>(&'a self, run: &'a RunRecord) -> RunFuture<'a> {
         Box::pin(self.app.execute_run(run))
+    }
+
+    fn follow_delivery<'a>(&'a self, run: &'a RunRecord) -> DeliveryFuture<'a> {
+        Box::pin(self.app.follow_run_delivery(run))
     }
 }

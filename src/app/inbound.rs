@@ -19,7 +19,8 @@
 //! 4. while the model works the chat shows `composing` (renewed every
 //!    [`TYPING_INTERVAL`]), then `paused`; the reply is chunked and stored in the outbox in order
 //!    ([`App::deliver_reply`], `replyToMode` quoting the last message of the batch). A failed
-//!    turn sends nothing and is logged with the provider, model and reason.
+//!    turn sends nothing and is logged with the provider, model and reason. Each turn is
+//!    recorded as a run (`origin: "inbound"`, [`super::inbound_runs`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,7 @@ use crate::messaging::{ChatId, InboundMessage, InboundReceiver, MessageId, Outbo
 use crate::routing::policy::Action;
 use crate::routing::{ChatKind, Inbound, SessionKeyContext};
 
+use super::inbound_runs::TurnOutcome;
 use super::send::chat_e164;
 use super::App;
 
@@ -234,8 +236,11 @@ impl App {
     async fn turn_and_reply(&self, key: &str, batch: Vec<Pending>) {
         let Some(last) = batch.last().map(|p| p.msg.clone()) else { return };
         let text = batch.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n");
+        let run = self.start_inbound_run(key, &text, &last).await;
         let Some(agent) = self.cfg.agent.clone() else {
-            tracing::warn!(session = %key, reason = self.cfg.agent_unavailable.as_deref().unwrap_or("no LLM provider configured"), "no agent; inbound message not answered");
+            let why = self.cfg.agent_unavailable.clone().unwrap_or_else(|| "no LLM provider is configured; the message was not answered".into());
+            tracing::warn!(session = %key, reason = %why, "no agent; inbound message not answered");
+            self.complete_inbound_run(run, TurnOutcome::NoAgent(why)).await;
             return;
         };
         let handle = self.registry().get(&last.channel, &last.account_id).cloned();
@@ -259,11 +264,20 @@ impl App {
             Ok(reply) => {
                 let quote: Option<MessageId> = Some(last.id.clone());
                 match self.deliver_reply(&last.channel, Some(&last.account_id), &last.chat, &reply.text, quote.as_ref()).await {
-                    Ok(ids) => tracing::info!(session = %key, provider = %reply.provider, model = %reply.model, parts = ids.len(), "reply stored in the outbox"),
-                    Err(e) => tracing::error!(session = %key, error = %e, "reply not stored"),
+                    Ok((ids, deadline)) => {
+                        tracing::info!(session = %key, provider = %reply.provider, model = %reply.model, parts = ids.len(), "reply stored in the outbox");
+                        self.complete_inbound_run(run, TurnOutcome::Stored(&reply, &ids, deadline)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(session = %key, error = %e, "reply not stored");
+                        self.complete_inbound_run(run, TurnOutcome::NotStored(&reply, e.to_string())).await;
+                    }
                 }
             }
-            Err(e) => tracing::warn!(session = %key, error = %e, "turn failed; no reply sent"),
+            Err(e) => {
+                tracing::warn!(session = %key, error = %e, "turn failed; no reply sent");
+                self.complete_inbound_run(run, TurnOutcome::Failed(&e)).await;
+            }
         }
     }
 }

@@ -6,10 +6,13 @@
 //! - [`delivery`]: resolve where an agent run's reply goes **before** the run is accepted
 //!   (`channel`+`to`, else the channel's `defaultTo`, else the session's last route);
 //! - [`executor`]: the run executor (agent turn, then delivery through the outbox);
+//! - [`run_delivery`]: a `sending` run follows its reply parts in the outbox to `delivered` or
+//!   `failed` (delivered means the server acknowledged every part);
 //! - [`inbound`]: the consumer of the inbound queue (routing decision, pairing, ack reaction,
 //!   read receipt, one turn per session at a time, the reply chunked and sent in order);
 //! - [`groups`]: group chats — mention detection against the account's identity, group
 //!   history windows, the ring of recent routing decisions ("why was this ignored").
+//! - [`inbound_runs`]: each inbound DM turn recorded as a run (`origin: "inbound"`).
 //!
 //! Depends on config, messaging, routing, agent and the channel registry; never on the gateway.
 
@@ -18,6 +21,8 @@ pub mod executor;
 pub mod group_list;
 pub mod groups;
 pub mod inbound;
+pub mod inbound_runs;
+pub mod run_delivery;
 pub mod send;
 
 use std::sync::{Arc, RwLock};
@@ -64,7 +69,7 @@ pub struct AppConfig {
     pub ack_reaction: Option<String>,
     /// `messages.ackReactionScope`.
     pub ack_reaction_scope: AckReactionScope,
-    /// `session.dmScope`: not in the config schema yet, so the documented default `main`.
+    /// `session.dmScope` (default `main`).
     pub dm_scope: DmScope,
     /// History sent with a turn, in user turns (`dmHistoryLimit`); `None`: all that is kept.
     pub history_limit: Option<usize>,
@@ -100,6 +105,7 @@ impl AppConfig {
             ack_reaction_scope: cfg.messages.ack_reaction_scope,
             group_chat_history_limit: cfg.messages.group_chat.as_ref().and_then(|g| g.history_limit),
             mention_patterns: groups::compile_patterns(cfg),
+            dm_scope: cfg.session.dm_scope,
             snapshot,
             ..AppConfig::default()
         };
@@ -163,6 +169,8 @@ pub struct App {
     pairing: PairingStore,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
     groups: groups::GroupState,
+    /// The run registry inbound turns are recorded in (set by the gateway once it is open).
+    runs: std::sync::OnceLock<crate::agent::runs::RunRegistry>,
 }
 
 impl std::fmt::Debug for App {
@@ -198,7 +206,16 @@ impl App {
                 }
             }
         }
-        Self { cfg, registry: RwLock::new(ChannelRegistry::default()), status, sessions, pairing, clock, groups: Default::default() }
+        Self {
+            cfg,
+            registry: RwLock::new(ChannelRegistry::default()),
+            status,
+            sessions,
+            pairing,
+            clock,
+            groups: Default::default(),
+            runs: std::sync::OnceLock::new(),
+        }
     }
 
     /// Replaces the channel registry (the running accounts' handles).

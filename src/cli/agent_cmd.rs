@@ -16,6 +16,9 @@ use crate::gateway::client::ClientError;
 
 /// How long `openclaw agent` waits for the run (upstream's default `--timeout`).
 pub const TURN_WAIT: Duration = Duration::from_secs(600);
+/// How long `openclaw agent --deliver` waits, once the reply is in the outbox (`sending`), for the
+/// channel to acknowledge it before answering "queued for delivery".
+pub const SEND_WAIT: Duration = Duration::from_secs(15);
 
 /// `agent` flags.
 #[derive(Debug, Args)]
@@ -84,6 +87,7 @@ async fn turn(a: &AgentArgs) -> anyhow::Result<(bool, Value)> {
         }
         Err(e) => return Err(anyhow!("{e}")),
     };
+    let mut sending_since: Option<Instant> = None;
     loop {
         let r = c.request("agent.run.get", json!({"runId": run_id})).await.map_err(|e| anyhow!("{e}"))?;
         let state = r["state"].as_str().unwrap_or("").to_string();
@@ -105,6 +109,23 @@ async fn turn(a: &AgentArgs) -> anyhow::Result<(bool, Value)> {
                 }
             });
             return Ok((ok, v));
+        }
+        let since = if state == "sending" { *sending_since.get_or_insert_with(Instant::now) } else { Instant::now() };
+        if state == "sending" && since.elapsed() >= SEND_WAIT {
+            // The turn finished and the reply waits in the outbox (the account may be
+            // disconnected): not a failure, and the run says when it expires.
+            c.close().await;
+            let deadline = r["deliveryDeadlineMs"].as_u64().map(|d| format!(" until {d} (unix ms)")).unwrap_or_default();
+            let v = json!({
+                "runId": run_id,
+                "status": "ok",
+                "summary": format!("completed; reply queued for delivery{deadline}, not yet acknowledged by the channel; see GET <hooks.path>/runs/{run_id}"),
+                "result": {
+                    "payloads": r["reply"].as_str().map(|t| json!([{"text": t}])).unwrap_or(json!([])),
+                    "meta": {"agentMeta": {"sessionId": r["sessionKey"], "provider": r["provider"], "model": r["model"]}, "delivery": r["delivery"]}
+                }
+            });
+            return Ok((true, v));
         }
         if started.elapsed() >= TURN_WAIT {
             c.close().await;

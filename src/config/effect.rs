@@ -1,6 +1,6 @@
 //! Settings that are valid (upstream's) but have no effect in this gateway yet, because the
 //! part of the gateway that would act on them has not landed: WhatsApp groups and media,
-//! reactions on the wire, per-agent entries, some message decorations. Setting one is never silent: the
+//! per-agent entries, some message decorations. Setting one is never silent: the
 //! compiler warns once per section, listing what is set (issue 14, "no key silently ignored").
 //!
 //! Settings the gateway will not honour soon are errors instead (`semantic::unsupported_rules`).
@@ -35,8 +35,6 @@ pub const WHATSAPP_ACCOUNT_KEYS: &[&str] = &["name"];
 /// entry, `[]` any array item), with the reason. Agent
 /// turns use `agents.defaults` and `models.providers`; these are the parts they do not use.
 pub const OTHER_KEYS: &[(&str, &str)] = &[
-    ("messages.ackReaction", "the ack reaction is queued but reactions are not sent on WhatsApp yet"),
-    ("messages.ackReactionScope", "the ack reaction is queued but reactions are not sent on WhatsApp yet"),
     ("messages.responsePrefix", "replies are sent without a prefix yet"),
     ("agents.entries", "only agents.defaults runs yet; there is no per-agent routing (the default entry's identity and groupChat.mentionPatterns do count as group mentions)"),
     ("models.mode", "the configured providers are used as they are"),

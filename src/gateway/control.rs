@@ -33,6 +33,7 @@ pub const METHODS: &[&str] = &[
     "send.get",
     "agent",
     "agent.run.get",
+    "runs.list",
     "wake",
     "logs.tail",
     "device.pair.list",
@@ -707,6 +708,11 @@ pub fn dispatch(st: &AppState, s: &Session, method: &str, p: &Value) -> Result<V
             need(s, "operator.read")?;
             let id = str_param(p, "runId").ok_or_else(|| bad("runId required"))?;
             st.runs.get(id).map(|r| json!(r)).ok_or_else(|| bad(format!("unknown runId: {id}")))
+        }
+        "runs.list" => {
+            need(s, "operator.read")?;
+            let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(50).min(500) as usize;
+            Ok(json!({"runs": st.runs.list(limit, str_param(p, "origin"))}))
         }
         "wake" => {
             need(s, "operator.write")?;

@@ -428,6 +428,7 @@ pub fn prepare(settings: GatewaySettings, logs: LogBuffer, channels: ChannelStat
     ));
     let executor = Arc::new(crate::app::executor::AgentExecutor::new(app.clone()));
     let (runs, worker) = RunRegistry::open(&settings.state.runs_db(), executor, DEFAULT_RETENTION, clock)?;
+    app.set_runs(runs.clone());
     let (inbound_sink, inbound) = crate::messaging::inbound_queue(INBOUND_CAPACITY);
     let st = Arc::new(AppState::new(
         settings,

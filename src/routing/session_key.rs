@@ -11,7 +11,6 @@
 //! Groups: `agent:<agent>:<channel>:group:<jid>`, plus `:thread:<channel>-account-<account>` for
 //! an account other than `default`.
 
-use serde::{Deserialize, Serialize};
 
 use super::{ChatKind, Inbound};
 
@@ -20,20 +19,8 @@ pub const DEFAULT_MAIN_KEY: &str = "main";
 /// Upstream's default agent id.
 pub const DEFAULT_AGENT_ID: &str = "main";
 
-/// How direct chats map to sessions (`session.dmScope`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DmScope {
-    /// One session shared by every DM (default).
-    #[default]
-    Main,
-    /// One session per sender, across channels.
-    PerPeer,
-    /// One session per channel and sender.
-    PerChannelPeer,
-    /// One session per channel account and sender.
-    PerAccountChannelPeer,
-}
+/// How direct chats map to sessions (`session.dmScope`; defined with the config).
+pub use crate::config::model::session::DmScope;
 
 /// The settings the key depends on.
 #[derive(Debug, Clone, Copy)]

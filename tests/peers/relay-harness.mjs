@@ -9,11 +9,15 @@
 //                                                           {"event":"forgot","files":[...]}
 //   {"cmd":"read","from":"<jid>","id":"<message id>"}    -> read receipt, {"event":"read","id"}
 //   {"cmd":"typing","to":"<digits or jid>","state":"composing|paused"} -> {"event":"typed"}
+//   {"cmd":"presence-subscribe","to":"<digits or jid>"} -> {"event":"subscribed","to"}
 //   {"cmd":"quit"}                                       -> closes the socket, exit 0
+// HARNESS_BOT_URL=<OpenAI-compatible base URL>: answers every text DM with the model's reply.
+// Every event carries `at` (unix ms, sub-ms precision); `sent` also `t0` (before sendMessage).
 // Sent messages are kept in memory and served through `getMessage`, so retry receipts can be
 // answered with a re-encrypted copy.
 // stdout events: qr, scan, close {code}, open {jid, lid, sockets}, pending-done,
-//   message {id, from, fromMe, text, upsert, stub, pushName}, update {id, remoteJid, status},
+//   message {id, from, fromMe, text, upsert, stub, pushName, reaction: {text, key} | null},
+//   reaction {id (the reacted message), remoteJid, fromMe, text}, update {id, remoteJid, status},
 //   presence {id, presences},
 //   error {message}.
 import { readdirSync, rmSync } from 'node:fs';
@@ -39,7 +43,9 @@ if (!url || !admin || !authDir || !account) {
 const logger = P({ level: process.env.BAILEYS_LOG || 'silent' }, P.destination(2));
 const started = Date.now();
 // Every event carries `ms`: milliseconds since the harness started.
-const log = (o) => console.log(JSON.stringify({ ...o, ms: Date.now() - started }));
+// `at`: unix time in ms with sub-millisecond precision (benches compare it with the Rust side).
+const nowMs = () => performance.timeOrigin + performance.now();
+const log = (o) => console.log(JSON.stringify({ ...o, ms: Date.now() - started, at: nowMs() }));
 const { state, saveCreds } = await useMultiFileAuthState(authDir);
 let sock;
 let sockets = 0;
@@ -53,6 +59,29 @@ setTimeout(() => {
 }, Number(process.env.HARNESS_TIMEOUT_MS || 180000)).unref();
 
 const textOf = (m) => m?.conversation ?? m?.extendedTextMessage?.text ?? null;
+const reactionOf = (m) => {
+  const r = m?.reactionMessage;
+  if (!r) return null;
+  return { text: r.text ?? null, key: { id: r.key?.id ?? null, fromMe: r.key?.fromMe ?? null, remoteJid: r.key?.remoteJid ?? null } };
+};
+
+// Bot mode (HARNESS_BOT_URL, an OpenAI-compatible base URL): every text DM is answered with
+// the model's reply, the minimal Baileys assistant benches compare against.
+const botUrl = process.env.HARNESS_BOT_URL;
+async function botAnswer(m) {
+  try {
+    const r = await fetch(`${botUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
+      body: JSON.stringify({ model: 'instant', messages: [{ role: 'user', content: textOf(m.message) }] }),
+    });
+    const j = await r.json();
+    const text = j?.choices?.[0]?.message?.content ?? '';
+    await sock.sendMessage(m.key.remoteJid, { text });
+  } catch (e) {
+    log({ event: 'error', message: `bot: ${e?.stack || e}` });
+  }
+}
 
 function start() {
   sockets += 1;
@@ -90,6 +119,7 @@ function start() {
   });
   sock.ev.on('messages.upsert', ({ messages, type }) => {
     for (const m of messages) {
+      if (botUrl && type === 'notify' && !m.key.fromMe && textOf(m.message)) botAnswer(m);
       log({
         event: 'message',
         id: m.key.id,
@@ -100,7 +130,13 @@ function start() {
         stub: m.messageStubType ?? null,
         stubParams: m.messageStubParameters ?? null,
         pushName: m.pushName ?? null,
+        reaction: reactionOf(m.message),
       });
+    }
+  });
+  sock.ev.on('messages.reaction', (reactions) => {
+    for (const { key, reaction } of reactions) {
+      log({ event: 'reaction', id: key?.id ?? null, remoteJid: key?.remoteJid ?? null, fromMe: !!key?.fromMe, text: reaction?.text ?? null, from: reaction?.key?.remoteJid ?? null });
     }
   });
   sock.ev.on('presence.update', ({ id, presences }) => log({ event: 'presence', id, presences }));
@@ -122,9 +158,10 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
     if (c.cmd === 'send') {
       if (!opened) throw new Error('not open');
       const jid = c.to.includes('@') ? c.to : `${c.to}@s.whatsapp.net`;
+      const t0 = nowMs();
       const sent = await sock.sendMessage(jid, { text: c.text });
       if (sent?.key?.id) sentMessages.set(sent.key.id, sent.message);
-      log({ event: 'sent', id: sent?.key?.id, to: jid });
+      log({ event: 'sent', id: sent?.key?.id, to: jid, t0 });
     } else if (c.cmd === 'read') {
       await sock.readMessages([{ remoteJid: c.from, id: c.id, fromMe: false }]);
       log({ event: 'read', id: c.id });
@@ -132,6 +169,10 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
       const jid = c.to.includes('@') ? c.to : `${c.to}@s.whatsapp.net`;
       await sock.sendPresenceUpdate(c.state, jid);
       log({ event: 'typed', state: c.state });
+    } else if (c.cmd === 'presence-subscribe') {
+      const jid = c.to.includes('@') ? c.to : `${c.to}@s.whatsapp.net`;
+      await sock.presenceSubscribe(jid);
+      log({ event: 'subscribed', to: jid });
     } else if (c.cmd === 'forget-sessions') {
       // Session files are session-<user>[_<domain>].<device>.json (useMultiFileAuthState).
       const files = readdirSync(authDir).filter((f) =>

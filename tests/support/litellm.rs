@@ -3,7 +3,8 @@
 //! agent tests (reference `agent.md` §6).
 //!
 //! [`shared`] starts one proxy per test binary (it takes ~8 s) on a free loopback port with the
-//! reference config: `mock-gpt` (answers "Hello from the mock model."), `mock-429`, `mock-500`,
+//! reference config: `mock-gpt` (answers "Hello from the mock model."), `mock-slow` (the same
+//! after [`SLOW_SECS`]), `mock-429`, `mock-500`,
 //! and `relay-gpt` (calls this proxy's own `mock-gpt`, so `/v1/messages` streams real SSE). A
 //! callback (`tests/peers/litellm/record_requests.py`) appends every request the proxy receives
 //! to a JSON-lines file: [`LiteLlm::requests`] reads it, so tests assert from the proxy's side.
@@ -25,6 +26,8 @@ use serde_json::Value;
 pub const MASTER_KEY: &str = "sk-test-master";
 /// The mock models' answer.
 pub const MOCK_TEXT: &str = "Hello from the mock model.";
+/// How long `mock-slow` takes to answer (LiteLLM's `mock_delay`), in seconds.
+pub const SLOW_SECS: f64 = 1.5;
 
 /// A running proxy.
 pub struct LiteLlm {
@@ -48,6 +51,7 @@ fn config(port: u16) -> String {
     format!(
         r#"model_list:
   - {{model_name: mock-gpt,  litellm_params: {{model: openai/mock-gpt,  api_key: sk-unused, mock_response: "{MOCK_TEXT}"}}}}
+  - {{model_name: mock-slow, litellm_params: {{model: openai/mock-slow, api_key: sk-unused, mock_response: "{MOCK_TEXT}", mock_delay: {SLOW_SECS}}}}}
   - {{model_name: mock-429,  litellm_params: {{model: openai/mock-429,  api_key: sk-unused, mock_response: "litellm.RateLimitError"}}}}
   - {{model_name: mock-500,  litellm_params: {{model: openai/mock-500,  api_key: sk-unused, mock_response: "litellm.InternalServerError"}}}}
   - model_name: relay-gpt

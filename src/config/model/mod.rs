@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod hooks;
 pub mod messages;
 pub mod models;
+pub mod session;
 pub mod whatsapp;
 
 pub use agents::AgentsConfig;
@@ -18,6 +19,7 @@ pub use gateway::GatewayConfig;
 pub use hooks::HooksConfig;
 pub use messages::MessagesConfig;
 pub use models::ModelsConfig;
+pub use session::SessionConfig;
 pub use whatsapp::WhatsAppConfig;
 
 /// The whole OpenClaw configuration, after the system and state layers are merged.
@@ -46,6 +48,9 @@ pub struct OpenClawConfig {
     /// LLM providers (OpenAI-compatible HTTP endpoints).
     #[serde(default)]
     pub models: ModelsConfig,
+    /// Sessions: how direct messages map to agent sessions (`dmScope`).
+    #[serde(default)]
+    pub session: SessionConfig,
 }
 
 /// The channels this gateway runs. A channel is declared by the presence of its key.

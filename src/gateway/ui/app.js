@@ -355,7 +355,22 @@ const pages = {
   },
 
   async runs() {
-    const [st, logs] = await Promise.all([gw.request("status"), gw.request("logs.tail", { limit: 2000 })]);
+    // The run store (runs.list): hook, control and inbound DM runs, persisted across restarts.
+    const [st, listed] = await Promise.all([gw.request("status"), gw.request("runs.list", { limit: 200 }).catch(() => null)]);
+    if (listed && Array.isArray(listed.runs)) {
+      const rows = listed.runs.map((r) => h("tr", { "data-run": r.runId },
+        h("td", {}, fmtTime(r.createdAtMs)), h("td", {}, r.runId), h("td", {}, r.origin || ""),
+        h("td", {}, (r.delivery && r.delivery.to) || ""), h("td", {}, r.model || ""),
+        h("td", { class: r.state === "failed" ? "no" : (r.state === "done" || r.state === "delivered") ? "yes" : "" }, r.state), h("td", {}, r.error || "")));
+      return [
+        h("h2", {}, "Runs and messages"),
+        h("div", { class: "card" }, kv([["Since start", `${st.runs.accepted} accepted, ${st.runs.done} done, ${st.runs.failed} failed`]])),
+        h("div", { class: "card" }, rows.length
+          ? h("table", {}, h("tr", {}, ["Started", "Run", "Origin", "Peer", "Model", "State", "Error"].map((t) => h("th", {}, t))), rows)
+          : h("p", {}, "No runs yet. Hook calls (/hooks/agent), agent requests and answered DMs appear here.")),
+      ];
+    }
+    const logs = await gw.request("logs.tail", { limit: 2000 });
     const runs = new Map();
     for (const line of logs.lines || []) {
       const m = line.match(/^(\d+) (\w+) \S+: (run \w+) (.*)$/);

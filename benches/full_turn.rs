@@ -1,0 +1,307 @@
+//! Benchmark (issue 11): the overhead of a full assistant turn with an instant provider, as the
+//! contact sees it, for our gateway and for a minimal Baileys bot, in the same run, through the
+//! same relay mock and the same provider.
+//!
+//! - The contact is a real Baileys client (`tests/peers/relay-harness.mjs`, "Bob").
+//! - Ours: the gateway in-process (operations layer, inbound queue, agent turn, outbox) with our
+//!   WhatsApp client linked to the relay (account `US`).
+//! - Theirs: a second relay harness in bot mode (`HARNESS_BOT_URL`, account `BOT`): on each text
+//!   DM it calls the provider and answers with `sendMessage` — the least a Baileys assistant does.
+//! - The provider: an in-process OpenAI-compatible server that answers at once and records, per
+//!   turn, when the request arrived (`t_in`) and when the answer left (`t_out`).
+//!
+//! Per turn: **inbound leg** = `t_in` − the moment Bob called `sendMessage` (Bob's encryption,
+//! the relay, the assistant's decrypt, routing and provider request); **outbound leg** = the
+//! moment Bob's Baileys surfaced the reply − `t_out` (the assistant's reply path and encryption,
+//! the relay, Bob's decrypt). Both include the same contact-side and relay costs for both
+//! assistants, so the ratio understates the difference between the assistants themselves. All
+//! times are unix wall-clock on one machine (sub-millisecond in node via `performance`).
+//!
+//! `cargo bench --features wa-mock --bench full_turn` runs 100 turns each (after 10 warm-up);
+//! without `--bench`, 3 each as a smoke test. Without node/Baileys: a loud `SKIPPED:`.
+//! `OPENCLAW_BENCH_LOG=openclaw=debug` prints the gateway's log (timestamped) on stderr.
+
+#[path = "../tests/support/baileys_peer.rs"]
+mod baileys_peer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use baileys_peer::{missing_baileys, BaileysPeer};
+use openclaw::agent::providers::{HttpClient, ProviderSet, Timeouts};
+use openclaw::agent::turn::Agent;
+use openclaw::app::{AccountSettings, AppConfig};
+use openclaw::channels::registry::ChannelRegistry;
+use openclaw::channels::status::{ChannelStatus, ChannelStatusHandle, ConnectionState};
+use openclaw::channels::whatsapp::account::store::AccountStore;
+use openclaw::channels::whatsapp::cert::TrustedRoot;
+use openclaw::channels::whatsapp::client::{link, run_session, ClientConfig, Event, LinkOutcome, RunMode};
+use openclaw::channels::whatsapp::creds::CredsStore;
+use openclaw::channels::whatsapp::mock::{MockOptions, MockServer};
+use openclaw::channels::whatsapp::socket::{Endpoint, WA_WEB_ORIGIN};
+use openclaw::channels::whatsapp::supervisor::open_messaging_with;
+use openclaw::config::model::whatsapp::{ChunkMode, ReplyToMode, WhatsAppConfig};
+use openclaw::config::model::OpenClawConfig;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+const US: &str = "15550004444";
+const BOT: &str = "15550005555";
+const BOB: &str = "15550003333";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn unix_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
+}
+
+/// Per turn tag: when the provider got the request and when its answer left.
+type Hits = Arc<Mutex<HashMap<String, (f64, f64)>>>;
+
+/// The tag (`bench-…`) of the last user message of a chat-completions body.
+fn tag_of(body: &Value) -> Option<String> {
+    let msgs = body["messages"].as_array()?;
+    let last = msgs.iter().rev().find(|m| m["role"] == "user")?;
+    let text = last["content"].as_str().map(str::to_string).unwrap_or_else(|| last["content"].to_string());
+    let start = text.find("bench-")?;
+    Some(text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
+}
+
+async fn instant_provider(hits: Hits) -> String {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |body: String| {
+            let hits = hits.clone();
+            async move {
+                let t_in = unix_ms();
+                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let tag = tag_of(&v).unwrap_or_default();
+                let out = json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": format!("ok {tag}")}, "finish_reason": "stop"}]});
+                hits.lock().unwrap().insert(tag, (t_in, unix_ms()));
+                axum::Json(out)
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    url
+}
+
+fn client_config(m: &MockServer, dir: &Path) -> ClientConfig {
+    let mut c = ClientConfig::new(CredsStore::in_dir(dir.join("auth")));
+    c.endpoint = Endpoint { url: m.url(), origin: WA_WEB_ORIGIN.into(), root: TrustedRoot::for_testing(m.root_key()) };
+    c.prekey_upload_count = 30;
+    c
+}
+
+async fn link_us(m: &MockServer, cfg: &ClientConfig) {
+    m.set_link_target(US).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let fut = link(cfg, &tx);
+    tokio::pin!(fut);
+    let out = tokio::time::timeout(WAIT, async {
+        loop {
+            tokio::select! {
+                out = &mut fut => return out,
+                Some(ev) = rx.recv() => if let Event::Qr { qr, .. } = ev { m.scan(&qr).unwrap(); },
+            }
+        }
+    })
+    .await
+    .expect("link in time");
+    assert!(matches!(out.unwrap(), LinkOutcome::Linked { .. }));
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[derive(Default)]
+struct Legs {
+    inbound: Vec<f64>,
+    outbound: Vec<f64>,
+    total: Vec<f64>,
+}
+
+impl Legs {
+    fn sort(&mut self) {
+        for v in [&mut self.inbound, &mut self.outbound, &mut self.total] {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        }
+    }
+    fn row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            pct(&self.inbound, 0.5),
+            pct(&self.inbound, 0.99),
+            pct(&self.outbound, 0.5),
+            pct(&self.outbound, 0.99),
+            pct(&self.total, 0.5),
+            pct(&self.total, 0.99)
+        )
+    }
+}
+
+/// Bob sends `n` DMs to `to` one after another, each waiting for its answer.
+fn turns(bob: &mut BaileysPeer, hits: &Hits, to: &str, prefix: &str, warmup: usize, n: usize) -> Legs {
+    let mut legs = Legs::default();
+    for i in 0..warmup + n {
+        let tag = format!("bench-{prefix}{i}");
+        let since = bob.events.len();
+        bob.send_text(to, &format!("turn {tag}"));
+        let t0 = bob.events[since..].iter().rev().find(|v| v["event"] == "sent").and_then(|v| v["t0"].as_f64()).expect("t0");
+        let want = format!("ok {tag}");
+        let got = bob.wait_from(since, WAIT, "the answer", |v| v["event"] == "message" && v["fromMe"] == false && v["text"] == want.as_str());
+        let t_recv = got["at"].as_f64().expect("at");
+        let (t_in, t_out) = *hits.lock().unwrap().get(&tag).expect("the provider saw the turn");
+        if i >= warmup {
+            legs.inbound.push(t_in - t0);
+            legs.outbound.push(t_recv - t_out);
+            legs.total.push((t_in - t0) + (t_recv - t_out));
+        }
+    }
+    legs.sort();
+    legs
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (warmup, n) = if bench { (10, 100) } else { (1, 3) };
+    // OPENCLAW_BENCH_LOG=<filter> (e.g. `openclaw=debug`): the gateway's log on stderr, timed.
+    if let Ok(filter) = std::env::var("OPENCLAW_BENCH_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).try_init();
+    }
+    if let Some(why) = missing_baileys() {
+        eprintln!("SKIPPED: full_turn bench: {why}; nothing was measured");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _g = rt.enter();
+    let hits: Hits = Arc::default();
+    let provider = rt.block_on(instant_provider(hits.clone()));
+    let m = rt.block_on(MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())).unwrap();
+    for (p, name) in [(US, "Us"), (BOB, "Bob"), (BOT, "Bot")] {
+        m.create_account(p, None, Some(name)).unwrap();
+    }
+    let wa_dir = tempfile::tempdir().unwrap();
+    let gw_dir = tempfile::tempdir().unwrap();
+    rt.block_on(link_us(&m, &client_config(&m, wa_dir.path())));
+
+    let wa: WhatsAppConfig = serde_json::from_value(json!({"dmPolicy": "allowlist", "allowFrom": [format!("+{BOB}")]})).unwrap();
+    let cfg: OpenClawConfig = serde_json::from_value(json!({
+        "models": {"providers": {"instant": {"baseUrl": format!("{provider}/v1"), "apiKey": "bench", "api": "openai-completions",
+                                              "models": [{"id": "instant"}]}}},
+        "agents": {"defaults": {"model": "instant/instant"}}
+    }))
+    .unwrap();
+    let agent = Agent::new(HttpClient::new(Timeouts::default()).unwrap(), ProviderSet::from_config(&cfg, |_| Ok(None)).unwrap());
+    let mut settings = openclaw::gateway::GatewaySettings::new(openclaw::store::StateLayout::new(gw_dir.path()));
+    settings.port = 0;
+    settings.app = AppConfig {
+        accounts: vec![AccountSettings {
+            channel: "whatsapp".into(),
+            resolved: wa.account("default"),
+            chunk_mode: ChunkMode::Length,
+            reply_to_mode: ReplyToMode::Off,
+            default_to: None,
+        }],
+        default_accounts: vec![("whatsapp".into(), "default".into())],
+        agent: Some(Arc::new(agent)),
+        ..AppConfig::default()
+    };
+    let status = ChannelStatusHandle::new();
+    let mut s = ChannelStatus::new("whatsapp", "default", ConnectionState::Connected { since_ms: 0 });
+    s.linked = true;
+    s.connected = true;
+    status.upsert(s);
+    let prepared = openclaw::gateway::prepare(settings, openclaw::gateway::logbuf::LogBuffer::new(), status).unwrap();
+    let st = prepared.state();
+    let store = AccountStore::open_at(&wa_dir.path().join("store.db")).unwrap();
+    let (messaging, handle) = open_messaging_with(store, "default", st.inbound.clone()).unwrap();
+    st.app.set_registry(ChannelRegistry::new([handle]));
+    let mut ccfg = client_config(&m, wa_dir.path());
+    ccfg.messaging = Some(messaging);
+    let (stop_wa, mut stopped) = watch::channel(false);
+    let wa_task = rt.spawn(async move {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        loop {
+            tokio::select! {
+                _ = run_session(&ccfg, &tx, RunMode::UntilDisconnect, None) => {}
+                _ = stopped.changed() => return,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let (stop_gw, rx) = tokio::sync::oneshot::channel::<()>();
+    let gw_task = rt.spawn(async move {
+        openclaw::gateway::serve(prepared, Default::default(), async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+
+    let bob_auth = tempfile::tempdir().unwrap();
+    let bot_auth = tempfile::tempdir().unwrap();
+    // SAFETY (both env calls): set before the harnesses are spawned, read only by them.
+    // The harnesses' own watchdog (180 s by default) must outlast the run.
+    unsafe { std::env::set_var("HARNESS_TIMEOUT_MS", "1800000") };
+    let mut bob = BaileysPeer::start("bob", &m.url(), &m.admin_base(), bob_auth.path(), BOB, false);
+    bob.wait_open();
+    // SAFETY: set before the bot's child process is spawned and removed right after; nothing in
+    // this process reads HARNESS_BOT_URL.
+    unsafe { std::env::set_var("HARNESS_BOT_URL", format!("{provider}/v1")) };
+    let mut bot = BaileysPeer::start("bot", &m.url(), &m.admin_base(), bot_auth.path(), BOT, false);
+    unsafe { std::env::remove_var("HARNESS_BOT_URL") };
+    bot.wait_open();
+
+    let ours = turns(&mut bob, &hits, US, "u", warmup, n);
+    let theirs = turns(&mut bob, &hits, BOT, "b", warmup, n);
+    // Where our outbound leg goes: provider answer → reply stored in the outbox → server ack.
+    let (mut to_store, mut to_ack) = (Vec::new(), Vec::new());
+    let handle = st.app.registry().get("whatsapp", "default").cloned().expect("the account's handle");
+    for r in st.runs.list(warmup + n + 10, Some("inbound")) {
+        let (Some(tag), Some(part)) = (r.message.split_whitespace().last(), r.parts.first()) else { continue };
+        let Some(&(_, t_out)) = hits.lock().unwrap().get(tag) else { continue };
+        if let Ok(Some(o)) = rt.block_on(handle.outcome(&openclaw::messaging::MessageId::new(part.as_str()))) {
+            to_store.push(o.created_at_ms as f64 - t_out);
+            to_ack.push(o.finished_at_ms.unwrap_or(0) as f64 - o.created_at_ms as f64);
+        }
+    }
+    for v in [&mut to_store, &mut to_ack] {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    }
+
+    println!("full_turn: {n} turns each after {warmup} warm-up; ms, p50 / p99, as the Baileys contact sees it");
+    println!("| assistant | inbound leg (send → provider request) | outbound leg (provider answer → contact has it) | overhead (sum) |");
+    println!("|---|---|---|---|");
+    println!("{}", ours.row("openclaw-rust gateway"));
+    println!("{}", theirs.row("minimal Baileys bot"));
+    println!(
+        "ours, outbound detail (ms, p50 / p99, unix-ms resolution): provider answer → reply in the outbox {:.0} / {:.0}; outbox → server ack {:.0} / {:.0}",
+        pct(&to_store, 0.5),
+        pct(&to_store, 0.99),
+        pct(&to_ack, 0.5),
+        pct(&to_ack, 0.99)
+    );
+    println!(
+        "ratio bot / ours: p50 {:.2}×, p99 {:.2}×",
+        pct(&theirs.total, 0.5) / pct(&ours.total, 0.5),
+        pct(&theirs.total, 0.99) / pct(&ours.total, 0.99)
+    );
+
+    bob.quit();
+    bot.quit();
+    let _ = stop_gw.send(());
+    let _ = stop_wa.send(true);
+    rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(15), gw_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), wa_task).await;
+    });
+}
