@@ -113,13 +113,17 @@ impl Ours {
     }
 
     fn send(&self, rt: &Runtime, group: &str, id: &str, text: &str, reply_to: Option<&str>) {
+        self.send_body(rt, group, id, OutboundBody::Text { text: text.into() }, reply_to);
+    }
+
+    fn send_body(&self, rt: &Runtime, group: &str, id: &str, body: OutboundBody, reply_to: Option<&str>) {
         let msg = OutboundMessage {
             id: MessageId::new(id),
             channel: "whatsapp".into(),
             account_id: "default".into(),
             chat: ChatId::new(group),
             reply_to: reply_to.map(MessageId::new),
-            body: OutboundBody::Text { text: text.into() },
+            body,
         };
         let now = now_ms();
         rt.block_on(self.handle.send(msg, now + 120_000, now)).unwrap();
@@ -369,6 +373,12 @@ fn issue12_item1_a_pn_addressed_group_works_both_ways() {
     let got = receive(&mut alice, &group, "3EB0PN1");
     assert_eq!(got["text"], "pn reply", "{}", alice.transcript());
     assert!(got["participant"].as_str().is_some_and(|p| p.starts_with(US)), "{got}");
+    // The ack reaction in a group: a reactionMessage whose key names Alice as the author.
+    ours.send_body(&rt, &group, "3EB0PNR", OutboundBody::Reaction { target: MessageId::new(&a1), emoji: "👀".into() }, None);
+    let got = receive(&mut alice, &group, "3EB0PNR");
+    assert_eq!(got["reaction"]["text"], "👀", "{got}");
+    assert_eq!(got["reaction"]["id"], a1.as_str(), "{got}");
+    assert!(got["reaction"]["participant"].as_str().is_some_and(|p| p.starts_with(ALICE)), "{got}");
     ours.stop(&rt);
     alice.quit();
 }

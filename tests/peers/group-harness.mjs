@@ -98,6 +98,11 @@ function start() {
         participant: m.key.participant ?? null,
         fromMe: !!m.key.fromMe,
         text: textOf(m.message),
+        // A reaction: its emoji and the key of the message it reacts to.
+        reaction: m.message?.reactionMessage
+          ? { text: m.message.reactionMessage.text ?? null, id: m.message.reactionMessage.key?.id ?? null,
+              participant: m.message.reactionMessage.key?.participant ?? null }
+          : null,
         upsert: type,
         stub: m.messageStubType ?? null,
         stubParams: m.messageStubParameters ?? null,

@@ -19,8 +19,10 @@ use crate::channels::whatsapp::groups::metadata;
 use crate::channels::whatsapp::groups::phash::participant_hash;
 use crate::channels::whatsapp::signal::padding;
 use crate::channels::whatsapp::signal::sender_key::SenderKeyRecord;
-use crate::messaging::{OutboundBody, OutboxRecord};
+use crate::channels::whatsapp::proto;
+use crate::messaging::{MessageId, OutboundBody, OutboxRecord};
 
+use super::super::content;
 use super::super::context;
 use super::super::group_meta::{self, GroupChange, GroupMeta};
 use super::super::stanza::Jid;
@@ -71,9 +73,6 @@ impl Consumer {
 
     /// Sends one outbox message to a group.
     pub(super) async fn send_group(&self, rec: &OutboxRecord, group: &Jid) -> Result<(), SendFail> {
-        let OutboundBody::Text { text } = &rec.message.body else {
-            return Err(SendFail::Permanent("only text messages are supported in groups yet".into()));
-        };
         let started = std::time::Instant::now();
         let gjid = group.user_jid();
         let meta = self.group_meta(&gjid).await?;
@@ -129,14 +128,7 @@ impl Consumer {
                 Err(e) => tracing::warn!(device = %d, "sender key distribution not encrypted: {e}"),
             }
         }
-        let quoted_sender = match &rec.message.reply_to {
-            Some(q) => {
-                let (g2, q) = (gjid.clone(), q.as_str().to_owned());
-                self.m.db.read(move |ops| ops.group_message_sender(&g2, &q)).await?
-            }
-            None => None,
-        };
-        let msg = context::quoting_text(text, rec.message.reply_to.as_ref().map(|r| r.as_str()), quoted_sender.as_deref());
+        let msg = self.group_content(rec, &gjid).await?;
         let skmsg = key.encrypt(&padding::pad(&msg.encode_to_vec(), self.rng.as_ref()), self.rng.as_ref()).map_err(|e| SendFail::Permanent(e.to_string()))?;
 
         // Committed before anything leaves: the advanced key and the pairwise sessions.
@@ -172,7 +164,7 @@ impl Consumer {
             children.push(Node::new("device-identity").bytes(di));
         }
         let prepared = started.elapsed();
-        let ack = self.group_ack(node.children(children)).await?;
+        let ack = self.group_ack(super::with_kind(node.children(children), &msg)).await?;
         tracing::debug!(group = %gjid, devices = targets.len(), distributed = encs.len(), ?prepared, acked = ?started.elapsed(), "group message sent");
         let shared: Vec<String> = encs.into_iter().map(|e| e.jid).collect();
         let server_phash = ack.get_attr("phash").map(str::to_owned);
@@ -199,7 +191,6 @@ impl Consumer {
     /// our sender key, so it is forgotten as a holder (the next send distributes the key again)
     /// and gets the message itself pairwise, to the group with `participant` naming it.
     pub(super) async fn answer_group_retry(&self, r: &super::RetryRequest, rec: &OutboxRecord, group: &Jid) -> Result<(), SendFail> {
-        let OutboundBody::Text { text } = &rec.message.body else { return Ok(()) };
         let gjid = group.user_jid();
         let dev = r.from.device_jid();
         let (g2, d2) = (gjid.clone(), dev.clone());
@@ -208,14 +199,7 @@ impl Consumer {
         let force = r.bundle.clone().filter(|_| r.count >= 2).map(|b| (dev.clone(), b));
         let sessions = self.sessions(vec![dev.clone()], force).await?;
         let Some((d, addr, mut session)) = sessions.into_iter().next() else { return Ok(()) };
-        let quoted_sender = match &rec.message.reply_to {
-            Some(q) => {
-                let (g2, q) = (gjid.clone(), q.as_str().to_owned());
-                self.m.db.read(move |ops| ops.group_message_sender(&g2, &q)).await?
-            }
-            None => None,
-        };
-        let msg = context::quoting_text(text, rec.message.reply_to.as_ref().map(|r| r.as_str()), quoted_sender.as_deref());
+        let msg = self.group_content(rec, &gjid).await?;
         let (ty, ct) = session.encrypt(&padding::pad(&msg.encode_to_vec(), self.rng.as_ref())).map_err(|e| SendFail::Permanent(e.to_string()))?;
         let (now, rec_bytes) = (now_ms(&self.clock), stored(&session));
         self.m.db.write(move |ops| ops.put_session(&addr, &rec_bytes, now)).await?;
@@ -232,7 +216,30 @@ impl Consumer {
             children.push(Node::new("device-identity").bytes(di));
         }
         tracing::info!(id = %r.id, device = %d, count = r.count, group = %gjid, "re-sending a group message pairwise after a retry receipt");
-        self.link.fire(node.children(children)).await
+        self.link.fire(super::with_kind(node.children(children), &msg)).await
+    }
+
+    /// The `Message` an outbox record becomes in a group: text quoting the message it replies
+    /// to (with that message's author), or a reaction whose key names the reacted message's
+    /// author as `participant` (WhatsApp needs it to find the message in a group).
+    async fn group_content(&self, rec: &OutboxRecord, gjid: &str) -> Result<proto::Message, SendFail> {
+        let author_of = |id: &MessageId| {
+            let (g2, q) = (gjid.to_owned(), id.as_str().to_owned());
+            self.m.db.read(move |ops| ops.group_message_sender(&g2, &q))
+        };
+        Ok(match &rec.message.body {
+            OutboundBody::Text { text } => {
+                let quoted_sender = match &rec.message.reply_to {
+                    Some(q) => author_of(q).await?,
+                    None => None,
+                };
+                context::quoting_text(text, rec.message.reply_to.as_ref().map(|r| r.as_str()), quoted_sender.as_deref())
+            }
+            OutboundBody::Reaction { target, emoji } => {
+                let author = author_of(target).await?;
+                content::reaction_message(gjid, author.as_deref(), target, emoji, rec.created_at_ms)
+            }
+        })
     }
 
     async fn group_ack(&self, node: Node) -> Result<Node, SendFail> {
