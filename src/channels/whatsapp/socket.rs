@@ -216,7 +216,9 @@ pub async fn connect(
     if let Ok(origin) = HeaderValue::from_str(&ep.origin) {
         req.headers_mut().insert("Origin", origin);
     }
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| match e {
+    // Nagle off: stanzas are small frames, and Nagle plus the peer's delayed ACK held each
+    // reply back ~40 ms (found by benches/full_turn.rs).
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.map_err(|e| match e {
         tokio_tungstenite::tungstenite::Error::Http(resp) => SocketError::Refused(resp.status().as_u16()),
         other => SocketError::Unreachable(other.to_string()),
     })?;

@@ -347,6 +347,11 @@ impl MockServer {
         let s2 = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                // Small frames both ways: without this, Nagle and delayed ACKs add ~40 ms per
+                // stanza, which a real server's edge does not.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("mock: TCP_NODELAY not set: {e}");
+                }
                 let s = s2.clone();
                 tokio::spawn(async move { conn::serve(s, tcp).await });
             }
