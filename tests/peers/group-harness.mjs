@@ -67,7 +67,12 @@ function start() {
     logger,
     markOnlineOnConnect: false,
     syncFullHistory: false,
-    getMessage: async (key) => sentMessages.get(key.id),
+    // A retry receipt can arrive before `sendMessage` has resolved and stored the message:
+    // wait for it a little.
+    getMessage: async (key) => {
+      for (let i = 0; i < 100 && !sentMessages.has(key.id); i++) await new Promise((r) => setTimeout(r, 50));
+      return sentMessages.get(key.id);
+    },
     shouldSyncHistoryMessage: () => false,
   });
   sock.ev.on('creds.update', saveCreds);

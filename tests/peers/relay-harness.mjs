@@ -91,7 +91,12 @@ function start() {
     logger,
     markOnlineOnConnect: false,
     syncFullHistory: false,
-    getMessage: async (key) => sentMessages.get(key.id),
+    // A retry receipt can arrive before `sendMessage` has resolved and the message is in the
+    // map (a busy machine made this test flaky): wait for it a little.
+    getMessage: async (key) => {
+      for (let i = 0; i < 100 && !sentMessages.has(key.id); i++) await new Promise((r) => setTimeout(r, 50));
+      return sentMessages.get(key.id);
+    },
     // The mock phone sends no history sync; without this Baileys holds events back for 20 s
     // after the first login from saved creds, waiting for one.
     shouldSyncHistoryMessage: () => false,
