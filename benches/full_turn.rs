@@ -148,14 +148,26 @@ impl Legs {
     }
 }
 
-/// Bob sends `n` DMs to `to` one after another, each waiting for its answer.
-fn turns(bob: &mut BaileysPeer, hits: &Hits, to: &str, prefix: &str, warmup: usize, n: usize) -> Legs {
+/// When the relay routed message `id` to a device of `to_user` (`atMs` of its record).
+fn routed_at(m: &MockServer, id: &str, to_user: &str) -> Option<f64> {
+    m.relay_state()["recent"].as_array()?.iter().find_map(|r| {
+        (r["tag"] == "message" && r["id"] == id && r["to"].as_str().is_some_and(|t| t.starts_with(to_user))).then(|| r["atMs"].as_f64()).flatten()
+    })
+}
+
+/// Bob sends `n` DMs to `to` one after another, each waiting for its answer. Besides the legs
+/// as Bob sees them, the assistant's own share (`own`): relay hands Bob's message over →
+/// provider request, and provider answer → the relay has the reply.
+fn turns(m: &MockServer, bob: &mut BaileysPeer, hits: &Hits, to: &str, prefix: &str, warmup: usize, n: usize) -> (Legs, Legs) {
     let mut legs = Legs::default();
+    let mut own = Legs::default();
     for i in 0..warmup + n {
         let tag = format!("bench-{prefix}{i}");
         let since = bob.events.len();
         bob.send_text(to, &format!("turn {tag}"));
-        let t0 = bob.events[since..].iter().rev().find(|v| v["event"] == "sent").and_then(|v| v["t0"].as_f64()).expect("t0");
+        let sent = bob.events[since..].iter().rev().find(|v| v["event"] == "sent").cloned().expect("sent");
+        let t0 = sent["t0"].as_f64().expect("t0");
+        let sent_id = sent["id"].as_str().unwrap_or_default().to_owned();
         let want = format!("ok {tag}");
         let got = bob.wait_from(since, WAIT, "the answer", |v| v["event"] == "message" && v["fromMe"] == false && v["text"] == want.as_str());
         let t_recv = got["at"].as_f64().expect("at");
@@ -164,10 +176,18 @@ fn turns(bob: &mut BaileysPeer, hits: &Hits, to: &str, prefix: &str, warmup: usi
             legs.inbound.push(t_in - t0);
             legs.outbound.push(t_recv - t_out);
             legs.total.push((t_in - t0) + (t_recv - t_out));
+            let reply_id = got["id"].as_str().unwrap_or_default();
+            let (Some(handed), Some(back)) = (routed_at(m, &sent_id, to), routed_at(m, reply_id, BOB)) else {
+                panic!("the relay did not record turn {tag} ({sent_id} → {to}, {reply_id} → {BOB})");
+            };
+            own.inbound.push(t_in - handed);
+            own.outbound.push(back - t_out);
+            own.total.push((t_in - handed) + (back - t_out));
         }
     }
     legs.sort();
-    legs
+    own.sort();
+    (legs, own)
 }
 
 fn main() {
@@ -261,8 +281,8 @@ fn main() {
     unsafe { std::env::remove_var("HARNESS_BOT_URL") };
     bot.wait_open();
 
-    let ours = turns(&mut bob, &hits, US, "u", warmup, n);
-    let theirs = turns(&mut bob, &hits, BOT, "b", warmup, n);
+    let (ours, ours_own) = turns(&m, &mut bob, &hits, US, "u", warmup, n);
+    let (theirs, theirs_own) = turns(&m, &mut bob, &hits, BOT, "b", warmup, n);
     // Where our outbound leg goes: provider answer → reply stored in the outbox → server ack.
     let (mut to_store, mut to_ack) = (Vec::new(), Vec::new());
     let handle = st.app.registry().get("whatsapp", "default").cloned().expect("the account's handle");
@@ -294,6 +314,17 @@ fn main() {
         "ratio bot / ours: p50 {:.2}×, p99 {:.2}×",
         pct(&theirs.total, 0.5) / pct(&ours.total, 0.5),
         pct(&theirs.total, 0.99) / pct(&ours.total, 0.99)
+    );
+    println!();
+    println!("the assistant's own share, from the relay's timestamps: ms, p50 / p99");
+    println!("| assistant | relay hands the DM over → provider request | provider answer → relay has the reply | overhead (sum) |");
+    println!("|---|---|---|---|");
+    println!("{}", ours_own.row("openclaw-rust gateway"));
+    println!("{}", theirs_own.row("minimal Baileys bot"));
+    println!(
+        "own-share ratio bot / ours: p50 {:.2}×, p99 {:.2}×",
+        pct(&theirs_own.total, 0.5) / pct(&ours_own.total, 0.5),
+        pct(&theirs_own.total, 0.99) / pct(&ours_own.total, 0.99)
     );
 
     bob.quit();

@@ -64,6 +64,9 @@ fn deliver(g: &mut Inner, d: Delivery) {
         "to": to_jid,
         "type": d.node.get_attr("type"),
         "enc": enc_types(&d.node),
+        // When the relay routed it (unix ms, sub-millisecond): benches/full_turn.rs measures an
+        // assistant's own share of a turn from here.
+        "atMs": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0),
     });
     let r = &mut g.relay;
     if d.to.device == 0 {
