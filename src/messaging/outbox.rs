@@ -413,6 +413,48 @@ pub mod ops {
         )?)
     }
 
+    /// The ids of `(channel, account)`'s `sending` messages, in order: at a connection's start,
+    /// before its first claim, these are the messages whose fate a restart made unknown (see
+    /// [`super::recovery`]).
+    pub fn sending_ids(conn: &Connection, channel: &str, account: &str) -> Result<Vec<MessageId>, OutboxError> {
+        let mut stmt = conn.prepare("SELECT message_id FROM outbox_messages WHERE channel = ?1 AND account_id = ?2 AND state = 'sending' ORDER BY seq")?;
+        let ids = stmt.query_map(params![channel, account], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(ids.into_iter().map(MessageId::new).collect())
+    }
+
+    /// A receipt proved that the recipient got `ids`: those still `sending` become `sent`
+    /// (others are left alone: `pending` ones were never handed over by this process, finished
+    /// ones are final). Returns the ids it changed, in the given order.
+    pub fn confirm_by_receipt(conn: &Connection, ids: &[MessageId], now: u64) -> Result<Vec<MessageId>, OutboxError> {
+        let mut done = Vec::new();
+        for id in ids {
+            let n = conn.execute(
+                "UPDATE outbox_messages SET state = 'sent', updated_at_ms = ?2, finished_at_ms = ?2, last_error = NULL
+                 WHERE message_id = ?1 AND state = 'sending'",
+                params![id.as_str(), now as i64],
+            )?;
+            if n == 1 {
+                done.push(id.clone());
+            }
+        }
+        Ok(done)
+    }
+
+    /// The hold of [`super::recovery`] ended without a receipt: each of `ids` still `sending`
+    /// becomes `pending` again (same id, attempts kept) to be re-sent. Returns how many.
+    pub fn release_held(conn: &Connection, ids: &[MessageId], now: u64) -> Result<usize, OutboxError> {
+        let mut n = 0;
+        for id in ids {
+            n += conn.execute(
+                "UPDATE outbox_messages SET state = 'pending', updated_at_ms = ?2,
+                     last_error = 'interrupted by restart, no receipt in the offline backlog; re-sent with the same message id'
+                 WHERE message_id = ?1 AND state = 'sending'",
+                params![id.as_str(), now as i64],
+            )?;
+        }
+        Ok(n)
+    }
+
     /// Deletes finished messages that finished before `before_ms`; returns how many.
     pub fn prune(conn: &Connection, before_ms: u64) -> Result<usize, OutboxError> {
         Ok(conn.execute(
@@ -537,6 +579,29 @@ impl Outbox {
         Ok(n)
     }
 
+    /// See [`ops::sending_ids`].
+    pub async fn sending_ids(&self, channel: &str, account: &str) -> Result<Vec<MessageId>, OutboxError> {
+        let (c, a) = (channel.to_string(), account.to_string());
+        self.db.call(move |db| ops::sending_ids(db.conn(), &c, &a)).await
+    }
+
+    /// See [`ops::confirm_by_receipt`]. Wakes the sender when something changed (the chat's
+    /// next message is now claimable).
+    pub async fn confirm_by_receipt(&self, ids: Vec<MessageId>, now: u64) -> Result<Vec<MessageId>, OutboxError> {
+        let done = self.db.call(move |db| db.transaction(|tx| ops::confirm_by_receipt(tx, &ids, now))).await?;
+        if !done.is_empty() {
+            self.wake();
+        }
+        Ok(done)
+    }
+
+    /// See [`ops::release_held`]. Wakes the sender.
+    pub async fn release_held(&self, ids: Vec<MessageId>, now: u64) -> Result<usize, OutboxError> {
+        let n = self.db.call(move |db| db.transaction(|tx| ops::release_held(tx, &ids, now))).await?;
+        self.wake();
+        Ok(n)
+    }
+
     /// The status of one message (for `GET …/send/{id}`).
     pub async fn get(&self, id: &MessageId) -> Result<Option<OutboxRecord>, OutboxError> {
         let id = id.clone();
@@ -554,6 +619,8 @@ impl Outbox {
         self.db.call(move |db| db.transaction(|tx| ops::prune(tx, before_ms))).await
     }
 }
+
+pub mod recovery;
 
 #[cfg(test)]
 mod tests;
