@@ -16,16 +16,19 @@
 //!   chat, and nothing from a chat that has a message `sending`; chats do not block each other.
 //! - **Deadline**: a message for an account that is not connected waits; once its deadline passes it
 //!   is no longer claimable and [`Outbox::expire_due`] marks it `expired` with the caller's reason.
-//! - **Crash recovery**: a message left `sending` (the process died between claim and ack) is made
-//!   `pending` again by [`Outbox::recover`] and re-sent **with the same message id** and content.
-//!   A message marked `sent` is never claimed again. The one window left is a kill between the
-//!   server's ack and the `sent` commit: the restart sends the same message again. WhatsApp's
-//!   server does not drop a repeated id (it relays it: whatsapp-rust PR #1352 found senders
-//!   re-running their outbox with the same id and receivers getting every copy); receiving
-//!   clients key a message by (chat, sender, id), so the repeat is the same message to them, not
-//!   a second one (whatsmeow and whatsapp-rust dedupe on receive; our receive path does the same
-//!   with the account store's processed ids). No sender-side record can close this window: the
-//!   server's ack is the only proof of delivery, and it is lost with the process.
+//! - **Crash recovery**: a message left `sending` (the process died between claim and ack) has
+//!   an unknown fate. A host that can learn it holds the message (see [`recovery`]: the WhatsApp
+//!   driver waits for the offline backlog, where the recipient's receipt marks it `sent` through
+//!   [`Outbox::confirm_by_receipt`]) and re-sends only what no receipt confirmed
+//!   ([`Outbox::release_held`]); [`Outbox::recover`] releases every `sending` message at once.
+//!   Either way a re-send uses the **same message id** and content, and a message marked `sent` is
+//!   never claimed again. The window left is a kill between the server's ack and the `sent` commit
+//!   with no receipt to learn from (the recipient offline too): the restart sends the same message
+//!   again. WhatsApp's server does not drop a repeated id (it relays it: whatsapp-rust PR #1352
+//!   found senders re-running their outbox with the same id and receivers getting every copy);
+//!   receiving clients key a message by (chat, sender, id), so the repeat is the same message to
+//!   them, not a second one (whatsmeow and whatsapp-rust dedupe on receive; our receive path does
+//!   the same with the account store's processed ids).
 //!
 //! ## Where it lives
 //! The tables are prefixed `outbox_` and come with [`MIGRATIONS`], so a channel account's database

@@ -157,15 +157,18 @@ pub(super) fn disconnected(g: &mut Inner, conn: u64) {
     }
 }
 
-/// A `<message>` from the device on `conn`: route it; returns the ack for the sender.
-pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Node {
+/// A `<message>` from the device on `conn`: route it; returns the ack for the sender (`None`
+/// under the `withhold-message-ack` fault for its id).
+pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Option<Node> {
     let now = (shared.clock)();
     let mut g = shared.lock();
     let Some(sender) = g.live.get(&conn).and_then(|c| c.device) else {
-        return Node::new("ack")
-            .attr("class", "message")
-            .attr("id", node.get_attr("id").unwrap_or_default())
-            .attr("error", "401");
+        return Some(
+            Node::new("ack")
+                .attr("class", "message")
+                .attr("id", node.get_attr("id").unwrap_or_default())
+                .attr("error", "401"),
+        );
     };
     *g.relay.sent.entry(sender).or_default() += 1;
     let to_group = node.get_attr("to").and_then(parse_group_jid).is_some();
@@ -184,7 +187,8 @@ pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Node {
     for d in routed.deliveries {
         deliver(&mut g, d);
     }
-    routed.ack
+    let withheld = g.sticky.withhold_message_ack.is_some() && g.sticky.withhold_message_ack.as_deref() == node.get_attr("id");
+    (!withheld).then_some(routed.ack)
 }
 
 /// A `<receipt>` from the device on `conn`: it acknowledges the messages it names, and is
