@@ -948,7 +948,7 @@ impl Session<'_> {
         }
         if node.get_attr("type") == Some("retry")
             && let (Some(r), Some(tx)) = (stanza::parse_retry(node), self.conn_events.as_ref())
-            && tx.try_send(ConnEvent::Retry(r)).is_err()
+            && tx.try_send(ConnEvent::Retry(Box::new(r))).is_err()
         {
             tracing::warn!("retry receipt dropped: the consumer is busy");
         }

@@ -119,7 +119,7 @@ pub struct Outgoing {
 #[derive(Debug)]
 pub enum ConnEvent {
     /// A retry receipt for one of our messages.
-    Retry(RetryRequest),
+    Retry(Box<RetryRequest>),
     /// `<ib><offline count>`: the offline backlog has been processed (its receipts committed).
     BacklogDone,
     /// A receipt proved these held messages arrived (already committed `sent`).
@@ -475,7 +475,7 @@ impl Consumer {
                 _ = self.link.out.closed() => return,
                 ev = self.events.recv() => match ev {
                     Some(ConnEvent::Retry(r)) => {
-                        if let Err(e) = self.answer_retry(r).await {
+                        if let Err(e) = self.answer_retry(*r).await {
                             tracing::warn!(account = %account, "could not answer a retry receipt: {e}");
                             if matches!(e, SendFail::Closed) { return; }
                         }
