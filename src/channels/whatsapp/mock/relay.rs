@@ -492,6 +492,35 @@ mod tests {
     }
 
     #[test]
+    fn issue10_a_delivery_receipt_for_an_offline_sender_waits_in_its_backlog_before_the_ib() {
+        let mut g = inner();
+        // B's device confirms A's message while A's only companion is offline (A's process was
+        // killed between the server's ack and its own `sent` commit).
+        let receipt = Node::new("receipt")
+            .attr("id", "3EB0HELD")
+            .attr("to", "15550001111@s.whatsapp.net");
+        let routed = route::receipt(&g.dir, B7, &receipt, 5);
+        assert_eq!(routed.ack.get_attr("error"), None);
+        for d in routed.deliveries {
+            deliver(&mut g, d);
+        }
+        let mut rx = connect(&mut g, 1);
+        assert_eq!(logged_in(&mut g, 1, A7), None, "the receipt is waiting: no empty-backlog <ib>");
+        activate(&mut g, 1);
+        let out = sent(&mut rx);
+        let tags: Vec<_> = out
+            .iter()
+            .map(|n| (n.tag.as_str(), n.get_attr("id"), n.get_attr("type"), n.get_attr("offline")))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![("receipt", Some("3EB0HELD"), None, Some("1")), ("ib", None, None, None)],
+            "a plain delivery receipt, marked offline, then the end of the backlog"
+        );
+        assert_eq!(out[1].child("offline").unwrap().get_attr("count"), Some("1"));
+    }
+
+    #[test]
     fn an_empty_backlog_is_announced_with_success_and_unacked_stanzas_survive_a_drop() {
         let mut g = inner();
         let mut rx = connect(&mut g, 1);
