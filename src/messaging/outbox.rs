@@ -425,15 +425,16 @@ pub mod ops {
         Ok(ids.into_iter().map(MessageId::new).collect())
     }
 
-    /// A receipt proved that the recipient got `ids`: those still `sending` become `sent`
-    /// (others are left alone: `pending` ones were never handed over by this process, finished
-    /// ones are final). Returns the ids it changed, in the given order.
+    /// A receipt proved that the recipient got `ids`: those `sending`, or `pending` again after
+    /// an attempt (released for a retry, or by [`release_held`]), become `sent`. Others are left
+    /// alone: a `pending` message never handed over cannot have a receipt, finished ones are
+    /// final. Returns the ids it changed, in the given order.
     pub fn confirm_by_receipt(conn: &Connection, ids: &[MessageId], now: u64) -> Result<Vec<MessageId>, OutboxError> {
         let mut done = Vec::new();
         for id in ids {
             let n = conn.execute(
                 "UPDATE outbox_messages SET state = 'sent', updated_at_ms = ?2, finished_at_ms = ?2, last_error = NULL
-                 WHERE message_id = ?1 AND state = 'sending'",
+                 WHERE message_id = ?1 AND (state = 'sending' OR (state = 'pending' AND attempts > 0))",
                 params![id.as_str(), now as i64],
             )?;
             if n == 1 {
