@@ -16,16 +16,19 @@
 //!   chat, and nothing from a chat that has a message `sending`; chats do not block each other.
 //! - **Deadline**: a message for an account that is not connected waits; once its deadline passes it
 //!   is no longer claimable and [`Outbox::expire_due`] marks it `expired` with the caller's reason.
-//! - **Crash recovery**: a message left `sending` (the process died between claim and ack) is made
-//!   `pending` again by [`Outbox::recover`] and re-sent **with the same message id** and content.
-//!   A message marked `sent` is never claimed again. The one window left is a kill between the
-//!   server's ack and the `sent` commit: the restart sends the same message again. WhatsApp's
-//!   server does not drop a repeated id (it relays it: whatsapp-rust PR #1352 found senders
-//!   re-running their outbox with the same id and receivers getting every copy); receiving
-//!   clients key a message by (chat, sender, id), so the repeat is the same message to them, not
-//!   a second one (whatsmeow and whatsapp-rust dedupe on receive; our receive path does the same
-//!   with the account store's processed ids). No sender-side record can close this window: the
-//!   server's ack is the only proof of delivery, and it is lost with the process.
+//! - **Crash recovery**: a message left `sending` (the process died between claim and ack) has
+//!   an unknown fate. A host that can learn it holds the message (see [`recovery`]: the WhatsApp
+//!   driver waits for the offline backlog, where the recipient's receipt marks it `sent` through
+//!   [`Outbox::confirm_by_receipt`]) and re-sends only what no receipt confirmed
+//!   ([`Outbox::release_held`]); [`Outbox::recover`] releases every `sending` message at once.
+//!   Either way a re-send uses the **same message id** and content, and a message marked `sent` is
+//!   never claimed again. The window left is a kill between the server's ack and the `sent` commit
+//!   with no receipt to learn from (the recipient offline too): the restart sends the same message
+//!   again. WhatsApp's server does not drop a repeated id (it relays it: whatsapp-rust PR #1352
+//!   found senders re-running their outbox with the same id and receivers getting every copy);
+//!   receiving clients key a message by (chat, sender, id), so the repeat is the same message to
+//!   them, not a second one (whatsmeow and whatsapp-rust dedupe on receive; our receive path does
+//!   the same with the account store's processed ids).
 //!
 //! ## Where it lives
 //! The tables are prefixed `outbox_` and come with [`MIGRATIONS`], so a channel account's database
@@ -413,6 +416,49 @@ pub mod ops {
         )?)
     }
 
+    /// The ids of `(channel, account)`'s `sending` messages, in order: at a connection's start,
+    /// before its first claim, these are the messages whose fate a restart made unknown (see
+    /// [`super::recovery`]).
+    pub fn sending_ids(conn: &Connection, channel: &str, account: &str) -> Result<Vec<MessageId>, OutboxError> {
+        let mut stmt = conn.prepare("SELECT message_id FROM outbox_messages WHERE channel = ?1 AND account_id = ?2 AND state = 'sending' ORDER BY seq")?;
+        let ids = stmt.query_map(params![channel, account], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(ids.into_iter().map(MessageId::new).collect())
+    }
+
+    /// A receipt proved that the recipient got `ids`: those `sending`, or `pending` again after
+    /// an attempt (released for a retry, or by [`release_held`]), become `sent`. Others are left
+    /// alone: a `pending` message never handed over cannot have a receipt, finished ones are
+    /// final. Returns the ids it changed, in the given order.
+    pub fn confirm_by_receipt(conn: &Connection, ids: &[MessageId], now: u64) -> Result<Vec<MessageId>, OutboxError> {
+        let mut done = Vec::new();
+        for id in ids {
+            let n = conn.execute(
+                "UPDATE outbox_messages SET state = 'sent', updated_at_ms = ?2, finished_at_ms = ?2, last_error = NULL
+                 WHERE message_id = ?1 AND (state = 'sending' OR (state = 'pending' AND attempts > 0))",
+                params![id.as_str(), now as i64],
+            )?;
+            if n == 1 {
+                done.push(id.clone());
+            }
+        }
+        Ok(done)
+    }
+
+    /// The hold of [`super::recovery`] ended without a receipt: each of `ids` still `sending`
+    /// becomes `pending` again (same id, attempts kept) to be re-sent. Returns how many.
+    pub fn release_held(conn: &Connection, ids: &[MessageId], now: u64) -> Result<usize, OutboxError> {
+        let mut n = 0;
+        for id in ids {
+            n += conn.execute(
+                "UPDATE outbox_messages SET state = 'pending', updated_at_ms = ?2,
+                     last_error = 'interrupted by restart, no receipt in the offline backlog; re-sent with the same message id'
+                 WHERE message_id = ?1 AND state = 'sending'",
+                params![id.as_str(), now as i64],
+            )?;
+        }
+        Ok(n)
+    }
+
     /// Deletes finished messages that finished before `before_ms`; returns how many.
     pub fn prune(conn: &Connection, before_ms: u64) -> Result<usize, OutboxError> {
         Ok(conn.execute(
@@ -537,6 +583,29 @@ impl Outbox {
         Ok(n)
     }
 
+    /// See [`ops::sending_ids`].
+    pub async fn sending_ids(&self, channel: &str, account: &str) -> Result<Vec<MessageId>, OutboxError> {
+        let (c, a) = (channel.to_string(), account.to_string());
+        self.db.call(move |db| ops::sending_ids(db.conn(), &c, &a)).await
+    }
+
+    /// See [`ops::confirm_by_receipt`]. Wakes the sender when something changed (the chat's
+    /// next message is now claimable).
+    pub async fn confirm_by_receipt(&self, ids: Vec<MessageId>, now: u64) -> Result<Vec<MessageId>, OutboxError> {
+        let done = self.db.call(move |db| db.transaction(|tx| ops::confirm_by_receipt(tx, &ids, now))).await?;
+        if !done.is_empty() {
+            self.wake();
+        }
+        Ok(done)
+    }
+
+    /// See [`ops::release_held`]. Wakes the sender.
+    pub async fn release_held(&self, ids: Vec<MessageId>, now: u64) -> Result<usize, OutboxError> {
+        let n = self.db.call(move |db| db.transaction(|tx| ops::release_held(tx, &ids, now))).await?;
+        self.wake();
+        Ok(n)
+    }
+
     /// The status of one message (for `GET …/send/{id}`).
     pub async fn get(&self, id: &MessageId) -> Result<Option<OutboxRecord>, OutboxError> {
         let id = id.clone();
@@ -554,6 +623,8 @@ impl Outbox {
         self.db.call(move |db| db.transaction(|tx| ops::prune(tx, before_ms))).await
     }
 }
+
+pub mod recovery;
 
 #[cfg(test)]
 mod tests;

@@ -506,6 +506,12 @@ impl Session<'_> {
             }
             "ib" => {
                 self.on_ib(&node);
+                if node.child("offline").is_some()
+                    && let Some(tx) = self.conn_events.as_ref()
+                    && tx.try_send(ConnEvent::BacklogDone).is_err()
+                {
+                    tracing::warn!("end of the offline backlog not passed on: the consumer is busy (held messages wait for their bound)");
+                }
                 Ok(())
             }
             "message" => self.on_message(&node).await,
@@ -918,9 +924,31 @@ impl Session<'_> {
             // Not ours to settle without a message path (see `on_message`).
             return Ok(());
         }
+        if crate::messaging::outbox::recovery::receipt_confirms(node.get_attr("type"))
+            && let Some(m) = &self.cfg.messaging
+        {
+            // Committed before the ack: a receipt the server stops re-delivering has left its
+            // mark (a message a restart left `sending` is never re-sent after it).
+            let ids = stanza::receipt_ids(node).into_iter().map(crate::messaging::MessageId::new).collect();
+            let now = (self.cfg.clock)().saturating_mul(1000);
+            match m.outbox.confirm_by_receipt(ids, now).await {
+                Ok(done) if done.is_empty() => {}
+                Ok(done) => {
+                    if let Some(tx) = self.conn_events.as_ref()
+                        && tx.try_send(ConnEvent::Confirmed(done)).is_err()
+                    {
+                        tracing::debug!("receipt confirmation not passed on: the consumer is busy (the store has it)");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("receipt not recorded (store failure), reconnecting: {e}");
+                    return Err(DisconnectReason::ConnectionClosed);
+                }
+            }
+        }
         if node.get_attr("type") == Some("retry")
             && let (Some(r), Some(tx)) = (stanza::parse_retry(node), self.conn_events.as_ref())
-            && tx.try_send(ConnEvent::Retry(r)).is_err()
+            && tx.try_send(ConnEvent::Retry(Box::new(r))).is_err()
         {
             tracing::warn!("retry receipt dropped: the consumer is busy");
         }

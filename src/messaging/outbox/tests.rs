@@ -148,6 +148,43 @@ fn recover_resends_with_the_same_id() {
 }
 
 #[test]
+fn issue10_held_messages_are_confirmed_by_receipt_or_released_with_their_id() {
+    let db = db();
+    for (id, chat) in [("m1", "A"), ("m2", "B"), ("m3", "A")] {
+        ops::enqueue(db.conn(), &msg(id, chat, "x"), 1000, 0).unwrap();
+    }
+    claim(&db, 1).unwrap();
+    claim(&db, 1).unwrap();
+    // crash: m1 and m2 were handed over; their fate is unknown
+    let held = ops::sending_ids(db.conn(), "whatsapp", "default").unwrap();
+    assert_eq!(held, vec![MessageId::new("m1"), MessageId::new("m2")]);
+    assert_eq!(claim(&db, 2), None, "chat A's m3 waits behind the held m1; nothing else is due");
+    // A receipt for m1 (and one for the still pending m3, and an unknown id) arrives in the backlog.
+    let done = ops::confirm_by_receipt(db.conn(), &[MessageId::new("m1"), MessageId::new("m3"), MessageId::new("zz")], 3).unwrap();
+    assert_eq!(done, vec![MessageId::new("m1")]);
+    assert_eq!(state(&db, "m1"), OutboxState::Sent);
+    assert_eq!(state(&db, "m3"), OutboxState::Pending, "a receipt never settles a message this process did not hand over");
+    // The backlog ended: m2 had no receipt and is re-sent with its id; m1 is not touched again.
+    assert_eq!(ops::release_held(db.conn(), &[MessageId::new("m1"), MessageId::new("m2")], 4).unwrap(), 1);
+    assert_eq!(state(&db, "m1"), OutboxState::Sent);
+    assert_eq!(state(&db, "m2"), OutboxState::Pending);
+    // A late receipt for m2 (released, not yet re-sent) still settles it: it was handed over once.
+    assert_eq!(ops::confirm_by_receipt(db.conn(), &[MessageId::new("m2")], 5).unwrap(), vec![MessageId::new("m2")]);
+    assert_eq!(state(&db, "m2"), OutboxState::Sent);
+    assert_eq!(ops::claim_next(db.conn(), "whatsapp", "default", 6).unwrap().unwrap().message.id.as_str(), "m3");
+}
+
+#[test]
+fn issue10_held_message_without_a_receipt_is_resent_with_its_id() {
+    let db = db();
+    ops::enqueue(db.conn(), &msg("m1", "A", "x"), 1000, 0).unwrap();
+    claim(&db, 1).unwrap();
+    assert_eq!(ops::release_held(db.conn(), &[MessageId::new("m1")], 2).unwrap(), 1);
+    let again = ops::claim_next(db.conn(), "whatsapp", "default", 3).unwrap().unwrap();
+    assert_eq!((again.message.id.as_str(), again.attempts), ("m1", 2));
+}
+
+#[test]
 fn counts_and_prune() {
     let db = db();
     for i in 0..4 {

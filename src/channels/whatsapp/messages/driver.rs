@@ -18,6 +18,7 @@ use crate::channels::whatsapp::creds::{Creds, StoredKeyPair};
 use crate::channels::whatsapp::crypto::{KeyPair, SharedEntropy};
 use crate::channels::whatsapp::proto;
 use crate::channels::whatsapp::signal::{LocalIdentity, SessionRecord, padding, record::RECORD_FORMAT_VERSION};
+use crate::messaging::outbox::recovery::{HOLD_BOUND, Hold};
 use crate::messaging::{InboundLog, InboundSink, MessageId, Outbox, OutboxRecord};
 
 use super::content;
@@ -118,7 +119,11 @@ pub struct Outgoing {
 #[derive(Debug)]
 pub enum ConnEvent {
     /// A retry receipt for one of our messages.
-    Retry(RetryRequest),
+    Retry(Box<RetryRequest>),
+    /// `<ib><offline count>`: the offline backlog has been processed (its receipts committed).
+    BacklogDone,
+    /// A receipt proved these held messages arrived (already committed `sent`).
+    Confirmed(Vec<MessageId>),
 }
 
 /// Why a send did not complete.
@@ -447,8 +452,23 @@ impl Consumer {
         let mut commands = m.commands.lock().await;
         let mut commands_open = true;
         let account = m.account_id.clone();
+        // Before the first claim every `sending` message is one whose fate a restart (or a lost
+        // connection whose outcome was not recorded) made unknown: hold it until the backlog ends.
+        let held = match m.outbox.sending_ids("whatsapp", &account).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(account = %account, "outbox: held messages not read: {e}");
+                Vec::new()
+            }
+        };
+        if !held.is_empty() {
+            tracing::info!(account = %account, count = held.len(), "messages interrupted by a restart are held until the offline backlog shows whether they arrived");
+        }
+        let mut hold = Hold::new(held, now_ms(&self.clock), HOLD_BOUND);
         loop {
             let now = now_ms(&self.clock);
+            let released = hold.tick(now);
+            self.release_held(released, now).await;
             match m.outbox.expire_due("whatsapp", &account, now, "deadline passed before it could be sent").await {
                 Ok(ids) if !ids.is_empty() => tracing::warn!(account = %account, count = ids.len(), "outbound messages expired unsent"),
                 Ok(_) => {}
@@ -472,6 +492,10 @@ impl Consumer {
                 }
             }
             let next_due = m.outbox.next_due_ms("whatsapp", &account, now).await.ok().flatten();
+            let next_due = match (next_due, hold.wake_at_ms()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let wait = next_due.map_or(Duration::from_secs(60), |t| Duration::from_millis(t.saturating_sub(now).max(50)));
             tokio::select! {
                 _ = m.outbox.wait_for_work() => {}
@@ -479,10 +503,21 @@ impl Consumer {
                 _ = self.link.out.closed() => return,
                 ev = self.events.recv() => match ev {
                     Some(ConnEvent::Retry(r)) => {
-                        if let Err(e) = self.answer_retry(r).await {
+                        if let Err(e) = self.answer_retry(*r).await {
                             tracing::warn!(account = %account, "could not answer a retry receipt: {e}");
                             if matches!(e, SendFail::Closed) { return; }
                         }
+                    }
+                    Some(ConnEvent::Confirmed(ids)) => {
+                        for id in &ids {
+                            if hold.confirmed(id) {
+                                tracing::info!(account = %account, id = %id, "held message confirmed by a receipt; not re-sent");
+                            }
+                        }
+                    }
+                    Some(ConnEvent::BacklogDone) => {
+                        let released = hold.backlog_done();
+                        self.release_held(released, now_ms(&self.clock)).await;
                     }
                     None => return,
                 },
@@ -496,6 +531,19 @@ impl Consumer {
                     None => commands_open = false,
                 },
             }
+        }
+    }
+
+    /// Makes the held messages that no receipt confirmed claimable again (same ids).
+    async fn release_held(&self, ids: Vec<MessageId>, now: u64) {
+        if ids.is_empty() {
+            return;
+        }
+        let account = &self.m.account_id;
+        match self.m.outbox.release_held(ids, now).await {
+            Ok(0) => tracing::info!(account = %account, "every held message was confirmed by a receipt; nothing is re-sent"),
+            Ok(n) => tracing::info!(account = %account, count = n, "held messages without a receipt are re-sent with their ids"),
+            Err(e) => tracing::error!(account = %account, "outbox: held messages not released: {e}"),
         }
     }
 

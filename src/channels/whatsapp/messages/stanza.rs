@@ -127,6 +127,15 @@ pub fn parse_message(node: &Node) -> Result<IncomingMessage, StanzaError> {
     })
 }
 
+/// The message ids a `<receipt>` is about: its `id` and those of any `<list><item id>`.
+pub fn receipt_ids(node: &Node) -> Vec<String> {
+    let mut ids: Vec<String> = node.get_attr("id").map(str::to_owned).into_iter().collect();
+    if let Some(list) = node.child("list") {
+        ids.extend(list.child_nodes().iter().filter(|i| i.tag == "item").filter_map(|i| i.get_attr("id").map(str::to_owned)));
+    }
+    ids
+}
+
 /// `<ack class id to [type] [participant]>` for a stanza we received.
 pub fn ack(class: &str, stanza: &Node) -> Node {
     let mut a = Node::new("ack")
@@ -453,6 +462,16 @@ mod tests {
         let b = parsed.bundle.unwrap();
         assert_eq!((b.registration_id, b.identity_key, b.pre_key), (7, [1; 32], Some((5, [2; 32]))));
         assert_eq!((b.signed_pre_key_id, b.signed_pre_key_signature.len()), (1, 64));
+    }
+
+    #[test]
+    fn issue10_receipt_ids_include_the_list_items() {
+        let r = Node::new("receipt").attr("id", "M1").children(vec![Node::new("list").children(vec![
+            Node::new("item").attr("id", "M2"),
+            Node::new("item").attr("id", "M3"),
+        ])]);
+        assert_eq!(receipt_ids(&r), vec!["M1", "M2", "M3"]);
+        assert!(receipt_ids(&Node::new("receipt")).is_empty());
     }
 
     #[test]

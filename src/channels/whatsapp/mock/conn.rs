@@ -315,8 +315,9 @@ async fn on_client_node(
 ) -> Result<Option<bool>, SocketError> {
     match node.tag.as_str() {
         "message" if device.is_some() => {
-            let ack = relay::client_message(shared, conn, node);
-            sock.send(&ack).await?;
+            if let Some(ack) = relay::client_message(shared, conn, node) {
+                sock.send(&ack).await?;
+            }
             return Ok(None);
         }
         "receipt" if device.is_some() => {

@@ -157,6 +157,12 @@ pub enum Fault {
         /// On or off.
         enabled: bool,
     },
+    /// Route the `<message>`s with this id as usual but never acknowledge them to their sender
+    /// (the server's ack lost with the sender: it cannot know whether the message went out).
+    WithholdMessageAck {
+        /// The message id (`null`: stop withholding).
+        id: Option<String>,
+    },
 }
 
 /// A device linked to an account on the mock.
@@ -237,6 +243,7 @@ struct Sticky {
     forge_account_signature: bool,
     offline: bool,
     fail_always: Option<u16>,
+    withhold_message_ack: Option<String>,
 }
 
 #[derive(Default)]
@@ -725,6 +732,7 @@ fn fault(shared: &Shared, f: Fault) {
         Fault::ForgeCert { enabled } => g.sticky.forge_cert = enabled,
         Fault::ForgeAccountSignature { enabled } => g.sticky.forge_account_signature = enabled,
         Fault::FailAlways { reason } => g.sticky.fail_always = reason,
+        Fault::WithholdMessageAck { id } => g.sticky.withhold_message_ack = id,
         Fault::Offline { enabled } => {
             g.sticky.offline = enabled;
             if enabled {

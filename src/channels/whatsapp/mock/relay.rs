@@ -160,15 +160,18 @@ pub(super) fn disconnected(g: &mut Inner, conn: u64) {
     }
 }
 
-/// A `<message>` from the device on `conn`: route it; returns the ack for the sender.
-pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Node {
+/// A `<message>` from the device on `conn`: route it; returns the ack for the sender (`None`
+/// under the `withhold-message-ack` fault for its id).
+pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Option<Node> {
     let now = (shared.clock)();
     let mut g = shared.lock();
     let Some(sender) = g.live.get(&conn).and_then(|c| c.device) else {
-        return Node::new("ack")
-            .attr("class", "message")
-            .attr("id", node.get_attr("id").unwrap_or_default())
-            .attr("error", "401");
+        return Some(
+            Node::new("ack")
+                .attr("class", "message")
+                .attr("id", node.get_attr("id").unwrap_or_default())
+                .attr("error", "401"),
+        );
     };
     *g.relay.sent.entry(sender).or_default() += 1;
     let to_group = node.get_attr("to").and_then(parse_group_jid).is_some();
@@ -187,7 +190,8 @@ pub(super) fn client_message(shared: &Shared, conn: u64, node: &Node) -> Node {
     for d in routed.deliveries {
         deliver(&mut g, d);
     }
-    routed.ack
+    let withheld = g.sticky.withhold_message_ack.is_some() && g.sticky.withhold_message_ack.as_deref() == node.get_attr("id");
+    (!withheld).then_some(routed.ack)
 }
 
 /// A `<receipt>` from the device on `conn`: it acknowledges the messages it names, and is
@@ -488,6 +492,35 @@ mod tests {
         );
         activate(&mut g, 1);
         assert!(sent(&mut rx).is_empty(), "one backlog per login");
+    }
+
+    #[test]
+    fn issue10_a_delivery_receipt_for_an_offline_sender_waits_in_its_backlog_before_the_ib() {
+        let mut g = inner();
+        // B's device confirms A's message while A's only companion is offline (A's process was
+        // killed between the server's ack and its own `sent` commit).
+        let receipt = Node::new("receipt")
+            .attr("id", "3EB0HELD")
+            .attr("to", "15550001111@s.whatsapp.net");
+        let routed = route::receipt(&g.dir, B7, &receipt, 5);
+        assert_eq!(routed.ack.get_attr("error"), None);
+        for d in routed.deliveries {
+            deliver(&mut g, d);
+        }
+        let mut rx = connect(&mut g, 1);
+        assert_eq!(logged_in(&mut g, 1, A7), None, "the receipt is waiting: no empty-backlog <ib>");
+        activate(&mut g, 1);
+        let out = sent(&mut rx);
+        let tags: Vec<_> = out
+            .iter()
+            .map(|n| (n.tag.as_str(), n.get_attr("id"), n.get_attr("type"), n.get_attr("offline")))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![("receipt", Some("3EB0HELD"), None, Some("1")), ("ib", None, None, None)],
+            "a plain delivery receipt, marked offline, then the end of the backlog"
+        );
+        assert_eq!(out[1].child("offline").unwrap().get_attr("count"), Some("1"));
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub const COMMAND_QUEUE: usize = 64;
 pub const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Opens `account`'s message path: its protocol-state store
-/// (`<state>/channels/whatsapp/<account>/store.db`, outbox recovered after a crash) on its own
+/// (`<state>/channels/whatsapp/<account>/store.db`; messages a crash left `sending` are held by
+/// the first connection, see [`crate::messaging::outbox::recovery`]) on its own
 /// thread, the command queue, and the [`crate::channels::registry::AccountHandle`] the rest of
 /// the program sends through. Inbound messages go to `sink`.
 ///
@@ -112,13 +113,8 @@ pub fn open_messaging_with(
     account: &str,
     sink: crate::messaging::InboundSink,
 ) -> Result<(Arc<super::messages::Messaging>, crate::channels::registry::AccountHandle), String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let recovered = store.recover_outbox(now).map_err(|e| format!("account {account}: {e}"))?;
-    if recovered > 0 {
-        tracing::info!(account, recovered, "outbound messages interrupted by a restart will be re-sent with their ids");
-    }
+    // Messages a restart left `sending` stay `sending`: the connection's consumer holds them
+    // until its offline backlog shows whether they arrived (`messaging::outbox::recovery`).
     let db = store.into_async().map_err(|e| format!("account {account}: {e}"))?;
     let outbox = db.outbox(crate::messaging::OutboxPolicy::default());
     let inbound = db.inbound_log();
