@@ -8,63 +8,37 @@
 
 #[path = "support/baileys_peer.rs"]
 mod baileys_peer;
+#[path = "support/inproc_gateway.rs"]
+mod inproc_gateway;
 #[path = "support/litellm.rs"]
 #[allow(dead_code)]
 mod litellm;
 #[path = "support/peer.rs"]
 mod peer;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use inproc_gateway::{client_config, InprocGateway};
 use baileys_peer::{missing_baileys, BaileysPeer};
 use openclaw::agent::providers::{HttpClient, ProviderSet, Timeouts};
 use openclaw::agent::turn::Agent;
 use openclaw::app::{AccountSettings, AppConfig};
-use openclaw::channels::registry::ChannelRegistry;
-use openclaw::channels::status::{ChannelStatus, ChannelStatusHandle, ConnectionState};
-use openclaw::channels::whatsapp::account::store::AccountStore;
-use openclaw::channels::whatsapp::cert::TrustedRoot;
-use openclaw::channels::whatsapp::client::{link, run_session, ClientConfig, Event, LinkOutcome, RunMode};
-use openclaw::channels::whatsapp::creds::CredsStore;
+use openclaw::channels::whatsapp::client::ClientConfig;
 use openclaw::channels::whatsapp::mock::{MockOptions, MockServer};
-use openclaw::channels::whatsapp::socket::{Endpoint, WA_WEB_ORIGIN};
-use openclaw::channels::whatsapp::supervisor::open_messaging_with;
 use openclaw::config::model::whatsapp::{ChunkMode, ReplyToMode, WhatsAppConfig};
 use openclaw::config::model::OpenClawConfig;
 use openclaw::gateway::settings::{Secret, TokenSource, TokenSourceKind};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
 
 const US: &str = "15550004444";
 const BOB: &str = "15550003333";
 const WAIT: Duration = Duration::from_secs(30);
 const HOOK_TOKEN: &str = "hook-token-0123456789abcdef";
 
-fn client_config(m: &MockServer, dir: &Path) -> ClientConfig {
-    let mut c = ClientConfig::new(CredsStore::in_dir(dir.join("auth")));
-    c.endpoint = Endpoint { url: m.url(), origin: WA_WEB_ORIGIN.into(), root: TrustedRoot::for_testing(m.root_key()) };
-    c.prekey_upload_count = 30;
-    c
-}
 
 async fn link_us(m: &MockServer, cfg: &ClientConfig) {
-    m.set_link_target(US).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let fut = link(cfg, &tx);
-    tokio::pin!(fut);
-    let out = tokio::time::timeout(WAIT, async {
-        loop {
-            tokio::select! {
-                out = &mut fut => return out,
-                Some(ev) = rx.recv() => if let Event::Qr { qr, .. } = ev { m.scan(&qr).unwrap(); },
-            }
-        }
-    })
-    .await
-    .expect("link in time");
-    assert!(matches!(out.unwrap(), LinkOutcome::Linked { .. }));
+    inproc_gateway::link_account(m, cfg, US, WAIT).await;
 }
 
 fn http(port: u16, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -133,42 +107,9 @@ fn issue10_item5_issue11_end_to_end_with_baileys_as_the_contact() {
         agent: Some(Arc::new(agent)),
         ..AppConfig::default()
     };
-    let status = ChannelStatusHandle::new();
-    let mut s = ChannelStatus::new("whatsapp", "default", ConnectionState::Connected { since_ms: 0 });
-    s.linked = true;
-    s.connected = true;
-    status.upsert(s);
-    let _g = rt.enter();
-    let prepared = openclaw::gateway::prepare(settings, openclaw::gateway::logbuf::LogBuffer::new(), status).unwrap();
-    let port = prepared.local_addr().port();
-    let st = prepared.state();
-
-    // Our WhatsApp client's message path feeds the gateway's inbound queue; its handle is the
-    // registry (what the supervisor does in production, without the supervisor's policy).
-    let store = AccountStore::open_at(&wa_dir.path().join("store.db")).unwrap();
-    let (messaging, handle) = open_messaging_with(store, "default", st.inbound.clone()).unwrap();
-    st.app.set_registry(ChannelRegistry::new([handle]));
-    let mut ccfg = client_config(&m, wa_dir.path());
-    ccfg.messaging = Some(messaging);
-    let (stop_wa, mut stopped) = watch::channel(false);
-    let wa_task = rt.spawn(async move {
-        let (tx, _rx) = mpsc::unbounded_channel();
-        loop {
-            tokio::select! {
-                _ = run_session(&ccfg, &tx, RunMode::UntilDisconnect, None) => {}
-                _ = stopped.changed() => return,
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    let (stop_gw, rx) = tokio::sync::oneshot::channel::<()>();
-    let gw_task = rt.spawn(async move {
-        openclaw::gateway::serve(prepared, Default::default(), async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let gw = InprocGateway::start(&rt, settings, &m, wa_dir.path());
+    let port = gw.port;
+    let _st = gw.state.clone();
 
     let bob_auth = tempfile::tempdir().unwrap();
     let mut bob = BaileysPeer::start("bob", &m.url(), &m.admin_base(), bob_auth.path(), BOB, false);
@@ -264,10 +205,5 @@ fn issue10_item5_issue11_end_to_end_with_baileys_as_the_contact() {
     received_text(&mut bob, "the CLI's message", "from the CLI");
 
     bob.quit();
-    let _ = stop_gw.send(());
-    let _ = stop_wa.send(true);
-    rt.block_on(async {
-        let _ = tokio::time::timeout(Duration::from_secs(15), gw_task).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), wa_task).await;
-    });
+    gw.stop(&rt);
 }

@@ -8,6 +8,8 @@
 
 #[path = "support/baileys_peer.rs"]
 mod baileys_peer;
+#[path = "support/inproc_gateway.rs"]
+mod inproc_gateway;
 #[path = "support/peer.rs"]
 mod peer;
 #[path = "support/serial.rs"]
@@ -17,16 +19,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use inproc_gateway::{client_config, InprocGateway};
 use baileys_peer::{BaileysPeer, admin_request, missing_baileys};
 use openclaw::channels::registry::AccountHandle;
 use openclaw::channels::whatsapp::account::store::{AccountStore, OWN_SENDER};
-use openclaw::channels::whatsapp::cert::TrustedRoot;
-use openclaw::channels::whatsapp::client::{ClientConfig, Event, LinkOutcome, RunMode, link, run_session};
-use openclaw::channels::whatsapp::creds::CredsStore;
+use openclaw::channels::whatsapp::client::{ClientConfig, RunMode, run_session};
 use openclaw::channels::whatsapp::messages::Messaging;
 use openclaw::channels::whatsapp::mock::{MockOptions, MockServer};
 use openclaw::channels::whatsapp::signal::sender_key::SenderKeyRecord;
-use openclaw::channels::whatsapp::socket::{Endpoint, WA_WEB_ORIGIN};
 use openclaw::channels::whatsapp::supervisor::open_messaging_with;
 use openclaw::messaging::{ChatId, InboundMessage, InboundReceiver, MessageId, OutboundBody, OutboundMessage, inbound_queue};
 use serde_json::{Value, json};
@@ -39,29 +39,9 @@ const BOB: &str = "15550003333";
 const CAROL: &str = "15550005555";
 const WAIT: Duration = Duration::from_secs(40);
 
-fn client_config(m: &MockServer, dir: &Path) -> ClientConfig {
-    let mut c = ClientConfig::new(CredsStore::in_dir(dir.join("auth")));
-    c.endpoint = Endpoint { url: m.url(), origin: WA_WEB_ORIGIN.into(), root: TrustedRoot::for_testing(m.root_key()) };
-    c.prekey_upload_count = 30;
-    c
-}
 
 async fn link_us(m: &MockServer, cfg: &ClientConfig) {
-    m.set_link_target(US).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let fut = link(cfg, &tx);
-    tokio::pin!(fut);
-    let out = tokio::time::timeout(WAIT, async {
-        loop {
-            tokio::select! {
-                out = &mut fut => return out,
-                Some(ev) = rx.recv() => if let Event::Qr { qr, .. } = ev { m.scan(&qr).unwrap(); },
-            }
-        }
-    })
-    .await
-    .expect("link in time");
-    assert!(matches!(out.unwrap(), LinkOutcome::Linked { .. }));
+    inproc_gateway::link_account(m, cfg, US, WAIT).await;
 }
 
 struct Ours {
@@ -388,8 +368,8 @@ fn issue12_item1_a_pn_addressed_group_works_both_ways() {
 #[test]
 fn issue12_item3_channels_groups_lists_the_group_and_message_send_reaches_it() {
     use openclaw::app::{AccountSettings, AppConfig};
-    use openclaw::channels::registry::ChannelRegistry;
-    use openclaw::channels::status::{ChannelStatus, ChannelStatusHandle, ConnectionState};
+    
+    
     use openclaw::config::model::whatsapp::{ChunkMode, ReplyToMode, WhatsAppConfig};
 
     let _serial = serial::serial();
@@ -420,39 +400,9 @@ fn issue12_item3_channels_groups_lists_the_group_and_message_send_reaches_it() {
         default_accounts: vec![("whatsapp".into(), "default".into())],
         ..AppConfig::default()
     };
-    let status = ChannelStatusHandle::new();
-    let mut s = ChannelStatus::new("whatsapp", "default", ConnectionState::Connected { since_ms: 0 });
-    s.linked = true;
-    s.connected = true;
-    status.upsert(s);
-    let _g = rt.enter();
-    let prepared = openclaw::gateway::prepare(settings, openclaw::gateway::logbuf::LogBuffer::new(), status).unwrap();
-    let port = prepared.local_addr().port();
-    let st = prepared.state();
-    let store = AccountStore::open_at(&wa_dir.path().join("store.db")).unwrap();
-    let (messaging, handle) = open_messaging_with(store, "default", st.inbound.clone()).unwrap();
-    st.app.set_registry(ChannelRegistry::new([handle]));
-    let mut ccfg = client_config(&m, wa_dir.path());
-    ccfg.messaging = Some(messaging);
-    let (stop_wa, mut stopped) = watch::channel(false);
-    let wa_task = rt.spawn(async move {
-        let (tx, _rx) = mpsc::unbounded_channel();
-        loop {
-            tokio::select! {
-                _ = run_session(&ccfg, &tx, RunMode::UntilDisconnect, None) => {}
-                _ = stopped.changed() => return,
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    let (stop_gw, rx) = tokio::sync::oneshot::channel::<()>();
-    let gw_task = rt.spawn(async move {
-        openclaw::gateway::serve(prepared, Default::default(), async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let gw = InprocGateway::start(&rt, settings, &m, wa_dir.path());
+    let port = gw.port;
+    let _st = gw.state.clone();
 
     let alice_auth = tempfile::tempdir().unwrap();
     let mut alice = start_peer("alice", &m, alice_auth.path(), ALICE);
@@ -499,12 +449,7 @@ fn issue12_item3_channels_groups_lists_the_group_and_message_send_reaches_it() {
     assert_eq!(receive(&mut alice, &group, &id)["text"], "hello from the CLI", "{}", alice.transcript());
 
     alice.quit();
-    let _ = stop_gw.send(());
-    let _ = stop_wa.send(true);
-    rt.block_on(async {
-        let _ = tokio::time::timeout(Duration::from_secs(15), gw_task).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), wa_task).await;
-    });
+    gw.stop(&rt);
 }
 
 /// Bench (run explicitly: `cargo test --test whatsapp_groups bench_ -- --ignored --nocapture`):

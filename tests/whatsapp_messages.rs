@@ -5,6 +5,8 @@
 
 #[path = "support/baileys_peer.rs"]
 mod baileys_peer;
+#[path = "support/inproc_gateway.rs"]
+mod inproc_gateway;
 #[path = "support/peer.rs"]
 mod peer;
 #[path = "support/serial.rs"]
@@ -14,17 +16,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use inproc_gateway::client_config;
 use baileys_peer::{BaileysPeer, missing_baileys};
 use openclaw::channels::registry::AccountHandle;
 use openclaw::channels::whatsapp::account::store::AccountStore;
-use openclaw::channels::whatsapp::client::{ClientConfig, Event, LinkOutcome, RunMode, link, run_session};
-use openclaw::channels::whatsapp::creds::CredsStore;
+use openclaw::channels::whatsapp::client::{ClientConfig, RunMode, run_session};
 use openclaw::channels::whatsapp::messages::Messaging;
 use openclaw::channels::whatsapp::mock::{MockOptions, MockServer};
-use openclaw::channels::whatsapp::socket::{Endpoint, WA_WEB_ORIGIN};
 use openclaw::channels::whatsapp::supervisor::open_messaging_with;
 use openclaw::messaging::{ChatId, InboundMessage, InboundReceiver, MessageId, OutboundBody, OutboundMessage, inbound_queue};
-use openclaw::channels::whatsapp::cert::TrustedRoot;
 use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, watch};
@@ -49,12 +49,6 @@ struct Ours {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn client_config(m: &MockServer, dir: &Path) -> ClientConfig {
-    let mut c = ClientConfig::new(CredsStore::in_dir(dir.join("auth")));
-    c.endpoint = Endpoint { url: m.url(), origin: WA_WEB_ORIGIN.into(), root: TrustedRoot::for_testing(m.root_key()) };
-    c.prekey_upload_count = 30;
-    c
-}
 
 fn store_path(dir: &Path) -> PathBuf {
     dir.join("store.db")
@@ -62,21 +56,7 @@ fn store_path(dir: &Path) -> PathBuf {
 
 /// Links our device to account `US` by QR (scanned by that account's mock phone).
 async fn link_us(m: &MockServer, cfg: &ClientConfig) {
-    m.set_link_target(US).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let fut = link(cfg, &tx);
-    tokio::pin!(fut);
-    let out = tokio::time::timeout(WAIT, async {
-        loop {
-            tokio::select! {
-                out = &mut fut => return out,
-                Some(ev) = rx.recv() => if let Event::Qr { qr, .. } = ev { m.scan(&qr).unwrap(); },
-            }
-        }
-    })
-    .await
-    .expect("link in time");
-    assert!(matches!(out.unwrap(), LinkOutcome::Linked { .. }));
+    inproc_gateway::link_account(m, cfg, US, WAIT).await;
 }
 
 /// Opens the message path over the store in `dir` and runs connections until stopped.
