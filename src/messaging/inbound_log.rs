@@ -258,27 +258,8 @@ impl Receipt {
 mod tests {
     use super::*;
     use crate::messaging::sink::inbound_queue;
-    use crate::messaging::types::{ChatId, InboundBody, MessageId};
+    use crate::messaging::sink::tests::msg;
     use crate::store::db::Db;
-
-    fn msg(i: u32) -> InboundMessage {
-        InboundMessage {
-            channel: "whatsapp".into(),
-            account_id: "default".into(),
-            chat: ChatId::new("1@s.whatsapp.net"),
-            sender: ChatId::new("1@s.whatsapp.net"),
-            sender_e164: None,
-            sender_name: None,
-            id: MessageId::new(format!("m{i}")),
-            timestamp_ms: 0,
-            is_group: false,
-            from_me: false,
-            reply_to: None,
-            reply_to_sender: None,
-            mentions: Vec::new(),
-            body: InboundBody::Text { text: format!("t{i}") },
-        }
-    }
 
     fn db_at(p: &std::path::Path) -> Db {
         Db::open(p, MIGRATIONS).unwrap()

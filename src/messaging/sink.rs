@@ -148,11 +148,12 @@ impl InboundReceiver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::messaging::types::{ChatId, InboundBody, MessageId};
 
-    fn msg(i: u32) -> InboundMessage {
+    /// A text message `m<i>` from one sender (shared with the inbound log's tests).
+    pub(crate) fn msg(i: u32) -> InboundMessage {
         InboundMessage {
             channel: "whatsapp".into(),
             account_id: "default".into(),
