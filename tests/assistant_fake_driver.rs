@@ -8,116 +8,36 @@
 #[path = "support/litellm.rs"]
 #[allow(dead_code)]
 mod litellm;
+#[path = "support/fake_driver.rs"]
+mod fake_driver;
 #[path = "support/peer.rs"]
 mod peer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::IntoResponse;
 use openclaw::agent::providers::{HttpClient, ProviderSet, RetryPolicy, Timeouts};
 use openclaw::agent::turn::Agent;
 use openclaw::app::{AccountSettings, AppConfig};
-use openclaw::channels::registry::{AccountCommand, AccountHandle, ChannelRegistry};
+use openclaw::channels::registry::{AccountHandle, ChannelRegistry};
 use openclaw::channels::status::{ChannelStatus, ChannelStatusHandle, ConnectionState};
 use openclaw::config::model::whatsapp::{ChunkMode, DmPolicy, ReplyToMode, WhatsAppConfig};
 use openclaw::config::model::OpenClawConfig;
 use openclaw::gateway::settings::{Secret, TokenSource, TokenSourceKind};
-use openclaw::messaging::{ChatId, InboundBody, InboundMessage, MessageId, OutboundBody, OutboundMessage, Outbox, OutboxPolicy};
+use openclaw::messaging::{ChatId, InboundBody, InboundMessage, MessageId, OutboundBody, Outbox, OutboxPolicy};
+use fake_driver::{cli, fake_driver, jid, now, Seen};
 use serde_json::{json, Value};
 
 const HOOK_TOKEN: &str = "hook-token-0123456789abcdef";
 const OWNER: &str = "+15550001111";
 const STRANGER: &str = "+15550002222";
 
-/// What the fake driver saw.
-#[derive(Default)]
-struct Seen {
-    sent: Mutex<Vec<OutboundMessage>>,
-    read: Mutex<Vec<String>>,
-    typing: AtomicUsize,
-    /// While true the driver claims nothing (a disconnected account).
-    hold: std::sync::atomic::AtomicBool,
-    /// When set the driver marks what it claims `failed` with this reason instead of `sent`.
-    fail_with: Mutex<Option<String>>,
-}
 
-impl Seen {
-    fn texts_to(&self, chat: &str) -> Vec<String> {
-        self.sent
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.chat.as_str() == chat)
-            .filter_map(|m| match &m.body {
-                OutboundBody::Text { text } => Some(text.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-    fn count(&self) -> usize {
-        self.sent.lock().unwrap().len()
-    }
-}
 
-fn jid(e164: &str) -> String {
-    format!("{}@s.whatsapp.net", e164.trim_start_matches('+'))
-}
 
-/// Spawns the fake driver of one account; returns its handle.
-fn fake_driver(dir: &std::path::Path, account: &str, seen: Arc<Seen>) -> AccountHandle {
-    let outbox = Outbox::open(&dir.join(format!("outbox-{account}.db")), OutboxPolicy::default()).unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let h = AccountHandle::new("whatsapp", account, outbox.clone(), tx);
-    let acc = account.to_string();
-    let s2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            while !s2.hold.load(Ordering::SeqCst)
-                && let Some(rec) = outbox.claim_next("whatsapp", &acc, now()).await.unwrap()
-            {
-                let fail = s2.fail_with.lock().unwrap().clone();
-                if let Some(why) = fail {
-                    outbox.mark_failed(&rec.message.id, &why, now()).await.unwrap();
-                    continue;
-                }
-                s2.sent.lock().unwrap().push(rec.message.clone());
-                outbox.mark_sent(&rec.message.id, now()).await.unwrap();
-            }
-            tokio::select! {
-                _ = outbox.wait_for_work() => {},
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {},
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                AccountCommand::ResolveTarget { target, reply } => {
-                    let r = if target.contains("5559999") {
-                        Err(openclaw::channels::registry::TargetError::NotOnChannel(target))
-                    } else {
-                        openclaw::app::send::local_chat(&target).map_err(|_| openclaw::channels::registry::TargetError::Invalid(target))
-                    };
-                    let _ = reply.send(r);
-                }
-                AccountCommand::MarkRead { ids, .. } => seen.read.lock().unwrap().extend(ids.iter().map(|i| i.to_string())),
-                AccountCommand::Presence { .. } => {
-                    seen.typing.fetch_add(1, Ordering::SeqCst);
-                }
-                AccountCommand::ListGroups { reply } => {
-                    let _ = reply.send(Ok(Vec::new()));
-                }
-            }
-        }
-    });
-    h
-}
 
-fn now() -> u64 {
-    openclaw::agent::runs::unix_ms()
-}
 
 fn dm(account: &str, from: &str, id: &str, text: &str) -> InboundMessage {
     InboundMessage {
@@ -279,23 +199,6 @@ async fn run_state(port: u16, id: &str, want: &[&str]) -> Value {
     panic!("run {id} never reached {want:?}");
 }
 
-/// Runs the `openclaw` binary against the in-process gateway of `dir`.
-async fn cli(dir: &std::path::Path, port: u16, args: &[&str]) -> (i32, String, String) {
-    let (dir, args): (std::path::PathBuf, Vec<String>) = (dir.to_path_buf(), args.iter().map(|a| a.to_string()).collect());
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_openclaw"))
-            .args(&args)
-            .arg("--state-dir")
-            .arg(&dir)
-            .args(["--url", &format!("ws://127.0.0.1:{port}")])
-            .env_remove("OPENCLAW_CONFIG_PATH")
-            .output()
-            .unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    })
-    .await
-    .unwrap()
-}
 
 fn litellm_agent(p: &litellm::LiteLlm) -> Agent {
     agent(

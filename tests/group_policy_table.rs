@@ -12,22 +12,25 @@
 #[path = "support/litellm.rs"]
 #[allow(dead_code)]
 mod litellm;
+#[path = "support/fake_driver.rs"]
+mod fake_driver;
 #[path = "support/peer.rs"]
 #[allow(dead_code)]
 mod peer;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openclaw::agent::providers::{HttpClient, ProviderSet, RetryPolicy, Timeouts};
 use openclaw::agent::turn::Agent;
 use openclaw::app::{AccountSettings, AppConfig};
-use openclaw::channels::registry::{AccountCommand, AccountHandle, ChannelRegistry};
+use openclaw::channels::registry::ChannelRegistry;
 use openclaw::channels::status::{ChannelStatus, ChannelStatusHandle, ConnectionState, SelfId};
 use openclaw::config::model::whatsapp::{ChunkMode, GroupPolicy, ReplyToMode, WhatsAppConfig};
 use openclaw::config::model::OpenClawConfig;
-use openclaw::messaging::{ChatId, InboundBody, InboundMessage, MessageId, OutboundBody, OutboundMessage, Outbox, OutboxPolicy};
+use openclaw::messaging::{ChatId, InboundBody, InboundMessage, MessageId, OutboundBody};
+use fake_driver::{cli, fake_driver, jid, now, Seen};
 use serde_json::{json, Value};
 
 /// The linked account (every test account is linked as this number).
@@ -39,52 +42,10 @@ const ALLOWED: &str = "+15550001111";
 /// A member who is not.
 const OTHER: &str = "+15550002222";
 
-fn now() -> u64 {
-    openclaw::agent::runs::unix_ms()
-}
 
-fn jid(e164: &str) -> String {
-    format!("{}@s.whatsapp.net", e164.trim_start_matches('+'))
-}
 
-/// Everything the fake drivers sent.
-#[derive(Default)]
-struct Seen {
-    sent: Mutex<Vec<OutboundMessage>>,
-}
 
-impl Seen {
-    fn to(&self, chat: &str) -> Vec<OutboundMessage> {
-        self.sent.lock().unwrap().iter().filter(|m| m.chat.as_str() == chat).cloned().collect()
-    }
-}
 
-fn fake_driver(dir: &std::path::Path, account: &str, seen: Arc<Seen>) -> AccountHandle {
-    let outbox = Outbox::open(&dir.join(format!("outbox-{account}.db")), OutboxPolicy::default()).unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let h = AccountHandle::new("whatsapp", account, outbox.clone(), tx);
-    let acc = account.to_string();
-    tokio::spawn(async move {
-        loop {
-            while let Some(rec) = outbox.claim_next("whatsapp", &acc, now()).await.unwrap() {
-                seen.sent.lock().unwrap().push(rec.message.clone());
-                outbox.mark_sent(&rec.message.id, now()).await.unwrap();
-            }
-            tokio::select! {
-                _ = outbox.wait_for_work() => {},
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {},
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(cmd) = rx.recv().await {
-            if let AccountCommand::ResolveTarget { target, reply } = cmd {
-                let _ = reply.send(openclaw::app::send::local_chat(&target).map_err(|_| openclaw::channels::registry::TargetError::Invalid(target)));
-            }
-        }
-    });
-    h
-}
 
 /// A group message from `sender` in `group`.
 fn group_msg(account: &str, group: &str, sender: &str, id: &str, text: &str) -> InboundMessage {
@@ -189,23 +150,6 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-/// Runs the `openclaw` binary against the in-process gateway of `dir`.
-async fn cli(dir: &std::path::Path, port: u16, args: &[&str]) -> (i32, String, String) {
-    let (dir, args): (std::path::PathBuf, Vec<String>) = (dir.to_path_buf(), args.iter().map(|a| a.to_string()).collect());
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_openclaw"))
-            .args(&args)
-            .arg("--state-dir")
-            .arg(&dir)
-            .args(["--url", &format!("ws://127.0.0.1:{port}")])
-            .env_remove("OPENCLAW_CONFIG_PATH")
-            .output()
-            .unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    })
-    .await
-    .unwrap()
-}
 
 /// The text of the last user message of a recorded provider request.
 fn last_user(req: &Value) -> String {
