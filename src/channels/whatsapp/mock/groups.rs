@@ -15,7 +15,7 @@
 use super::super::binary::{Content, Node};
 use super::super::groups::phash::participant_hash;
 use super::accounts::{DeviceAddr, Directory, Domain, parse_jid};
-use super::route::{Delivery, PASSED_MESSAGE_ATTRS, Routed, ack};
+use super::route::{Delivery, PASSED_MESSAGE_ATTRS, Routed, ack, receipt_deliveries};
 
 /// The server of group JIDs.
 pub(super) const GROUP_SERVER: &str = "g.us";
@@ -866,13 +866,6 @@ impl Groups {
         else {
             return reject("404");
         };
-        let devices: Vec<u32> = match author.device {
-            Some(d) => vec![d],
-            None => dir
-                .account(author_account)
-                .map(|a| a.device_numbers())
-                .unwrap_or_default(),
-        };
         let mut node = Node::new("receipt")
             .attr("from", g.jid())
             .attr("id", stanza.get_attr("id").unwrap_or_default())
@@ -890,25 +883,7 @@ impl Groups {
         if let Content::Nodes(c) = &stanza.content {
             node = node.children(c.clone());
         }
-        let deliveries: Vec<Delivery> = devices
-            .into_iter()
-            .map(|device| DeviceAddr {
-                account: author_account,
-                device,
-            })
-            .filter(|a| *a != sender)
-            .filter(|a| {
-                a.device == 0
-                    || dir
-                        .account(a.account)
-                        .and_then(|x| x.device(a.device))
-                        .is_some()
-            })
-            .map(|to| Delivery {
-                to,
-                node: node.clone(),
-            })
-            .collect();
+        let deliveries = receipt_deliveries(dir, author_account, author.device, sender, &node);
         if deliveries.is_empty() {
             return reject("404");
         }

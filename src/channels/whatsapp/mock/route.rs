@@ -176,6 +176,23 @@ pub(super) fn message(dir: &Directory, sender: DeviceAddr, stanza: &Node, now: u
     }
 }
 
+/// Where a receipt for `account` goes: the named `device` alone, else every device of the
+/// account; never back to the `sender` device, and only to devices that exist (the phone,
+/// device 0, always does). Shared by 1:1 and group receipts.
+pub(super) fn receipt_deliveries(dir: &Directory, account: usize, device: Option<u32>, sender: DeviceAddr, node: &Node) -> Vec<Delivery> {
+    let devices: Vec<u32> = match device {
+        Some(d) => vec![d],
+        None => dir.account(account).map(|a| a.device_numbers()).unwrap_or_default(),
+    };
+    devices
+        .into_iter()
+        .map(|device| DeviceAddr { account, device })
+        .filter(|a| *a != sender)
+        .filter(|a| a.device == 0 || dir.account(a.account).and_then(|x| x.device(a.device)).is_some())
+        .map(|to| Delivery { to, node: node.clone() })
+        .collect()
+}
+
 /// Routes `<receipt>` `stanza` sent by device `sender` (delivery, read, retry, ...).
 pub(super) fn receipt(dir: &Directory, sender: DeviceAddr, stanza: &Node, now: u64) -> Routed {
     let reject = |code: &str| Routed {
@@ -191,13 +208,6 @@ pub(super) fn receipt(dir: &Directory, sender: DeviceAddr, stanza: &Node, now: u
     };
     let Some(sender_account) = dir.account(sender.account) else {
         return reject("401");
-    };
-    let devices: Vec<u32> = match to.device {
-        Some(d) => vec![d],
-        None => dir
-            .account(account)
-            .map(|a| a.device_numbers())
-            .unwrap_or_default(),
     };
     let from = sender_account.jid(sender.device, to.domain);
     let mut node = Node::new("receipt")
@@ -223,22 +233,7 @@ pub(super) fn receipt(dir: &Directory, sender: DeviceAddr, stanza: &Node, now: u
     if let Content::Nodes(c) = &stanza.content {
         node = node.children(c.clone());
     }
-    let deliveries = devices
-        .into_iter()
-        .map(|device| DeviceAddr { account, device })
-        .filter(|a| *a != sender)
-        .filter(|a| {
-            a.device == 0
-                || dir
-                    .account(a.account)
-                    .and_then(|x| x.device(a.device))
-                    .is_some()
-        })
-        .map(|to| Delivery {
-            to,
-            node: node.clone(),
-        })
-        .collect::<Vec<_>>();
+    let deliveries = receipt_deliveries(dir, account, to.device, sender, &node);
     if deliveries.is_empty() {
         return reject("404");
     }
