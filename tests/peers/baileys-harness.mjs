@@ -4,19 +4,8 @@
 // HARNESS_PAIR_PHONE=<digits> it links by pairing code instead of scanning the QR.
 // Prints one JSON line per step: qr, scan, close (with status code), open, state. Restarts the
 // socket on 515 like the documented Baileys pattern. Exit 0 once `open` was reached.
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
-// BAILEYS_DIR selects the install (tests/peers for 7.x, tests/peers/baileys6 for 6.x).
-const base = process.env.BAILEYS_DIR || dirname(fileURLToPath(import.meta.url));
-const load = (rel) => import(pathToFileURL(join(base, 'node_modules', rel)).href);
-const B = await load('baileys/lib/index.js');
-const pick = (name) => B[name] ?? B.default?.[name];
-const makeWASocket = typeof B.default === 'function' ? B.default : B.default?.default ?? pick('makeWASocket');
-const DisconnectReason = pick('DisconnectReason');
-const useMultiFileAuthState = pick('useMultiFileAuthState');
-const pinoMod = await load('pino/pino.js');
-const P = pinoMod.default ?? pinoMod;
+import { makeWASocket, DisconnectReason, useMultiFileAuthState, P } from './baileys-load.mjs';
 
 const [url, admin, authDir] = process.argv.slice(2);
 if (!url || !admin || !authDir) {

@@ -17,20 +17,10 @@
 //   fromMe, text, stub, stubParams}, update {id, remoteJid, status}, participants-update {id,
 //   action, participants}, groups-upsert {ids}, error {message}.
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const base = process.env.BAILEYS_DIR || dirname(fileURLToPath(import.meta.url));
-const load = (rel) => import(pathToFileURL(join(base, 'node_modules', rel)).href);
-const B = await load('baileys/lib/index.js');
-const pick = (name) => B[name] ?? B.default?.[name];
-const makeWASocket = typeof B.default === 'function' ? B.default : B.default?.default ?? pick('makeWASocket');
-const DisconnectReason = pick('DisconnectReason');
-const useMultiFileAuthState = pick('useMultiFileAuthState');
-const BufferJSON = pick('BufferJSON');
-const pinoMod = await load('pino/pino.js');
-const P = pinoMod.default ?? pinoMod;
+import { makeWASocket, DisconnectReason, useMultiFileAuthState, BufferJSON, P, getMessageFrom } from './baileys-load.mjs';
 
 const [url, admin, authDir, account] = process.argv.slice(2);
 if (!url || !admin || !authDir || !account) {
@@ -67,12 +57,7 @@ function start() {
     logger,
     markOnlineOnConnect: false,
     syncFullHistory: false,
-    // A retry receipt can arrive before `sendMessage` has resolved and stored the message:
-    // wait for it a little.
-    getMessage: async (key) => {
-      for (let i = 0; i < 100 && !sentMessages.has(key.id); i++) await new Promise((r) => setTimeout(r, 50));
-      return sentMessages.get(key.id);
-    },
+    getMessage: getMessageFrom(sentMessages),
     shouldSyncHistoryMessage: () => false,
   });
   sock.ev.on('creds.update', saveCreds);

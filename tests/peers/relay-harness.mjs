@@ -21,19 +21,10 @@
 //   presence {id, presences},
 //   error {message}.
 import { readdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const base = process.env.BAILEYS_DIR || dirname(fileURLToPath(import.meta.url));
-const load = (rel) => import(pathToFileURL(join(base, 'node_modules', rel)).href);
-const B = await load('baileys/lib/index.js');
-const pick = (name) => B[name] ?? B.default?.[name];
-const makeWASocket = typeof B.default === 'function' ? B.default : B.default?.default ?? pick('makeWASocket');
-const DisconnectReason = pick('DisconnectReason');
-const useMultiFileAuthState = pick('useMultiFileAuthState');
-const pinoMod = await load('pino/pino.js');
-const P = pinoMod.default ?? pinoMod;
+import { makeWASocket, DisconnectReason, useMultiFileAuthState, P, getMessageFrom } from './baileys-load.mjs';
 
 const [url, admin, authDir, account] = process.argv.slice(2);
 if (!url || !admin || !authDir || !account) {
@@ -91,12 +82,7 @@ function start() {
     logger,
     markOnlineOnConnect: false,
     syncFullHistory: false,
-    // A retry receipt can arrive before `sendMessage` has resolved and the message is in the
-    // map (a busy machine made this test flaky): wait for it a little.
-    getMessage: async (key) => {
-      for (let i = 0; i < 100 && !sentMessages.has(key.id); i++) await new Promise((r) => setTimeout(r, 50));
-      return sentMessages.get(key.id);
-    },
+    getMessage: getMessageFrom(sentMessages),
     // The mock phone sends no history sync; without this Baileys holds events back for 20 s
     // after the first login from saved creds, waiting for one.
     shouldSyncHistoryMessage: () => false,
