@@ -65,8 +65,9 @@ fn crash_child() {
     cfg.messaging = Some(messaging);
     let say = |v: Value| {
         let mut o = std::io::stdout().lock();
-        let _ = writeln!(o, "{v}");
-        let _ = o.flush();
+        // The parent reads these lines; a child that cannot tell it what happened must not go on.
+        writeln!(o, "{v}").expect("report to the parent");
+        o.flush().expect("report to the parent");
     };
     rt.spawn(async move {
         let (tx, mut rx) = mpsc::unbounded_channel();
