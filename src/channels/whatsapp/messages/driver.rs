@@ -904,8 +904,8 @@ impl Consumer {
 mod tests {
     use super::*;
     use crate::channels::whatsapp::account::store::AccountStore;
-    use crate::channels::whatsapp::crypto::SeededEntropy;
-    use crate::channels::whatsapp::signal::PreKeyBundle;
+    
+    
     use crate::messaging::inbound_queue;
 
     fn enc_node(id: &str, kind: &str, ct: Vec<u8>) -> Node {
@@ -928,9 +928,7 @@ mod tests {
     /// always an ack, never a panic, and the account keeps decrypting afterwards.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn issue10_item3_hostile_ciphertexts_never_stick_the_account() {
-        let rng: SharedEntropy = Arc::new(SeededEntropy::new(42));
-        let mut creds = Creds::generate(rng.as_ref());
-        creds.me = Some(crate::channels::whatsapp::creds::Me { id: "15550004444:7@s.whatsapp.net".into(), lid: None, name: None });
+        let (rng, creds) = super::super::test_support::our_creds(42);
         let (sink, mut inbound) = inbound_queue(16);
         let store = AccountStore::in_memory().unwrap();
         let (m, _handle) = crate::channels::whatsapp::supervisor::open_messaging_with(store, "default", sink).unwrap();
@@ -941,14 +939,7 @@ mod tests {
 
         // The contact starts a session from our bundle.
         let peer = LocalIdentity { key_pair: KeyPair::generate(rng.as_ref()), registration_id: 5 };
-        let bundle = PreKeyBundle {
-            registration_id: creds.registration_id,
-            identity_key: creds.identity().public,
-            signed_pre_key_id: creds.signed_pre_key.key_id,
-            signed_pre_key: creds.signed_pre_key.key_pair.public.clone().try_into().unwrap(),
-            signed_pre_key_signature: creds.signed_pre_key.signature.clone(),
-            pre_key: Some((77, one_time.public)),
-        };
+        let bundle = super::super::test_support::our_bundle(&creds, Some((77, one_time.public)));
         let mut theirs = SessionRecord::new();
         theirs.start_outgoing(&peer, &bundle, rng.as_ref()).unwrap();
         let mut encrypt = |text: &str| {

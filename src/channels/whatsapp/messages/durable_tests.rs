@@ -2,7 +2,6 @@
 //! queue"): a crash between the commit (message marked processed) and the hand-off to the
 //! consumer no longer loses the message.
 
-use std::sync::Arc;
 
 use prost::Message as _;
 
@@ -10,9 +9,9 @@ use super::content;
 use super::driver::ConnInbound;
 use crate::channels::whatsapp::account::store::AccountStore;
 use crate::channels::whatsapp::binary::Node;
-use crate::channels::whatsapp::creds::{Creds, StoredKeyPair};
-use crate::channels::whatsapp::crypto::{KeyPair, SeededEntropy, SharedEntropy};
-use crate::channels::whatsapp::signal::{LocalIdentity, PreKeyBundle, SessionRecord, padding};
+use crate::channels::whatsapp::creds::StoredKeyPair;
+use crate::channels::whatsapp::crypto::KeyPair;
+use crate::channels::whatsapp::signal::{LocalIdentity, SessionRecord, padding};
 use crate::channels::whatsapp::supervisor::open_messaging_with;
 use crate::messaging::inbound_queue;
 
@@ -38,9 +37,7 @@ fn tags(out: &[Node]) -> Vec<&str> {
 async fn issue10_durable_inbound_crash_between_commit_and_hand_off_delivers_once_after_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("store.db");
-    let rng: SharedEntropy = Arc::new(SeededEntropy::new(9));
-    let mut creds = Creds::generate(rng.as_ref());
-    creds.me = Some(crate::channels::whatsapp::creds::Me { id: "15550004444:7@s.whatsapp.net".into(), lid: None, name: None });
+    let (rng, creds) = super::test_support::our_creds(9);
 
     // Run 1: the consumer is gone (the crash point: commit done, hand-off never happens).
     let (sink, rx) = inbound_queue(4);
@@ -50,14 +47,7 @@ async fn issue10_durable_inbound_crash_between_commit_and_hand_off_delivers_once
     let ot = StoredKeyPair::from(&one_time);
     m.db.write(move |ops| ops.put_prekeys(&[(77, ot)], 1)).await.unwrap();
     let peer = LocalIdentity { key_pair: KeyPair::generate(rng.as_ref()), registration_id: 5 };
-    let bundle = PreKeyBundle {
-        registration_id: creds.registration_id,
-        identity_key: creds.identity().public,
-        signed_pre_key_id: creds.signed_pre_key.key_id,
-        signed_pre_key: creds.signed_pre_key.key_pair.public.clone().try_into().unwrap(),
-        signed_pre_key_signature: creds.signed_pre_key.signature.clone(),
-        pre_key: Some((77, one_time.public)),
-    };
+    let bundle = super::test_support::our_bundle(&creds, Some((77, one_time.public)));
     let mut theirs = SessionRecord::new();
     theirs.start_outgoing(&peer, &bundle, rng.as_ref()).unwrap();
     let (_, c1) = theirs.encrypt(&padding::pad(&content::text_message("survives").encode_to_vec(), rng.as_ref())).unwrap();
@@ -99,20 +89,11 @@ async fn issue10_durable_inbound_crash_between_commit_and_hand_off_delivers_once
 /// keeps decrypting what follows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue10_item2_a_resend_under_the_same_id_reaches_the_consumer_once() {
-    let rng: SharedEntropy = Arc::new(SeededEntropy::new(11));
-    let mut creds = Creds::generate(rng.as_ref());
-    creds.me = Some(crate::channels::whatsapp::creds::Me { id: "15550004444:7@s.whatsapp.net".into(), lid: None, name: None });
+    let (rng, creds) = super::test_support::our_creds(11);
     let (sink, mut rx) = inbound_queue(8);
     let (m, _h) = open_messaging_with(AccountStore::in_memory().unwrap(), "default", sink).unwrap();
     let peer = LocalIdentity { key_pair: KeyPair::generate(rng.as_ref()), registration_id: 5 };
-    let bundle = PreKeyBundle {
-        registration_id: creds.registration_id,
-        identity_key: creds.identity().public,
-        signed_pre_key_id: creds.signed_pre_key.key_id,
-        signed_pre_key: creds.signed_pre_key.key_pair.public.clone().try_into().unwrap(),
-        signed_pre_key_signature: creds.signed_pre_key.signature.clone(),
-        pre_key: None,
-    };
+    let bundle = super::test_support::our_bundle(&creds, None);
     let mut theirs = SessionRecord::new();
     theirs.start_outgoing(&peer, &bundle, rng.as_ref()).unwrap();
     let mut encrypt = |text: &str| theirs.encrypt(&padding::pad(&content::text_message(text).encode_to_vec(), rng.as_ref())).unwrap();

@@ -53,7 +53,7 @@ impl ConnInbound {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    
     use std::sync::atomic::Ordering;
 
     use prost::Message as _;
@@ -62,10 +62,10 @@ mod tests {
     use super::ConnInbound;
     use crate::channels::whatsapp::account::store::AccountStore;
     use crate::channels::whatsapp::binary::Node;
-    use crate::channels::whatsapp::creds::Creds;
-    use crate::channels::whatsapp::crypto::{KeyPair, SeededEntropy, SharedEntropy};
+    
+    use crate::channels::whatsapp::crypto::KeyPair;
     use crate::channels::whatsapp::signal::sender_key::SenderKeyRecord;
-    use crate::channels::whatsapp::signal::{LocalIdentity, PreKeyBundle, SessionRecord, padding};
+    use crate::channels::whatsapp::signal::{LocalIdentity, SessionRecord, padding};
     use crate::messaging::inbound_queue;
 
     fn node(id: &str, encs: Vec<(&str, Vec<u8>)>) -> Node {
@@ -82,21 +82,12 @@ mod tests {
     /// second (skmsg only) decrypts with the stored key; a replay is acknowledged, not emitted.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn issue12_item1_the_participants_sender_key_is_committed_and_used_for_the_next_skmsg() {
-        let rng: SharedEntropy = Arc::new(SeededEntropy::new(9));
-        let mut creds = Creds::generate(rng.as_ref());
-        creds.me = Some(crate::channels::whatsapp::creds::Me { id: "15550004444:7@s.whatsapp.net".into(), lid: None, name: None });
+        let (rng, creds) = crate::channels::whatsapp::messages::test_support::our_creds(9);
         let (sink, mut inbound) = inbound_queue(16);
         let store = AccountStore::in_memory().unwrap();
         let (m, _handle) = crate::channels::whatsapp::supervisor::open_messaging_with(store, "default", sink).unwrap();
         let mut conn = ConnInbound::new(m.clone());
-        let bundle = PreKeyBundle {
-            registration_id: creds.registration_id,
-            identity_key: creds.identity().public,
-            signed_pre_key_id: creds.signed_pre_key.key_id,
-            signed_pre_key: creds.signed_pre_key.key_pair.public.clone().try_into().unwrap(),
-            signed_pre_key_signature: creds.signed_pre_key.signature.clone(),
-            pre_key: None,
-        };
+        let bundle = crate::channels::whatsapp::messages::test_support::our_bundle(&creds, None);
         let peer = LocalIdentity { key_pair: KeyPair::generate(rng.as_ref()), registration_id: 5 };
         let mut pairwise = SessionRecord::new();
         pairwise.start_outgoing(&peer, &bundle, rng.as_ref()).unwrap();

@@ -22,5 +22,7 @@ pub mod stanza;
 
 #[cfg(test)]
 mod durable_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use driver::{ConnEvent, ConnInbound, Consumer, MessageStats, Messaging, Outgoing, Reply};
