@@ -32,13 +32,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use inproc_gateway::{client_config, InprocGateway};
 use baileys_peer::{missing_baileys, BaileysPeer};
-use openclaw::agent::providers::{HttpClient, ProviderSet, Timeouts};
-use openclaw::agent::turn::Agent;
-use openclaw::app::{AccountSettings, AppConfig};
+use openclaw::app::AppConfig;
 use openclaw::channels::whatsapp::client::ClientConfig;
 use openclaw::channels::whatsapp::mock::{MockOptions, MockServer};
-use openclaw::config::model::whatsapp::{ChunkMode, ReplyToMode, WhatsAppConfig};
-use openclaw::config::model::OpenClawConfig;
+use openclaw::config::sources::SourceRequest;
+use openclaw::config::Options;
 use serde_json::{json, Value};
 
 const US: &str = "15550004444";
@@ -187,30 +185,27 @@ fn main() {
     let gw_dir = tempfile::tempdir().unwrap();
     rt.block_on(link_us(&m, &client_config(&m, wa_dir.path())));
 
-    let wa: WhatsAppConfig = serde_json::from_value(json!({"dmPolicy": "allowlist", "allowFrom": [format!("+{BOB}")]})).unwrap();
-    let cfg: OpenClawConfig = serde_json::from_value(json!({
+    // The gateway's own wiring: a config file compiled into a snapshot, from which the gateway
+    // builds the agent with the persistent session history (sessions.db) and the workspace
+    // `<state dir>/workspace`, as `openclaw gateway` does.
+    let config = json!({
+        "channels": {"whatsapp": {"dmPolicy": "allowlist", "allowFrom": [format!("+{BOB}")]}},
         "models": {"providers": {"instant": {"baseUrl": format!("{provider}/v1"), "apiKey": "bench", "api": "openai-completions",
                                               "models": [{"id": "instant"}]}}},
         "agents": {"defaults": {"model": "instant/instant"}}
-    }))
-    .unwrap();
-    let agent = Agent::new(HttpClient::new(Timeouts::default()).unwrap(), ProviderSet::from_config(&cfg, |_| Ok(None)).unwrap());
+    });
+    let file = gw_dir.path().join("openclaw.json5");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let request = SourceRequest { config: Some(file), state_dir: Some(gw_dir.path().to_path_buf()), no_state: false };
+    let compiled = openclaw::config::compile(&Options { request }, &HashMap::<String, String>::new()).unwrap();
+    let errors: Vec<String> = compiled.errors().map(|d| d.to_string()).collect();
+    assert!(errors.is_empty(), "bench config: {errors:?}");
+    let snapshot = compiled.snapshot().expect("a valid config has a snapshot");
+    let typed = compiled.output.as_ref().expect("compiled").config.clone();
     let mut settings = openclaw::gateway::GatewaySettings::new(openclaw::store::StateLayout::new(gw_dir.path()));
     settings.port = 0;
-    settings.app = AppConfig {
-        accounts: vec![AccountSettings {
-            channel: "whatsapp".into(),
-            resolved: wa.account("default"),
-            chunk_mode: ChunkMode::Length,
-            reply_to_mode: ReplyToMode::Off,
-            default_to: None,
-        }],
-        default_accounts: vec![("whatsapp".into(), "default".into())],
-        agent: Some(Arc::new(agent)),
-        ..AppConfig::default()
-    };
+    settings.app = AppConfig::from_config(&typed, Some(Arc::new(snapshot)));
     let gw = InprocGateway::start(&rt, settings, &m, wa_dir.path());
-    let st = gw.state.clone();
 
     let bob_auth = tempfile::tempdir().unwrap();
     let bot_auth = tempfile::tempdir().unwrap();
@@ -228,33 +223,11 @@ fn main() {
 
     let (ours, ours_own) = turns(&m, &mut bob, &hits, US, "u", warmup, n);
     let (theirs, theirs_own) = turns(&m, &mut bob, &hits, BOT, "b", warmup, n);
-    // Where our outbound leg goes: provider answer → reply stored in the outbox → server ack.
-    let (mut to_store, mut to_ack) = (Vec::new(), Vec::new());
-    let handle = st.app.registry().get("whatsapp", "default").cloned().expect("the account's handle");
-    for r in st.runs.list(warmup + n + 10, Some("inbound")) {
-        let (Some(tag), Some(part)) = (r.message.split_whitespace().last(), r.parts.first()) else { continue };
-        let Some(&(_, t_out)) = hits.lock().unwrap().get(tag) else { continue };
-        if let Ok(Some(o)) = rt.block_on(handle.outcome(&openclaw::messaging::MessageId::new(part.as_str()))) {
-            to_store.push(o.created_at_ms as f64 - t_out);
-            to_ack.push(o.finished_at_ms.unwrap_or(0) as f64 - o.created_at_ms as f64);
-        }
-    }
-    for v in [&mut to_store, &mut to_ack] {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    }
-
     println!("full_turn: {n} turns each after {warmup} warm-up; ms, p50 / p99, as the Baileys contact sees it");
     println!("| assistant | inbound leg (send → provider request) | outbound leg (provider answer → contact has it) | overhead (sum) |");
     println!("|---|---|---|---|");
     println!("{}", ours.row("openclaw-rust gateway"));
     println!("{}", theirs.row("minimal Baileys bot"));
-    println!(
-        "ours, outbound detail (ms, p50 / p99, unix-ms resolution): provider answer → reply in the outbox {:.0} / {:.0}; outbox → server ack {:.0} / {:.0}",
-        pct(&to_store, 0.5),
-        pct(&to_store, 0.99),
-        pct(&to_ack, 0.5),
-        pct(&to_ack, 0.99)
-    );
     println!(
         "ratio bot / ours: p50 {:.2}×, p99 {:.2}×",
         pct(&theirs.total, 0.5) / pct(&ours.total, 0.5),
