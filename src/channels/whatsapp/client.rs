@@ -961,7 +961,7 @@ impl Session<'_> {
         // Group changes (a member left: our sender key rotates) are committed before the ack.
         if node.get_attr("type") == Some("w:gp2")
             && let Some(m) = &self.cfg.messaging
-            && let Err(e) = super::messages::driver::on_group_notification(&m.db, node).await
+            && let Err(e) = super::messages::driver::on_group_notification(m, node).await
         {
             tracing::error!("group notification not applied (store failure), reconnecting: {e}");
             return Ok(Err(DisconnectReason::ConnectionClosed));

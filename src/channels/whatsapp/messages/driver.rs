@@ -69,6 +69,13 @@ pub struct Messaging {
     pub ack_timeout: Duration,
     /// Where the counters are published for `channels status` (`None` in tests).
     pub status: Option<crate::channels::status::ChannelStatusHandle>,
+    /// Serialises every load–advance–store of this account's Signal sessions and sender keys.
+    /// The connection task decrypts (and applies group notifications) while the outbox consumer
+    /// encrypts; without this, one of two concurrent updates of the same record is lost: a
+    /// message key used twice, a receiving chain gone, or a rotated group key brought back.
+    /// Held only for local work (store reads, crypto, the commit), never across a network wait:
+    /// the connection task that would answer that wait may itself be waiting for the lock.
+    pub ratchets: Mutex<()>,
 }
 
 impl Messaging {
@@ -227,6 +234,8 @@ impl ConnInbound {
             }
         };
         let me = Me { account_id: self.m.account_id.clone(), local: local_identity(creds) };
+        // Load, decrypt and commit as one step against the consumer's encryptions.
+        let _ratchets = self.m.ratchets.lock().await;
         let mut loaded = Loaded { retries_sent: self.retries.get(&msg.id).copied().unwrap_or(0), ..Default::default() };
         let remote = msg.from.with_device(0).user_jid();
         let chat_remote = match (&msg.alt, msg.from.server.as_str()) {
@@ -387,6 +396,47 @@ impl ConnInbound {
             device_identity: di,
         }))
     }
+}
+
+/// Sorts stored records into usable sessions and the devices that still need a bundle:
+/// `force` starts a new session from its bundle on top of the stored record; a device without a
+/// current session starts one from `bundles` when it has one there, else it is listed as needed.
+fn assign_sessions(
+    stored: Vec<(String, String, Option<StoredRecord>)>,
+    force: Option<&(String, crate::channels::whatsapp::signal::PreKeyBundle)>,
+    bundles: &HashMap<String, crate::channels::whatsapp::signal::PreKeyBundle>,
+    local: &crate::channels::whatsapp::signal::LocalIdentity,
+    rng: &dyn crate::channels::whatsapp::crypto::Entropy,
+) -> (Vec<(String, String, SessionRecord)>, Vec<String>) {
+    let mut have = Vec::new();
+    let mut need = Vec::new();
+    for (d, addr, r) in stored {
+        let rec = load_record(r).unwrap_or_default();
+        if let Some((fd, b)) = force
+            && *fd == d
+        {
+            let mut rec = rec;
+            match rec.start_outgoing(local, b, rng) {
+                Ok(()) => have.push((d, addr, rec)),
+                Err(e) => tracing::warn!(device = %d, "retry bundle rejected: {e}"),
+            }
+            continue;
+        }
+        if rec.has_current_session() {
+            have.push((d, addr, rec));
+            continue;
+        }
+        let Some(b) = bundles.get(&d) else {
+            need.push(d);
+            continue;
+        };
+        let mut rec = SessionRecord::new();
+        match rec.start_outgoing(local, b, rng) {
+            Ok(()) => have.push((d, addr, rec)),
+            Err(e) => tracing::warn!(device = %d, "prekey bundle rejected: {e}"),
+        }
+    }
+    (have, need)
 }
 
 /// The consumer's view of the connection.
@@ -631,13 +681,14 @@ impl Consumer {
     /// Loads (or creates from bundles) the sessions of `devices` (wire JIDs); devices without
     /// keys are left out. Returns `(wire JID, session address, record)`: the address is the LID
     /// device JID when the user's LID is known (as Baileys 7 keys sessions), else the wire JID.
-    async fn sessions(&self, devices: Vec<String>, force_new: Option<(String, crate::channels::whatsapp::signal::PreKeyBundle)>) -> Result<Vec<(String, String, SessionRecord)>, SendFail> {
-        let d2 = devices.clone();
-        let stored = self
+    /// The stored session record of each device (under its LID address when known).
+    async fn stored_sessions(&self, devices: Vec<String>) -> Result<Vec<(String, String, Option<StoredRecord>)>, SendFail> {
+        Ok(self
             .m
             .db
             .read(move |ops| {
-                d2.iter()
+                devices
+                    .iter()
                     .map(|d| {
                         let j = Jid::parse(d);
                         let lid = match &j {
@@ -657,53 +708,51 @@ impl Consumer {
                     })
                     .collect::<Result<Vec<_>, StoreError>>()
             })
-            .await?;
-        let mut have: Vec<(String, String, SessionRecord)> = Vec::new();
-        let mut need: Vec<(String, String)> = Vec::new();
+            .await?)
+    }
+
+    /// A session for each device, with the ratchet lock held for the caller's encryption and
+    /// commit: the stored one, else one started from the device's prekey bundle (fetched
+    /// without the lock, then the records are read again under it). `force_new` starts a new
+    /// session for one device from the bundle of its retry receipt. Devices without a session
+    /// or bundle are left out.
+    async fn sessions(
+        &self,
+        devices: Vec<String>,
+        force_new: Option<(String, crate::channels::whatsapp::signal::PreKeyBundle)>,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Vec<(String, String, SessionRecord)>), SendFail> {
         let local = local_identity(&self.creds);
-        for (d, addr, r) in stored {
-            let rec = load_record(r).unwrap_or_default();
-            if let Some((fd, b)) = &force_new
-                && *fd == d
-            {
-                let mut rec = rec;
-                match rec.start_outgoing(&local, b, self.rng.as_ref()) {
-                    Ok(()) => have.push((d, addr, rec)),
-                    Err(e) => tracing::warn!(device = %d, "retry bundle rejected: {e}"),
-                }
-                continue;
-            }
-            if rec.has_current_session() {
-                have.push((d, addr, rec));
-            } else {
-                need.push((d, addr));
-            }
+        let guard = self.m.ratchets.lock().await;
+        let stored = self.stored_sessions(devices.clone()).await?;
+        let (have, need) = assign_sessions(stored, force_new.as_ref(), &HashMap::new(), &local, self.rng.as_ref());
+        if need.is_empty() {
+            return Ok((guard, have));
         }
-        if !need.is_empty() {
-            let wire: Vec<String> = need.iter().map(|(d, _)| d.clone()).collect();
-            let ans = self.link.iq(stanza::bundle_query(&wire), Duration::from_secs(20)).await?;
-            let mut bundles: HashMap<String, _> = stanza::parse_bundles(&ans)
-                .into_iter()
-                .filter_map(|(j, b)| Some((Jid::parse(&j)?.device_jid(), b)))
-                .collect();
-            for (d, addr) in need {
-                let Some(b) = bundles.remove(&d) else {
-                    tracing::debug!(device = %d, "no prekey bundle; device skipped");
-                    continue;
-                };
-                let mut rec = SessionRecord::new();
-                match rec.start_outgoing(&local, &b, self.rng.as_ref()) {
-                    Ok(()) => have.push((d, addr, rec)),
-                    Err(e) => tracing::warn!(device = %d, "prekey bundle rejected: {e}"),
-                }
-            }
+        drop(guard);
+        let ans = self.link.iq(stanza::bundle_query(&need), Duration::from_secs(20)).await?;
+        let bundles: HashMap<String, _> = stanza::parse_bundles(&ans)
+            .into_iter()
+            .filter_map(|(j, b)| Some((Jid::parse(&j)?.device_jid(), b)))
+            .collect();
+        let guard = self.m.ratchets.lock().await;
+        let stored = self.stored_sessions(devices).await?;
+        let (have, missing) = assign_sessions(stored, force_new.as_ref(), &bundles, &local, self.rng.as_ref());
+        for d in missing {
+            tracing::debug!(device = %d, "no prekey bundle; device skipped");
         }
-        Ok(have)
+        Ok((guard, have))
     }
 
     /// Encrypts `plain` for each session (own devices get the `deviceSentMessage` copy), commits
-    /// the records, and returns the per-device ciphertexts.
-    async fn encrypt_all(&self, sessions: Vec<(String, String, SessionRecord)>, chat: &Jid, msg: &proto::Message) -> Result<Vec<DeviceEnc>, SendFail> {
+    /// the records, and returns the per-device ciphertexts; the ratchet lock `_ratchets` (from
+    /// [`Consumer::sessions`]) is released once the records are committed.
+    async fn encrypt_all(
+        &self,
+        _ratchets: tokio::sync::MutexGuard<'_, ()>,
+        sessions: Vec<(String, String, SessionRecord)>,
+        chat: &Jid,
+        msg: &proto::Message,
+    ) -> Result<Vec<DeviceEnc>, SendFail> {
         let plain = msg.encode_to_vec();
         let dsm = content::device_sent(&chat.user_jid(), msg).encode_to_vec();
         let mut encs = Vec::new();
@@ -762,12 +811,12 @@ impl Consumer {
                 devices.push(own_jid.with_device(d).device_jid());
             }
         }
-        let sessions = self.sessions(devices, None).await?;
+        let (ratchets, sessions) = self.sessions(devices, None).await?;
         if !sessions.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
             return Err(SendFail::Transient("no device of the recipient has keys".into()));
         }
         let msg = content::outbound_message(&rec.message.body, rec.message.chat.as_str(), rec.created_at_ms);
-        let encs = self.encrypt_all(sessions, &chat, &msg).await?;
+        let encs = self.encrypt_all(ratchets, sessions, &chat, &msg).await?;
         let node = stanza::outgoing_message(&chat.user_jid(), rec.message.id.as_str(), &encs, device_identity(&self.creds).as_deref());
         self.await_ack(with_kind(node, &msg)).await
     }
@@ -798,10 +847,10 @@ impl Consumer {
         }
         let dev = r.from.device_jid();
         let force = r.bundle.clone().filter(|_| r.count >= 2).map(|b| (dev.clone(), b));
-        let sessions = self.sessions(vec![dev.clone()], force).await?;
+        let (ratchets, sessions) = self.sessions(vec![dev.clone()], force).await?;
         let msg = content::outbound_message(&rec.message.body, rec.message.chat.as_str(), rec.created_at_ms);
         let (kind, enc_attrs) = content::stanza_kind(&msg);
-        let encs = self.encrypt_all(sessions, &chat.with_device(0), &msg).await?;
+        let encs = self.encrypt_all(ratchets, sessions, &chat.with_device(0), &msg).await?;
         let Some(e) = encs.into_iter().next() else { return Ok(()) };
         let mut node = Node::new("message").attr("to", dev.clone()).attr("id", r.id.clone()).attr("type", kind);
         let mut enc = Node::new("enc").attr("v", "2").attr("type", e.kind).attr("count", r.count.to_string());

@@ -104,7 +104,7 @@ impl Consumer {
         // Our sender key for the group: stored, or new (then nobody holds it yet).
         let g2 = gjid.clone();
         let stored_key = self.m.db.read(move |ops| ops.sender_key(&g2, OWN_SENDER)).await?;
-        let mut key = match stored_key.and_then(|b| SenderKeyRecord::from_bytes(&b).ok()) {
+        let mut key = match stored_key.clone().and_then(|b| SenderKeyRecord::from_bytes(&b).ok()) {
             Some(k) if !k.is_empty() => k,
             _ => SenderKeyRecord::new_own(self.rng.as_ref()),
         };
@@ -116,7 +116,14 @@ impl Consumer {
         // The distribution (at the key's current iteration) for every device that lacks it.
         let skdm = key.distribution().map_err(|e| SendFail::Permanent(e.to_string()))?.encode();
         let dist = context::distribution_message(&gjid, skdm).encode_to_vec();
-        let sessions = if need.is_empty() { Vec::new() } else { self.sessions(need, None).await? };
+        let (ratchets, sessions) = if need.is_empty() { (self.m.ratchets.lock().await, Vec::new()) } else { self.sessions(need, None).await? };
+        // Read again under the lock: a member who left meanwhile made the key rotate
+        // (`on_group_notification`), and writing the old one back would undo that.
+        let g2 = gjid.clone();
+        let now_key = self.m.db.read(move |ops| ops.sender_key(&g2, OWN_SENDER)).await?;
+        if now_key != stored_key {
+            return Err(SendFail::Transient("our sender key for the group changed while sending; sent again with the new one".into()));
+        }
         let mut encs = Vec::new();
         let mut records = Vec::new();
         for (d, addr, mut r) in sessions {
@@ -144,6 +151,7 @@ impl Consumer {
                 Ok(())
             })
             .await?;
+        drop(ratchets);
 
         let mut node = Node::new("message").attr("to", gjid.clone()).attr("id", rec.message.id.as_str()).attr("type", "text").attr("phash", phash.clone());
         if meta.lid_addressing {
@@ -197,12 +205,13 @@ impl Consumer {
         self.m.db.write(move |ops| ops.unmark_sender_key_shared(&g2, &d2)).await?;
         let meta = self.group_meta(&gjid).await?;
         let force = r.bundle.clone().filter(|_| r.count >= 2).map(|b| (dev.clone(), b));
-        let sessions = self.sessions(vec![dev.clone()], force).await?;
+        let (ratchets, sessions) = self.sessions(vec![dev.clone()], force).await?;
         let Some((d, addr, mut session)) = sessions.into_iter().next() else { return Ok(()) };
         let msg = self.group_content(rec, &gjid).await?;
         let (ty, ct) = session.encrypt(&padding::pad(&msg.encode_to_vec(), self.rng.as_ref())).map_err(|e| SendFail::Permanent(e.to_string()))?;
         let (now, rec_bytes) = (now_ms(&self.clock), stored(&session));
         self.m.db.write(move |ops| ops.put_session(&addr, &rec_bytes, now)).await?;
+        drop(ratchets);
         let mut node = Node::new("message").attr("to", gjid.clone()).attr("id", rec.message.id.as_str()).attr("type", "text").attr("participant", d.clone());
         if meta.lid_addressing {
             node = node.attr("addressing_mode", "lid");
@@ -258,10 +267,13 @@ impl Consumer {
 
 /// Applies a `w:gp2` notification to the store: the metadata is stale; a member who left or was
 /// removed makes our sender key rotate, so the next message uses a key they never got.
-pub async fn on_group_notification(db: &crate::channels::whatsapp::account::store::AccountDb, n: &Node) -> Result<(), crate::channels::whatsapp::account::store::StoreError> {
+pub async fn on_group_notification(m: &super::Messaging, n: &Node) -> Result<(), crate::channels::whatsapp::account::store::StoreError> {
     let Some(change) = group_meta::classify_notification(n) else { return Ok(()) };
+    let db = &m.db;
     match change {
         GroupChange::MembersLeft { group } => {
+            // Not while the consumer holds the key between reading and storing it.
+            let _ratchets = m.ratchets.lock().await;
             db.write(move |ops| {
                 ops.invalidate_group(&group)?;
                 if ops.rotate_own_sender_key(&group)? {

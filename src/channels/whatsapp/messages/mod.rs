@@ -23,6 +23,8 @@ pub mod stanza;
 #[cfg(test)]
 mod durable_tests;
 #[cfg(test)]
+mod ratchet_lock_tests;
+#[cfg(test)]
 pub(crate) mod test_support;
 
 pub use driver::{ConnEvent, ConnInbound, Consumer, MessageStats, Messaging, Outgoing, Reply};

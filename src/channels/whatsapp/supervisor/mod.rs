@@ -130,6 +130,7 @@ pub fn open_messaging_with(
         stats: Arc::new(super::messages::MessageStats::default()),
         ack_timeout: ACK_TIMEOUT,
         status: None,
+        ratchets: tokio::sync::Mutex::new(()),
     };
     Ok((Arc::new(m), handle))
 }
