@@ -171,18 +171,46 @@ impl Agent {
 
     /// Runs one turn, streaming the reply's text to `on_delta` as it arrives.
     pub async fn turn(&self, req: TurnRequest, on_delta: &mut (dyn FnMut(&str) + Send)) -> Result<TurnReply, TurnError> {
+        match self.turn_then(req, on_delta, |reply| async move { reply }).await? {
+            (reply, None) => Ok(reply),
+            (_, Some(e)) => Err(TurnError::History(e)),
+        }
+    }
+
+    /// Runs one turn like [`Agent::turn`] and hands the reply to `after` (which delivers it)
+    /// while the exchange is appended to the session's history, so the reply does not wait for
+    /// that write. The session's lock is held until both are done: the session's next turn
+    /// sees the exchange. Returns what `after` returned and, when the history could not be
+    /// written, why (logged here; the reply has gone out all the same).
+    pub async fn turn_then<T, Fut>(
+        &self,
+        req: TurnRequest,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+        after: impl FnOnce(TurnReply) -> Fut,
+    ) -> Result<(T, Option<HistoryError>), TurnError>
+    where
+        Fut: std::future::Future<Output = T>,
+    {
         let lock = self.session_lock(&req.session_key);
         let result = {
             let _session = lock.lock().await;
             let _permit = self.permits.acquire().await;
-            self.turn_locked(&req, on_delta).await
+            self.turn_locked(&req, on_delta, after).await
         };
         drop(lock);
         self.release_session(&req.session_key);
         result
     }
 
-    async fn turn_locked(&self, req: &TurnRequest, on_delta: &mut (dyn FnMut(&str) + Send)) -> Result<TurnReply, TurnError> {
+    async fn turn_locked<T, Fut>(
+        &self,
+        req: &TurnRequest,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+        after: impl FnOnce(TurnReply) -> Fut,
+    ) -> Result<(T, Option<HistoryError>), TurnError>
+    where
+        Fut: std::future::Future<Output = T>,
+    {
         let started = Instant::now();
         let (reset, message) = split_reset(&req.message);
         if reset {
@@ -197,10 +225,11 @@ impl Agent {
         if chain.is_empty() {
             return Err(TurnError::NoModel);
         }
-        let history = self.history.load(&req.session_key).await?;
+        let (history, system) = tokio::join!(self.history.load(&req.session_key), self.system_prompt());
+        let history = history?;
         let mut messages = limit_user_turns(&history, self.history_limit).to_vec();
         messages.push(ChatMessage::user(message.clone()));
-        let request = ChatRequest { system: Some(self.system_prompt().await), messages };
+        let request = ChatRequest { system: Some(system), messages };
 
         let mut failed = Vec::new();
         for name in &chain {
@@ -224,10 +253,8 @@ impl Agent {
             .await;
             match result {
                 Ok(c) => {
-                    self.history
-                        .append(&req.session_key, vec![ChatMessage::user(message), ChatMessage::assistant(c.text.clone())])
-                        .await?;
-                    return Ok(TurnReply {
+                    let exchange = vec![ChatMessage::user(message), ChatMessage::assistant(c.text.clone())];
+                    let reply = TurnReply {
                         text: c.text,
                         provider: target.provider,
                         model: target.model,
@@ -235,7 +262,13 @@ impl Agent {
                         reset,
                         failed,
                         duration_ms: duration_ms(started.elapsed()),
-                    });
+                    };
+                    let (saved, out) = tokio::join!(self.history.append(&req.session_key, exchange), after(reply));
+                    let unsaved = saved.err();
+                    if let Some(e) = &unsaved {
+                        tracing::error!(session = %req.session_key, error = %e, "the turn was not added to the session history; the next turn will not see it");
+                    }
+                    return Ok((out, unsaved));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "model failed; trying the next fallback");
@@ -304,5 +337,85 @@ mod tests {
             err.to_string(),
             "provider nope, model m: not usable: no such provider in models.providers; then provider bad, model : not usable: not a \"provider/model\" reference"
         );
+    }
+
+    /// A history whose append waits until `gate` is notified, and then fails when `fail`.
+    struct GatedHistory {
+        inner: InMemoryHistory,
+        gate: Arc<tokio::sync::Notify>,
+        fail: bool,
+    }
+
+    impl History for GatedHistory {
+        fn load<'a>(&'a self, key: &'a str) -> super::super::history::HistoryFuture<'a, Vec<ChatMessage>> {
+            self.inner.load(key)
+        }
+        fn append<'a>(&'a self, key: &'a str, messages: Vec<ChatMessage>) -> super::super::history::HistoryFuture<'a, ()> {
+            Box::pin(async move {
+                self.gate.notified().await;
+                if self.fail {
+                    return Err(HistoryError("disk full".into()));
+                }
+                self.inner.append(key, messages).await
+            })
+        }
+        fn reset<'a>(&'a self, key: &'a str) -> super::super::history::HistoryFuture<'a, ()> {
+            self.inner.reset(key)
+        }
+    }
+
+    /// An OpenAI-compatible provider that answers every request with `text` at once.
+    async fn instant_provider(text: &'static str) -> ProviderSet {
+        let app = axum::Router::new().route(
+            "/v1/chat/completions",
+            axum::routing::post(move || async move {
+                axum::Json(serde_json::json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}))
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        let cfg: crate::config::model::OpenClawConfig = serde_json::from_value(serde_json::json!({
+            "models": {"providers": {"p": {"baseUrl": url, "apiKey": "k", "api": "openai-completions", "models": [{"id": "m"}]}}},
+            "agents": {"defaults": {"model": "p/m"}}
+        }))
+        .unwrap();
+        ProviderSet::from_config(&cfg, |_| Ok(None)).unwrap()
+    }
+
+    fn gated_agent(providers: ProviderSet, fail: bool) -> (Agent, Arc<tokio::sync::Notify>) {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut agent = Agent::new(HttpClient::new(Timeouts::default()).unwrap(), providers);
+        agent.history = Arc::new(GatedHistory { inner: InMemoryHistory::default(), gate: gate.clone(), fail });
+        (agent, gate)
+    }
+
+    #[tokio::test]
+    async fn the_reply_is_handed_on_while_the_history_is_written() {
+        let (agent, gate) = gated_agent(instant_provider("hello back").await, false);
+        let req = TurnRequest { session_key: "s".into(), message: "hi".into(), model: None };
+        // The history write waits for the delivery: were they one after the other, this would
+        // never finish.
+        let mut on_delta = |_: &str| {};
+        let turn = agent.turn_then(req, &mut on_delta, |reply| async move {
+            gate.notify_one();
+            format!("delivered {}", reply.text)
+        });
+        let out = tokio::time::timeout(Duration::from_secs(10), turn).await.expect("delivery and history write overlap");
+        assert_eq!(out, Ok(("delivered hello back".to_string(), None)));
+        let history = agent.history.load("s").await.unwrap();
+        assert_eq!(history, vec![ChatMessage::user("hi"), ChatMessage::assistant("hello back")]);
+        assert!(agent.sessions.lock().unwrap().is_empty(), "session locks are released");
+    }
+
+    #[tokio::test]
+    async fn a_history_that_cannot_be_written_is_reported_after_delivery() {
+        let (agent, gate) = gated_agent(instant_provider("hello back").await, true);
+        let req = TurnRequest { session_key: "s".into(), message: "hi".into(), model: None };
+        let out = agent.turn_then(req.clone(), &mut |_| {}, |_| async { gate.notify_one() }).await;
+        assert_eq!(out, Ok(((), Some(HistoryError("disk full".into())))), "delivered, and the failure is reported");
+        // Without a delivery step the same failure fails the turn, as before.
+        gate.notify_one();
+        assert_eq!(agent.turn(req, &mut |_| {}).await, Err(TurnError::History(HistoryError("disk full".into()))));
     }
 }
