@@ -185,7 +185,9 @@ impl App {
                     chat: msg.chat.to_string(),
                     peer: routed.peer_id().to_string(),
                 };
-                self.sessions.record_route(&key, &route, now).await.map_err(|e| e.to_string())?;
+                // Stored while the turn starts: the contact's answer does not wait for it.
+                let (sessions, route_key) = (self.sessions.clone(), key.clone());
+                let route_stored = tokio::spawn(async move { sessions.record_route(&route_key, &route, now).await });
                 let text = if msg.is_group {
                     // The unanswered messages since the last reply come first (upstream's shape).
                     let history = self.take_group_history(&key, self.group_history_limit(&settings));
@@ -194,7 +196,15 @@ impl App {
                 } else {
                     text
                 };
-                self.enqueue_turn(key, Pending { msg, text }, lanes);
+                self.clone().enqueue_turn(key.clone(), Pending { msg, text }, lanes);
+                // Not stored is logged, not retried: the answer is under way, and handing the
+                // message out again after a restart would answer it twice. Hooks with
+                // `channel: "last"` then use the previous route.
+                match route_stored.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(session = %key, error = %e, "the session's last route was not stored"),
+                    Err(e) => tracing::error!(session = %key, error = %e, "the session's last route was not stored"),
+                }
                 Ok(())
             }
         }
@@ -236,15 +246,15 @@ impl App {
     async fn turn_and_reply(&self, key: &str, batch: Vec<Pending>) {
         let Some(last) = batch.last().map(|p| p.msg.clone()) else { return };
         let text = batch.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n");
-        let run = self.start_inbound_run(key, &text, &last).await;
         let Some(agent) = self.cfg.agent.clone() else {
+            let run = self.start_inbound_run(key, &text, &last).await;
             let why = self.cfg.agent_unavailable.clone().unwrap_or_else(|| "no LLM provider is configured; the message was not answered".into());
             tracing::warn!(session = %key, reason = %why, "no agent; inbound message not answered");
             self.complete_inbound_run(run, TurnOutcome::NoAgent(why)).await;
             return;
         };
         let handle = self.registry().get(&last.channel, &last.account_id).cloned();
-        let typing = handle.clone().map(|h| {
+        let typing = Mutex::new(handle.clone().map(|h| {
             let chat = last.chat.clone();
             tokio::spawn(async move {
                 loop {
@@ -252,28 +262,39 @@ impl App {
                     tokio::time::sleep(TYPING_INTERVAL).await;
                 }
             })
-        });
-        let result = agent.turn(TurnRequest { session_key: key.to_string(), message: text, model: None }, &mut |_| {}).await;
-        if let Some(t) = typing {
-            t.abort();
-        }
-        if let Some(h) = &handle {
-            h.command(AccountCommand::Presence { chat: last.chat.clone(), state: Presence::Paused });
-        }
-        match result {
-            Ok(reply) => {
-                let quote: Option<MessageId> = Some(last.id.clone());
-                match self.deliver_reply(&last.channel, Some(&last.account_id), &last.chat, &reply.text, quote.as_ref()).await {
-                    Ok((ids, deadline)) => {
-                        tracing::info!(session = %key, provider = %reply.provider, model = %reply.model, parts = ids.len(), "reply stored in the outbox");
-                        self.complete_inbound_run(run, TurnOutcome::Stored(&reply, &ids, deadline)).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(session = %key, error = %e, "reply not stored");
-                        self.complete_inbound_run(run, TurnOutcome::NotStored(&reply, e.to_string())).await;
-                    }
-                }
+        }));
+        // `paused` once, when the model has answered or failed.
+        let stop_typing = || {
+            let task = typing.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let (Some(t), Some(h)) = (task, &handle) {
+                t.abort();
+                h.command(AccountCommand::Presence { chat: last.chat.clone(), state: Presence::Paused });
             }
+        };
+        // The run is recorded while the model works, and the reply is stored in the outbox while
+        // the exchange goes into the history: neither write delays the contact's answer. The
+        // run's outcome is recorded after both (a run is never completed before it is stored).
+        let request = TurnRequest { session_key: key.to_string(), message: text.clone(), model: None };
+        let mut on_delta = |_: &str| {};
+        let turn = agent.turn_then(request, &mut on_delta, |reply| async {
+            stop_typing();
+            let quote: Option<MessageId> = Some(last.id.clone());
+            let stored = self.deliver_reply(&last.channel, Some(&last.account_id), &last.chat, &reply.text, quote.as_ref()).await;
+            (reply, stored)
+        });
+        let (run, result) = tokio::join!(self.start_inbound_run(key, &text, &last), turn);
+        stop_typing();
+        match result {
+            Ok(((reply, stored), _)) => match stored {
+                Ok((ids, deadline)) => {
+                    tracing::info!(session = %key, provider = %reply.provider, model = %reply.model, parts = ids.len(), "reply stored in the outbox");
+                    self.complete_inbound_run(run, TurnOutcome::Stored(&reply, &ids, deadline)).await;
+                }
+                Err(e) => {
+                    tracing::error!(session = %key, error = %e, "reply not stored");
+                    self.complete_inbound_run(run, TurnOutcome::NotStored(&reply, e.to_string())).await;
+                }
+            },
             Err(e) => {
                 tracing::warn!(session = %key, error = %e, "turn failed; no reply sent");
                 self.complete_inbound_run(run, TurnOutcome::Failed(&e)).await;
