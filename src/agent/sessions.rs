@@ -5,8 +5,16 @@
 //!
 //! Every change is a committed transaction on the store's own thread ([`DbThread`]); nothing
 //! here runs on an async worker.
+//!
+//! The histories of the last [`CACHED_SESSIONS`] sessions used are also kept in memory, written
+//! through: a turn reads its history without a trip to the database thread (where it would wait
+//! behind the route write of the same message). The cache holds what the database holds: an
+//! append or reset updates it with the committed result, and drops the entry when the write
+//! failed. Only the gateway process writes histories (the CLI only lists sessions).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -17,6 +25,8 @@ use crate::store::db::{Db, DbError, DbThread, Migration};
 
 /// Messages kept per session by default (oldest whole exchanges dropped first).
 pub const DEFAULT_MAX_MESSAGES: usize = 200;
+/// Sessions whose history is kept in memory as well (see the module doc).
+pub const CACHED_SESSIONS: usize = 32;
 
 /// The schema of `sessions.db`, in order.
 pub const MIGRATIONS: &[Migration] = &[Migration::sql(
@@ -86,6 +96,7 @@ impl From<rusqlite::Error> for SessionStoreError {
 pub struct SessionStore {
     db: DbThread,
     max_messages: usize,
+    cache: Arc<Mutex<HashMap<String, Vec<ChatMessage>>>>,
 }
 
 fn touch(tx: &rusqlite::Transaction<'_>, key: &str, now: u64) -> rusqlite::Result<()> {
@@ -109,7 +120,30 @@ impl SessionStore {
     }
 
     fn with_db(db: Db, max_messages: usize) -> Result<Self, SessionStoreError> {
-        Ok(Self { db: DbThread::spawn("openclaw-sessions-db", db)?, max_messages: max_messages.max(2) })
+        Ok(Self { db: DbThread::spawn("openclaw-sessions-db", db)?, max_messages: max_messages.max(2), cache: Arc::default() })
+    }
+
+    /// Keeps `messages` as the cached history of `key` (`None`: forget it).
+    fn cache_put(&self, key: &str, messages: Option<Vec<ChatMessage>>) {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match messages {
+            Some(m) => {
+                if c.len() >= CACHED_SESSIONS && !c.contains_key(key) {
+                    // Any one entry: a personal assistant has few sessions at once.
+                    if let Some(k) = c.keys().next().cloned() {
+                        c.remove(&k);
+                    }
+                }
+                c.insert(key.to_string(), m);
+            }
+            None => {
+                c.remove(key);
+            }
+        }
+    }
+
+    fn cached(&self, key: &str) -> Option<Vec<ChatMessage>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
 
     /// Records `route` as the last route of `key`.
@@ -191,21 +225,27 @@ fn herr(e: SessionStoreError) -> HistoryError {
     HistoryError(e.to_string())
 }
 
+/// The stored history of `key`, oldest first.
+fn load_history(conn: &rusqlite::Connection, key: &str) -> Result<Vec<ChatMessage>, SessionStoreError> {
+    let mut stmt = conn.prepare("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq")?;
+    let rows = stmt.query_map([key], |r| {
+        let role: String = r.get(0)?;
+        Ok(ChatMessage { role: if role == "user" { Role::User } else { Role::Assistant }, content: r.get(1)? })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
 impl History for SessionStore {
     fn load<'a>(&'a self, session_key: &'a str) -> HistoryFuture<'a, Vec<ChatMessage>> {
         let key = session_key.to_string();
         Box::pin(async move {
-            self.db
-                .call(move |db| {
-                    let mut stmt = db.conn().prepare("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq")?;
-                    let rows = stmt.query_map([key], |r| {
-                        let role: String = r.get(0)?;
-                        Ok(ChatMessage { role: if role == "user" { Role::User } else { Role::Assistant }, content: r.get(1)? })
-                    })?;
-                    Ok::<_, SessionStoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-                })
-                .await
-                .map_err(herr)
+            if let Some(m) = self.cached(&key) {
+                return Ok(m);
+            }
+            let k = key.clone();
+            let loaded = self.db.call(move |db| load_history(db.conn(), &k)).await.map_err(herr)?;
+            self.cache_put(&key, Some(loaded.clone()));
+            Ok(loaded)
         })
     }
 
@@ -214,7 +254,8 @@ impl History for SessionStore {
         let max = self.max_messages as i64;
         let now = now_ms();
         Box::pin(async move {
-            self.db
+            let result = self
+                .db
                 .call(move |db| {
                     db.transaction(|tx| {
                         touch(tx, &key, now)?;
@@ -240,24 +281,35 @@ impl History for SessionStore {
                                (SELECT min(seq) FROM history WHERE session_key = ?1 AND role = 'user'), 0)",
                             params![key],
                         )?;
-                        Ok::<_, SessionStoreError>(())
+                        load_history(tx, &key)
                     })
                 })
-                .await
-                .map_err(herr)
+                .await;
+            match result {
+                Ok(history) => {
+                    self.cache_put(session_key, Some(history));
+                    Ok(())
+                }
+                Err(e) => {
+                    self.cache_put(session_key, None);
+                    Err(herr(e))
+                }
+            }
         })
     }
 
     fn reset<'a>(&'a self, session_key: &'a str) -> HistoryFuture<'a, ()> {
         let key = session_key.to_string();
         Box::pin(async move {
-            self.db
+            let result = self
+                .db
                 .call(move |db| {
                     db.conn().execute("DELETE FROM history WHERE session_key = ?1", [key])?;
                     Ok::<_, SessionStoreError>(())
                 })
-                .await
-                .map_err(herr)
+                .await;
+            self.cache_put(session_key, result.as_ref().ok().map(|_| Vec::new()));
+            result.map_err(herr)
         })
     }
 }
@@ -287,6 +339,31 @@ mod tests {
         s.reset("k").await.unwrap();
         assert!(s.load("k").await.unwrap().is_empty());
         assert_eq!(s.load("other").await.unwrap(), exchange(9));
+    }
+
+    #[tokio::test]
+    async fn the_cached_history_is_what_the_database_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db");
+        let s = SessionStore::open(&path, 5).unwrap();
+        for n in 0..4 {
+            s.append("k", exchange(n)).await.unwrap();
+            assert!(s.cached("k").is_some(), "cached after the append");
+            // A second store over the same file reads the database itself.
+            let fresh = SessionStore::open(&path, 5).unwrap();
+            assert_eq!(s.load("k").await.unwrap(), fresh.load("k").await.unwrap(), "after append {n}");
+        }
+        s.reset("k").await.unwrap();
+        assert_eq!(s.cached("k"), Some(Vec::new()));
+        assert!(SessionStore::open(&path, 5).unwrap().load("k").await.unwrap().is_empty());
+        // Bounded: the oldest sessions fall out of memory, not out of the database.
+        for n in 0..CACHED_SESSIONS + 5 {
+            s.append(&format!("s{n}"), exchange(n)).await.unwrap();
+        }
+        assert!(s.cache.lock().unwrap().len() <= CACHED_SESSIONS);
+        for n in 0..CACHED_SESSIONS + 5 {
+            assert_eq!(s.load(&format!("s{n}")).await.unwrap(), exchange(n));
+        }
     }
 
     #[tokio::test]
