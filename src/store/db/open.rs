@@ -148,6 +148,22 @@ impl Db {
         tx.commit().map_err(|e| E::from(DbError::Sqlite(e)))?;
         Ok(out)
     }
+
+    /// Like [`Db::transaction`], but the commit is not synced to disk (`synchronous=NORMAL` for
+    /// this one commit). It survives a crash of the process at once, and a power cut from the
+    /// next synced commit of this database on: WAL frames are appended in order and that commit
+    /// syncs the whole file. Only for a step that nobody outside relies on until such a commit
+    /// follows; the caller documents which commit that is.
+    pub fn transaction_unsynced<T, E>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL").map_err(|e| E::from(DbError::Sqlite(e)))?;
+        let out = self.transaction(f);
+        // Back to FULL before anything else commits here, whatever `f` returned.
+        self.conn.execute_batch("PRAGMA synchronous=FULL").map_err(|e| E::from(DbError::Sqlite(e)))?;
+        out
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +175,25 @@ mod tests {
         Migration::sql("create t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"),
         Migration::sql("create u", "CREATE TABLE u (id INTEGER PRIMARY KEY, t_id INTEGER NOT NULL REFERENCES t(id));"),
     ];
+
+    #[test]
+    fn an_unsynced_transaction_commits_and_leaves_the_connection_synced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.db");
+        let mut db = Db::open(&path, M).unwrap();
+        db.transaction_unsynced(|tx| tx.execute("INSERT INTO t (v) VALUES ('a')", []).map_err(DbError::from)).unwrap();
+        let failed: Result<(), DbError> = db.transaction_unsynced(|tx| {
+            tx.execute("INSERT INTO t (v) VALUES ('rolled back')", [])?;
+            Err(DbError::Sqlite(rusqlite::Error::InvalidQuery))
+        });
+        assert!(failed.is_err());
+        let sync: i64 = db.conn().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "FULL again after both");
+        drop(db);
+        let db = Db::open(&path, M).unwrap();
+        let vs: Vec<String> = db.conn().prepare("SELECT v FROM t").unwrap().query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(vs, ["a"]);
+    }
 
     #[test]
     fn open_creates_private_file_and_dirs_with_pragmas() {

@@ -519,15 +519,19 @@ impl Consumer {
             let now = now_ms(&self.clock);
             let released = hold.tick(now);
             self.release_held(released, now).await;
-            match m.outbox.expire_due("whatsapp", &account, now, "deadline passed before it could be sent").await {
-                Ok(ids) if !ids.is_empty() => tracing::warn!(account = %account, count = ids.len(), "outbound messages expired unsent"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(account = %account, "outbox: {e}"),
-            }
             // The account clock counts whole seconds while messages are stored with their unix
             // ms: claim with the end of the current second, or a reply stored at .069 s waits
             // for the next second (measured: ~1 s per reply in benches/full_turn.rs).
-            match m.outbox.claim_next("whatsapp", &account, now + 999).await {
+            // Unsynced: every path from a claim to the wire commits the advanced sessions (or
+            // sender key) to this database first, synced, which makes the claim durable too.
+            let claimed = m.outbox.expire_and_claim_unsynced("whatsapp", &account, now, now + 999, "deadline passed before it could be sent").await;
+            let claimed = claimed.map(|(expired, rec)| {
+                if !expired.is_empty() {
+                    tracing::warn!(account = %account, count = expired.len(), "outbound messages expired unsent");
+                }
+                rec
+            });
+            match claimed {
                 Ok(Some(rec)) => {
                     if !self.send_claimed(rec).await {
                         return;
