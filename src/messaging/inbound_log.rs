@@ -209,9 +209,14 @@ impl InboundLog {
         }
     }
 
-    /// Marks row `seq` handled (see [`Receipt::handled`]).
+    /// Marks row `seq` handled (see [`Receipt::handled`]), in a transaction that is **not
+    /// synced**: the consumer's next step does not wait for the disk. The host's database also
+    /// holds the outbox (the WhatsApp account store), so the synced commit before any reply
+    /// leaves makes the mark durable first; a mark lost to a power cut before that is a message
+    /// whose answer never left, handed out again at the next start and answered then (a message
+    /// that gets no answer is decided again, to the same effect).
     pub async fn handled(&self, seq: i64, now_ms: u64) -> Result<bool, InboundLogError> {
-        let r = self.thread.call(move |db| ops::mark_handled(db.conn(), seq, now_ms)).await;
+        let r = self.thread.call(move |db| db.transaction_unsynced(|tx| ops::mark_handled(tx, seq, now_ms))).await;
         if r.is_ok() {
             self.in_flight().remove(&seq);
         }
