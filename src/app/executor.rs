@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::agent::runs::{DeliveryFuture, PendingDelivery, RunExecutor, RunFailure, RunFuture, RunKind, RunRecord, RunSuccess};
 use crate::agent::turn::{TurnError, TurnRequest};
-use crate::messaging::{ChatId, MessageId, OutboundBody};
+use crate::messaging::{ChatId, MessageId, OutboundBody, OutboundMessage};
 
 use super::App;
 
@@ -55,20 +55,28 @@ impl App {
         // In a group a reply always quotes the message that triggered it (issue 12), so members
         // see whom the assistant answers; `replyToMode` still widens it to every part.
         let reply_mode = if reply_mode == ReplyToMode::Off && chat.as_str().ends_with("@g.us") { ReplyToMode::First } else { reply_mode };
-        let parts = crate::routing::prepare_whatsapp_reply(text, limit, mode);
-        let mut ids = Vec::with_capacity(parts.len());
-        let mut deadline = 0;
-        for (i, part) in parts.into_iter().enumerate() {
-            let reply_to = match reply_mode {
-                ReplyToMode::Off => None,
-                ReplyToMode::First | ReplyToMode::Batched => quote.filter(|_| i == 0).cloned(),
-                ReplyToMode::All => quote.cloned(),
-            };
-            let id = super::send::new_message_id(None);
-            let (_, d) = self.enqueue(&handle, id.clone(), chat.clone(), reply_to, OutboundBody::Text { text: part }).await?;
-            deadline = deadline.max(d);
-            ids.push(id);
-        }
+        let now = self.now_ms();
+        let deadline = now.saturating_add(super::DEFAULT_SEND_DEADLINE_MS);
+        let parts: Vec<OutboundMessage> = crate::routing::prepare_whatsapp_reply(text, limit, mode)
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| OutboundMessage {
+                id: super::send::new_message_id(None),
+                channel: handle.channel().to_string(),
+                account_id: handle.account().to_string(),
+                chat: chat.clone(),
+                reply_to: match reply_mode {
+                    ReplyToMode::Off => None,
+                    ReplyToMode::First | ReplyToMode::Batched => quote.filter(|_| i == 0).cloned(),
+                    ReplyToMode::All => quote.cloned(),
+                },
+                body: OutboundBody::Text { text: part },
+            })
+            .collect();
+        let ids = parts.iter().map(|p| p.id.clone()).collect();
+        // The run that asked for this reply is already stored (accepted means stored); the
+        // parts go in unsynced, all or none (see `AccountHandle::send_reply`).
+        handle.send_reply(parts, deadline, now).await.map_err(|e| super::SendOpError::Store(e.to_string()))?;
         Ok((ids, deadline))
     }
 

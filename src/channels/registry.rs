@@ -153,6 +153,15 @@ impl AccountHandle {
         Ok(self.outbox.enqueue(msg, deadline_ms, now_ms).await?)
     }
 
+    /// Stores the parts of an assistant's reply in the outbox, in order and all or none, and
+    /// wakes the driver, without waiting for the disk: the driver's synced commit before the
+    /// first part leaves makes them durable (see [`Outbox::enqueue_reply_unsynced`]). For
+    /// replies of runs, whose acceptance was promised when the run was stored; a send whose
+    /// caller is told "accepted" uses [`AccountHandle::send`].
+    pub async fn send_reply(&self, parts: Vec<OutboundMessage>, deadline_ms: u64, now_ms: u64) -> Result<Vec<Enqueued>, SendError> {
+        Ok(self.outbox.enqueue_reply_unsynced(parts, deadline_ms, now_ms).await?)
+    }
+
     /// The stored outcome of a message, if the id is known.
     pub async fn outcome(&self, id: &MessageId) -> Result<Option<OutboxRecord>, SendError> {
         Ok(self.outbox.get(id).await?)

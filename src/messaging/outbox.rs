@@ -534,6 +534,24 @@ impl Outbox {
         Ok(r)
     }
 
+    /// Stores the parts of one reply, in order and all or none, in a transaction that is **not
+    /// synced** ([`crate::store::db::Db::transaction_unsynced`]), and wakes the sender: a reply
+    /// does not wait for the disk before it can be claimed. For a host that makes a synced
+    /// commit to this database before a message leaves (the WhatsApp consumer's ratchet commit),
+    /// which makes the parts durable first. Only for messages whose acceptance nobody outside
+    /// was promised: a power cut before that commit loses the reply, and a run that recorded its
+    /// parts then fails with "no longer in the outbox" (`app::run_delivery`).
+    pub async fn enqueue_reply_unsynced(&self, parts: Vec<OutboundMessage>, deadline_ms: u64, now: u64) -> Result<Vec<Enqueued>, OutboxError> {
+        let r = self
+            .db
+            .call(move |db| db.transaction_unsynced(|tx| parts.iter().map(|m| ops::enqueue(tx, m, deadline_ms, now)).collect::<Result<Vec<_>, _>>()))
+            .await?;
+        if r.iter().any(|e| e.created) {
+            self.wake();
+        }
+        Ok(r)
+    }
+
     /// See [`ops::claim_next`].
     pub async fn claim_next(&self, channel: &str, account: &str, now: u64) -> Result<Option<OutboxRecord>, OutboxError> {
         let (c, a) = (channel.to_string(), account.to_string());
