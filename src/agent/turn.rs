@@ -29,6 +29,10 @@ pub const RESET_TRIGGERS: &[&str] = &["/new", "/reset"];
 pub const RESET_PROMPT: &str = "A new session was started via /new or /reset. Greet the user in your configured persona in 1-3 sentences and ask what they want to do. Do not mention internal steps, files or tools.";
 /// Turns running at once across sessions, by default.
 pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+/// How long a system prompt read from the workspace files is used before they are read again:
+/// an edit to `SOUL.md` shows from the next turn that starts this long after it, and a burst of
+/// turns does not wait for the disk each time.
+pub const PROMPT_TTL: Duration = Duration::from_secs(1);
 
 /// A turn to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +108,7 @@ pub struct Agent {
     pub history_limit: Option<usize>,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     permits: Arc<tokio::sync::Semaphore>,
+    prompt: Mutex<Option<(Instant, String)>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -126,6 +131,7 @@ impl Agent {
             history_limit: None,
             sessions: Mutex::new(HashMap::new()),
             permits: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_CONCURRENT)),
+            prompt: Mutex::new(None),
         }
     }
 
@@ -150,11 +156,19 @@ impl Agent {
         self
     }
 
-    /// The system prompt from the workspace (read off the async workers).
+    /// The system prompt from the workspace (read off the async workers, again once it is
+    /// [`PROMPT_TTL`] old).
     pub async fn system_prompt(&self) -> String {
         let Some(dir) = self.workspace.clone() else { return workspace::build_system_prompt(&[]) };
+        if let Some((at, p)) = self.prompt.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && at.elapsed() < PROMPT_TTL
+        {
+            return p.clone();
+        }
         let files = tokio::task::spawn_blocking(move || workspace::load_workspace_files(&dir)).await.unwrap_or_default();
-        workspace::build_system_prompt(&files)
+        let p = workspace::build_system_prompt(&files);
+        *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), p.clone()));
+        p
     }
 
     fn session_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -337,6 +351,20 @@ mod tests {
             err.to_string(),
             "provider nope, model m: not usable: no such provider in models.providers; then provider bad, model : not usable: not a \"provider/model\" reference"
         );
+    }
+
+    #[tokio::test]
+    async fn workspace_edits_show_once_the_prompt_is_a_ttl_old() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("SOUL.md"), "Speak softly.\n").unwrap();
+        let mut agent = Agent::new(HttpClient::new(Timeouts::default()).unwrap(), ProviderSet::default());
+        agent.workspace = Some(dir.path().to_path_buf());
+        assert!(agent.system_prompt().await.contains("Speak softly."));
+        std::fs::write(dir.path().join("SOUL.md"), "Speak loudly.\n").unwrap();
+        assert!(agent.system_prompt().await.contains("Speak softly."), "a burst of turns reads the disk once");
+        tokio::time::sleep(PROMPT_TTL + Duration::from_millis(50)).await;
+        let p = agent.system_prompt().await;
+        assert!(p.contains("Speak loudly.") && !p.contains("softly"), "{p}");
     }
 
     /// A history whose append waits until `gate` is notified, and then fails when `fail`.
