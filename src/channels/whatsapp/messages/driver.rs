@@ -398,6 +398,39 @@ impl ConnInbound {
     }
 }
 
+/// Device `d`'s stored session record: under its LID address when the mapping is known (the
+/// address it is committed under), else under `d`. Returns `(d, address, record)`.
+fn stored_session(ops: &crate::channels::whatsapp::account::store::Ops<'_>, d: &str) -> Result<(String, String, Option<StoredRecord>), StoreError> {
+    let j = Jid::parse(d);
+    let lid = match &j {
+        Some(j) if j.server == "s.whatsapp.net" => ops.lid_for_pn(&j.user_jid())?.and_then(|l| Jid::parse(&l)).map(|l| l.with_device(j.device).device_jid()),
+        _ => None,
+    };
+    let addr = lid.unwrap_or_else(|| d.to_owned());
+    let rec = match ops.session(&addr)? {
+        Some(r) => Some(r),
+        None if addr != d => ops.session(d)?,
+        None => None,
+    };
+    Ok((d.to_owned(), addr, rec))
+}
+
+/// The devices a DM to `chat` goes to: each of the contact's devices and each of our own but
+/// this one, from the users' device lists.
+fn dm_devices(chat: &Jid, own_user: &str, own_jid: &Jid, this_device: u32, lists: &HashMap<String, Vec<u32>>) -> Result<Vec<String>, SendFail> {
+    let their = lists.get(&chat.user_jid()).cloned().unwrap_or_default();
+    if their.is_empty() {
+        return Err(SendFail::Permanent(format!("{} is not on WhatsApp (no devices)", chat.user_jid())));
+    }
+    let mut devices: Vec<String> = their.iter().map(|d| chat.with_device(*d).device_jid()).collect();
+    for d in lists.get(own_user).cloned().unwrap_or_default() {
+        if d != this_device {
+            devices.push(own_jid.with_device(d).device_jid());
+        }
+    }
+    Ok(devices)
+}
+
 /// Sorts stored records into usable sessions and the devices that still need a bundle:
 /// `force` starts a new session from its bundle on top of the stored record; a device without a
 /// current session starts one from `bundles` when it has one there, else it is listed as needed.
@@ -687,32 +720,42 @@ impl Consumer {
     /// device JID when the user's LID is known (as Baileys 7 keys sessions), else the wire JID.
     /// The stored session record of each device (under its LID address when known).
     async fn stored_sessions(&self, devices: Vec<String>) -> Result<Vec<(String, String, Option<StoredRecord>)>, SendFail> {
-        Ok(self
+        Ok(self.m.db.read(move |ops| devices.iter().map(|d| stored_session(ops, d)).collect::<Result<Vec<_>, StoreError>>()).await?)
+    }
+
+    /// The sessions of a DM's devices (`pick` chooses them from the users' device lists) in
+    /// one trip to the database, with the ratchet lock held: the usual send, where the lists
+    /// are cached and every device has a session. `None` when a list is missing or stale, or
+    /// a device has no session yet (the caller takes the long way: usync, bundles).
+    async fn dm_sessions_cached(
+        &self,
+        users: Vec<String>,
+        pick: impl FnOnce(&HashMap<String, Vec<u32>>) -> Result<Vec<String>, SendFail>,
+    ) -> Result<Option<(tokio::sync::MutexGuard<'_, ()>, Vec<(String, String, SessionRecord)>)>, SendFail> {
+        let now = now_ms(&self.clock);
+        let guard = self.m.ratchets.lock().await;
+        let found = self
             .m
             .db
             .read(move |ops| {
-                devices
-                    .iter()
-                    .map(|d| {
-                        let j = Jid::parse(d);
-                        let lid = match &j {
-                            Some(j) if j.server == "s.whatsapp.net" => ops
-                                .lid_for_pn(&j.user_jid())?
-                                .and_then(|l| Jid::parse(&l))
-                                .map(|l| l.with_device(j.device).device_jid()),
-                            _ => None,
-                        };
-                        let addr = lid.unwrap_or_else(|| d.clone());
-                        let rec = match ops.session(&addr)? {
-                            Some(r) => Some(r),
-                            None if addr != *d => ops.session(d)?,
-                            None => None,
-                        };
-                        Ok((d.clone(), addr, rec))
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()
+                let mut lists = HashMap::new();
+                let mut stored = HashMap::new();
+                for u in &users {
+                    let Some(l) = ops.device_list(u, now)? else { return Ok(None) };
+                    let Some(j) = Jid::parse(u) else { return Ok(None) };
+                    for d in &l.devices {
+                        let dj = j.with_device(*d).device_jid();
+                        stored.insert(dj.clone(), stored_session(ops, &dj)?);
+                    }
+                    lists.insert(u.clone(), l.devices);
+                }
+                Ok(Some((lists, stored)))
             })
-            .await?)
+            .await?;
+        let Some((lists, mut stored)) = found else { return Ok(None) };
+        let wanted: Vec<_> = pick(&lists)?.iter().filter_map(|d| stored.remove(d)).collect();
+        let (have, need) = assign_sessions(wanted, None, &HashMap::new(), &local_identity(&self.creds), self.rng.as_ref());
+        Ok(need.is_empty().then_some((guard, have)))
     }
 
     /// A session for each device, with the ratchet lock held for the caller's encryption and
@@ -803,19 +846,18 @@ impl Consumer {
         } else {
             self.me.with_device(0).user_jid()
         };
-        let lists = self.devices(vec![chat.user_jid(), own_user.clone()]).await?;
-        let their = lists.get(&chat.user_jid()).cloned().unwrap_or_default();
-        if their.is_empty() {
-            return Err(SendFail::Permanent(format!("{} is not on WhatsApp (no devices)", chat.user_jid())));
-        }
         let own_jid = Jid::parse(&own_user).unwrap_or_else(|| self.me.with_device(0));
-        let mut devices: Vec<String> = their.iter().map(|d| chat.with_device(*d).device_jid()).collect();
-        for d in lists.get(&own_user).cloned().unwrap_or_default() {
-            if d != self.me.device {
-                devices.push(own_jid.with_device(d).device_jid());
+        let users = vec![chat.user_jid(), own_user.clone()];
+        let this_device = self.me.device;
+        let cached = self.dm_sessions_cached(users.clone(), |lists| dm_devices(&chat, &own_user, &own_jid, this_device, lists)).await?;
+        let (ratchets, sessions) = match cached {
+            Some(found) => found,
+            None => {
+                let lists = self.devices(users).await?;
+                let devices = dm_devices(&chat, &own_user, &own_jid, this_device, &lists)?;
+                self.sessions(devices, None).await?
             }
-        }
-        let (ratchets, sessions) = self.sessions(devices, None).await?;
+        };
         if !sessions.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
             return Err(SendFail::Transient("no device of the recipient has keys".into()));
         }
