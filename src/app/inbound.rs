@@ -11,7 +11,8 @@
 //!    as group history, and the next answered message of the group takes it as context;
 //! 2. an admitted message gets the ack reaction (`messages.ackReaction` within
 //!    `ackReactionScope`) and, when `sendReadReceipts`, a read receipt at once; the session's last
-//!    route is recorded (for `/hooks/agent` `channel: "last"`);
+//!    route is recorded (for `/hooks/agent` `channel: "last"`) while the turn starts (a route
+//!    that cannot be stored is logged; the contact is answered all the same);
 //! 3. it joins its session's **lane**: one turn per session at a time. Messages that arrive while
 //!    a turn runs wait and are collected into the next turn, joined by newlines (upstream's
 //!    `collect` queue mode); turns of different sessions run in parallel within the agent's
@@ -20,7 +21,12 @@
 //!    [`TYPING_INTERVAL`]), then `paused`; the reply is chunked and stored in the outbox in order
 //!    ([`App::deliver_reply`], `replyToMode` quoting the last message of the batch). A failed
 //!    turn sends nothing and is logged with the provider, model and reason. Each turn is
-//!    recorded as a run (`origin: "inbound"`, [`super::inbound_runs`]).
+//!    recorded as a run (`origin: "inbound"`, [`super::inbound_runs`]), stored while the model
+//!    works and completed once the reply is stored.
+//!
+//! Nothing between the decrypted message and the provider request, or between the answer and
+//! the encrypted send, waits for a disk sync that the contact's answer does not depend on
+//! (`benches/full_turn.rs` measures both legs).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
