@@ -104,11 +104,18 @@ impl PairingStore {
 }
 
 impl PairingStore {
+    /// Whether [`PairingStore::decide_inbound`] reads (and may write) the pairing file for
+    /// `msg`: only a direct message under `dmPolicy: pairing`. Otherwise the decision is pure
+    /// and may be made on an async worker.
+    pub fn reads_store(account: &ResolvedAccount, msg: &Inbound) -> bool {
+        account.dm_policy == DmPolicy::Pairing && msg.chat_kind == ChatKind::Direct
+    }
+
     /// Decides an inbound message for `account` ([`crate::routing::decide`]) and persists a
     /// changed pairing state before returning, so a challenge is only sent for a stored
     /// request. Only a DM under `dmPolicy: pairing` touches the store (read and written under
-    /// its lock); other messages are decided without I/O. Blocking: call it off the async
-    /// workers.
+    /// its lock; [`PairingStore::reads_store`]); other messages are decided without I/O.
+    /// Blocking when it reads the store: call it off the async workers then.
     pub fn decide_inbound(
         &self,
         account: &ResolvedAccount,
@@ -117,7 +124,7 @@ impl PairingStore {
         now_ms: u64,
         random_index: &mut dyn FnMut(usize) -> usize,
     ) -> Result<Decision, PairingStoreError> {
-        if account.dm_policy != DmPolicy::Pairing || msg.chat_kind != ChatKind::Direct {
+        if !Self::reads_store(account, msg) {
             let empty = PendingPairings::default();
             let ctx = AccessContext::for_account(account, own_e164, &empty, now_ms);
             return Ok(crate::routing::decide(&ctx, msg, random_index));
@@ -217,8 +224,11 @@ mod tests {
         let dec = store.decide_inbound(&allowlist, None, &msg, 0, &mut |_| 0).unwrap();
         assert_eq!(dec.rule, Rule::NotAllowlisted);
         assert!(!store.file("whatsapp").unwrap().exists(), "no store I/O outside pairing");
+        assert!(!PairingStore::reads_store(&allowlist, &msg), "decided on the async worker");
 
         let pairing = cfg(serde_json::json!({}));
+        assert!(PairingStore::reads_store(&pairing, &msg));
+        assert!(!PairingStore::reads_store(&pairing, &Inbound { chat_kind: ChatKind::Group, ..msg.clone() }), "groups never read it");
         let dec = store.decide_inbound(&pairing, None, &msg, 0, &mut |_| 0).unwrap();
         assert!(matches!(dec.action, Action::Challenge { ref code, .. } if code == "AAAAAAAA"));
         assert_eq!(store.load("whatsapp").unwrap().requests.len(), 1, "stored before the reply is sent");

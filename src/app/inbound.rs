@@ -132,11 +132,13 @@ impl App {
         let now = self.now_ms();
         let r2 = routed.clone();
         let resolved = settings.resolved.clone();
-        let decision = tokio::task::spawn_blocking(move || {
-            pairing.decide_inbound(&resolved, own.as_deref(), &r2, now, &mut |n| rand::random_range(0..n.max(1)))
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        let decide = move || pairing.decide_inbound(&resolved, own.as_deref(), &r2, now, &mut |n| rand::random_range(0..n.max(1)));
+        // Off the async workers only when the pairing file is read (a DM under `pairing`).
+        let decision = if crate::agent::pairing_store::PairingStore::reads_store(&settings.resolved, &routed) {
+            tokio::task::spawn_blocking(decide).await.map_err(|e| e.to_string())?
+        } else {
+            decide()
+        }
         .map_err(|e| e.to_string())?;
         crate::routing::log_decision(&routed, &decision);
         if decision.rule != crate::routing::Rule::FromMe {
