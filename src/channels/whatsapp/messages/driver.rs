@@ -398,6 +398,47 @@ impl ConnInbound {
     }
 }
 
+/// What a DM's devices get: the contact's devices the message, our own other devices the
+/// `deviceSentMessage` copy naming the chat.
+struct DmBodies {
+    plain: Vec<u8>,
+    device_sent: Vec<u8>,
+    own_users: (String, Option<String>),
+}
+
+impl DmBodies {
+    fn new(chat: &Jid, msg: &proto::Message, own_user: &str, own_lid_user: Option<String>) -> Self {
+        Self {
+            plain: msg.encode_to_vec(),
+            device_sent: content::device_sent(&chat.user_jid(), msg).encode_to_vec(),
+            own_users: (own_user.to_owned(), own_lid_user),
+        }
+    }
+
+    /// Encrypts for each session (padded); returns the ciphertexts and the advanced records to
+    /// commit before they leave. A device whose encryption fails is left out (logged).
+    fn encrypt(
+        &self,
+        sessions: Vec<(String, String, SessionRecord)>,
+        rng: &dyn crate::channels::whatsapp::crypto::Entropy,
+    ) -> (Vec<DeviceEnc>, Vec<(String, StoredRecord)>) {
+        let mut encs = Vec::new();
+        let mut records = Vec::new();
+        for (d, addr, mut rec) in sessions {
+            let own = Jid::parse(&d).is_some_and(|j| j.user == self.own_users.0 || Some(j.user.as_str()) == self.own_users.1.as_deref());
+            let body = if own { &self.device_sent } else { &self.plain };
+            match rec.encrypt(&padding::pad(body, rng)) {
+                Ok((ty, ct)) => {
+                    encs.push(DeviceEnc { jid: d, kind: ty.as_str(), ciphertext: ct });
+                    records.push((addr, stored(&rec)));
+                }
+                Err(e) => tracing::warn!(device = %d, "encryption failed: {e}"),
+            }
+        }
+        (encs, records)
+    }
+}
+
 /// Device `d`'s stored session record: under its LID address when the mapping is known (the
 /// address it is committed under), else under `d`. Returns `(d, address, record)`.
 fn stored_session(ops: &crate::channels::whatsapp::account::store::Ops<'_>, d: &str) -> Result<(String, String, Option<StoredRecord>), StoreError> {
@@ -723,39 +764,51 @@ impl Consumer {
         Ok(self.m.db.read(move |ops| devices.iter().map(|d| stored_session(ops, d)).collect::<Result<Vec<_>, StoreError>>()).await?)
     }
 
-    /// The sessions of a DM's devices (`pick` chooses them from the users' device lists) in
-    /// one trip to the database, with the ratchet lock held: the usual send, where the lists
-    /// are cached and every device has a session. `None` when a list is missing or stale, or
-    /// a device has no session yet (the caller takes the long way: usync, bundles).
-    async fn dm_sessions_cached(
+    /// The usual DM in one trip to the database, under the ratchet lock: the users' device
+    /// lists (cached), the chosen devices' sessions (`pick`), the encryption and the commit of
+    /// the advanced sessions (synced: before the ciphertexts leave). `None`, with nothing
+    /// written, when a list is missing or stale or a device has no session yet: the caller
+    /// takes the long way (usync, bundles, [`Consumer::encrypt_all`]).
+    async fn dm_encrypt_cached(
         &self,
         users: Vec<String>,
-        pick: impl FnOnce(&HashMap<String, Vec<u32>>) -> Result<Vec<String>, SendFail>,
-    ) -> Result<Option<(tokio::sync::MutexGuard<'_, ()>, Vec<(String, String, SessionRecord)>)>, SendFail> {
+        pick: impl FnOnce(&HashMap<String, Vec<u32>>) -> Result<Vec<String>, SendFail> + Send + 'static,
+        recipient: String,
+        bodies: DmBodies,
+    ) -> Result<Option<Vec<DeviceEnc>>, SendFail> {
         let now = now_ms(&self.clock);
-        let guard = self.m.ratchets.lock().await;
-        let found = self
-            .m
+        let (local, rng) = (local_identity(&self.creds), self.rng.clone());
+        let _ratchets = self.m.ratchets.lock().await;
+        self.m
             .db
-            .read(move |ops| {
+            .write(move |ops| {
                 let mut lists = HashMap::new();
                 let mut stored = HashMap::new();
                 for u in &users {
-                    let Some(l) = ops.device_list(u, now)? else { return Ok(None) };
-                    let Some(j) = Jid::parse(u) else { return Ok(None) };
+                    let Some(l) = ops.device_list(u, now)? else { return Ok(Ok(None)) };
+                    let Some(j) = Jid::parse(u) else { return Ok(Ok(None)) };
                     for d in &l.devices {
                         let dj = j.with_device(*d).device_jid();
                         stored.insert(dj.clone(), stored_session(ops, &dj)?);
                     }
                     lists.insert(u.clone(), l.devices);
                 }
-                Ok(Some((lists, stored)))
+                let devices = match pick(&lists) {
+                    Ok(d) => d,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let wanted: Vec<_> = devices.iter().filter_map(|d| stored.remove(d)).collect();
+                let (have, need) = assign_sessions(wanted, None, &HashMap::new(), &local, rng.as_ref());
+                if !need.is_empty() || !have.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == recipient)) {
+                    return Ok(Ok(None));
+                }
+                let (encs, records) = bodies.encrypt(have, rng.as_ref());
+                for (a, r) in &records {
+                    ops.put_session(a, r, now)?;
+                }
+                Ok(Ok(Some(encs)))
             })
-            .await?;
-        let Some((lists, mut stored)) = found else { return Ok(None) };
-        let wanted: Vec<_> = pick(&lists)?.iter().filter_map(|d| stored.remove(d)).collect();
-        let (have, need) = assign_sessions(wanted, None, &HashMap::new(), &local_identity(&self.creds), self.rng.as_ref());
-        Ok(need.is_empty().then_some((guard, have)))
+            .await?
     }
 
     /// A session for each device, with the ratchet lock held for the caller's encryption and
@@ -800,21 +853,8 @@ impl Consumer {
         chat: &Jid,
         msg: &proto::Message,
     ) -> Result<Vec<DeviceEnc>, SendFail> {
-        let plain = msg.encode_to_vec();
-        let dsm = content::device_sent(&chat.user_jid(), msg).encode_to_vec();
-        let mut encs = Vec::new();
-        let mut records = Vec::new();
-        for (d, addr, mut rec) in sessions {
-            let own = Jid::parse(&d).is_some_and(|j| j.user == self.me.user || Some(j.user.as_str()) == self.own_lid_user().as_deref());
-            let body = if own { &dsm } else { &plain };
-            match rec.encrypt(&padding::pad(body, self.rng.as_ref())) {
-                Ok((ty, ct)) => {
-                    encs.push(DeviceEnc { jid: d, kind: ty.as_str(), ciphertext: ct });
-                    records.push((addr, stored(&rec)));
-                }
-                Err(e) => tracing::warn!(device = %d, "encryption failed: {e}"),
-            }
-        }
+        let bodies = DmBodies::new(chat, msg, &self.me.user, self.own_lid_user());
+        let (encs, records) = bodies.encrypt(sessions, self.rng.as_ref());
         let now = now_ms(&self.clock);
         // Sessions are committed before the ciphertexts leave.
         self.m
@@ -849,20 +889,22 @@ impl Consumer {
         let own_jid = Jid::parse(&own_user).unwrap_or_else(|| self.me.with_device(0));
         let users = vec![chat.user_jid(), own_user.clone()];
         let this_device = self.me.device;
-        let cached = self.dm_sessions_cached(users.clone(), |lists| dm_devices(&chat, &own_user, &own_jid, this_device, lists)).await?;
-        let (ratchets, sessions) = match cached {
-            Some(found) => found,
+        let msg = content::outbound_message(&rec.message.body, rec.message.chat.as_str(), rec.created_at_ms);
+        let bodies = DmBodies::new(&chat, &msg, &self.me.user, self.own_lid_user());
+        let (c2, u2, j2) = (chat.clone(), own_user.clone(), own_jid.clone());
+        let pick = move |lists: &HashMap<String, Vec<u32>>| dm_devices(&c2, &u2, &j2, this_device, lists);
+        let encs = match self.dm_encrypt_cached(users.clone(), pick, chat.user.clone(), bodies).await? {
+            Some(encs) => encs,
             None => {
                 let lists = self.devices(users).await?;
                 let devices = dm_devices(&chat, &own_user, &own_jid, this_device, &lists)?;
-                self.sessions(devices, None).await?
+                let (ratchets, sessions) = self.sessions(devices, None).await?;
+                if !sessions.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
+                    return Err(SendFail::Transient("no device of the recipient has keys".into()));
+                }
+                self.encrypt_all(ratchets, sessions, &chat, &msg).await?
             }
         };
-        if !sessions.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
-            return Err(SendFail::Transient("no device of the recipient has keys".into()));
-        }
-        let msg = content::outbound_message(&rec.message.body, rec.message.chat.as_str(), rec.created_at_ms);
-        let encs = self.encrypt_all(ratchets, sessions, &chat, &msg).await?;
         let node = stanza::outgoing_message(&chat.user_jid(), rec.message.id.as_str(), &encs, device_identity(&self.creds).as_deref());
         self.await_ack(with_kind(node, &msg)).await
     }
