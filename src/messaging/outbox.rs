@@ -558,32 +558,6 @@ impl Outbox {
         self.db.call(move |db| db.transaction(|tx| ops::claim_next(tx, &c, &a, now))).await
     }
 
-    /// [`ops::expire_due`] at `now`, then [`ops::claim_next`] at `claim_now`, in one transaction
-    /// that is **not synced** ([`crate::store::db::Db::transaction_unsynced`]): the sender's
-    /// hot path, one trip to the database instead of two and no wait for the disk. For a host
-    /// that makes a synced commit to this database before the claimed message leaves (the
-    /// WhatsApp consumer commits the advanced Signal sessions first), which makes the claim
-    /// durable. A claim lost to a power cut before that commit is a message still `pending`
-    /// that never left; an expiry lost so is repeated on the next pass.
-    pub async fn expire_and_claim_unsynced(
-        &self,
-        channel: &str,
-        account: &str,
-        now: u64,
-        claim_now: u64,
-        reason: &str,
-    ) -> Result<(Vec<MessageId>, Option<OutboxRecord>), OutboxError> {
-        let (c, a, why) = (channel.to_string(), account.to_string(), reason.to_string());
-        self.db
-            .call(move |db| {
-                db.transaction_unsynced(|tx| {
-                    let expired = ops::expire_due(tx, &c, &a, now, &why)?;
-                    Ok((expired, ops::claim_next(tx, &c, &a, claim_now)?))
-                })
-            })
-            .await
-    }
-
     /// See [`ops::mark_sent`]. Wakes the sender: the chat's next message is now claimable.
     pub async fn mark_sent(&self, id: &MessageId, now: u64) -> Result<(), OutboxError> {
         let id = id.clone();

@@ -224,29 +224,6 @@ async fn outbox_persists_across_reopen() {
     assert_eq!(ob.counts("whatsapp", "default").await.unwrap().pending, 1);
 }
 
-#[tokio::test]
-async fn expire_and_claim_in_one_unsynced_step_matches_the_two_steps() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("outbox.db");
-    {
-        let ob = Outbox::open(&path, OutboxPolicy::default()).unwrap();
-        ob.enqueue(msg("late", "A", "too late"), 50, 0).await.unwrap();
-        ob.enqueue(msg("m1", "A", "hi"), 1000, 0).await.unwrap();
-        ob.enqueue(msg("m2", "A", "after m1"), 1000, 0).await.unwrap();
-        let (expired, claimed) = ob.expire_and_claim_unsynced("whatsapp", "default", 60, 60, "gone").await.unwrap();
-        assert_eq!(expired, vec![MessageId::new("late")]);
-        assert_eq!(claimed.unwrap().message.id.as_str(), "m1", "the chat's oldest live message");
-        let (expired, claimed) = ob.expire_and_claim_unsynced("whatsapp", "default", 61, 61, "gone").await.unwrap();
-        assert!(expired.is_empty());
-        assert!(claimed.is_none(), "m2 waits while m1 is sending");
-    }
-    // Committed (the process went away cleanly here; a power cut is covered by the next synced
-    // commit, which a host makes before sending).
-    let ob = Outbox::open(&path, OutboxPolicy::default()).unwrap();
-    assert_eq!(ob.get(&MessageId::new("late")).await.unwrap().unwrap().state, OutboxState::Expired);
-    assert_eq!(ob.get(&MessageId::new("m1")).await.unwrap().unwrap().state, OutboxState::Sending);
-}
-
 const CRASH_DB_ENV: &str = "OPENCLAW_OUTBOX_CRASH_DB";
 const CRASH_START_ENV: &str = "OPENCLAW_OUTBOX_CRASH_START";
 

@@ -655,6 +655,18 @@ impl<'c> Ops<'c> {
         Ok(n == 1)
     }
 
+    /// The outbox's expiry at `now` and claim at `claim_now` ([`crate::messaging::outbox::ops`])
+    /// for `account`, inside this transaction: the consumer claims and encrypts in one trip.
+    pub fn expire_and_claim(&self, account: &str, now: u64, claim_now: u64, reason: &str) -> Result<(Vec<crate::messaging::MessageId>, Option<crate::messaging::OutboxRecord>), StoreError> {
+        use crate::messaging::outbox::{ops, OutboxError};
+        let map = |e: OutboxError| match e {
+            OutboxError::Db(d) => StoreError::Db(d),
+            other => StoreError::Corrupt { table: "outbox_messages", reason: other.to_string() },
+        };
+        let expired = ops::expire_due(self.conn, "whatsapp", account, now, reason).map_err(map)?;
+        Ok((expired, ops::claim_next(self.conn, "whatsapp", account, claim_now).map_err(map)?))
+    }
+
     /// Stores a decoded inbound message as pending in the durable inbound queue and returns its
     /// row; call it in the transaction of [`Self::commit_inbound`] (module doc, "Commit, then ack").
     pub fn record_inbound(&self, msg: &InboundMessage, now_ms: u64) -> Result<i64, StoreError> {

@@ -398,6 +398,59 @@ impl ConnInbound {
     }
 }
 
+/// Who we are, for encrypting a DM inside a store transaction.
+struct DmKeys {
+    me: Jid,
+    own_lid_user: Option<String>,
+    local: crate::channels::whatsapp::signal::LocalIdentity,
+    rng: SharedEntropy,
+}
+
+impl DmKeys {
+    /// Our user (LID when the chat is a LID chat and ours is known) and its JID.
+    fn own_for(&self, chat: &Jid) -> (String, Jid) {
+        let own_user = match (&self.own_lid_user, chat.server.as_str()) {
+            (Some(l), "lid") => format!("{l}@lid"),
+            _ => self.me.with_device(0).user_jid(),
+        };
+        let own_jid = Jid::parse(&own_user).unwrap_or_else(|| self.me.with_device(0));
+        (own_user, own_jid)
+    }
+
+    /// Inside the claim's transaction: encrypts DM `rec` for every device of the contact and
+    /// our other devices and stores the advanced sessions, when every device list is cached and
+    /// every device has a session. `None`, with nothing written, otherwise (groups too).
+    fn encrypt_cached(&self, ops: &crate::channels::whatsapp::account::store::Ops<'_>, rec: &OutboxRecord, now: u64) -> Result<Option<Vec<DeviceEnc>>, StoreError> {
+        let Some(chat) = Jid::parse(rec.message.chat.as_str()).filter(Jid::is_user).map(|j| j.with_device(0)) else { return Ok(None) };
+        let (own_user, own_jid) = self.own_for(&chat);
+        let mut lists = HashMap::new();
+        let mut stored = HashMap::new();
+        for u in [chat.user_jid(), own_user.clone()] {
+            let Some(l) = ops.device_list(&u, now)? else { return Ok(None) };
+            let Some(j) = Jid::parse(&u) else { return Ok(None) };
+            for d in &l.devices {
+                let dj = j.with_device(*d).device_jid();
+                stored.insert(dj.clone(), stored_session(ops, &dj)?);
+            }
+            lists.insert(u, l.devices);
+        }
+        // A contact without devices takes the long way, which says so.
+        let Ok(devices) = dm_devices(&chat, &own_user, &own_jid, self.me.device, &lists) else { return Ok(None) };
+        let wanted: Vec<_> = devices.iter().filter_map(|d| stored.remove(d)).collect();
+        let (have, need) = assign_sessions(wanted, None, &HashMap::new(), &self.local, self.rng.as_ref());
+        if !need.is_empty() || !have.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
+            return Ok(None);
+        }
+        let msg = content::outbound_message(&rec.message.body, rec.message.chat.as_str(), rec.created_at_ms);
+        let bodies = DmBodies::new(&chat, &msg, &self.me.user, self.own_lid_user.clone());
+        let (encs, records) = bodies.encrypt(have, self.rng.as_ref());
+        for (a, r) in &records {
+            ops.put_session(a, r, now)?;
+        }
+        Ok(Some(encs))
+    }
+}
+
 /// What a DM's devices get: the contact's devices the message, our own other devices the
 /// `deviceSentMessage` copy naming the chat.
 struct DmBodies {
@@ -596,18 +649,15 @@ impl Consumer {
             // The account clock counts whole seconds while messages are stored with their unix
             // ms: claim with the end of the current second, or a reply stored at .069 s waits
             // for the next second (measured: ~1 s per reply in benches/full_turn.rs).
-            // Unsynced: every path from a claim to the wire commits the advanced sessions (or
-            // sender key) to this database first, synced, which makes the claim durable too.
-            let claimed = m.outbox.expire_and_claim_unsynced("whatsapp", &account, now, now + 999, "deadline passed before it could be sent").await;
-            let claimed = claimed.map(|(expired, rec)| {
+            let claimed = self.claim_and_encrypt(now).await.map(|(expired, claimed)| {
                 if !expired.is_empty() {
                     tracing::warn!(account = %account, count = expired.len(), "outbound messages expired unsent");
                 }
-                rec
+                claimed
             });
             match claimed {
-                Ok(Some(rec)) => {
-                    if !self.send_claimed(rec).await {
+                Ok(Some((rec, encrypted))) => {
+                    if !self.send_claimed(rec, encrypted).await {
                         return;
                     }
                     continue;
@@ -676,9 +726,9 @@ impl Consumer {
     }
 
     /// Sends one claimed message; false when the connection is gone.
-    async fn send_claimed(&mut self, rec: OutboxRecord) -> bool {
+    async fn send_claimed(&mut self, rec: OutboxRecord, encrypted: Option<Vec<DeviceEnc>>) -> bool {
         let id = rec.message.id.clone();
-        let r = self.send_record(&rec).await;
+        let r = self.send_record(&rec, encrypted).await;
         let now = now_ms(&self.clock);
         let m = &self.m;
         let res = match &r {
@@ -764,51 +814,28 @@ impl Consumer {
         Ok(self.m.db.read(move |ops| devices.iter().map(|d| stored_session(ops, d)).collect::<Result<Vec<_>, StoreError>>()).await?)
     }
 
-    /// The usual DM in one trip to the database, under the ratchet lock: the users' device
-    /// lists (cached), the chosen devices' sessions (`pick`), the encryption and the commit of
-    /// the advanced sessions (synced: before the ciphertexts leave). `None`, with nothing
-    /// written, when a list is missing or stale or a device has no session yet: the caller
-    /// takes the long way (usync, bundles, [`Consumer::encrypt_all`]).
-    async fn dm_encrypt_cached(
-        &self,
-        users: Vec<String>,
-        pick: impl FnOnce(&HashMap<String, Vec<u32>>) -> Result<Vec<String>, SendFail> + Send + 'static,
-        recipient: String,
-        bodies: DmBodies,
-    ) -> Result<Option<Vec<DeviceEnc>>, SendFail> {
-        let now = now_ms(&self.clock);
-        let (local, rng) = (local_identity(&self.creds), self.rng.clone());
+    /// Expires what is overdue and claims the next message in one synced transaction; for the
+    /// usual DM (device lists cached, a session with every device) the same trip, under the
+    /// ratchet lock, also encrypts it and commits the advanced sessions, so one disk sync comes
+    /// before it leaves. `Some((record, None))` when the message takes the long way
+    /// ([`Consumer::send_record`]: usync, bundles, groups).
+    #[allow(clippy::type_complexity)]
+    async fn claim_and_encrypt(&self, now: u64) -> Result<(Vec<MessageId>, Option<(OutboxRecord, Option<Vec<DeviceEnc>>)>), StoreError> {
+        let keys = DmKeys { me: self.me.clone(), own_lid_user: self.own_lid_user(), local: local_identity(&self.creds), rng: self.rng.clone() };
+        let account = self.m.account_id.clone();
         let _ratchets = self.m.ratchets.lock().await;
         self.m
             .db
             .write(move |ops| {
-                let mut lists = HashMap::new();
-                let mut stored = HashMap::new();
-                for u in &users {
-                    let Some(l) = ops.device_list(u, now)? else { return Ok(Ok(None)) };
-                    let Some(j) = Jid::parse(u) else { return Ok(Ok(None)) };
-                    for d in &l.devices {
-                        let dj = j.with_device(*d).device_jid();
-                        stored.insert(dj.clone(), stored_session(ops, &dj)?);
-                    }
-                    lists.insert(u.clone(), l.devices);
-                }
-                let devices = match pick(&lists) {
-                    Ok(d) => d,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let wanted: Vec<_> = devices.iter().filter_map(|d| stored.remove(d)).collect();
-                let (have, need) = assign_sessions(wanted, None, &HashMap::new(), &local, rng.as_ref());
-                if !need.is_empty() || !have.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == recipient)) {
-                    return Ok(Ok(None));
-                }
-                let (encs, records) = bodies.encrypt(have, rng.as_ref());
-                for (a, r) in &records {
-                    ops.put_session(a, r, now)?;
-                }
-                Ok(Ok(Some(encs)))
+                // The account clock counts whole seconds while messages are stored with their
+                // unix ms: claim with the end of the current second, or a reply stored at .069 s
+                // waits for the next second (measured: ~1 s per reply in benches/full_turn.rs).
+                let (expired, claimed) = ops.expire_and_claim(&account, now, now + 999, "deadline passed before it could be sent")?;
+                let Some(rec) = claimed else { return Ok((expired, None)) };
+                let encrypted = keys.encrypt_cached(ops, &rec, now)?;
+                Ok((expired, Some((rec, encrypted))))
             })
-            .await?
+            .await
     }
 
     /// A session for each device, with the ratchet lock held for the caller's encryption and
@@ -873,7 +900,7 @@ impl Consumer {
         self.creds.me.as_ref()?.lid.as_deref().and_then(Jid::parse).map(|j| j.user)
     }
 
-    async fn send_record(&self, rec: &OutboxRecord) -> Result<(), SendFail> {
+    async fn send_record(&self, rec: &OutboxRecord, encrypted: Option<Vec<DeviceEnc>>) -> Result<(), SendFail> {
         if let Some(g) = Jid::parse(rec.message.chat.as_str()).filter(|j| j.server == super::group_meta::GROUP_SERVER) {
             return self.send_group(rec, &g).await;
         }
@@ -881,23 +908,15 @@ impl Consumer {
             .filter(Jid::is_user)
             .ok_or_else(|| SendFail::Permanent(format!("unsupported chat {:?} (groups are separate work)", rec.message.chat.as_str())))?
             .with_device(0);
-        let own_user = if chat.server == "lid" {
-            self.own_lid_user().map(|u| format!("{u}@lid")).unwrap_or_else(|| self.me.with_device(0).user_jid())
-        } else {
-            self.me.with_device(0).user_jid()
-        };
-        let own_jid = Jid::parse(&own_user).unwrap_or_else(|| self.me.with_device(0));
-        let users = vec![chat.user_jid(), own_user.clone()];
-        let this_device = self.me.device;
         let msg = content::outbound_message(&rec.message.body, rec.message.chat.as_str(), rec.created_at_ms);
-        let bodies = DmBodies::new(&chat, &msg, &self.me.user, self.own_lid_user());
-        let (c2, u2, j2) = (chat.clone(), own_user.clone(), own_jid.clone());
-        let pick = move |lists: &HashMap<String, Vec<u32>>| dm_devices(&c2, &u2, &j2, this_device, lists);
-        let encs = match self.dm_encrypt_cached(users.clone(), pick, chat.user.clone(), bodies).await? {
+        let encs = match encrypted {
             Some(encs) => encs,
             None => {
+                let keys = DmKeys { me: self.me.clone(), own_lid_user: self.own_lid_user(), local: local_identity(&self.creds), rng: self.rng.clone() };
+                let (own_user, own_jid) = keys.own_for(&chat);
+                let users = vec![chat.user_jid(), own_user.clone()];
                 let lists = self.devices(users).await?;
-                let devices = dm_devices(&chat, &own_user, &own_jid, this_device, &lists)?;
+                let devices = dm_devices(&chat, &own_user, &own_jid, self.me.device, &lists)?;
                 let (ratchets, sessions) = self.sessions(devices, None).await?;
                 if !sessions.iter().any(|(d, _, _)| Jid::parse(d).is_some_and(|j| j.user == chat.user)) {
                     return Err(SendFail::Transient("no device of the recipient has keys".into()));
