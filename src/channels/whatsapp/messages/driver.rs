@@ -203,6 +203,75 @@ fn load_record(r: Option<StoredRecord>) -> Option<SessionRecord> {
     r.and_then(|r| SessionRecord::from_bytes(&r.bytes).ok())
 }
 
+/// What the receive path reads for a message: whether it was processed, the sending device's
+/// session (under its LID address, else the phone-number one of older records), and the
+/// prekeys a `pkmsg` names.
+struct DmLoadKey {
+    chat_remote: String,
+    addr: String,
+    legacy: String,
+    id: String,
+    ids: Option<(Option<u32>, u32)>,
+    spk: crate::channels::whatsapp::creds::SignedPreKey,
+}
+
+impl DmLoadKey {
+    fn load(&self, ops: &crate::channels::whatsapp::account::store::Ops<'_>, loaded: &mut Loaded) -> Result<(), StoreError> {
+        loaded.duplicate = ops.is_processed(&self.chat_remote, &self.id)?;
+        let rec = match ops.session(&self.addr)? {
+            Some(r) => Some(r),
+            None if self.legacy != self.addr => ops.session(&self.legacy)?,
+            None => None,
+        };
+        loaded.record = load_record(rec);
+        if let Some((ot, sid)) = self.ids {
+            if let Some(ot) = ot {
+                loaded.one_time = ops.prekey(ot)?.and_then(|p| p.key.key_pair().ok());
+            }
+            let signed = if sid == self.spk.key_id { Some(self.spk.key_pair.clone()) } else { ops.signed_prekey(sid)?.map(|s| s.key_pair) };
+            loaded.signed = signed.and_then(|k| k.key_pair().ok());
+        }
+        Ok(())
+    }
+}
+
+/// Commits what one decrypted message changed, with the message itself in the durable inbound
+/// queue (`emit`) and, in a group, who wrote it; inside the caller's transaction.
+fn persist(
+    ops: &crate::channels::whatsapp::account::store::Ops<'_>,
+    p: &inbound::Persist,
+    emit: Option<&crate::messaging::InboundMessage>,
+    group_author: Option<&str>,
+    now: u64,
+) -> Result<(crate::channels::whatsapp::account::store::CommitOutcome, Option<i64>), StoreError> {
+    if let Some((pn, lid)) = &p.lid_mapping {
+        ops.put_lid_mapping(pn, lid, now)?;
+    }
+    let session = p.session.as_ref().map(|(a, r)| (a.clone(), stored(r)));
+    let commit = InboundCommit {
+        remote: &p.remote,
+        message_id: &p.message_id,
+        session: session.as_ref().map(|(a, r)| (a.as_str(), r)),
+        consumed_prekey: p.consumed_prekey,
+        identity: p.identity.as_ref().map(|(a, k)| (a.as_str(), &k[..])),
+        now_ms: now,
+    };
+    let outcome = if p.mark_processed { ops.commit_inbound(&commit)? } else { ops.commit_inbound_unmarked(&commit)? };
+    let mut seq = None;
+    if let crate::channels::whatsapp::account::store::CommitOutcome::Committed { .. } = &outcome {
+        if let Some((g, s, r)) = &p.sender_key {
+            ops.put_sender_key(g, s, &r.to_bytes(), now)?;
+        }
+        if let (true, Some(author)) = (p.mark_processed, group_author) {
+            ops.put_group_message_sender(&p.remote, &p.message_id, author)?;
+        }
+        if let Some(m) = emit {
+            seq = Some(ops.record_inbound(m, now)?);
+        }
+    }
+    Ok((outcome, seq))
+}
+
 /// Per-connection receive state, owned by the client loop.
 pub struct ConnInbound {
     m: Arc<Messaging>,
@@ -236,7 +305,7 @@ impl ConnInbound {
         let me = Me { account_id: self.m.account_id.clone(), local: local_identity(creds) };
         // Load, decrypt and commit as one step against the consumer's encryptions.
         let _ratchets = self.m.ratchets.lock().await;
-        let mut loaded = Loaded { retries_sent: self.retries.get(&msg.id).copied().unwrap_or(0), ..Default::default() };
+        let loaded = Loaded { retries_sent: self.retries.get(&msg.id).copied().unwrap_or(0), ..Default::default() };
         let remote = msg.from.with_device(0).user_jid();
         let chat_remote = match (&msg.alt, msg.from.server.as_str()) {
             (Some(a), "lid") if a.server == "s.whatsapp.net" => a.user_jid(),
@@ -247,37 +316,44 @@ impl ConnInbound {
         let (addr, legacy, id) = (inbound::session_address(&msg), msg.from.device_jid(), msg.id.clone());
         let ids = inbound::prekey_ids(&msg);
         let spk = creds.signed_pre_key.clone();
-        let (dup, rec, one, signed) = self
-            .m
-            .db
-            .read(move |ops| {
-                let dup = ops.is_processed(&chat_remote, &id)?;
-                let rec = match ops.session(&addr)? {
-                    Some(r) => Some(r),
-                    None if legacy != addr => ops.session(&legacy)?,
-                    None => None,
-                };
-                let (mut one, mut signed) = (None, None);
-                if let Some((ot, sid)) = ids {
-                    if let Some(ot) = ot {
-                        one = ops.prekey(ot)?.map(|p| p.key);
-                    }
-                    signed = if sid == spk.key_id { Some(spk.key_pair.clone()) } else { ops.signed_prekey(sid)?.map(|s| s.key_pair) };
-                }
-                Ok((dup, rec, one, signed))
-            })
-            .await?;
-        loaded.duplicate = dup;
-        loaded.record = load_record(rec);
-        loaded.one_time = one.and_then(|k| k.key_pair().ok());
-        loaded.signed = signed.and_then(|k| k.key_pair().ok());
-        if loaded.retries_sent >= 1 {
-            loaded.retry_keys = self.retry_keys(creds, now_s, rng).await?;
-        }
-        if super::group_inbound::is_group(&msg) {
-            self.load_group(&msg, creds, &mut loaded).await?;
-        }
-        let actions = inbound::process(&me, &msg, loaded, now_s, rng.as_ref());
+        let key = DmLoadKey { chat_remote, addr, legacy, id, ids, spk };
+        let now_ms = now_s.saturating_mul(1000);
+        // The usual message (1:1, no retry receipt sent for it yet) is loaded, decrypted and
+        // committed in one trip to the store thread; groups and retries take the long way.
+        let (actions, mut precommitted) = if loaded.retries_sent == 0 && !super::group_inbound::is_group(&msg) {
+            let (me2, msg2, rng2) = (me.clone(), msg.clone(), rng.clone());
+            self.m
+                .db
+                .write(move |ops| {
+                    let mut loaded = Loaded::default();
+                    key.load(ops, &mut loaded)?;
+                    let actions = inbound::process(&me2, &msg2, loaded, now_s, rng2.as_ref());
+                    let emit = actions.iter().find_map(|a| if let Action::Emit(m) = a { Some(&**m) } else { None });
+                    let committed = match actions.iter().find_map(|a| if let Action::Persist(p) = a { Some(&**p) } else { None }) {
+                        Some(p) => Some(persist(ops, p, emit, None, now_ms)?),
+                        None => None,
+                    };
+                    Ok((actions, committed))
+                })
+                .await?
+        } else {
+            let mut loaded = self
+                .m
+                .db
+                .read(move |ops| {
+                    let mut loaded = loaded;
+                    key.load(ops, &mut loaded)?;
+                    Ok(loaded)
+                })
+                .await?;
+            if loaded.retries_sent >= 1 {
+                loaded.retry_keys = self.retry_keys(creds, now_s, rng).await?;
+            }
+            if super::group_inbound::is_group(&msg) {
+                self.load_group(&msg, creds, &mut loaded).await?;
+            }
+            (inbound::process(&me, &msg, loaded, now_s, rng.as_ref()), None)
+        };
         let mut out = Vec::new();
         let mut skip_emit = false;
         // The message to emit is stored in the commit's transaction (durable inbound queue).
@@ -286,42 +362,14 @@ impl ConnInbound {
         for a in actions {
             match a {
                 Action::Persist(p) => {
-                    let now = now_s.saturating_mul(1000);
-                    let group_author = super::group_inbound::participant(&msg).filter(|_| super::group_inbound::is_group(&msg)).map(|j| j.user_jid());
-                    let emit = emit.take();
-                    let (outcome, seq) = self
-                        .m
-                        .db
-                        .write(move |ops| {
-                            if let Some((pn, lid)) = &p.lid_mapping {
-                                ops.put_lid_mapping(pn, lid, now)?;
-                            }
-                            let session = p.session.as_ref().map(|(a, r)| (a.clone(), stored(r)));
-                            let identity = p.identity;
-                            let commit = InboundCommit {
-                                remote: &p.remote,
-                                message_id: &p.message_id,
-                                session: session.as_ref().map(|(a, r)| (a.as_str(), r)),
-                                consumed_prekey: p.consumed_prekey,
-                                identity: identity.as_ref().map(|(a, k)| (a.as_str(), &k[..])),
-                                now_ms: now,
-                            };
-                            let outcome = if p.mark_processed { ops.commit_inbound(&commit)? } else { ops.commit_inbound_unmarked(&commit)? };
-                            let mut seq = None;
-                            if let crate::channels::whatsapp::account::store::CommitOutcome::Committed { .. } = &outcome {
-                                if let Some((g, s, r)) = &p.sender_key {
-                                    ops.put_sender_key(g, s, &r.to_bytes(), now)?;
-                                }
-                                if let (true, Some(author)) = (p.mark_processed, &group_author) {
-                                    ops.put_group_message_sender(&p.remote, &p.message_id, author)?;
-                                }
-                                if let Some(m) = &emit {
-                                    seq = Some(ops.record_inbound(m, now)?);
-                                }
-                            }
-                            Ok((outcome, seq))
-                        })
-                        .await?;
+                    let (outcome, seq) = match precommitted.take() {
+                        Some(done) => done,
+                        None => {
+                            let group_author = super::group_inbound::participant(&msg).filter(|_| super::group_inbound::is_group(&msg)).map(|j| j.user_jid());
+                            let emit = emit.take();
+                            self.m.db.write(move |ops| persist(ops, &p, emit.as_ref(), group_author.as_deref(), now_ms)).await?
+                        }
+                    };
                     stored_seq = seq;
                     match outcome {
                         crate::channels::whatsapp::account::store::CommitOutcome::Duplicate => skip_emit = true,
