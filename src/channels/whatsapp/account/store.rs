@@ -683,17 +683,7 @@ impl<'c> Ops<'c> {
         if !self.mark_processed(c.remote, c.message_id, c.now_ms)? {
             return Ok(CommitOutcome::Duplicate);
         }
-        let identity = match c.identity {
-            Some((addr, key)) => Some(self.trust_identity(addr, key, c.now_ms)?),
-            None => None,
-        };
-        if let Some((addr, rec)) = c.session {
-            self.put_session(addr, rec, c.now_ms)?;
-        }
-        if let Some(id) = c.consumed_prekey {
-            self.remove_prekey(id)?;
-        }
-        Ok(CommitOutcome::Committed { identity })
+        self.commit_inbound_unmarked(c)
     }
 }
 
