@@ -15,7 +15,7 @@
 //! - **Order per chat**: [`Outbox::claim_next`] only hands out the oldest unfinished message of a
 //!   chat, and nothing from a chat that has a message `sending`; chats do not block each other.
 //! - **Deadline**: a message for an account that is not connected waits; once its deadline passes it
-//!   is no longer claimable and [`Outbox::expire_due`] marks it `expired` with the caller's reason.
+//!   is no longer claimable and [`ops::expire_due`] marks it `expired` with the caller's reason.
 //! - **Crash recovery**: a message left `sending` (the process died between claim and ack) has
 //!   an unknown fate. A host that can learn it holds the message (see [`recovery`]: the WhatsApp
 //!   driver waits for the offline backlog, where the recipient's receipt marks it `sent` through
@@ -580,12 +580,6 @@ impl Outbox {
     pub async fn mark_failed(&self, id: &MessageId, error: &str, now: u64) -> Result<(), OutboxError> {
         let (id, error) = (id.clone(), error.to_string());
         self.db.call(move |db| db.transaction(|tx| ops::mark_failed(tx, &id, &error, now))).await
-    }
-
-    /// See [`ops::expire_due`].
-    pub async fn expire_due(&self, channel: &str, account: &str, now: u64, reason: &str) -> Result<Vec<MessageId>, OutboxError> {
-        let (c, a, r) = (channel.to_string(), account.to_string(), reason.to_string());
-        self.db.call(move |db| db.transaction(|tx| ops::expire_due(tx, &c, &a, now, &r))).await
     }
 
     /// See [`ops::next_due_ms`].
