@@ -208,10 +208,8 @@ impl App {
                 // Not stored is logged, not retried: the answer is under way, and handing the
                 // message out again after a restart would answer it twice. Hooks with
                 // `channel: "last"` then use the previous route.
-                match route_stored.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(session = %key, error = %e, "the session's last route was not stored"),
-                    Err(e) => tracing::error!(session = %key, error = %e, "the session's last route was not stored"),
+                if let Err(e) = route_stored.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+                    tracing::error!(session = %key, error = %e, "the session's last route was not stored");
                 }
                 Ok(())
             }

@@ -869,7 +869,7 @@ impl Consumer {
     /// ([`Consumer::send_record`]: usync, bundles, groups).
     #[allow(clippy::type_complexity)]
     async fn claim_and_encrypt(&self, now: u64) -> Result<(Vec<MessageId>, Option<(OutboxRecord, Option<Vec<DeviceEnc>>)>), StoreError> {
-        let keys = DmKeys { me: self.me.clone(), own_lid_user: self.own_lid_user(), local: local_identity(&self.creds), rng: self.rng.clone() };
+        let keys = self.dm_keys();
         let account = self.m.account_id.clone();
         let _ratchets = self.m.ratchets.lock().await;
         self.m
@@ -944,6 +944,10 @@ impl Consumer {
         Ok(encs)
     }
 
+    fn dm_keys(&self) -> DmKeys {
+        DmKeys { me: self.me.clone(), own_lid_user: self.own_lid_user(), local: local_identity(&self.creds), rng: self.rng.clone() }
+    }
+
     fn own_lid_user(&self) -> Option<String> {
         self.creds.me.as_ref()?.lid.as_deref().and_then(Jid::parse).map(|j| j.user)
     }
@@ -960,7 +964,7 @@ impl Consumer {
         let encs = match encrypted {
             Some(encs) => encs,
             None => {
-                let keys = DmKeys { me: self.me.clone(), own_lid_user: self.own_lid_user(), local: local_identity(&self.creds), rng: self.rng.clone() };
+                let keys = self.dm_keys();
                 let (own_user, own_jid) = keys.own_for(&chat);
                 let users = vec![chat.user_jid(), own_user.clone()];
                 let lists = self.devices(users).await?;
