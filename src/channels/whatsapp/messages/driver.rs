@@ -1112,19 +1112,7 @@ impl Consumer {
 mod tests {
     use super::*;
     use crate::channels::whatsapp::account::store::AccountStore;
-    
-    
     use crate::messaging::inbound_queue;
-
-    fn enc_node(id: &str, kind: &str, ct: Vec<u8>) -> Node {
-        Node::new("message")
-            .attr("from", "15550003333:7@s.whatsapp.net")
-            .attr("sender_lid", "999:7@lid")
-            .attr("id", id)
-            .attr("type", "text")
-            .attr("t", "100")
-            .children(vec![Node::new("enc").attr("v", "2").attr("type", kind).bytes(ct)])
-    }
 
     fn kinds(out: &[Node]) -> Vec<String> {
         out.iter()
@@ -1156,7 +1144,7 @@ mod tests {
         };
         let (k1, c1) = encrypt("first");
         assert_eq!(k1.as_str(), "pkmsg");
-        let out = conn.on_message(&enc_node("M1", "pkmsg", c1.clone()), &creds, 100, &rng).await.unwrap();
+        let out = conn.on_message(&super::super::test_support::contact_message("M1", "pkmsg", c1.clone()), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["receipt", "ack"]);
         assert_eq!(inbound.recv().await.unwrap().body.text(), Some("first"));
         // The consumed one-time prekey is gone, the session is stored under the LID address.
@@ -1164,10 +1152,10 @@ mod tests {
         assert!(m.db.read(|ops| ops.session("999:7@lid")).await.unwrap().is_some());
 
         // Replayed stanza (same id): acknowledged again, not delivered again.
-        let out = conn.on_message(&enc_node("M1", "pkmsg", c1.clone()), &creds, 100, &rng).await.unwrap();
+        let out = conn.on_message(&super::super::test_support::contact_message("M1", "pkmsg", c1.clone()), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["receipt", "ack"]);
         // Replayed ciphertext under a new id: recognised as already decrypted → a logged drop.
-        let out = conn.on_message(&enc_node("M1b", "pkmsg", c1), &creds, 100, &rng).await.unwrap();
+        let out = conn.on_message(&super::super::test_support::contact_message("M1b", "pkmsg", c1), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["ack"]);
 
         // The peer's second message, kept for later; then a far-future one (2,100 ahead).
@@ -1177,24 +1165,24 @@ mod tests {
             far = Some(encrypt(&format!("far {i}")));
         }
         let (_, far) = far.unwrap();
-        let out = conn.on_message(&enc_node("FAR", "msg", far.clone()), &creds, 100, &rng).await.unwrap();
+        let out = conn.on_message(&super::super::test_support::contact_message("FAR", "msg", far.clone()), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["receipt:retry", "ack"], "far-future is refused, not a memory blow-up");
         // Truncated and garbage ciphertexts.
-        let out = conn.on_message(&enc_node("TR", "msg", far[..far.len() / 2].to_vec()), &creds, 100, &rng).await.unwrap();
+        let out = conn.on_message(&super::super::test_support::contact_message("TR", "msg", far[..far.len() / 2].to_vec()), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["receipt:retry", "ack"]);
-        let out = conn.on_message(&enc_node("GB", "pkmsg", vec![0x33, 0xff, 0x00, 0x12]), &creds, 100, &rng).await.unwrap();
+        let out = conn.on_message(&super::super::test_support::contact_message("GB", "pkmsg", vec![0x33, 0xff, 0x00, 0x12]), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["receipt:retry", "ack"]);
         let out = conn.on_message(&Node::new("message").attr("id", "X"), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["ack"], "a malformed stanza is acknowledged and dropped");
         // Retries of one message stop after the limit: then only an ack.
         for _ in 0..inbound::MAX_RETRIES {
-            conn.on_message(&enc_node("GB2", "msg", vec![1, 2, 3]), &creds, 100, &rng).await.unwrap();
+            conn.on_message(&super::super::test_support::contact_message("GB2", "msg", vec![1, 2, 3]), &creds, 100, &rng).await.unwrap();
         }
-        let out = conn.on_message(&enc_node("GB2", "msg", vec![1, 2, 3]), &creds, 100, &rng).await.unwrap();
+        let out = conn.on_message(&super::super::test_support::contact_message("GB2", "msg", vec![1, 2, 3]), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["ack"]);
 
         // Not stuck: the held-back second message still decrypts.
-        let out = conn.on_message(&enc_node("M2", "pkmsg", c2), &creds, 100, &rng).await.unwrap();
+        let out = conn.on_message(&super::super::test_support::contact_message("M2", "pkmsg", c2), &creds, 100, &rng).await.unwrap();
         assert_eq!(kinds(&out), ["receipt", "ack"]);
         assert_eq!(inbound.recv().await.unwrap().body.text(), Some("second"));
         assert_eq!(m.sink.counters().accepted, 2, "nothing else was delivered");

@@ -15,16 +15,6 @@ use crate::channels::whatsapp::signal::{LocalIdentity, SessionRecord, padding};
 use crate::channels::whatsapp::supervisor::open_messaging_with;
 use crate::messaging::inbound_queue;
 
-fn enc_node(id: &str, kind: &str, ct: Vec<u8>) -> Node {
-    Node::new("message")
-        .attr("from", "15550003333:7@s.whatsapp.net")
-        .attr("sender_lid", "999:7@lid")
-        .attr("id", id)
-        .attr("type", "text")
-        .attr("t", "100")
-        .children(vec![Node::new("enc").attr("v", "2").attr("type", kind).bytes(ct)])
-}
-
 fn tags(out: &[Node]) -> Vec<&str> {
     out.iter().map(|n| n.tag.as_str()).collect()
 }
@@ -51,7 +41,7 @@ async fn issue10_durable_inbound_crash_between_commit_and_hand_off_delivers_once
     let mut theirs = SessionRecord::new();
     theirs.start_outgoing(&peer, &bundle, rng.as_ref()).unwrap();
     let (_, c1) = theirs.encrypt(&padding::pad(&content::text_message("survives").encode_to_vec(), rng.as_ref())).unwrap();
-    let m1 = enc_node("M1", "pkmsg", c1);
+    let m1 = super::test_support::contact_message("M1", "pkmsg", c1);
     let out = ConnInbound::new(m.clone()).on_message(&m1, &creds, 100, &rng).await.unwrap();
     assert_eq!(tags(&out), ["receipt", "ack"], "committed and acknowledged");
     assert_eq!(m.inbound.counts().await.unwrap(), (1, 0), "stored pending with the commit");
@@ -102,10 +92,10 @@ async fn issue10_item2_a_resend_under_the_same_id_reaches_the_consumer_once() {
     let (_, next) = encrypt("next");
     assert_ne!(first, again, "the repeat is a new ciphertext, as a sender's re-run outbox makes it");
     let mut conn = ConnInbound::new(m.clone());
-    conn.on_message(&enc_node("R1", k1.as_str(), first), &creds, 100, &rng).await.unwrap();
-    let out = conn.on_message(&enc_node("R1", k2.as_str(), again), &creds, 100, &rng).await.unwrap();
+    conn.on_message(&super::test_support::contact_message("R1", k1.as_str(), first), &creds, 100, &rng).await.unwrap();
+    let out = conn.on_message(&super::test_support::contact_message("R1", k2.as_str(), again), &creds, 100, &rng).await.unwrap();
     assert_eq!(tags(&out), ["receipt", "ack"], "the repeat is acknowledged");
-    conn.on_message(&enc_node("R2", k2.as_str(), next), &creds, 100, &rng).await.unwrap();
+    conn.on_message(&super::test_support::contact_message("R2", k2.as_str(), next), &creds, 100, &rng).await.unwrap();
     assert_eq!(rx.recv().await.unwrap().body.text(), Some("once"));
     assert_eq!(rx.recv().await.unwrap().body.text(), Some("next"), "the session still decrypts what follows");
     assert!(rx.try_recv_for_test().is_none());

@@ -21,16 +21,6 @@ use crate::channels::whatsapp::supervisor::open_messaging_with;
 use crate::messaging::{ChatId, MessageId, OutboundBody, OutboundMessage, inbound_queue};
 
 const PEER: &str = "15550003333@s.whatsapp.net";
-const PEER_DEVICE: &str = "15550003333:7@s.whatsapp.net";
-
-fn from_peer(id: &str, kind: &str, ct: Vec<u8>) -> Node {
-    Node::new("message")
-        .attr("from", PEER_DEVICE)
-        .attr("id", id)
-        .attr("type", "text")
-        .attr("t", "100")
-        .children(vec![Node::new("enc").attr("v", "2").attr("type", kind).bytes(ct)])
-}
 
 /// The `<enc>` of an outgoing `<message>` (one device).
 fn enc_of(n: &Node) -> Option<(String, Vec<u8>)> {
@@ -59,7 +49,7 @@ async fn receiving_and_sending_at_once_lose_no_session_update() {
     };
     let mut conn = ConnInbound::new(m.clone());
     let (kind, ct) = encrypt("hello");
-    conn.on_message(&from_peer("P0", &kind, ct), &creds, 100, &rng).await.unwrap();
+    conn.on_message(&super::test_support::contact_message("P0", &kind, ct), &creds, 100, &rng).await.unwrap();
     assert_eq!(rx.recv().await.unwrap().body.text(), Some("hello"));
 
     // The consumer, over a link that plays the server: each message is decrypted by the
@@ -127,7 +117,7 @@ async fn receiving_and_sending_at_once_lose_no_session_update() {
     };
     for i in 0..ROUNDS {
         let (kind, ct) = encrypt(&format!("theirs {i}"));
-        conn.on_message(&from_peer(&format!("P{}", i + 1), &kind, ct), &creds, 100, &rng).await.unwrap();
+        conn.on_message(&super::test_support::contact_message(&format!("P{}", i + 1), &kind, ct), &creds, 100, &rng).await.unwrap();
         tokio::task::yield_now().await;
     }
     sends.await.unwrap();
@@ -137,7 +127,7 @@ async fn receiving_and_sending_at_once_lose_no_session_update() {
     }
     // And once more each way after the crossfire: the session still works.
     let (kind, ct) = encrypt("after");
-    conn.on_message(&from_peer("PZ", &kind, ct), &creds, 100, &rng).await.unwrap();
+    conn.on_message(&super::test_support::contact_message("PZ", &kind, ct), &creds, 100, &rng).await.unwrap();
 
     let mut theirs_got = Vec::new();
     while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
@@ -173,7 +163,7 @@ async fn the_receive_path_and_the_consumer_wait_for_the_ratchet_lock() {
     theirs.start_outgoing(&peer, &super::test_support::our_bundle(&creds, None), rng.as_ref()).unwrap();
     let mut encrypt = |text: &str| {
         let (kind, ct) = theirs.encrypt(&padding::pad(&content::text_message(text).encode_to_vec(), rng.as_ref())).unwrap();
-        from_peer(text, kind.as_str(), ct)
+        super::test_support::contact_message(text, kind.as_str(), ct)
     };
     let mut conn = ConnInbound::new(m.clone());
     conn.on_message(&encrypt("P0"), &creds, 100, &rng).await.unwrap();

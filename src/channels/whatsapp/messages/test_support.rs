@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::channels::whatsapp::binary::Node;
 use crate::channels::whatsapp::creds::{Creds, Me};
 use crate::channels::whatsapp::crypto::{SeededEntropy, SharedEntropy};
 use crate::channels::whatsapp::signal::PreKeyBundle;
@@ -25,4 +26,16 @@ pub(crate) fn our_bundle(creds: &Creds, pre_key: Option<(u32, [u8; 32])>) -> Pre
         signed_pre_key_signature: creds.signed_pre_key.signature.clone(),
         pre_key,
     }
+}
+
+/// A `<message>` from the contact's device `15550003333:7` (LID `999:7`) carrying one `<enc>`
+/// of `kind` (`pkmsg`, `msg`, …) with ciphertext `ct`.
+pub(crate) fn contact_message(id: &str, kind: &str, ct: Vec<u8>) -> Node {
+    Node::new("message")
+        .attr("from", "15550003333:7@s.whatsapp.net")
+        .attr("sender_lid", "999:7@lid")
+        .attr("id", id)
+        .attr("type", "text")
+        .attr("t", "100")
+        .children(vec![Node::new("enc").attr("v", "2").attr("type", kind).bytes(ct)])
 }
