@@ -335,6 +335,18 @@ impl AccountDb {
         self.thread.call(move |db| db.transaction(|tx| f(&Ops::new(tx)))).await
     }
 
+    /// [`AccountDb::write`] whose commit is not synced to disk (see
+    /// [`crate::store::db::Db::transaction_unsynced`]); [`AccountDb::sync`] or the next synced
+    /// commit makes it durable. Nothing that depends on it may leave before either.
+    pub async fn write_unsynced<T: Send + 'static>(&self, f: impl FnOnce(&Ops<'_>) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        self.thread.call(move |db| db.transaction_unsynced(|tx| f(&Ops::new(tx)))).await
+    }
+
+    /// Makes every commit so far durable (see [`crate::store::db::Db::sync`]).
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        self.thread.call(|db| db.sync().map_err(StoreError::from)).await
+    }
+
     /// The account's outbox, in the same database and on the same thread.
     pub fn outbox(&self, policy: OutboxPolicy) -> Outbox {
         Outbox::new(self.thread.clone(), policy)

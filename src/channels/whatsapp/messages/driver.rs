@@ -304,7 +304,7 @@ impl ConnInbound {
         };
         let me = Me { account_id: self.m.account_id.clone(), local: local_identity(creds) };
         // Load, decrypt and commit as one step against the consumer's encryptions.
-        let _ratchets = self.m.ratchets.lock().await;
+        let ratchets = self.m.ratchets.lock().await;
         let loaded = Loaded { retries_sent: self.retries.get(&msg.id).copied().unwrap_or(0), ..Default::default() };
         let remote = msg.from.with_device(0).user_jid();
         let chat_remote = match (&msg.alt, msg.from.server.as_str()) {
@@ -320,11 +320,17 @@ impl ConnInbound {
         let now_ms = now_s.saturating_mul(1000);
         // The usual message (1:1, no retry receipt sent for it yet) is loaded, decrypted and
         // committed in one trip to the store thread; groups and retries take the long way.
-        let (actions, mut precommitted) = if loaded.retries_sent == 0 && !super::group_inbound::is_group(&msg) {
+        // That commit is not synced: the message is handed over at once and the disk sync runs
+        // while the assistant works; the receipt and ack wait for it (below). After a power cut
+        // before the sync, the server (never acked) delivers the message again and the older
+        // ratchet state decrypts it; a reply cannot have left, as the consumer's claim is a
+        // synced commit of this same file.
+        let one_trip = loaded.retries_sent == 0 && !super::group_inbound::is_group(&msg);
+        let (actions, mut precommitted) = if one_trip {
             let (me2, msg2, rng2) = (me.clone(), msg.clone(), rng.clone());
             self.m
                 .db
-                .write(move |ops| {
+                .write_unsynced(move |ops| {
                     let mut loaded = Loaded::default();
                     key.load(ops, &mut loaded)?;
                     let actions = inbound::process(&me2, &msg2, loaded, now_s, rng2.as_ref());
@@ -408,6 +414,11 @@ impl ConnInbound {
         }
         if self.retries.len() > 1000 {
             self.retries.clear();
+        }
+        drop(ratchets);
+        if one_trip {
+            // Durable before anything tells the server (receipt, ack) that it arrived.
+            self.m.db.sync().await?;
         }
         out.push(ack);
         Ok(out)
