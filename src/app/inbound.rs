@@ -18,7 +18,8 @@
 //!    `collect` queue mode); turns of different sessions run in parallel within the agent's
 //!    global limit;
 //! 4. while the model works the chat shows `composing` (renewed every
-//!    [`TYPING_INTERVAL`]), then `paused`; the reply is chunked and stored in the outbox in order
+//!    [`TYPING_INTERVAL`]), then `paused` (after the reply is stored, so the reply does not
+//!    queue behind it); the reply is chunked and stored in the outbox in order
 //!    ([`App::deliver_reply`], `replyToMode` quoting the last message of the batch). A failed
 //!    turn sends nothing and is logged with the provider, model and reason. Each turn is
 //!    recorded as a run (`origin: "inbound"`, [`super::inbound_runs`]), stored while the model
@@ -269,11 +270,11 @@ impl App {
                 }
             })
         }));
-        // `paused` once, when the model has answered or failed.
-        let stop_typing = || {
-            let task = typing.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let (Some(t), Some(h)) = (task, &handle) {
-                t.abort();
+        // `composing` stops being renewed when the model has answered or failed; `paused` goes
+        // out once, after the reply is stored, so the reply does not queue behind it.
+        let stop_renewing = || typing.lock().unwrap_or_else(|e| e.into_inner()).take().map(|t| t.abort()).is_some();
+        let paused = || {
+            if let Some(h) = &handle {
                 h.command(AccountCommand::Presence { chat: last.chat.clone(), state: Presence::Paused });
             }
         };
@@ -283,13 +284,19 @@ impl App {
         let request = TurnRequest { session_key: key.to_string(), message: text.clone(), model: None };
         let mut on_delta = |_: &str| {};
         let turn = agent.turn_then(request, &mut on_delta, |reply| async {
-            stop_typing();
+            let was_typing = stop_renewing();
             let quote: Option<MessageId> = Some(last.id.clone());
             let stored = self.deliver_reply(&last.channel, Some(&last.account_id), &last.chat, &reply.text, quote.as_ref()).await;
+            if was_typing {
+                paused();
+            }
             (reply, stored)
         });
         let (run, result) = tokio::join!(self.start_inbound_run(key, &text, &last), turn);
-        stop_typing();
+        if stop_renewing() {
+            // The turn failed before it had a reply.
+            paused();
+        }
         match result {
             Ok(((reply, stored), _)) => match stored {
                 Ok((ids, deadline)) => {
