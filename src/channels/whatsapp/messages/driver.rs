@@ -734,41 +734,64 @@ impl Consumer {
                 (a, b) => a.or(b),
             };
             let wait = next_due.map_or(Duration::from_secs(60), |t| Duration::from_millis(t.saturating_sub(now).max(50)));
-            tokio::select! {
-                _ = m.outbox.wait_for_work() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.link.out.closed() => return,
-                ev = self.events.recv() => match ev {
-                    Some(ConnEvent::Retry(r)) => {
-                        if let Err(e) = self.answer_retry(*r).await {
-                            tracing::warn!(account = %account, "could not answer a retry receipt: {e}");
-                            if matches!(e, SendFail::Closed) { return; }
-                        }
-                    }
-                    Some(ConnEvent::Confirmed(ids)) => {
-                        for id in &ids {
-                            if hold.confirmed(id) {
-                                tracing::info!(account = %account, id = %id, "held message confirmed by a receipt; not re-sent");
-                            }
-                        }
-                    }
-                    Some(ConnEvent::BacklogDone) => {
-                        let released = hold.backlog_done();
-                        self.release_held(released, now_ms(&self.clock)).await;
-                    }
-                    None => return,
-                },
-                cmd = commands.recv(), if commands_open => match cmd {
-                    Some(c) => {
-                        if let Err(SendFail::Closed) = self.command(c).await {
+            let until = tokio::time::Instant::now() + wait;
+            // Wait for new work, the next due time or an event; a live command (typing, read
+            // receipt, target check) adds no outbox work, so after one the wait goes on without
+            // another claim. New work first: a reply stored together with a live command (its
+            // `paused`) is claimed before the command is written.
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = m.outbox.wait_for_work() => break,
+                    _ = tokio::time::sleep_until(until) => break,
+                    _ = self.link.out.closed() => return,
+                    ev = self.events.recv() => {
+                        if !self.on_conn_event(ev, &mut hold).await {
                             return;
                         }
+                        break;
                     }
-                    // Every handle is gone: keep serving the outbox without commands.
-                    None => commands_open = false,
-                },
+                    cmd = commands.recv(), if commands_open => match cmd {
+                        Some(c) => {
+                            if let Err(SendFail::Closed) = self.command(c).await {
+                                return;
+                            }
+                        }
+                        // Every handle is gone: keep serving the outbox without commands.
+                        None => commands_open = false,
+                    },
+                }
             }
         }
+    }
+
+    /// One event of the connection task (retry receipt, delivery confirmation, end of the
+    /// offline backlog); false when the connection is gone.
+    async fn on_conn_event(&mut self, ev: Option<ConnEvent>, hold: &mut Hold) -> bool {
+        let account = self.m.account_id.clone();
+        match ev {
+            Some(ConnEvent::Retry(r)) => {
+                if let Err(e) = self.answer_retry(*r).await {
+                    tracing::warn!(account = %account, "could not answer a retry receipt: {e}");
+                    if matches!(e, SendFail::Closed) {
+                        return false;
+                    }
+                }
+            }
+            Some(ConnEvent::Confirmed(ids)) => {
+                for id in &ids {
+                    if hold.confirmed(id) {
+                        tracing::info!(account = %account, id = %id, "held message confirmed by a receipt; not re-sent");
+                    }
+                }
+            }
+            Some(ConnEvent::BacklogDone) => {
+                let released = hold.backlog_done();
+                self.release_held(released, now_ms(&self.clock)).await;
+            }
+            None => return false,
+        }
+        true
     }
 
     /// Makes the held messages that no receipt confirmed claimable again (same ids).
