@@ -7,6 +7,10 @@
 //!   WhatsApp client linked to the relay (account `US`).
 //! - Theirs: a second relay harness in bot mode (`HARNESS_BOT_URL`, account `BOT`): on each text
 //!   DM it calls the provider and answers with `sendMessage` — the least a Baileys assistant does.
+//!   Then the same bot doing what our gateway does by default around a turn
+//!   (`HARNESS_BOT_LIKE_GATEWAY`, account `BOT2`): the read receipt and `composing` when the DM
+//!   arrives (not awaited before the provider request, as ours), `paused` after the reply. That
+//!   is the like-for-like comparison; the minimal bot does less than our default.
 //! - The provider: an in-process OpenAI-compatible server that answers at once and records, per
 //!   turn, when the request arrived (`t_in`) and when the answer left (`t_out`).
 //!
@@ -41,6 +45,7 @@ use serde_json::{json, Value};
 
 const US: &str = "15550004444";
 const BOT: &str = "15550005555";
+const BOT2: &str = "15550006666";
 const BOB: &str = "15550003333";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -120,6 +125,17 @@ impl Legs {
     }
 }
 
+/// Prints the p50 and p99 ratios of both bots' overhead to ours.
+fn ratios(what: &str, ours: &Legs, bot: &Legs, like: &Legs) {
+    for (name, theirs) in [("minimal bot", bot), ("bot doing the same (read receipt + typing)", like)] {
+        println!(
+            "{what}ratio {name} / ours: p50 {:.2}×, p99 {:.2}×",
+            pct(&theirs.total, 0.5) / pct(&ours.total, 0.5),
+            pct(&theirs.total, 0.99) / pct(&ours.total, 0.99)
+        );
+    }
+}
+
 /// When the relay routed message `id` to a device of `to_user` (`atMs` of its record).
 fn routed_at(m: &MockServer, id: &str, to_user: &str) -> Option<f64> {
     m.relay_state()["recent"].as_array()?.iter().find_map(|r| {
@@ -178,7 +194,7 @@ fn main() {
     let hits: Hits = Arc::default();
     let provider = rt.block_on(instant_provider(hits.clone()));
     let m = rt.block_on(MockServer::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())).unwrap();
-    for (p, name) in [(US, "Us"), (BOB, "Bob"), (BOT, "Bot")] {
+    for (p, name) in [(US, "Us"), (BOB, "Bob"), (BOT, "Bot"), (BOT2, "Bot2")] {
         m.create_account(p, None, Some(name)).unwrap();
     }
     let wa_dir = tempfile::tempdir().unwrap();
@@ -223,29 +239,40 @@ fn main() {
 
     let (ours, ours_own) = turns(&m, &mut bob, &hits, US, "u", warmup, n);
     let (theirs, theirs_own) = turns(&m, &mut bob, &hits, BOT, "b", warmup, n);
+    bot.quit();
+    // The same bot doing, around each turn, what our gateway does by default: the read receipt
+    // and `composing` when the DM arrives, `paused` after the reply (started now so that it
+    // does not idle beside the other runs).
+    let bot2_auth = tempfile::tempdir().unwrap();
+    // SAFETY: as above, set before this child is spawned and removed right after.
+    unsafe {
+        std::env::set_var("HARNESS_BOT_URL", format!("{provider}/v1"));
+        std::env::set_var("HARNESS_BOT_LIKE_GATEWAY", "1");
+    }
+    let mut bot2 = BaileysPeer::start("bot2", &m.url(), &m.admin_base(), bot2_auth.path(), BOT2, false);
+    unsafe {
+        std::env::remove_var("HARNESS_BOT_URL");
+        std::env::remove_var("HARNESS_BOT_LIKE_GATEWAY");
+    }
+    bot2.wait_open();
+    let (like, like_own) = turns(&m, &mut bob, &hits, BOT2, "l", warmup, n);
     println!("full_turn: {n} turns each after {warmup} warm-up; ms, p50 / p99, as the Baileys contact sees it");
     println!("| assistant | inbound leg (send → provider request) | outbound leg (provider answer → contact has it) | overhead (sum) |");
     println!("|---|---|---|---|");
     println!("{}", ours.row("openclaw-rust gateway"));
     println!("{}", theirs.row("minimal Baileys bot"));
-    println!(
-        "ratio bot / ours: p50 {:.2}×, p99 {:.2}×",
-        pct(&theirs.total, 0.5) / pct(&ours.total, 0.5),
-        pct(&theirs.total, 0.99) / pct(&ours.total, 0.99)
-    );
+    println!("{}", like.row("Baileys bot, read receipt + typing like ours"));
+    ratios("", &ours, &theirs, &like);
     println!();
     println!("the assistant's own share, from the relay's timestamps: ms, p50 / p99");
     println!("| assistant | relay hands the DM over → provider request | provider answer → relay has the reply | overhead (sum) |");
     println!("|---|---|---|---|");
     println!("{}", ours_own.row("openclaw-rust gateway"));
     println!("{}", theirs_own.row("minimal Baileys bot"));
-    println!(
-        "own-share ratio bot / ours: p50 {:.2}×, p99 {:.2}×",
-        pct(&theirs_own.total, 0.5) / pct(&ours_own.total, 0.5),
-        pct(&theirs_own.total, 0.99) / pct(&ours_own.total, 0.99)
-    );
+    println!("{}", like_own.row("Baileys bot, read receipt + typing like ours"));
+    ratios("own-share ", &ours_own, &theirs_own, &like_own);
 
     bob.quit();
-    bot.quit();
+    bot2.quit();
     gw.stop(&rt);
 }

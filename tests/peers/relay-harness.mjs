@@ -12,6 +12,8 @@
 //   {"cmd":"presence-subscribe","to":"<digits or jid>"} -> {"event":"subscribed","to"}
 //   {"cmd":"quit"}                                       -> closes the socket, exit 0
 // HARNESS_BOT_URL=<OpenAI-compatible base URL>: answers every text DM with the model's reply.
+// HARNESS_BOT_LIKE_GATEWAY=1 (with HARNESS_BOT_URL): also does what our gateway does by default
+//   around a turn: the read receipt and `composing` when the DM arrives, `paused` after the reply.
 // Every event carries `at` (unix ms, sub-ms precision); `sent` also `t0` (before sendMessage).
 // Sent messages are kept in memory and served through `getMessage`, so retry receipts can be
 // answered with a re-encrypted copy.
@@ -59,8 +61,14 @@ const reactionOf = (m) => {
 // Bot mode (HARNESS_BOT_URL, an OpenAI-compatible base URL): every text DM is answered with
 // the model's reply, the minimal Baileys assistant benches compare against.
 const botUrl = process.env.HARNESS_BOT_URL;
+const botLikeGateway = process.env.HARNESS_BOT_LIKE_GATEWAY === '1';
 async function botAnswer(m) {
   try {
+    if (botLikeGateway) {
+      // Not awaited, as the gateway does not hold the provider request for them.
+      sock.readMessages([m.key]).catch((e) => log({ event: 'error', message: `bot read: ${e}` }));
+      sock.sendPresenceUpdate('composing', m.key.remoteJid).catch((e) => log({ event: 'error', message: `bot typing: ${e}` }));
+    }
     const r = await fetch(`${botUrl}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
@@ -69,6 +77,7 @@ async function botAnswer(m) {
     const j = await r.json();
     const text = j?.choices?.[0]?.message?.content ?? '';
     await sock.sendMessage(m.key.remoteJid, { text });
+    if (botLikeGateway) await sock.sendPresenceUpdate('paused', m.key.remoteJid);
   } catch (e) {
     log({ event: 'error', message: `bot: ${e?.stack || e}` });
   }
