@@ -487,18 +487,56 @@ pub mod ops {
     }
 }
 
+/// A sender's hook run inside the transaction that stores a reply, after its parts (see
+/// [`Outbox::set_express`]): it may claim the sender's next message and prepare it for the wire
+/// (the WhatsApp consumer encrypts it there), so a reply leaves without another trip to the
+/// database. It returns what hands the prepared message to the sender, called only once the
+/// transaction is committed and synced to disk; `None` when it claimed nothing (its writes are
+/// then rolled back). It runs on the database thread: it must not block on the sender.
+pub type Express = std::sync::Arc<dyn Fn(&rusqlite::Transaction<'_>, u64) -> Option<Box<dyn FnOnce() + Send>> + Send + Sync>;
+
 /// The outbox over a database thread; every method awaits the commit (safe on async workers).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Outbox {
     db: DbThread,
     policy: OutboxPolicy,
     work: std::sync::Arc<tokio::sync::Notify>,
+    express: std::sync::Arc<std::sync::Mutex<Option<Express>>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("db", &self.db).field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+/// Runs `express` inside `tx` under a savepoint: its writes stay only when it claimed something.
+fn run_express(tx: &rusqlite::Transaction<'_>, express: &Express, now: u64) -> Result<Option<Box<dyn FnOnce() + Send>>, OutboxError> {
+    tx.execute_batch("SAVEPOINT express")?;
+    let handover = express(tx, now);
+    tx.execute_batch(if handover.is_some() { "RELEASE express" } else { "ROLLBACK TO express; RELEASE express" })?;
+    Ok(handover)
 }
 
 impl Outbox {
     /// An outbox in a host database that already applied [`MIGRATIONS`].
     pub fn new(db: DbThread, policy: OutboxPolicy) -> Self {
-        Self { db, policy, work: std::sync::Arc::default() }
+        Self { db, policy, work: std::sync::Arc::default(), express: std::sync::Arc::default() }
+    }
+
+    /// Installs the sender's express claim, run by [`Outbox::enqueue_reply_unsynced`] (one per
+    /// outbox; a newer one replaces it). The sender removes it with [`Outbox::clear_express`]
+    /// when it stops.
+    pub fn set_express(&self, express: Express) {
+        *self.express.lock().unwrap_or_else(|e| e.into_inner()) = Some(express);
+    }
+
+    /// Removes `express` if it is still the installed one (a newer sender's stays).
+    pub fn clear_express(&self, express: &Express) {
+        let mut slot = self.express.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|e| std::sync::Arc::ptr_eq(e, express)) {
+            *slot = None;
+        }
     }
 
     /// Waits until a message may have become claimable (a new enqueue, a release for retry, or a
@@ -541,12 +579,34 @@ impl Outbox {
     /// which makes the parts durable first. Only for messages whose acceptance nobody outside
     /// was promised: a power cut before that commit loses the reply, and a run that recorded its
     /// parts then fails with "no longer in the outbox" (`app::run_delivery`).
+    ///
+    /// With a sender's express claim installed ([`Outbox::set_express`]) the same transaction
+    /// also claims and prepares the sender's next message; the commit is then synced before
+    /// the sender gets it (a failed sync is returned, and the claimed message stays `sending`
+    /// until the next start holds and re-sends it).
     pub async fn enqueue_reply_unsynced(&self, parts: Vec<OutboundMessage>, deadline_ms: u64, now: u64) -> Result<Vec<Enqueued>, OutboxError> {
-        let r = self
+        let express = self.express.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let work = self.work.clone();
+        let (r, handed) = self
             .db
-            .call(move |db| db.transaction_unsynced(|tx| parts.iter().map(|m| ops::enqueue(tx, m, deadline_ms, now)).collect::<Result<Vec<_>, _>>()))
+            .call(move |db| {
+                let (r, handover) = db.transaction_unsynced(|tx| {
+                    let r = parts.iter().map(|m| ops::enqueue(tx, m, deadline_ms, now)).collect::<Result<Vec<_>, _>>()?;
+                    let handover = match &express {
+                        Some(e) if r.iter().any(|x| x.created) => run_express(tx, e, now)?,
+                        _ => None,
+                    };
+                    Ok::<_, OutboxError>((r, handover))
+                })?;
+                let Some(handover) = handover else { return Ok::<_, OutboxError>((r, false)) };
+                db.sync()?;
+                handover();
+                // Woken here, so a caller that stops waiting does not strand the message.
+                work.notify_one();
+                Ok((r, true))
+            })
             .await?;
-        if r.iter().any(|e| e.created) {
+        if !handed && r.iter().any(|e| e.created) {
             self.wake();
         }
         Ok(r)

@@ -458,7 +458,7 @@ impl ConnInbound {
 }
 
 /// Who we are, for encrypting a DM inside a store transaction.
-struct DmKeys {
+pub(super) struct DmKeys {
     me: Jid,
     own_lid_user: Option<String>,
     local: crate::channels::whatsapp::signal::LocalIdentity,
@@ -479,7 +479,7 @@ impl DmKeys {
     /// Inside the claim's transaction: encrypts DM `rec` for every device of the contact and
     /// our other devices and stores the advanced sessions, when every device list is cached and
     /// every device has a session. `None`, with nothing written, otherwise (groups too).
-    fn encrypt_cached(&self, ops: &crate::channels::whatsapp::account::store::Ops<'_>, rec: &OutboxRecord, now: u64) -> Result<Option<Vec<DeviceEnc>>, StoreError> {
+    pub(super) fn encrypt_cached(&self, ops: &crate::channels::whatsapp::account::store::Ops<'_>, rec: &OutboxRecord, now: u64) -> Result<Option<Vec<DeviceEnc>>, StoreError> {
         let Some(chat) = Jid::parse(rec.message.chat.as_str()).filter(Jid::is_user).map(|j| j.with_device(0)) else { return Ok(None) };
         let (own_user, own_jid) = self.own_for(&chat);
         let mut lists = HashMap::new();
@@ -701,7 +701,16 @@ impl Consumer {
             tracing::info!(account = %account, count = held.len(), "messages interrupted by a restart are held until the offline backlog shows whether they arrived");
         }
         let mut hold = Hold::new(held, now_ms(&self.clock), HOLD_BOUND);
+        // A reply stored while this consumer lives is claimed and encrypted in its own
+        // transaction (`express`); removed when the consumer ends.
+        let express = super::express::ExpressClaim::install(&m, self.dm_keys());
         loop {
+            if let Some((rec, encrypted)) = express.take() {
+                if !self.send_claimed(rec, encrypted).await {
+                    return;
+                }
+                continue;
+            }
             let now = now_ms(&self.clock);
             let released = hold.tick(now);
             self.release_held(released, now).await;
@@ -978,7 +987,7 @@ impl Consumer {
         Ok(encs)
     }
 
-    fn dm_keys(&self) -> DmKeys {
+    pub(super) fn dm_keys(&self) -> DmKeys {
         DmKeys { me: self.me.clone(), own_lid_user: self.own_lid_user(), local: local_identity(&self.creds), rng: self.rng.clone() }
     }
 

@@ -15,6 +15,7 @@
 pub mod content;
 pub mod context;
 pub mod driver;
+mod express;
 pub mod group_inbound;
 pub mod group_meta;
 pub mod inbound;
@@ -22,6 +23,8 @@ pub mod stanza;
 
 #[cfg(test)]
 mod durable_tests;
+#[cfg(test)]
+mod express_tests;
 #[cfg(test)]
 mod ratchet_lock_tests;
 #[cfg(test)]
