@@ -277,7 +277,9 @@ impl Agent {
                         failed,
                         duration_ms: duration_ms(started.elapsed()),
                     };
-                    let (saved, out) = tokio::join!(self.history.append(&req.session_key, exchange), after(reply));
+                    // The reply first: polled in order, so its delivery starts before the
+                    // history's own work.
+                    let (out, saved) = tokio::join!(after(reply), self.history.append(&req.session_key, exchange));
                     let unsaved = saved.err();
                     if let Some(e) = &unsaved {
                         tracing::error!(session = %req.session_key, error = %e, "the turn was not added to the session history; the next turn will not see it");
