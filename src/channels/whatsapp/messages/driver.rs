@@ -360,6 +360,8 @@ impl ConnInbound {
             }
             (inbound::process(&me, &msg, loaded, now_s, rng.as_ref()), None)
         };
+        // Only a commit needs the sync (a message that failed to decrypt wrote nothing).
+        let sync_before_ack = one_trip && precommitted.is_some();
         let mut out = Vec::new();
         let mut skip_emit = false;
         // The message to emit is stored in the commit's transaction (durable inbound queue).
@@ -416,7 +418,7 @@ impl ConnInbound {
             self.retries.clear();
         }
         drop(ratchets);
-        if one_trip {
+        if sync_before_ack {
             // Durable before anything tells the server (receipt, ack) that it arrived.
             self.m.db.sync().await?;
         }
