@@ -459,6 +459,9 @@ impl ConnInbound {
     }
 }
 
+/// A claimed message and, for the usual DM, its ciphertexts (`None`: the long way).
+pub(super) type Claimed = (OutboxRecord, Option<Vec<DeviceEnc>>);
+
 /// Who we are, for encrypting a DM inside a store transaction.
 pub(super) struct DmKeys {
     me: Jid,
@@ -468,6 +471,18 @@ pub(super) struct DmKeys {
 }
 
 impl DmKeys {
+    /// Inside a transaction: expires what is overdue, claims `account`'s next message and, for
+    /// the usual DM, encrypts it ([`DmKeys::encrypt_cached`]). The account clock counts whole
+    /// seconds while messages are stored with their unix ms: the claim uses the end of the
+    /// current second, or a reply stored at .069 s waits for the next second (measured: ~1 s
+    /// per reply in benches/full_turn.rs).
+    pub(super) fn claim_next(&self, ops: &crate::channels::whatsapp::account::store::Ops<'_>, account: &str, now: u64) -> Result<(Vec<MessageId>, Option<Claimed>), StoreError> {
+        let (expired, claimed) = ops.expire_and_claim(account, now, now + 999, "deadline passed before it could be sent")?;
+        let Some(rec) = claimed else { return Ok((expired, None)) };
+        let encrypted = self.encrypt_cached(ops, &rec, now)?;
+        Ok((expired, Some((rec, encrypted))))
+    }
+
     /// Our user (LID when the chat is a LID chat and ours is known) and its JID.
     fn own_for(&self, chat: &Jid) -> (String, Jid) {
         let own_user = match (&self.own_lid_user, chat.server.as_str()) {
@@ -716,9 +731,6 @@ impl Consumer {
             let now = now_ms(&self.clock);
             let released = hold.tick(now);
             self.release_held(released, now).await;
-            // The account clock counts whole seconds while messages are stored with their unix
-            // ms: claim with the end of the current second, or a reply stored at .069 s waits
-            // for the next second (measured: ~1 s per reply in benches/full_turn.rs).
             let claimed = self.claim_and_encrypt(now).await.map(|(expired, claimed)| {
                 if !expired.is_empty() {
                     tracing::warn!(account = %account, count = expired.len(), "outbound messages expired unsent");
@@ -910,25 +922,13 @@ impl Consumer {
     /// Expires what is overdue and claims the next message in one synced transaction; for the
     /// usual DM (device lists cached, a session with every device) the same trip, under the
     /// ratchet lock, also encrypts it and commits the advanced sessions, so one disk sync comes
-    /// before it leaves. `Some((record, None))` when the message takes the long way
-    /// ([`Consumer::send_record`]: usync, bundles, groups).
-    #[allow(clippy::type_complexity)]
-    async fn claim_and_encrypt(&self, now: u64) -> Result<(Vec<MessageId>, Option<(OutboxRecord, Option<Vec<DeviceEnc>>)>), StoreError> {
+    /// before it leaves ([`DmKeys::claim_next`]). `Some((record, None))` when the message takes
+    /// the long way ([`Consumer::send_record`]: usync, bundles, groups).
+    async fn claim_and_encrypt(&self, now: u64) -> Result<(Vec<MessageId>, Option<Claimed>), StoreError> {
         let keys = self.dm_keys();
         let account = self.m.account_id.clone();
         let _ratchets = self.m.ratchets.lock().await;
-        self.m
-            .db
-            .write(move |ops| {
-                // The account clock counts whole seconds while messages are stored with their
-                // unix ms: claim with the end of the current second, or a reply stored at .069 s
-                // waits for the next second (measured: ~1 s per reply in benches/full_turn.rs).
-                let (expired, claimed) = ops.expire_and_claim(&account, now, now + 999, "deadline passed before it could be sent")?;
-                let Some(rec) = claimed else { return Ok((expired, None)) };
-                let encrypted = keys.encrypt_cached(ops, &rec, now)?;
-                Ok((expired, Some((rec, encrypted))))
-            })
-            .await
+        self.m.db.write(move |ops| keys.claim_next(ops, &account, now)).await
     }
 
     /// A session for each device, with the ratchet lock held for the caller's encryption and

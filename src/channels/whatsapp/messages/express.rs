@@ -7,13 +7,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::channels::whatsapp::account::store::Ops;
 use crate::messaging::outbox::Express;
-use crate::messaging::{Outbox, OutboxRecord};
+use crate::messaging::Outbox;
 
-use super::driver::{DmKeys, Messaging};
-use super::stanza::DeviceEnc;
-
-/// A claimed message and, for the usual DM, its ciphertexts (`None`: the long way).
-pub(super) type Claimed = (OutboxRecord, Option<Vec<DeviceEnc>>);
+use super::driver::{Claimed, DmKeys, Messaging};
 
 /// The express claim of one consumer, installed on the account's outbox while it lives.
 pub(super) struct ExpressClaim {
@@ -50,7 +46,7 @@ impl Drop for ExpressClaim {
 }
 
 /// Inside the reply's transaction: claims the account's next message and encrypts it when it
-/// is the usual DM. Nothing when the consumer has not yet taken the previous one, or when the
+/// is the usual DM ([`DmKeys::claim_next`], as the consumer's own claim). Nothing when the consumer has not yet taken the previous one, or when the
 /// ratchet lock is held (a receive or a long-way send is between its load and its commit; they
 /// run their store steps on this same thread, so the lock cannot be waited for here). The lock
 /// is released before the commit, which is safe: store jobs run one at a time on this thread,
@@ -61,25 +57,18 @@ fn claim(m: &Weak<Messaging>, ready: &Arc<Mutex<Option<Claimed>>>, keys: &DmKeys
         return None;
     }
     let _ratchets = m.ratchets.try_lock().ok()?;
-    // As `Consumer::claim_and_encrypt`: claim with the end of the account clock's second.
-    let (expired, claimed) = match ops.expire_and_claim(account, now, now + 999, "deadline passed before it could be sent") {
+    let (expired, claimed) = match keys.claim_next(ops, account, now) {
         Ok(x) => x,
         Err(e) => {
-            tracing::warn!(account = %account, "express claim failed; the consumer claims it: {e}");
+            // Rolled back with the savepoint: the consumer claims it itself.
+            tracing::warn!(account = %account, "express claim failed; the consumer sends it: {e}");
             return None;
         }
     };
-    let rec = claimed?;
+    let (rec, encrypted) = claimed?;
     if !expired.is_empty() {
         tracing::warn!(account = %account, count = expired.len(), "outbound messages expired unsent");
     }
-    let encrypted = match keys.encrypt_cached(ops, &rec, now) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(account = %account, "express encryption failed; the consumer sends it: {e}");
-            return None;
-        }
-    };
     let ready = ready.clone();
     Some(Box::new(move || *ready.lock().unwrap_or_else(|e| e.into_inner()) = Some((rec, encrypted))))
 }
