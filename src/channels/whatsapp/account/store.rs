@@ -529,6 +529,16 @@ impl<'c> Ops<'c> {
             .optional()?)
     }
 
+    /// The session record under `address`, else under `fallback` (the address an older record
+    /// was stored under: the phone-number device JID before the LID one was known).
+    pub fn session_or(&self, address: &str, fallback: &str) -> Result<Option<SessionRecord>, StoreError> {
+        match self.session(address)? {
+            Some(r) => Ok(Some(r)),
+            None if fallback != address => self.session(fallback),
+            None => Ok(None),
+        }
+    }
+
     /// Stores (replaces) the session record of an address.
     pub fn put_session(&self, address: &str, record: &SessionRecord, now_ms: u64) -> Result<(), StoreError> {
         self.conn.execute(

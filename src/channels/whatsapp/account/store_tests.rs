@@ -179,6 +179,19 @@ fn sessions_are_opaque_versioned_blobs() {
 }
 
 #[test]
+fn a_session_is_read_under_its_address_else_the_older_one() {
+    let s = store();
+    let o = s.ops();
+    let old = SessionRecord { version: 3, bytes: vec![1] };
+    o.put_session("15550001:2@s.whatsapp.net", &old, 1).unwrap();
+    assert_eq!(o.session_or("999:2@lid", "15550001:2@s.whatsapp.net").unwrap(), Some(old.clone()), "the older address");
+    let new = SessionRecord { version: 3, bytes: vec![2] };
+    o.put_session("999:2@lid", &new, 2).unwrap();
+    assert_eq!(o.session_or("999:2@lid", "15550001:2@s.whatsapp.net").unwrap(), Some(new), "its own address first");
+    assert_eq!(o.session_or("888:2@lid", "888:2@lid").unwrap(), None);
+}
+
+#[test]
 fn identities_trust_on_first_use_and_count_changes() {
     let s = store();
     let o = s.ops();

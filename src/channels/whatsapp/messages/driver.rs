@@ -218,12 +218,7 @@ struct DmLoadKey {
 impl DmLoadKey {
     fn load(&self, ops: &crate::channels::whatsapp::account::store::Ops<'_>, loaded: &mut Loaded) -> Result<(), StoreError> {
         loaded.duplicate = ops.is_processed(&self.chat_remote, &self.id)?;
-        let rec = match ops.session(&self.addr)? {
-            Some(r) => Some(r),
-            None if self.legacy != self.addr => ops.session(&self.legacy)?,
-            None => None,
-        };
-        loaded.record = load_record(rec);
+        loaded.record = load_record(ops.session_or(&self.addr, &self.legacy)?);
         if let Some((ot, sid)) = self.ids {
             if let Some(ot) = ot {
                 loaded.one_time = ops.prekey(ot)?.and_then(|p| p.key.key_pair().ok());
@@ -577,11 +572,7 @@ fn stored_session(ops: &crate::channels::whatsapp::account::store::Ops<'_>, d: &
         _ => None,
     };
     let addr = lid.unwrap_or_else(|| d.to_owned());
-    let rec = match ops.session(&addr)? {
-        Some(r) => Some(r),
-        None if addr != d => ops.session(d)?,
-        None => None,
-    };
+    let rec = ops.session_or(&addr, d)?;
     Ok((d.to_owned(), addr, rec))
 }
 

@@ -26,11 +26,7 @@ impl ConnInbound {
             .m
             .db
             .read(move |ops| {
-                let rec = match ops.session(&addr)? {
-                    Some(r) => Some(r),
-                    None if legacy != addr => ops.session(&legacy)?,
-                    None => None,
-                };
+                let rec = ops.session_or(&addr, &legacy)?;
                 let key = ops.sender_key(&group, &sk)?;
                 let pn = match &lid_user {
                     Some(l) => ops.pn_for_lid(l)?,
