@@ -955,7 +955,10 @@ impl RunRegistry {
 
     /// Records a run executed outside the worker (an inbound DM turn, `origin: "inbound"`):
     /// committed as `running` and returns its id. A restart while it runs marks it interrupted,
-    /// like any running run. Finish it with [`Self::complete_external`].
+    /// like any running run. Finish it with [`Self::complete_external`]. The commit is not
+    /// synced: nobody has been told of this run (its message was acknowledged by its channel
+    /// already), and it is written while the model works, where a disk sync would compete with
+    /// the reply; the outcome's synced commit covers it.
     pub async fn start_external(&self, req: RunRequest) -> Result<String, SubmitError> {
         validate(&req)?;
         let run_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string();
@@ -963,8 +966,8 @@ impl RunRegistry {
         let id = run_id.clone();
         self.shared
             .db
-            .call(move |db| {
-                db.conn().execute(
+            .call(move |db| db.transaction_unsynced(|tx| {
+                tx.execute(
                     "INSERT INTO runs (run_id, kind, state, message, session_key, channel, target, origin, created_at_ms, started_at_ms, account_id)
                      VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
                     params![
@@ -980,7 +983,7 @@ impl RunRegistry {
                     ],
                 )?;
                 Ok::<(), DbError>(())
-            })
+            }))
             .await
             .map_err(SubmitError::from)?;
         self.lock().accepted += 1;

@@ -4,7 +4,7 @@
 //! uses for `channel: "last"` and `openclaw sessions list` shows.
 //!
 //! Every change is a committed transaction on the store's own thread ([`DbThread`]); nothing
-//! here runs on an async worker.
+//! here runs on an async worker. All are synced but the route ([`SessionStore::record_route`]).
 //!
 //! The histories of the last [`CACHED_SESSIONS`] sessions used are also kept in memory, written
 //! through: a turn reads its history without a trip to the database thread (where it would wait
@@ -146,12 +146,15 @@ impl SessionStore {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
 
-    /// Records `route` as the last route of `key`.
+    /// Records `route` as the last route of `key`. The commit is not synced (it runs while the
+    /// turn starts and must not compete with the reply for the disk): it survives a crash of
+    /// the process at once and a power cut from the next synced commit of this file on — the
+    /// turn's history append, or [`Self::sync`] when the turn ends without one.
     pub async fn record_route(&self, key: &str, route: &Route, now: u64) -> Result<(), SessionStoreError> {
         let (key, r) = (key.to_string(), route.clone());
         self.db
             .call(move |db| {
-                db.transaction(|tx| {
+                db.transaction_unsynced(|tx| {
                     touch(tx, &key, now)?;
                     tx.execute(
                         "UPDATE sessions SET channel = ?2, account_id = ?3, chat = ?4, peer = ?5 WHERE session_key = ?1",
@@ -161,6 +164,11 @@ impl SessionStore {
                 })
             })
             .await
+    }
+
+    /// Makes every commit so far durable (the write-ahead log's sync, off this store's thread).
+    pub async fn sync(&self) -> Result<(), SessionStoreError> {
+        self.db.sync().await.map_err(SessionStoreError)
     }
 
     /// The last route of `key`, if any.

@@ -191,10 +191,10 @@ impl Agent {
         }
     }
 
-    /// Runs one turn like [`Agent::turn`] and hands the reply to `after` (which delivers it)
-    /// while the exchange is appended to the session's history, so the reply does not wait for
-    /// that write. The session's lock is held until both are done: the session's next turn
-    /// sees the exchange. Returns what `after` returned and, when the history could not be
+    /// Runs one turn like [`Agent::turn`] and hands the reply to `after` (which delivers it),
+    /// then appends the exchange to the session's history, so the reply does not wait for that
+    /// write nor share the disk with it. The session's lock is held until both are done: the
+    /// session's next turn sees the exchange. Returns what `after` returned and, when the history could not be
     /// written, why (logged here; the reply has gone out all the same).
     pub async fn turn_then<T, Fut>(
         &self,
@@ -277,9 +277,10 @@ impl Agent {
                         failed,
                         duration_ms: duration_ms(started.elapsed()),
                     };
-                    // The reply first: polled in order, so its delivery starts before the
-                    // history's own work.
-                    let (out, saved) = tokio::join!(after(reply), self.history.append(&req.session_key, exchange));
+                    // The reply first, alone: the history's synced commit would compete with
+                    // the reply's own for the disk.
+                    let out = after(reply).await;
+                    let saved = self.history.append(&req.session_key, exchange).await;
                     let unsaved = saved.err();
                     if let Some(e) = &unsaved {
                         tracing::error!(session = %req.session_key, error = %e, "the turn was not added to the session history; the next turn will not see it");

@@ -258,6 +258,7 @@ impl App {
             let why = self.cfg.agent_unavailable.clone().unwrap_or_else(|| "no LLM provider is configured; the message was not answered".into());
             tracing::warn!(session = %key, reason = %why, "no agent; inbound message not answered");
             self.complete_inbound_run(run, TurnOutcome::NoAgent(why)).await;
+            self.sync_route(key).await;
             return;
         };
         let handle = self.registry().get(&last.channel, &last.account_id).cloned();
@@ -312,6 +313,15 @@ impl App {
                 tracing::warn!(session = %key, error = %e, "turn failed; no reply sent");
                 self.complete_inbound_run(run, TurnOutcome::Failed(&e)).await;
             }
+        }
+        self.sync_route(key).await;
+    }
+
+    /// Makes the session's last route (stored unsynced while the turn started) durable, once the
+    /// reply is on its way; a no-op for the disk when the history append already synced it.
+    async fn sync_route(&self, key: &str) {
+        if let Err(e) = self.sessions.sync().await {
+            tracing::error!(session = %key, error = %e, "the session's last route may not survive a power cut");
         }
     }
 }

@@ -10,7 +10,9 @@
 //!   newer than the list is refused ([`DbError::TooNew`]), never downgraded.
 //! - [`Db::transaction`] runs a closure in an `IMMEDIATE` transaction: committed when it returns
 //!   `Ok`, rolled back on `Err` (or a panic).
-//! - [`DbThread`] owns a [`Db`] on a dedicated OS thread, for async callers.
+//! - [`DbThread`] owns a [`Db`] on a dedicated OS thread, for async callers; its
+//!   [`DbThread::sync`] makes earlier unsynced commits durable through the file's [`WalSync`],
+//!   without a slot on that thread.
 //!
 //! ## Why `synchronous=FULL`
 //! In WAL mode, `NORMAL` survives a process crash (`kill -9`) but may lose the last commits on power
@@ -35,7 +37,7 @@ mod open;
 mod thread;
 
 pub use migrate::{migrate, schema_version, Migration};
-pub use open::{Db, DbError, BUSY_TIMEOUT};
+pub use open::{Db, DbError, WalSync, BUSY_TIMEOUT};
 pub use thread::DbThread;
 
 /// Re-exported so callers name one SQLite crate version.

@@ -78,8 +78,45 @@ pub enum DbError {
 pub struct Db {
     conn: Connection,
     path: Option<PathBuf>,
-    /// The write-ahead log, opened at the first [`Db::sync`].
-    wal: Option<fs::File>,
+    /// The write-ahead log, to sync (see [`WalSync`]); `None` in memory.
+    wal: Option<std::sync::Arc<WalSync>>,
+}
+
+/// The write-ahead log (`<file>-wal`) of one database file, to make its commits durable from
+/// any thread: syncing it needs no access to the connection, so a sync can run beside the next
+/// job on the database's thread (see [`crate::store::db::DbThread::sync`]).
+#[derive(Debug)]
+pub struct WalSync {
+    path: PathBuf,
+    /// Opened at the first sync that finds the log.
+    file: std::sync::Mutex<Option<std::sync::Arc<fs::File>>>,
+}
+
+impl WalSync {
+    fn new(db: &Path) -> Self {
+        let mut path = db.to_path_buf().into_os_string();
+        path.push("-wal");
+        Self { path: PathBuf::from(path), file: std::sync::Mutex::new(None) }
+    }
+
+    /// Syncs the log to disk: every commit that returned before this call is durable after it
+    /// (frames are appended in order, so one sync covers all before it). Nothing to do when no
+    /// log exists yet (nothing was written).
+    pub fn sync(&self) -> Result<(), DbError> {
+        let fail = |source| DbError::Sync { path: self.path.clone(), source };
+        let file = {
+            let mut slot = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(f) => f.clone(),
+                None => match OpenOptions::new().read(true).write(true).open(&self.path) {
+                    Ok(f) => slot.insert(std::sync::Arc::new(f)).clone(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(fail(e)),
+                },
+            }
+        };
+        file.sync_data().map_err(fail)
+    }
 }
 
 impl Db {
@@ -111,7 +148,7 @@ impl Db {
         drop(f);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags).map_err(|source| DbError::Open { path: path.to_path_buf(), source })?;
-        let mut db = Self { conn, path: Some(path.to_path_buf()), wal: None };
+        let mut db = Self { conn, path: Some(path.to_path_buf()), wal: Some(std::sync::Arc::new(WalSync::new(path))) };
         db.configure(true).map_err(|source| DbError::Open { path: path.to_path_buf(), source })?;
         migrate(&mut db.conn, migrations)?;
         Ok(db)
@@ -183,22 +220,13 @@ impl Db {
     /// come before an external effect but need not delay the work after an unsynced commit.
     /// Nothing to do in memory, or when no write-ahead log exists (nothing was written).
     pub fn sync(&mut self) -> Result<(), DbError> {
-        let Some(path) = &self.path else { return Ok(()) };
-        let mut wal_path = path.clone().into_os_string();
-        wal_path.push("-wal");
-        let wal_path = PathBuf::from(wal_path);
-        let fail = |source| DbError::Sync { path: wal_path.clone(), source };
-        let file = match self.wal.take() {
-            Some(f) => f,
-            None => match OpenOptions::new().read(true).write(true).open(&wal_path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(fail(e)),
-            },
-        };
-        file.sync_data().map_err(fail)?;
-        self.wal = Some(file);
-        Ok(())
+        self.wal.as_ref().map_or(Ok(()), |w| w.sync())
+    }
+
+    /// A handle to this database's write-ahead log for syncing it from another thread (`None`
+    /// in memory).
+    pub fn wal(&self) -> Option<std::sync::Arc<WalSync>> {
+        self.wal.clone()
     }
 }
 
@@ -242,7 +270,10 @@ mod tests {
         let wal = tmp.path().join("x.db-wal");
         assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the commit is in the write-ahead log");
         db.sync().unwrap();
-        assert!(db.wal.is_some(), "the log stays open for the next sync");
+        let wal = db.wal().expect("a file database has a log");
+        assert!(wal.file.lock().unwrap().is_some(), "the log stays open for the next sync");
+        // From another thread, beside the connection.
+        std::thread::spawn(move || wal.sync()).join().unwrap().unwrap();
         db.sync().unwrap();
     }
 

@@ -3,7 +3,7 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use super::open::{Db, DbError};
+use super::open::{Db, DbError, WalSync};
 
 type Job = Box<dyn FnOnce(&mut Db) + Send>;
 
@@ -13,6 +13,7 @@ type Job = Box<dyn FnOnce(&mut Db) + Send>;
 #[derive(Clone)]
 pub struct DbThread {
     tx: mpsc::Sender<Job>,
+    wal: Option<std::sync::Arc<WalSync>>,
     _join: std::sync::Arc<JoinGuard>,
 }
 
@@ -36,6 +37,7 @@ impl DbThread {
     /// Moves `db` onto a new thread named `name`.
     pub fn spawn(name: &str, mut db: Db) -> Result<Self, DbError> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let wal = db.wal();
         let join = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -48,7 +50,15 @@ impl DbThread {
                 }
             })
             .map_err(|source| DbError::Create { path: name.into(), source })?;
-        Ok(Self { tx, _join: std::sync::Arc::new(JoinGuard(Some(join))) })
+        Ok(Self { tx, wal, _join: std::sync::Arc::new(JoinGuard(Some(join))) })
+    }
+
+    /// Makes every commit that returned before this call durable ([`Db::sync`]), on a blocking
+    /// thread of the runtime rather than this database's own: the jobs queued behind it do not
+    /// wait for the disk.
+    pub async fn sync(&self) -> Result<(), DbError> {
+        let Some(wal) = self.wal.clone() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || wal.sync()).await.map_err(|_| DbError::JobFailed)?
     }
 
     /// Runs `f` on the database thread and awaits its result. Safe on async workers: the caller's
@@ -106,6 +116,29 @@ mod tests {
         assert_eq!(sum, 45);
         let name = th.call(|_| Ok::<_, DbError>(std::thread::current().name().map(str::to_string))).await.unwrap();
         assert_eq!(name.as_deref(), Some("test-db"));
+    }
+
+    #[tokio::test]
+    async fn sync_runs_beside_the_thread_and_covers_an_unsynced_commit() {
+        let mem = DbThread::spawn("test-db", Db::open_in_memory(&[]).unwrap()).unwrap();
+        mem.sync().await.unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.db");
+        let th = DbThread::spawn("test-db", Db::open(&path, &[Migration::sql("t", "CREATE TABLE t (v INTEGER);")]).unwrap()).unwrap();
+        th.call(|db| db.transaction_unsynced(|tx| tx.execute("INSERT INTO t VALUES (7)", []).map_err(DbError::from))).await.unwrap();
+        // A job that holds the database thread does not hold up the sync.
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        let busy = th.call(move |_| held.recv().map_err(|_| DbError::JobFailed));
+        let sync = tokio::time::timeout(std::time::Duration::from_secs(10), th.sync());
+        let (busy, synced) = tokio::join!(busy, async {
+            let r = sync.await;
+            hold.send(()).unwrap();
+            r
+        });
+        synced.expect("the sync did not wait for the busy thread").unwrap();
+        busy.unwrap();
+        let v: i64 = th.call(|db| db.conn().query_row("SELECT v FROM t", [], |r| r.get(0)).map_err(DbError::from)).await.unwrap();
+        assert_eq!(v, 7);
     }
 
     #[tokio::test]

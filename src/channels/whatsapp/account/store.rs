@@ -344,7 +344,7 @@ impl AccountDb {
 
     /// Makes every commit so far durable (see [`crate::store::db::Db::sync`]).
     pub async fn sync(&self) -> Result<(), StoreError> {
-        self.thread.call(|db| db.sync().map_err(StoreError::from)).await
+        self.thread.sync().await.map_err(StoreError::from)
     }
 
     /// The account's outbox, in the same database and on the same thread.
