@@ -2,7 +2,10 @@
 //! contact sees it, for our gateway and for a minimal Baileys bot, in the same run, through the
 //! same relay mock and the same provider.
 //!
-//! - The contact is a real Baileys client (`tests/peers/relay-harness.mjs`, "Bob").
+//! - The contact is a real Baileys client (`tests/peers/relay-harness.mjs`, "Bob"), at niceness 19
+//!   (`FULL_TURN_CONTACT_NICE`): it stands for a phone elsewhere, and at normal priority its
+//!   Baileys takes one of this 2-core machine's cores during each turn, away from whichever
+//!   assistant is measured.
 //! - Ours: the gateway in-process (operations layer, inbound queue, agent turn, outbox) with our
 //!   WhatsApp client linked to the relay (account `US`).
 //! - Theirs: a second relay harness in bot mode (`HARNESS_BOT_URL`, account `BOT`): on each text
@@ -228,7 +231,14 @@ fn main() {
     // SAFETY (both env calls): set before the harnesses are spawned, read only by them.
     // The harnesses' own watchdog (180 s by default) must outlast the run.
     unsafe { std::env::set_var("HARNESS_TIMEOUT_MS", "1800000") };
+    // The contact stands for a phone elsewhere: its Baileys (about one core of this machine while
+    // it encrypts, decrypts and stores) runs at the lowest priority, so that it does not take the
+    // CPU from whichever assistant is being measured. FULL_TURN_CONTACT_NICE=0: same priority.
+    let contact_nice = std::env::var("FULL_TURN_CONTACT_NICE").unwrap_or_else(|_| "19".into());
+    // SAFETY: set before Bob's child process is spawned and removed right after.
+    unsafe { std::env::set_var("HARNESS_NICE", &contact_nice) };
     let mut bob = BaileysPeer::start("bob", &m.url(), &m.admin_base(), bob_auth.path(), BOB, false);
+    unsafe { std::env::remove_var("HARNESS_NICE") };
     bob.wait_open();
     // SAFETY: set before the bot's child process is spawned and removed right after; nothing in
     // this process reads HARNESS_BOT_URL.
@@ -256,7 +266,7 @@ fn main() {
     }
     bot2.wait_open();
     let (like, like_own) = turns(&m, &mut bob, &hits, BOT2, "l", warmup, n);
-    println!("full_turn: {n} turns each after {warmup} warm-up; ms, p50 / p99, as the Baileys contact sees it");
+    println!("full_turn: {n} turns each after {warmup} warm-up; the contact at niceness {contact_nice}; ms, p50 / p99, as the Baileys contact sees it");
     println!("| assistant | inbound leg (send → provider request) | outbound leg (provider answer → contact has it) | overhead (sum) |");
     println!("|---|---|---|---|");
     println!("{}", ours.row("openclaw-rust gateway"));

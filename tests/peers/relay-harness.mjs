@@ -11,6 +11,8 @@
 //   {"cmd":"typing","to":"<digits or jid>","state":"composing|paused"} -> {"event":"typed"}
 //   {"cmd":"presence-subscribe","to":"<digits or jid>"} -> {"event":"subscribed","to"}
 //   {"cmd":"quit"}                                       -> closes the socket, exit 0
+// HARNESS_NICE=<0..19>: runs this process at that niceness (benches: the contact yields the CPU
+//   to the assistant being measured, as a phone elsewhere would).
 // HARNESS_BOT_URL=<OpenAI-compatible base URL>: answers every text DM with the model's reply.
 // HARNESS_BOT_LIKE_GATEWAY=1 (with HARNESS_BOT_URL): also does what our gateway does by default
 //   around a turn: the read receipt and `composing` when the DM arrives, `paused` after the reply.
@@ -23,6 +25,7 @@
 //   presence {id, presences},
 //   error {message}.
 import { readdirSync, rmSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -33,6 +36,7 @@ if (!url || !admin || !authDir || !account) {
   console.error('usage: node relay-harness.mjs <ws-url> <admin-base-url> <auth-dir> <account-phone>');
   process.exit(2);
 }
+if (process.env.HARNESS_NICE) setPriority(Number(process.env.HARNESS_NICE));
 const logger = P({ level: process.env.BAILEYS_LOG || 'silent' }, P.destination(2));
 const started = Date.now();
 // Every event carries `ms`: milliseconds since the harness started.
