@@ -135,7 +135,9 @@ where
         };
         let budget = ReadBudget::new(PRECONNECT_READ_BUDGET);
         let io = Limited::new(TokioIo::new(upgraded), budget.clone());
-        let mut config = WebSocketConfig::default();
+        // Small reads: tungstenite zero-fills this much of its buffer before each one (128 KiB
+        // by default); control frames are small, a larger one grows the buffer.
+        let mut config = WebSocketConfig::default().read_buffer_size(16 * 1024);
         config.max_message_size = Some(protocol::MAX_PAYLOAD_BYTES);
         config.max_frame_size = Some(protocol::MAX_PAYLOAD_BYTES);
         let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;

@@ -23,6 +23,18 @@ pub const WA_WEB_URL: &str = "wss://web.whatsapp.com/ws/chat";
 /// The Origin WhatsApp Web sends.
 pub const WA_WEB_ORIGIN: &str = "https://web.whatsapp.com";
 
+/// How much a WebSocket read asks of the socket at a time. tungstenite zero-fills this much of
+/// its read buffer before every read (128 KiB by default): with WhatsApp's small stanzas that
+/// memset was most of the connection task's time in a turn (`benches/full_turn.rs`, profiled).
+/// A larger frame still arrives whole (the buffer grows to the frame's length), in more reads.
+pub const WS_READ_BUFFER: usize = 16 * 1024;
+
+/// The WebSocket settings of the WhatsApp link (both ends in the mock): tungstenite's defaults
+/// but for [`WS_READ_BUFFER`].
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(WS_READ_BUFFER)
+}
+
 /// Where to connect and which root to trust.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -218,7 +230,7 @@ pub async fn connect(
     }
     // Nagle off: stanzas are small frames, and Nagle plus the peer's delayed ACK held each
     // reply back ~40 ms (found by benches/full_turn.rs).
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.map_err(|e| match e {
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(ws_config()), true).await.map_err(|e| match e {
         tokio_tungstenite::tungstenite::Error::Http(resp) => SocketError::Refused(resp.status().as_u16()),
         other => SocketError::Unreachable(other.to_string()),
     })?;

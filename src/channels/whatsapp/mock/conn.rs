@@ -79,7 +79,7 @@ async fn serve_ws(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), SocketError
         }
         Ok(resp)
     };
-    let ws = tokio_tungstenite::accept_hdr_async(tcp, callback).await?;
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(super::super::socket::ws_config())).await?;
     let mut framed = FramedWs::new(ws);
     let mut intro = Vec::new();
     loop {
