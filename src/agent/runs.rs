@@ -534,13 +534,12 @@ enum Admitted {
 fn admit(db: &mut Db, req: &RunRequest, run_id: &str, key: Option<&[u8]>, now: u64) -> Result<Admitted, DbError> {
     db.transaction(|tx| {
         if let Some(h) = key
-            && let Some(first) = tx.query_row("SELECT run_id FROM runs WHERE idem_hash = ?1", [h], |r| r.get::<_, String>(0)).optional()?
+            && let Some(first) = tx.prepare_cached("SELECT run_id FROM runs WHERE idem_hash = ?1")?.query_row( [h], |r| r.get::<_, String>(0)).optional()?
         {
             return Ok(Admitted::Replay(first));
         }
-        tx.execute(
-            "INSERT INTO runs (run_id, kind, state, message, agent_id, session_key, channel, target, origin, idem_hash, created_at_ms, account_id)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        tx.prepare_cached("INSERT INTO runs (run_id, kind, state, message, agent_id, session_key, channel, target, origin, idem_hash, created_at_ms, account_id)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(
             params![
                 run_id,
                 req.kind.as_str(),
@@ -569,7 +568,7 @@ fn claim(db: &mut Db, now: u64, busy: &[String]) -> Result<Vec<RunRecord>, DbErr
              ORDER BY seq LIMIT ?1"
         ))?;
         let mut runs = stmt.query_map(params![BATCH as i64, busy], record)?.collect::<Result<Vec<_>, _>>()?;
-        let mut upd = tx.prepare("UPDATE runs SET state = 'running', started_at_ms = ?2 WHERE run_id = ?1")?;
+        let mut upd = tx.prepare_cached("UPDATE runs SET state = 'running', started_at_ms = ?2 WHERE run_id = ?1")?;
         for r in &mut runs {
             upd.execute(params![r.run_id, now as i64])?;
             r.state = RunState::Running;
@@ -588,7 +587,7 @@ fn lane_of(r: &RunRecord) -> String {
 /// A success with parts still in the outbox becomes `sending` (not finished: no `finished_at_ms`).
 fn finish(db: &mut Db, outcomes: &[(String, Result<RunSuccess, RunFailure>)], now: u64, retention: usize) -> Result<(), DbError> {
     db.transaction(|tx| {
-        let mut upd = tx.prepare(
+        let mut upd = tx.prepare_cached(
             "UPDATE runs SET state = ?2, error = ?3, provider = ?4, model = ?5, finished_at_ms = ?6,
                  message_truncated = length(message) > ?7, message = substr(message, 1, ?7), reply = ?8,
                  parts = ?9, delivery_deadline_ms = ?10
@@ -616,11 +615,10 @@ fn finish(db: &mut Db, outcomes: &[(String, Result<RunSuccess, RunFailure>)], no
                 pending.map(|p| p.deadline_ms as i64)
             ])?;
         }
-        let total: i64 = tx.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+        let total: i64 = tx.prepare_cached("SELECT count(*) FROM runs")?.query_row( [], |r| r.get(0))?;
         let excess = total - retention as i64;
         if excess > 0 {
-            tx.execute(
-                "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE state IN ('done','delivered','failed') ORDER BY seq LIMIT ?1)",
+            tx.prepare_cached("DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE state IN ('done','delivered','failed') ORDER BY seq LIMIT ?1)")?.execute(
                 [excess],
             )?;
         }
@@ -635,8 +633,7 @@ fn settle(db: &mut Db, run_id: &str, outcome: &Result<(), String>, now: u64) -> 
         Ok(()) => (RunState::Delivered, None),
         Err(e) => (RunState::Failed, Some(e.as_str())),
     };
-    let n = db.conn().execute(
-        "UPDATE runs SET state = ?2, error = ?3, finished_at_ms = ?4 WHERE run_id = ?1 AND state = 'sending'",
+    let n = db.conn().prepare_cached("UPDATE runs SET state = ?2, error = ?3, finished_at_ms = ?4 WHERE run_id = ?1 AND state = 'sending'")?.execute(
         params![run_id, state.as_str(), error, now as i64],
     )?;
     Ok(n == 1)
@@ -652,11 +649,10 @@ fn sending(db: &Db) -> Result<Vec<RunRecord>, DbError> {
 /// Applies the startup recovery rule (module doc); returns `(queued, interrupted)`.
 fn recover(db: &mut Db, now: u64) -> Result<(usize, usize), DbError> {
     db.transaction(|tx| {
-        let interrupted = tx.execute(
-            "UPDATE runs SET state = 'failed', error = ?1, finished_at_ms = ?2 WHERE state = 'running'",
+        let interrupted = tx.prepare_cached("UPDATE runs SET state = 'failed', error = ?1, finished_at_ms = ?2 WHERE state = 'running'")?.execute(
             params![INTERRUPTED_BY_RESTART, now as i64],
         )?;
-        let queued: i64 = tx.query_row("SELECT count(*) FROM runs WHERE state = 'queued'", [], |r| r.get(0))?;
+        let queued: i64 = tx.prepare_cached("SELECT count(*) FROM runs WHERE state = 'queued'")?.query_row( [], |r| r.get(0))?;
         Ok((queued as usize, interrupted))
     })
 }
@@ -967,9 +963,8 @@ impl RunRegistry {
         self.shared
             .db
             .call(move |db| db.transaction_unsynced(|tx| {
-                tx.execute(
-                    "INSERT INTO runs (run_id, kind, state, message, session_key, channel, target, origin, created_at_ms, started_at_ms, account_id)
-                     VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                tx.prepare_cached("INSERT INTO runs (run_id, kind, state, message, session_key, channel, target, origin, created_at_ms, started_at_ms, account_id)
+                     VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)")?.execute(
                     params![
                         id,
                         req.kind.as_str(),

@@ -100,9 +100,8 @@ pub struct SessionStore {
 }
 
 fn touch(tx: &rusqlite::Transaction<'_>, key: &str, now: u64) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO sessions (session_key, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?2)
-         ON CONFLICT (session_key) DO UPDATE SET updated_at_ms = excluded.updated_at_ms",
+    tx.prepare_cached("INSERT INTO sessions (session_key, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?2)
+         ON CONFLICT (session_key) DO UPDATE SET updated_at_ms = excluded.updated_at_ms")?.execute(
         params![key, now as i64],
     )?;
     Ok(())
@@ -156,8 +155,7 @@ impl SessionStore {
             .call(move |db| {
                 db.transaction_unsynced(|tx| {
                     touch(tx, &key, now)?;
-                    tx.execute(
-                        "UPDATE sessions SET channel = ?2, account_id = ?3, chat = ?4, peer = ?5 WHERE session_key = ?1",
+                    tx.prepare_cached("UPDATE sessions SET channel = ?2, account_id = ?3, chat = ?4, peer = ?5 WHERE session_key = ?1")?.execute(
                         params![key, r.channel, r.account_id, r.chat, r.peer],
                     )?;
                     Ok::<_, SessionStoreError>(())
@@ -178,8 +176,7 @@ impl SessionStore {
             .call(move |db| {
                 let r = db
                     .conn()
-                    .query_row(
-                        "SELECT channel, account_id, chat, peer FROM sessions WHERE session_key = ?1 AND channel IS NOT NULL",
+                    .prepare_cached("SELECT channel, account_id, chat, peer FROM sessions WHERE session_key = ?1 AND channel IS NOT NULL")?.query_row(
                         [key],
                         |r| Ok(Route { channel: r.get(0)?, account_id: r.get(1)?, chat: r.get(2)?, peer: r.get(3)? }),
                     )
@@ -272,21 +269,18 @@ impl History for SessionStore {
                                 Role::User => "user",
                                 Role::Assistant => "assistant",
                             };
-                            tx.execute(
-                                "INSERT INTO history (session_key, role, content, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                            tx.prepare_cached("INSERT INTO history (session_key, role, content, at_ms) VALUES (?1, ?2, ?3, ?4)")?.execute(
                                 params![key, role, m.content, now as i64],
                             )?;
                         }
                         // Keep the newest `max`, then drop leading replies so the history
                         // starts with a user message (whole exchanges).
-                        tx.execute(
-                            "DELETE FROM history WHERE session_key = ?1 AND seq NOT IN
-                               (SELECT seq FROM history WHERE session_key = ?1 ORDER BY seq DESC LIMIT ?2)",
+                        tx.prepare_cached("DELETE FROM history WHERE session_key = ?1 AND seq NOT IN
+                               (SELECT seq FROM history WHERE session_key = ?1 ORDER BY seq DESC LIMIT ?2)")?.execute(
                             params![key, max],
                         )?;
-                        tx.execute(
-                            "DELETE FROM history WHERE session_key = ?1 AND seq < coalesce(
-                               (SELECT min(seq) FROM history WHERE session_key = ?1 AND role = 'user'), 0)",
+                        tx.prepare_cached("DELETE FROM history WHERE session_key = ?1 AND seq < coalesce(
+                               (SELECT min(seq) FROM history WHERE session_key = ?1 AND role = 'user'), 0)")?.execute(
                             params![key],
                         )?;
                         load_history(tx, &key)
@@ -312,7 +306,7 @@ impl History for SessionStore {
             let result = self
                 .db
                 .call(move |db| {
-                    db.conn().execute("DELETE FROM history WHERE session_key = ?1", [key])?;
+                    db.conn().prepare_cached("DELETE FROM history WHERE session_key = ?1")?.execute( [key])?;
                     Ok::<_, SessionStoreError>(())
                 })
                 .await;

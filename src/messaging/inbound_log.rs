@@ -86,15 +86,13 @@ pub mod ops {
     /// that marks the message processed, so both are committed or neither.
     pub fn record(conn: &Connection, msg: &InboundMessage, now_ms: u64) -> Result<i64, InboundLogError> {
         let json = serde_json::to_string(msg).map_err(|e| InboundLogError::Corrupt { seq: 0, reason: e.to_string() })?;
-        conn.execute(
-            "INSERT INTO inbound_messages (channel, account_id, message_id, message, state, received_at_ms)
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+        conn.prepare_cached("INSERT INTO inbound_messages (channel, account_id, message_id, message, state, received_at_ms)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5)")?.execute(
             params![msg.channel, msg.account_id, msg.id.as_str(), json, i(now_ms)],
         )?;
         let seq = conn.last_insert_rowid();
-        let over = conn.execute(
-            "UPDATE inbound_messages SET state = 'handled', message = NULL, handled_at_ms = ?2
-             WHERE state = 'pending' AND seq <= ?1",
+        let over = conn.prepare_cached("UPDATE inbound_messages SET state = 'handled', message = NULL, handled_at_ms = ?2
+             WHERE state = 'pending' AND seq <= ?1")?.execute(
             params![seq - PENDING_LIMIT, i(now_ms)],
         )?;
         if over > 0 {
@@ -106,14 +104,12 @@ pub mod ops {
     /// `pending → handled` (the body is cleared); false when the row is not pending (already
     /// handled, or pruned). Deletes handled rows [`HANDLED_KEEP`] messages old.
     pub fn mark_handled(conn: &Connection, seq: i64, now_ms: u64) -> Result<bool, InboundLogError> {
-        let n = conn.execute(
-            "UPDATE inbound_messages SET state = 'handled', message = NULL, handled_at_ms = ?2 WHERE seq = ?1 AND state = 'pending'",
+        let n = conn.prepare_cached("UPDATE inbound_messages SET state = 'handled', message = NULL, handled_at_ms = ?2 WHERE seq = ?1 AND state = 'pending'")?.execute(
             params![seq, i(now_ms)],
         )?;
         if n == 1 {
-            conn.execute(
-                "DELETE FROM inbound_messages WHERE state = 'handled'
-                 AND seq <= (SELECT max(seq) FROM inbound_messages) - ?1",
+            conn.prepare_cached("DELETE FROM inbound_messages WHERE state = 'handled'
+                 AND seq <= (SELECT max(seq) FROM inbound_messages) - ?1")?.execute(
                 [HANDLED_KEEP],
             )?;
         }
@@ -143,8 +139,7 @@ pub mod ops {
 
     /// `(pending, handled)` row counts.
     pub fn counts(conn: &Connection) -> Result<(u64, u64), InboundLogError> {
-        Ok(conn.query_row(
-            "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'handled'), 0) FROM inbound_messages",
+        Ok(conn.prepare_cached("SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'handled'), 0) FROM inbound_messages")?.query_row(
             [],
             |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64)),
         )?)
@@ -152,7 +147,7 @@ pub mod ops {
 
     /// The state of row `seq`, if it is still kept (`"pending"` or `"handled"`).
     pub fn state(conn: &Connection, seq: i64) -> Result<Option<String>, InboundLogError> {
-        Ok(conn.query_row("SELECT state FROM inbound_messages WHERE seq = ?1", [seq], |r| r.get(0)).optional()?)
+        Ok(conn.prepare_cached("SELECT state FROM inbound_messages WHERE seq = ?1")?.query_row( [seq], |r| r.get(0)).optional()?)
     }
 }
 

@@ -276,11 +276,10 @@ pub mod ops {
         let body = serde_json::to_string(&msg.body).map_err(|e| OutboxError::Corrupt { id: msg.id.to_string(), reason: e.to_string() })?;
         // SQLite integers are i64: a "never" deadline such as u64::MAX must not wrap to -1.
         let deadline_ms = deadline_ms.min(i64::MAX as u64);
-        let n = conn.execute(
-            "INSERT INTO outbox_messages (message_id, channel, account_id, chat_id, reply_to, body, state, attempts,
+        let n = conn.prepare_cached("INSERT INTO outbox_messages (message_id, channel, account_id, chat_id, reply_to, body, state, attempts,
                  not_before_ms, deadline_ms, created_at_ms, updated_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8, ?7, ?7)
-             ON CONFLICT (message_id) DO NOTHING",
+             ON CONFLICT (message_id) DO NOTHING")?.execute(
             params![msg.id.as_str(), msg.channel, msg.account_id, msg.chat.as_str(), msg.reply_to.as_ref().map(|r| r.as_str()), body, now as i64, deadline_ms as i64],
         )?;
         let record = existing(conn, &msg.id)?;
@@ -295,8 +294,7 @@ pub mod ops {
     /// `sending`. It becomes `sending` with one more attempt.
     pub fn claim_next(conn: &Connection, channel: &str, account: &str, now: u64) -> Result<Option<OutboxRecord>, OutboxError> {
         let id: Option<String> = conn
-            .query_row(
-                "SELECT m.message_id FROM outbox_messages m
+            .prepare_cached("SELECT m.message_id FROM outbox_messages m
                  WHERE m.channel = ?1 AND m.account_id = ?2 AND m.state = 'pending'
                    AND m.not_before_ms <= ?3 AND m.deadline_ms > ?3
                    AND NOT EXISTS (
@@ -304,15 +302,14 @@ pub mod ops {
                      WHERE e.channel = m.channel AND e.account_id = m.account_id AND e.chat_id = m.chat_id
                        AND e.seq < m.seq
                        AND (e.state = 'sending' OR (e.state = 'pending' AND e.deadline_ms > ?3)))
-                 ORDER BY m.seq LIMIT 1",
+                 ORDER BY m.seq LIMIT 1")?.query_row(
                 params![channel, account, now as i64],
                 |r| r.get(0),
             )
             .optional()?;
         let Some(id) = id else { return Ok(None) };
-        let n = conn.execute(
-            "UPDATE outbox_messages SET state = 'sending', attempts = attempts + 1, updated_at_ms = ?2
-             WHERE message_id = ?1 AND state = 'pending'",
+        let n = conn.prepare_cached("UPDATE outbox_messages SET state = 'sending', attempts = attempts + 1, updated_at_ms = ?2
+             WHERE message_id = ?1 AND state = 'pending'")?.execute(
             params![id, now as i64],
         )?;
         if n == 0 {
@@ -354,10 +351,9 @@ pub mod ops {
         }
         let next = if cur.attempts >= max_attempts { OutboxState::Failed } else { OutboxState::Pending };
         let error = if next == OutboxState::Failed { format!("{error} (after {} attempts)", cur.attempts) } else { error.to_string() };
-        conn.execute(
-            "UPDATE outbox_messages SET state = ?2, last_error = ?3, not_before_ms = ?4, updated_at_ms = ?5,
+        conn.prepare_cached("UPDATE outbox_messages SET state = ?2, last_error = ?3, not_before_ms = ?4, updated_at_ms = ?5,
                  finished_at_ms = CASE WHEN ?2 = 'failed' THEN ?5 ELSE NULL END
-             WHERE message_id = ?1 AND state = 'sending'",
+             WHERE message_id = ?1 AND state = 'sending'")?.execute(
             params![id.as_str(), next.as_str(), error, not_before_ms as i64, now as i64],
         )?;
         Ok(next)
@@ -379,7 +375,7 @@ pub mod ops {
     /// Marks every `pending` message of `(channel, account)` whose deadline has passed `expired`
     /// with `reason`; returns their ids in order.
     pub fn expire_due(conn: &Connection, channel: &str, account: &str, now: u64, reason: &str) -> Result<Vec<MessageId>, OutboxError> {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "UPDATE outbox_messages SET state = 'expired', last_error = ?4, updated_at_ms = ?3, finished_at_ms = ?3
              WHERE channel = ?1 AND account_id = ?2 AND state = 'pending' AND deadline_ms <= ?3
              RETURNING message_id, seq",
@@ -392,13 +388,12 @@ pub mod ops {
     /// When the sender of `(channel, account)` should look again without being woken: the earliest
     /// future `not_before` (a retry) or deadline (an expiry) of a `pending` message, if any.
     pub fn next_due_ms(conn: &Connection, channel: &str, account: &str, now: u64) -> Result<Option<u64>, OutboxError> {
-        let t: Option<i64> = conn.query_row(
-            "SELECT min(t) FROM (
+        let t: Option<i64> = conn.prepare_cached("SELECT min(t) FROM (
                  SELECT min(not_before_ms) AS t FROM outbox_messages
                  WHERE channel = ?1 AND account_id = ?2 AND state = 'pending' AND not_before_ms > ?3
                  UNION ALL
                  SELECT min(deadline_ms) FROM outbox_messages
-                 WHERE channel = ?1 AND account_id = ?2 AND state = 'pending' AND deadline_ms > ?3)",
+                 WHERE channel = ?1 AND account_id = ?2 AND state = 'pending' AND deadline_ms > ?3)")?.query_row(
             params![channel, account, now as i64],
             |r| r.get(0),
         )?;
@@ -408,10 +403,9 @@ pub mod ops {
     /// Crash recovery: every `sending` message becomes `pending` again (same id, attempts kept).
     /// Call once at start, before the first claim. Returns how many.
     pub fn recover(conn: &Connection, now: u64) -> Result<usize, OutboxError> {
-        Ok(conn.execute(
-            "UPDATE outbox_messages SET state = 'pending', updated_at_ms = ?1,
+        Ok(conn.prepare_cached("UPDATE outbox_messages SET state = 'pending', updated_at_ms = ?1,
                  last_error = 'interrupted by restart; re-sent with the same message id'
-             WHERE state = 'sending'",
+             WHERE state = 'sending'")?.execute(
             [now as i64],
         )?)
     }
@@ -432,9 +426,8 @@ pub mod ops {
     pub fn confirm_by_receipt(conn: &Connection, ids: &[MessageId], now: u64) -> Result<Vec<MessageId>, OutboxError> {
         let mut done = Vec::new();
         for id in ids {
-            let n = conn.execute(
-                "UPDATE outbox_messages SET state = 'sent', updated_at_ms = ?2, finished_at_ms = ?2, last_error = NULL
-                 WHERE message_id = ?1 AND (state = 'sending' OR (state = 'pending' AND attempts > 0))",
+            let n = conn.prepare_cached("UPDATE outbox_messages SET state = 'sent', updated_at_ms = ?2, finished_at_ms = ?2, last_error = NULL
+                 WHERE message_id = ?1 AND (state = 'sending' OR (state = 'pending' AND attempts > 0))")?.execute(
                 params![id.as_str(), now as i64],
             )?;
             if n == 1 {
@@ -449,10 +442,9 @@ pub mod ops {
     pub fn release_held(conn: &Connection, ids: &[MessageId], now: u64) -> Result<usize, OutboxError> {
         let mut n = 0;
         for id in ids {
-            n += conn.execute(
-                "UPDATE outbox_messages SET state = 'pending', updated_at_ms = ?2,
+            n += conn.prepare_cached("UPDATE outbox_messages SET state = 'pending', updated_at_ms = ?2,
                      last_error = 'interrupted by restart, no receipt in the offline backlog; re-sent with the same message id'
-                 WHERE message_id = ?1 AND state = 'sending'",
+                 WHERE message_id = ?1 AND state = 'sending'")?.execute(
                 params![id.as_str(), now as i64],
             )?;
         }
@@ -461,8 +453,7 @@ pub mod ops {
 
     /// Deletes finished messages that finished before `before_ms`; returns how many.
     pub fn prune(conn: &Connection, before_ms: u64) -> Result<usize, OutboxError> {
-        Ok(conn.execute(
-            "DELETE FROM outbox_messages WHERE state IN ('sent','failed','expired') AND finished_at_ms < ?1",
+        Ok(conn.prepare_cached("DELETE FROM outbox_messages WHERE state IN ('sent','failed','expired') AND finished_at_ms < ?1")?.execute(
             [before_ms as i64],
         )?)
     }

@@ -60,15 +60,14 @@ impl Ops<'_> {
     pub fn sender_key(&self, group: &str, sender: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT record FROM sender_keys WHERE group_jid = ?1 AND sender = ?2", params![group, sender], |r| r.get(0))
+            .prepare_cached("SELECT record FROM sender_keys WHERE group_jid = ?1 AND sender = ?2")?.query_row( params![group, sender], |r| r.get(0))
             .optional()?)
     }
 
     /// Stores (replaces) a sender-key record.
     pub fn put_sender_key(&self, group: &str, sender: &str, record: &[u8], now_ms: u64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO sender_keys (group_jid, sender, record, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (group_jid, sender) DO UPDATE SET record = ?3, updated_at_ms = ?4",
+        self.conn.prepare_cached("INSERT INTO sender_keys (group_jid, sender, record, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (group_jid, sender) DO UPDATE SET record = ?3, updated_at_ms = ?4")?.execute(
             params![group, sender, record, i(now_ms)],
         )?;
         Ok(())
@@ -77,8 +76,8 @@ impl Ops<'_> {
     /// Forgets our own sender key for `group` and who held it (rotation: the next send makes a
     /// new key and distributes it to the current participants only).
     pub fn rotate_own_sender_key(&self, group: &str) -> Result<bool, StoreError> {
-        let n = self.conn.execute("DELETE FROM sender_keys WHERE group_jid = ?1 AND sender = ?2", params![group, OWN_SENDER])?;
-        self.conn.execute("DELETE FROM sender_key_shared WHERE group_jid = ?1", [group])?;
+        let n = self.conn.prepare_cached("DELETE FROM sender_keys WHERE group_jid = ?1 AND sender = ?2")?.execute( params![group, OWN_SENDER])?;
+        self.conn.prepare_cached("DELETE FROM sender_key_shared WHERE group_jid = ?1")?.execute( [group])?;
         Ok(n == 1)
     }
 
@@ -103,20 +102,18 @@ impl Ops<'_> {
 
     /// Forgets that `device` holds our key for `group` (it asked for a retry: it lost it).
     pub fn unmark_sender_key_shared(&self, group: &str, device: &str) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM sender_key_shared WHERE group_jid = ?1 AND device = ?2", params![group, device])?;
+        self.conn.prepare_cached("DELETE FROM sender_key_shared WHERE group_jid = ?1 AND device = ?2")?.execute( params![group, device])?;
         Ok(())
     }
 
     /// Remembers who wrote group message `message_id` (a reply quotes its author). Keeps the
     /// newest [`super::DEDUPE_LIMIT`] rows.
     pub fn put_group_message_sender(&self, group: &str, message_id: &str, sender: &str) -> Result<(), StoreError> {
-        let n = self.conn.execute(
-            "INSERT INTO group_message_senders (group_jid, message_id, sender) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        let n = self.conn.prepare_cached("INSERT INTO group_message_senders (group_jid, message_id, sender) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?.execute(
             params![group, message_id, sender],
         )?;
         if n == 1 {
-            self.conn.execute(
-                "DELETE FROM group_message_senders WHERE seq <= (SELECT max(seq) FROM group_message_senders) - ?1",
+            self.conn.prepare_cached("DELETE FROM group_message_senders WHERE seq <= (SELECT max(seq) FROM group_message_senders) - ?1")?.execute(
                 [super::DEDUPE_LIMIT],
             )?;
         }
@@ -127,15 +124,14 @@ impl Ops<'_> {
     pub fn group_message_sender(&self, group: &str, message_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT sender FROM group_message_senders WHERE group_jid = ?1 AND message_id = ?2", params![group, message_id], |r| r.get(0))
+            .prepare_cached("SELECT sender FROM group_message_senders WHERE group_jid = ?1 AND message_id = ?2")?.query_row( params![group, message_id], |r| r.get(0))
             .optional()?)
     }
 
     /// Caches a group's metadata until `expires_at_ms`.
     pub fn put_group(&self, row: &GroupRow) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO group_metadata (group_jid, info, fetched_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (group_jid) DO UPDATE SET info = ?2, fetched_at_ms = ?3, expires_at_ms = ?4",
+        self.conn.prepare_cached("INSERT INTO group_metadata (group_jid, info, fetched_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (group_jid) DO UPDATE SET info = ?2, fetched_at_ms = ?3, expires_at_ms = ?4")?.execute(
             params![row.jid, row.info, i(row.fetched_at_ms), i(row.expires_at_ms)],
         )?;
         Ok(())
@@ -145,8 +141,7 @@ impl Ops<'_> {
     pub fn group(&self, jid: &str, now_ms: u64) -> Result<Option<GroupRow>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT group_jid, info, fetched_at_ms, expires_at_ms FROM group_metadata WHERE group_jid = ?1 AND expires_at_ms > ?2",
+            .prepare_cached("SELECT group_jid, info, fetched_at_ms, expires_at_ms FROM group_metadata WHERE group_jid = ?1 AND expires_at_ms > ?2")?.query_row(
                 params![jid, i(now_ms)],
                 |r| Ok(GroupRow { jid: r.get(0)?, info: r.get(1)?, fetched_at_ms: r.get::<_, i64>(2)?.max(0) as u64, expires_at_ms: r.get::<_, i64>(3)?.max(0) as u64 }),
             )
@@ -181,7 +176,7 @@ impl Ops<'_> {
 
     /// Marks a cached group stale (a notification changed it); the next use refetches it.
     pub fn invalidate_group(&self, jid: &str) -> Result<(), StoreError> {
-        self.conn.execute("UPDATE group_metadata SET expires_at_ms = 0 WHERE group_jid = ?1", [jid])?;
+        self.conn.prepare_cached("UPDATE group_metadata SET expires_at_ms = 0 WHERE group_jid = ?1")?.execute( [jid])?;
         Ok(())
     }
 }
