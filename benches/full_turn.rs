@@ -24,8 +24,10 @@
 //! assistants, so the ratio understates the difference between the assistants themselves. All
 //! times are unix wall-clock on one machine (sub-millisecond in node via `performance`).
 //!
-//! `cargo bench --features wa-mock --bench full_turn` runs 100 turns each (after 10 warm-up);
-//! without `--bench`, 3 each as a smoke test. Without node/Baileys: a loud `SKIPPED:`.
+//! `cargo bench --features wa-mock --bench full_turn` runs 100 turns each (after 10 warm-up;
+//! `FULL_TURN_TURNS=<n>` for another count); without `--bench`, 3 each as a smoke test.
+//! `FULL_TURN_ONLY_OURS=1` stops after our assistant's turns and prints only its rows: for
+//! A/Bs of our own path between two builds (e.g. 300 turns each, runs alternated). Without node/Baileys: a loud `SKIPPED:`.
 //! `OPENCLAW_BENCH_LOG=openclaw=debug` prints the gateway's log (timestamped) on stderr.
 
 #[path = "../tests/support/baileys_peer.rs"]
@@ -183,7 +185,8 @@ fn turns(m: &MockServer, bob: &mut BaileysPeer, hits: &Hits, to: &str, prefix: &
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (warmup, n) = if bench { (10, 100) } else { (1, 3) };
+    let turns_wanted = std::env::var("FULL_TURN_TURNS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(100);
+    let (warmup, n) = if bench { (10, turns_wanted) } else { (1, 3) };
     // OPENCLAW_BENCH_LOG=<filter> (e.g. `openclaw=debug`): the gateway's log on stderr, timed.
     if let Ok(filter) = std::env::var("OPENCLAW_BENCH_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).try_init();
@@ -248,6 +251,17 @@ fn main() {
     bot.wait_open();
 
     let (ours, ours_own) = turns(&m, &mut bob, &hits, US, "u", warmup, n);
+    if std::env::var("FULL_TURN_ONLY_OURS").is_ok_and(|v| v == "1") {
+        println!("full_turn, ours only: {n} turns after {warmup} warm-up; the contact at niceness {contact_nice}; ms, p50 / p99");
+        println!("| share | inbound leg | outbound leg | overhead (sum) |");
+        println!("|---|---|---|---|");
+        println!("{}", ours.row("as the contact sees it"));
+        println!("{}", ours_own.row("own share (relay timestamps)"));
+        bot.quit();
+        bob.quit();
+        gw.stop(&rt);
+        return;
+    }
     let (theirs, theirs_own) = turns(&m, &mut bob, &hits, BOT, "b", warmup, n);
     bot.quit();
     // The same bot doing, around each turn, what our gateway does by default: the read receipt
