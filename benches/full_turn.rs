@@ -27,7 +27,8 @@
 //! `cargo bench --features wa-mock --bench full_turn` runs 100 turns each (after 10 warm-up;
 //! `FULL_TURN_TURNS=<n>` for another count); without `--bench`, 3 each as a smoke test.
 //! `FULL_TURN_ONLY_OURS=1` stops after our assistant's turns and prints only its rows: for
-//! A/Bs of our own path between two builds (e.g. 300 turns each, runs alternated). Without node/Baileys: a loud `SKIPPED:`.
+//! A/Bs of our own path between two builds (e.g. 300 turns each, runs alternated). Without
+//! node/Baileys: a loud `SKIPPED:`.
 //! `OPENCLAW_BENCH_LOG=openclaw=debug` prints the gateway's log (timestamped) on stderr.
 
 #[path = "../tests/support/baileys_peer.rs"]

@@ -534,7 +534,7 @@ enum Admitted {
 fn admit(db: &mut Db, req: &RunRequest, run_id: &str, key: Option<&[u8]>, now: u64) -> Result<Admitted, DbError> {
     db.transaction(|tx| {
         if let Some(h) = key
-            && let Some(first) = tx.prepare_cached("SELECT run_id FROM runs WHERE idem_hash = ?1")?.query_row( [h], |r| r.get::<_, String>(0)).optional()?
+            && let Some(first) = tx.prepare_cached("SELECT run_id FROM runs WHERE idem_hash = ?1")?.query_row([h], |r| r.get::<_, String>(0)).optional()?
         {
             return Ok(Admitted::Replay(first));
         }
@@ -615,7 +615,7 @@ fn finish(db: &mut Db, outcomes: &[(String, Result<RunSuccess, RunFailure>)], no
                 pending.map(|p| p.deadline_ms as i64)
             ])?;
         }
-        let total: i64 = tx.prepare_cached("SELECT count(*) FROM runs")?.query_row( [], |r| r.get(0))?;
+        let total: i64 = tx.prepare_cached("SELECT count(*) FROM runs")?.query_row([], |r| r.get(0))?;
         let excess = total - retention as i64;
         if excess > 0 {
             tx.prepare_cached("DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE state IN ('done','delivered','failed') ORDER BY seq LIMIT ?1)")?.execute(
@@ -652,7 +652,7 @@ fn recover(db: &mut Db, now: u64) -> Result<(usize, usize), DbError> {
         let interrupted = tx.prepare_cached("UPDATE runs SET state = 'failed', error = ?1, finished_at_ms = ?2 WHERE state = 'running'")?.execute(
             params![INTERRUPTED_BY_RESTART, now as i64],
         )?;
-        let queued: i64 = tx.prepare_cached("SELECT count(*) FROM runs WHERE state = 'queued'")?.query_row( [], |r| r.get(0))?;
+        let queued: i64 = tx.prepare_cached("SELECT count(*) FROM runs WHERE state = 'queued'")?.query_row([], |r| r.get(0))?;
         Ok((queued as usize, interrupted))
     })
 }

@@ -306,7 +306,7 @@ impl History for SessionStore {
             let result = self
                 .db
                 .call(move |db| {
-                    db.conn().prepare_cached("DELETE FROM history WHERE session_key = ?1")?.execute( [key])?;
+                    db.conn().prepare_cached("DELETE FROM history WHERE session_key = ?1")?.execute([key])?;
                     Ok::<_, SessionStoreError>(())
                 })
                 .await;

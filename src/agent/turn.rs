@@ -194,8 +194,8 @@ impl Agent {
     /// Runs one turn like [`Agent::turn`] and hands the reply to `after` (which delivers it),
     /// then appends the exchange to the session's history, so the reply does not wait for that
     /// write nor share the disk with it. The session's lock is held until both are done: the
-    /// session's next turn sees the exchange. Returns what `after` returned and, when the history could not be
-    /// written, why (logged here; the reply has gone out all the same).
+    /// session's next turn sees the exchange. Returns what `after` returned and, when the
+    /// history could not be written, why (logged here; the reply has gone out all the same).
     pub async fn turn_then<T, Fut>(
         &self,
         req: TurnRequest,

@@ -147,7 +147,7 @@ pub mod ops {
 
     /// The state of row `seq`, if it is still kept (`"pending"` or `"handled"`).
     pub fn state(conn: &Connection, seq: i64) -> Result<Option<String>, InboundLogError> {
-        Ok(conn.prepare_cached("SELECT state FROM inbound_messages WHERE seq = ?1")?.query_row( [seq], |r| r.get(0)).optional()?)
+        Ok(conn.prepare_cached("SELECT state FROM inbound_messages WHERE seq = ?1")?.query_row([seq], |r| r.get(0)).optional()?)
     }
 }
 

@@ -171,7 +171,8 @@ impl Db {
     fn configure(&mut self, wal: bool) -> rusqlite::Result<()> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
         // The hot paths (receive, outbox, runs, sessions) use `prepare_cached`: parsing and
-        // planning their statements anew was a fifth to a quarter of the store thread's time in a turn.
+        // planning their statements anew was a fifth to a quarter of the store thread's time
+        // in a turn.
         self.conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         if wal {
             let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;

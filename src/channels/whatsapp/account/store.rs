@@ -411,7 +411,7 @@ impl<'c> Ops<'c> {
     pub fn prekey(&self, id: u32) -> Result<Option<PreKey>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT public_key, private_key, uploaded FROM prekeys WHERE key_id = ?1")?.query_row( [id], |r| {
+            .prepare_cached("SELECT public_key, private_key, uploaded FROM prekeys WHERE key_id = ?1")?.query_row([id], |r| {
                 Ok(PreKey { id, key: StoredKeyPair { public: r.get(0)?, private: r.get(1)? }, uploaded: r.get(2)? })
             })
             .optional()?)
@@ -419,12 +419,12 @@ impl<'c> Ops<'c> {
 
     /// Deletes a prekey (consumed by a session setup); true if it existed.
     pub fn remove_prekey(&self, id: u32) -> Result<bool, StoreError> {
-        Ok(self.conn.prepare_cached("DELETE FROM prekeys WHERE key_id = ?1")?.execute( [id])? == 1)
+        Ok(self.conn.prepare_cached("DELETE FROM prekeys WHERE key_id = ?1")?.execute([id])? == 1)
     }
 
     /// `(total, uploaded)` prekey counts.
     pub fn prekey_counts(&self) -> Result<(u64, u64), StoreError> {
-        Ok(self.conn.prepare_cached("SELECT count(*), coalesce(sum(uploaded), 0) FROM prekeys")?.query_row( [], |r| {
+        Ok(self.conn.prepare_cached("SELECT count(*), coalesce(sum(uploaded), 0) FROM prekeys")?.query_row([], |r| {
             Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64))
         })?)
     }
@@ -475,7 +475,7 @@ impl<'c> Ops<'c> {
         if spk.signature.len() != 64 {
             return Err(StoreError::InvalidKey { what: "signed prekey", id: spk.key_id, reason: "signature is not 64 bytes".into() });
         }
-        self.conn.prepare_cached("UPDATE signed_prekeys SET active = 0 WHERE active = 1")?.execute( [])?;
+        self.conn.prepare_cached("UPDATE signed_prekeys SET active = 0 WHERE active = 1")?.execute([])?;
         self.conn.prepare_cached("INSERT INTO signed_prekeys (key_id, public_key, private_key, signature, active, created_at_ms) VALUES (?1, ?2, ?3, ?4, 1, ?5)
              ON CONFLICT (key_id) DO UPDATE SET public_key = ?2, private_key = ?3, signature = ?4, active = 1")?.execute(
             params![spk.key_id, spk.key_pair.public, spk.key_pair.private, spk.signature, i(now_ms)],
@@ -506,14 +506,14 @@ impl<'c> Ops<'c> {
     pub fn active_signed_prekey_created_ms(&self) -> Result<Option<u64>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT created_at_ms FROM signed_prekeys WHERE active = 1")?.query_row( [], |r| r.get::<_, i64>(0))
+            .prepare_cached("SELECT created_at_ms FROM signed_prekeys WHERE active = 1")?.query_row([], |r| r.get::<_, i64>(0))
             .optional()?
             .map(|v| v.max(0) as u64))
     }
 
     /// Deletes inactive signed prekeys created before `before_ms`; returns how many.
     pub fn prune_signed_prekeys(&self, before_ms: u64) -> Result<usize, StoreError> {
-        Ok(self.conn.prepare_cached("DELETE FROM signed_prekeys WHERE active = 0 AND created_at_ms < ?1")?.execute( [i(before_ms)])?)
+        Ok(self.conn.prepare_cached("DELETE FROM signed_prekeys WHERE active = 0 AND created_at_ms < ?1")?.execute([i(before_ms)])?)
     }
 
     // ---- sessions ----
@@ -522,7 +522,7 @@ impl<'c> Ops<'c> {
     pub fn session(&self, address: &str) -> Result<Option<SessionRecord>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT record_version, record FROM sessions WHERE address = ?1")?.query_row( [address], |r| {
+            .prepare_cached("SELECT record_version, record FROM sessions WHERE address = ?1")?.query_row([address], |r| {
                 Ok(SessionRecord { version: r.get(0)?, bytes: r.get(1)? })
             })
             .optional()?)
@@ -549,12 +549,12 @@ impl<'c> Ops<'c> {
 
     /// Deletes the session of an address; true if there was one.
     pub fn delete_session(&self, address: &str) -> Result<bool, StoreError> {
-        Ok(self.conn.prepare_cached("DELETE FROM sessions WHERE address = ?1")?.execute( [address])? == 1)
+        Ok(self.conn.prepare_cached("DELETE FROM sessions WHERE address = ?1")?.execute([address])? == 1)
     }
 
     /// Number of stored sessions.
     pub fn session_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.prepare_cached("SELECT count(*) FROM sessions")?.query_row( [], |r| r.get::<_, i64>(0))?.max(0) as u64)
+        Ok(self.conn.prepare_cached("SELECT count(*) FROM sessions")?.query_row([], |r| r.get::<_, i64>(0))?.max(0) as u64)
     }
 
     // ---- identities ----
@@ -563,7 +563,7 @@ impl<'c> Ops<'c> {
     /// changed one (counting and logging the change).
     pub fn trust_identity(&self, address: &str, key: &[u8], now_ms: u64) -> Result<IdentityVerdict, StoreError> {
         let stored: Option<Vec<u8>> =
-            self.conn.prepare_cached("SELECT identity_key FROM identities WHERE address = ?1")?.query_row( [address], |r| r.get(0)).optional()?;
+            self.conn.prepare_cached("SELECT identity_key FROM identities WHERE address = ?1")?.query_row([address], |r| r.get(0)).optional()?;
         Ok(match stored {
             None => {
                 self.conn.prepare_cached("INSERT INTO identities (address, identity_key, first_seen_ms) VALUES (?1, ?2, ?3)")?.execute(
@@ -584,14 +584,14 @@ impl<'c> Ops<'c> {
 
     /// The stored identity key of an address.
     pub fn identity(&self, address: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.conn.prepare_cached("SELECT identity_key FROM identities WHERE address = ?1")?.query_row( [address], |r| r.get(0)).optional()?)
+        Ok(self.conn.prepare_cached("SELECT identity_key FROM identities WHERE address = ?1")?.query_row([address], |r| r.get(0)).optional()?)
     }
 
     // ---- PN ↔ LID ----
 
     /// Records that phone-number user `pn` is LID user `lid` (replacing older mappings of either).
     pub fn put_lid_mapping(&self, pn: &str, lid: &str, now_ms: u64) -> Result<(), StoreError> {
-        self.conn.prepare_cached("DELETE FROM lid_mappings WHERE lid = ?1 AND pn <> ?2")?.execute( params![lid, pn])?;
+        self.conn.prepare_cached("DELETE FROM lid_mappings WHERE lid = ?1 AND pn <> ?2")?.execute(params![lid, pn])?;
         self.conn.prepare_cached("INSERT INTO lid_mappings (pn, lid, updated_at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (pn) DO UPDATE SET lid = ?2, updated_at_ms = ?3")?.execute(
             params![pn, lid, i(now_ms)],
@@ -601,12 +601,12 @@ impl<'c> Ops<'c> {
 
     /// The LID user of a phone-number user.
     pub fn lid_for_pn(&self, pn: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.prepare_cached("SELECT lid FROM lid_mappings WHERE pn = ?1")?.query_row( [pn], |r| r.get(0)).optional()?)
+        Ok(self.conn.prepare_cached("SELECT lid FROM lid_mappings WHERE pn = ?1")?.query_row([pn], |r| r.get(0)).optional()?)
     }
 
     /// The phone-number user of a LID user.
     pub fn pn_for_lid(&self, lid: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.prepare_cached("SELECT pn FROM lid_mappings WHERE lid = ?1")?.query_row( [lid], |r| r.get(0)).optional()?)
+        Ok(self.conn.prepare_cached("SELECT pn FROM lid_mappings WHERE lid = ?1")?.query_row([lid], |r| r.get(0)).optional()?)
     }
 
     // ---- device lists ----
@@ -639,7 +639,7 @@ impl<'c> Ops<'c> {
 
     /// Forgets a user's device list (on a device notification).
     pub fn invalidate_device_list(&self, user: &str) -> Result<(), StoreError> {
-        self.conn.prepare_cached("DELETE FROM device_lists WHERE user = ?1")?.execute( [user])?;
+        self.conn.prepare_cached("DELETE FROM device_lists WHERE user = ?1")?.execute([user])?;
         Ok(())
     }
 
@@ -649,7 +649,7 @@ impl<'c> Ops<'c> {
     pub fn is_processed(&self, remote: &str, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT 1 FROM processed_messages WHERE remote = ?1 AND message_id = ?2")?.query_row( params![remote, message_id], |_| Ok(()))
+            .prepare_cached("SELECT 1 FROM processed_messages WHERE remote = ?1 AND message_id = ?2")?.query_row(params![remote, message_id], |_| Ok(()))
             .optional()?
             .is_some())
     }

@@ -60,7 +60,7 @@ impl Ops<'_> {
     pub fn sender_key(&self, group: &str, sender: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT record FROM sender_keys WHERE group_jid = ?1 AND sender = ?2")?.query_row( params![group, sender], |r| r.get(0))
+            .prepare_cached("SELECT record FROM sender_keys WHERE group_jid = ?1 AND sender = ?2")?.query_row(params![group, sender], |r| r.get(0))
             .optional()?)
     }
 
@@ -76,8 +76,8 @@ impl Ops<'_> {
     /// Forgets our own sender key for `group` and who held it (rotation: the next send makes a
     /// new key and distributes it to the current participants only).
     pub fn rotate_own_sender_key(&self, group: &str) -> Result<bool, StoreError> {
-        let n = self.conn.prepare_cached("DELETE FROM sender_keys WHERE group_jid = ?1 AND sender = ?2")?.execute( params![group, OWN_SENDER])?;
-        self.conn.prepare_cached("DELETE FROM sender_key_shared WHERE group_jid = ?1")?.execute( [group])?;
+        let n = self.conn.prepare_cached("DELETE FROM sender_keys WHERE group_jid = ?1 AND sender = ?2")?.execute(params![group, OWN_SENDER])?;
+        self.conn.prepare_cached("DELETE FROM sender_key_shared WHERE group_jid = ?1")?.execute([group])?;
         Ok(n == 1)
     }
 
@@ -102,7 +102,7 @@ impl Ops<'_> {
 
     /// Forgets that `device` holds our key for `group` (it asked for a retry: it lost it).
     pub fn unmark_sender_key_shared(&self, group: &str, device: &str) -> Result<(), StoreError> {
-        self.conn.prepare_cached("DELETE FROM sender_key_shared WHERE group_jid = ?1 AND device = ?2")?.execute( params![group, device])?;
+        self.conn.prepare_cached("DELETE FROM sender_key_shared WHERE group_jid = ?1 AND device = ?2")?.execute(params![group, device])?;
         Ok(())
     }
 
@@ -124,7 +124,7 @@ impl Ops<'_> {
     pub fn group_message_sender(&self, group: &str, message_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT sender FROM group_message_senders WHERE group_jid = ?1 AND message_id = ?2")?.query_row( params![group, message_id], |r| r.get(0))
+            .prepare_cached("SELECT sender FROM group_message_senders WHERE group_jid = ?1 AND message_id = ?2")?.query_row(params![group, message_id], |r| r.get(0))
             .optional()?)
     }
 
@@ -176,7 +176,7 @@ impl Ops<'_> {
 
     /// Marks a cached group stale (a notification changed it); the next use refetches it.
     pub fn invalidate_group(&self, jid: &str) -> Result<(), StoreError> {
-        self.conn.prepare_cached("UPDATE group_metadata SET expires_at_ms = 0 WHERE group_jid = ?1")?.execute( [jid])?;
+        self.conn.prepare_cached("UPDATE group_metadata SET expires_at_ms = 0 WHERE group_jid = ?1")?.execute([jid])?;
         Ok(())
     }
 }

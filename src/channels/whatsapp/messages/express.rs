@@ -46,11 +46,12 @@ impl Drop for ExpressClaim {
 }
 
 /// Inside the reply's transaction: claims the account's next message and encrypts it when it
-/// is the usual DM ([`DmKeys::claim_next`], as the consumer's own claim). Nothing when the consumer has not yet taken the previous one, or when the
-/// ratchet lock is held (a receive or a long-way send is between its load and its commit; they
-/// run their store steps on this same thread, so the lock cannot be waited for here). The lock
-/// is released before the commit, which is safe: store jobs run one at a time on this thread,
-/// so no other load can come between this encryption and its commit.
+/// is the usual DM ([`DmKeys::claim_next`], as the consumer's own claim). Nothing when the
+/// consumer has not yet taken the previous one, or when the ratchet lock is held (a receive or
+/// a long-way send is between its load and its commit; they run their store steps on this
+/// same thread, so the lock cannot be waited for here). The lock is released before the
+/// commit, which is safe: store jobs run one at a time on this thread, so no other load can
+/// come between this encryption and its commit.
 fn claim(m: &Weak<Messaging>, ready: &Arc<Mutex<Option<Claimed>>>, keys: &DmKeys, account: &str, ops: &Ops<'_>, now: u64) -> Option<Box<dyn FnOnce() + Send>> {
     let m = m.upgrade()?;
     if ready.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
