@@ -11,7 +11,7 @@
 //   {"cmd":"typing","to":"<digits or jid>","state":"composing|paused"} -> {"event":"typed"}
 //   {"cmd":"presence-subscribe","to":"<digits or jid>"} -> {"event":"subscribed","to"}
 //   {"cmd":"quit"}                                       -> closes the socket, exit 0
-// HARNESS_NICE=<0..19>: runs this process at that niceness (benches: the contact yields the CPU
+// HARNESS_NICE=<0..19>: runs this process (every thread) at that niceness (benches: the contact yields the CPU
 //   to the assistant being measured, as a phone elsewhere would).
 // HARNESS_BOT_URL=<OpenAI-compatible base URL>: answers every text DM with the model's reply.
 // HARNESS_BOT_LIKE_GATEWAY=1 (with HARNESS_BOT_URL): also does what our gateway does by default
@@ -36,7 +36,13 @@ if (!url || !admin || !authDir || !account) {
   console.error('usage: node relay-harness.mjs <ws-url> <admin-base-url> <auth-dir> <account-phone>');
   process.exit(2);
 }
-if (process.env.HARNESS_NICE) setPriority(Number(process.env.HARNESS_NICE));
+if (process.env.HARNESS_NICE) {
+  // Niceness is per thread on Linux, and node's helper threads (V8's workers, libuv's pool) were
+  // started before this line runs: renice every thread of the process; later ones inherit it.
+  const nice = Number(process.env.HARNESS_NICE);
+  setPriority(nice);
+  for (const tid of readdirSync('/proc/self/task')) setPriority(Number(tid), nice);
+}
 const logger = P({ level: process.env.BAILEYS_LOG || 'silent' }, P.destination(2));
 const started = Date.now();
 // Every event carries `ms`: milliseconds since the harness started.
