@@ -4,39 +4,37 @@
 //! 8192 as upstream). Stream events: `message_start` (input usage), `content_block_delta` with
 //! `text_delta`, `message_delta` (stop reason, output usage), `message_stop`, `ping`, `error`.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::sse::SseEvent;
-use super::{ChatRequest, Completion, FailureKind, HttpClient, ProviderSpec, Role, Usage};
+use super::{ChatMessage, ChatRequest, Completion, FailureKind, HttpClient, ProviderSpec, Usage};
 
 /// The API version header value.
 pub const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` when the model declares none (upstream's default completion budget).
 pub const DEFAULT_MAX_TOKENS: u32 = 8192;
 
-/// The request body.
-pub fn request_body(model: &str, req: &ChatRequest, max_tokens: Option<u32>) -> Value {
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": m.content})
-        })
-        .collect();
-    let mut body = json!({
-        "model": model,
-        "max_tokens": max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        "messages": messages,
-        "stream": true,
-    });
-    if let Some(system) = &req.system {
-        body["system"] = json!(system);
+/// The request body: serialized straight from the conversation (no copy of the history).
+pub fn request_body<'a>(model: &'a str, req: &'a ChatRequest, max_tokens: Option<u32>) -> RequestBody<'a> {
+    RequestBody {
+        model,
+        max_tokens: max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        messages: &req.messages,
+        stream: true,
+        system: req.system.as_deref(),
     }
-    body
+}
+
+/// `{model, max_tokens, messages, stream, system?}`, in that order.
+#[derive(Debug, Serialize)]
+pub struct RequestBody<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    messages: &'a [ChatMessage],
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
 }
 
 /// The accumulated state of one stream.
@@ -160,14 +158,14 @@ pub async fn complete(
 
 #[cfg(test)]
 mod tests {
-    use super::super::ChatMessage;
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn body_puts_the_system_prompt_apart() {
         let req = ChatRequest { system: Some("sys".into()), messages: vec![ChatMessage::user("hi")] };
         assert_eq!(
-            request_body("claude", &req, None),
+            serde_json::to_value(request_body("claude", &req, None)).unwrap(),
             json!({"model": "claude", "max_tokens": 8192, "system": "sys",
                    "messages": [{"role": "user", "content": "hi"}], "stream": true})
         );

@@ -380,7 +380,7 @@ pub(crate) async fn post_json(
     client: &HttpClient,
     url: &str,
     headers: Vec<(String, String)>,
-    body: &serde_json::Value,
+    body: &impl Serialize,
 ) -> Result<self::http::Response, FailureKind> {
     let bytes = serde_json::to_vec(body).map_err(|e| FailureKind::Protocol(e.to_string()))?;
     let resp = client.send(::http::Method::POST, url, &headers, Some(bytes)).await?;

@@ -5,35 +5,63 @@
 //! Stream: `data: {choices:[{delta:{content}}]}` chunks, a usage chunk, `data: [DONE]`. A
 //! server that answers plain JSON instead (`choices[0].message.content`) is accepted too.
 
+use serde::ser::SerializeSeq;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::sse::SseEvent;
-use super::{Completion, FailureKind, HttpClient, ProviderSpec, Usage};
-use super::{ChatRequest, Role};
+use super::{ChatMessage, ChatRequest, Completion, FailureKind, HttpClient, ProviderSpec, Usage};
 
-/// The request body.
-pub fn request_body(model: &str, req: &ChatRequest, max_tokens: Option<u32>) -> Value {
-    let mut messages = Vec::with_capacity(req.messages.len() + 1);
-    if let Some(system) = &req.system {
-        messages.push(json!({"role": "system", "content": system}));
+/// The request body: serialized straight from the conversation (no copy of the history).
+pub fn request_body<'a>(model: &'a str, req: &'a ChatRequest, max_tokens: Option<u32>) -> RequestBody<'a> {
+    RequestBody {
+        model,
+        messages: Messages { system: req.system.as_deref(), history: &req.messages },
+        stream: true,
+        stream_options: StreamOptions { include_usage: true },
+        max_completion_tokens: max_tokens,
     }
-    for m in &req.messages {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        messages.push(json!({"role": role, "content": m.content}));
+}
+
+/// `{model, messages, stream, stream_options, max_completion_tokens?}`, in that order.
+#[derive(Debug, Serialize)]
+pub struct RequestBody<'a> {
+    model: &'a str,
+    messages: Messages<'a>,
+    stream: bool,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// The system prompt as the first `system` message, then the conversation.
+#[derive(Debug)]
+struct Messages<'a> {
+    system: Option<&'a str>,
+    history: &'a [ChatMessage],
+}
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct System<'a> {
+            role: &'static str,
+            content: &'a str,
+        }
+        let mut seq = s.serialize_seq(Some(self.history.len() + usize::from(self.system.is_some())))?;
+        if let Some(content) = self.system {
+            seq.serialize_element(&System { role: "system", content })?;
+        }
+        for m in self.history {
+            seq.serialize_element(m)?;
+        }
+        seq.end()
     }
-    let mut body = json!({
-        "model": model,
-        "messages": messages,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
-    if let Some(n) = max_tokens {
-        body["max_completion_tokens"] = json!(n);
-    }
-    body
 }
 
 /// The accumulated state of one stream.
@@ -131,7 +159,7 @@ pub async fn complete(
         headers.push(("authorization".to_string(), format!("Bearer {k}")));
     }
     let body = request_body(model, req, spec.max_tokens(model));
-    let resp = super::post_json(client, &url, super::headers_with(spec, headers), &body).await?;
+        let resp = super::post_json(client, &url, super::headers_with(spec, headers), &body).await?;
     if super::is_plain_json(&resp) {
         let c = plain_completion(&resp.text(super::PLAIN_BODY_LIMIT).await?)?;
         if !c.text.is_empty() {
@@ -156,7 +184,6 @@ pub async fn complete(
 
 #[cfg(test)]
 mod tests {
-    use super::super::ChatMessage;
     use super::*;
 
     #[test]
@@ -165,7 +192,7 @@ mod tests {
             system: Some("be brief".into()),
             messages: vec![ChatMessage::user("a"), ChatMessage::assistant("b"), ChatMessage::user("c")],
         };
-        let body = request_body("gpt", &req, Some(512));
+        let body = serde_json::to_value(request_body("gpt", &req, Some(512))).unwrap();
         assert_eq!(
             body,
             json!({
