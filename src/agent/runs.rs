@@ -521,8 +521,20 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
+/// One run by id (a statement run several times per turn: kept in the statement cache).
+static LOAD_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM runs WHERE run_id = ?1"));
+
+/// The oldest queued runs whose session is not busy (run at every wake-up of the worker).
+static CLAIM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM runs WHERE state = 'queued'
+           AND (session_key IS NULL OR session_key NOT IN (SELECT value FROM json_each(?2)))
+         ORDER BY seq LIMIT ?1"
+    )
+});
+
 fn load(db: &Db, run_id: &str) -> Result<Option<RunRecord>, DbError> {
-    Ok(db.conn().query_row(&format!("SELECT {COLUMNS} FROM runs WHERE run_id = ?1"), [run_id], record).optional()?)
+    Ok(db.conn().prepare_cached(&LOAD_SQL)?.query_row([run_id], record).optional()?)
 }
 
 /// What the admission transaction did.
@@ -562,11 +574,7 @@ fn admit(db: &mut Db, req: &RunRequest, run_id: &str, key: Option<&[u8]>, now: u
 fn claim(db: &mut Db, now: u64, busy: &[String]) -> Result<Vec<RunRecord>, DbError> {
     let busy = serde_json::to_string(busy).unwrap_or_else(|_| "[]".into());
     db.transaction(|tx| {
-        let mut stmt = tx.prepare(&format!(
-            "SELECT {COLUMNS} FROM runs WHERE state = 'queued'
-               AND (session_key IS NULL OR session_key NOT IN (SELECT value FROM json_each(?2)))
-             ORDER BY seq LIMIT ?1"
-        ))?;
+        let mut stmt = tx.prepare_cached(&CLAIM_SQL)?;
         let mut runs = stmt.query_map(params![BATCH as i64, busy], record)?.collect::<Result<Vec<_>, _>>()?;
         let mut upd = tx.prepare_cached("UPDATE runs SET state = 'running', started_at_ms = ?2 WHERE run_id = ?1")?;
         for r in &mut runs {

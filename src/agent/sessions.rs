@@ -232,7 +232,7 @@ fn herr(e: SessionStoreError) -> HistoryError {
 
 /// The stored history of `key`, oldest first.
 fn load_history(conn: &rusqlite::Connection, key: &str) -> Result<Vec<ChatMessage>, SessionStoreError> {
-    let mut stmt = conn.prepare("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq")?;
+    let mut stmt = conn.prepare_cached("SELECT role, content FROM history WHERE session_key = ?1 ORDER BY seq")?;
     let rows = stmt.query_map([key], |r| {
         let role: String = r.get(0)?;
         Ok(ChatMessage { role: if role == "user" { Role::User } else { Role::Assistant }, content: r.get(1)? })

@@ -224,6 +224,10 @@ pub mod ops {
     const COLUMNS: &str = "message_id, channel, account_id, chat_id, reply_to, body, state, attempts, created_at_ms, \
                            updated_at_ms, not_before_ms, deadline_ms, finished_at_ms, last_error";
 
+    /// One message by id (several times per message sent: kept in the statement cache).
+    static GET_SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM outbox_messages WHERE message_id = ?1"));
+
     fn u(v: i64) -> u64 {
         v.max(0) as u64
     }
@@ -262,9 +266,7 @@ pub mod ops {
 
     /// The record of `id`.
     pub fn get(conn: &Connection, id: &MessageId) -> Result<Option<OutboxRecord>, OutboxError> {
-        conn.query_row(&format!("SELECT {COLUMNS} FROM outbox_messages WHERE message_id = ?1"), [id.as_str()], row)
-            .optional()?
-            .transpose()
+        conn.prepare_cached(&GET_SQL)?.query_row([id.as_str()], row).optional()?.transpose()
     }
 
     fn existing(conn: &Connection, id: &MessageId) -> Result<OutboxRecord, OutboxError> {
@@ -319,7 +321,7 @@ pub mod ops {
     }
 
     fn transition(conn: &Connection, id: &MessageId, from: &[OutboxState], step: &'static str, sql: &str, p: impl rusqlite::Params) -> Result<(), OutboxError> {
-        if conn.execute(sql, p)? == 1 {
+        if conn.prepare_cached(sql)?.execute(p)? == 1 {
             return Ok(());
         }
         let cur = existing(conn, id)?;
@@ -503,9 +505,12 @@ impl std::fmt::Debug for Outbox {
 
 /// Runs `express` inside `tx` under a savepoint: its writes stay only when it claimed something.
 fn run_express(tx: &rusqlite::Transaction<'_>, express: &Express, now: u64) -> Result<Option<Box<dyn FnOnce() + Send>>, OutboxError> {
-    tx.execute_batch("SAVEPOINT express")?;
+    tx.prepare_cached("SAVEPOINT express")?.execute([])?;
     let handover = express(tx, now);
-    tx.execute_batch(if handover.is_some() { "RELEASE express" } else { "ROLLBACK TO express; RELEASE express" })?;
+    if handover.is_none() {
+        tx.prepare_cached("ROLLBACK TO express")?.execute([])?;
+    }
+    tx.prepare_cached("RELEASE express")?.execute([])?;
     Ok(handover)
 }
 
