@@ -291,20 +291,30 @@ pub mod ops {
         Ok(Enqueued { record, created: n == 1 })
     }
 
+    /// The oldest due `pending` message of `(channel, account)` whose chat has no earlier
+    /// `sending` message and no earlier `pending` one still within its deadline. The earlier
+    /// messages are looked up among the unfinished ones only (`outbox_by_state`): through the
+    /// chat's index the lookup walked every message the chat ever sent (0.26 ms per claim with
+    /// 2,000 sent messages kept, against a few microseconds).
+    pub(crate) const CLAIM_SQL: &str = "SELECT m.message_id FROM outbox_messages m
+         WHERE m.channel = ?1 AND m.account_id = ?2 AND m.state = 'pending'
+           AND m.not_before_ms <= ?3 AND m.deadline_ms > ?3
+           AND NOT EXISTS (
+             SELECT 1 FROM outbox_messages e INDEXED BY outbox_by_state
+             WHERE e.channel = m.channel AND e.account_id = m.account_id AND e.state = 'sending'
+               AND e.seq < m.seq AND e.chat_id = m.chat_id)
+           AND NOT EXISTS (
+             SELECT 1 FROM outbox_messages e INDEXED BY outbox_by_state
+             WHERE e.channel = m.channel AND e.account_id = m.account_id AND e.state = 'pending'
+               AND e.seq < m.seq AND e.chat_id = m.chat_id AND e.deadline_ms > ?3)
+         ORDER BY m.seq LIMIT 1";
+
     /// Claims the next due message of `(channel, account)`: the oldest `pending` message, due
     /// (`not_before ≤ now < deadline`), whose chat has no earlier unfinished message and nothing
     /// `sending`. It becomes `sending` with one more attempt.
     pub fn claim_next(conn: &Connection, channel: &str, account: &str, now: u64) -> Result<Option<OutboxRecord>, OutboxError> {
         let id: Option<String> = conn
-            .prepare_cached("SELECT m.message_id FROM outbox_messages m
-                 WHERE m.channel = ?1 AND m.account_id = ?2 AND m.state = 'pending'
-                   AND m.not_before_ms <= ?3 AND m.deadline_ms > ?3
-                   AND NOT EXISTS (
-                     SELECT 1 FROM outbox_messages e
-                     WHERE e.channel = m.channel AND e.account_id = m.account_id AND e.chat_id = m.chat_id
-                       AND e.seq < m.seq
-                       AND (e.state = 'sending' OR (e.state = 'pending' AND e.deadline_ms > ?3)))
-                 ORDER BY m.seq LIMIT 1")?.query_row(
+            .prepare_cached(CLAIM_SQL)?.query_row(
                 params![channel, account, now as i64],
                 |r| r.get(0),
             )
@@ -586,7 +596,7 @@ impl Outbox {
         let (r, handed) = self
             .db
             .call(move |db| {
-                let (r, handover) = db.transaction_unsynced(|tx| {
+                                let (r, handover) = db.transaction_unsynced(|tx| {
                     let r = parts.iter().map(|m| ops::enqueue(tx, m, deadline_ms, now)).collect::<Result<Vec<_>, _>>()?;
                     let handover = match &express {
                         Some(e) if r.iter().any(|x| x.created) => run_express(tx, e, now)?,
@@ -595,7 +605,7 @@ impl Outbox {
                     Ok::<_, OutboxError>((r, handover))
                 })?;
                 let Some(handover) = handover else { return Ok::<_, OutboxError>((r, false)) };
-                db.sync()?;
+                                db.sync()?;
                 handover();
                 // Woken here, so a caller that stops waiting does not strand the message.
                 work.notify_one();

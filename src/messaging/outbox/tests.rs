@@ -67,6 +67,34 @@ fn claims_in_order_per_chat_and_chats_do_not_block_each_other() {
 }
 
 #[test]
+fn the_claim_looks_at_unfinished_messages_only_not_the_chats_history() {
+    let db = db();
+    let plan: Vec<String> = db
+        .conn()
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", ops::CLAIM_SQL))
+        .unwrap()
+        .query_map(rusqlite::params!["whatsapp", "default", 1], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let searches: Vec<&String> = plan.iter().filter(|l| l.starts_with("SEARCH")).collect();
+    assert_eq!(searches.len(), 3, "{plan:?}");
+    assert!(searches.iter().all(|l| l.contains("outbox_by_state")), "{plan:?}");
+    // With many sent messages in the chat, ordering still holds: an earlier pending message
+    // within its deadline blocks, a sent one does not.
+    for i in 0..50 {
+        let id = format!("old{i}");
+        ops::enqueue(db.conn(), &msg(&id, "A", "x"), 1000, 0).unwrap();
+        assert_eq!(claim(&db, 1).as_deref(), Some(id.as_str()));
+        ops::mark_sent(db.conn(), &MessageId::new(&id), 1).unwrap();
+    }
+    ops::enqueue(db.conn(), &msg("a1", "A", "x"), 1000, 0).unwrap();
+    ops::enqueue(db.conn(), &msg("a2", "A", "x"), 1000, 0).unwrap();
+    assert_eq!(claim(&db, 2).as_deref(), Some("a1"));
+    assert_eq!(claim(&db, 2), None, "a2 waits for a1");
+}
+
+#[test]
 fn a_message_waits_until_its_deadline_then_expires_with_the_reason() {
     let db = db();
     ops::enqueue(db.conn(), &msg("m1", "A", "1"), 100, 0).unwrap();
