@@ -596,7 +596,7 @@ impl Outbox {
         let (r, handed) = self
             .db
             .call(move |db| {
-                                let (r, handover) = db.transaction_unsynced(|tx| {
+                let (r, handover) = db.transaction_unsynced(|tx| {
                     let r = parts.iter().map(|m| ops::enqueue(tx, m, deadline_ms, now)).collect::<Result<Vec<_>, _>>()?;
                     let handover = match &express {
                         Some(e) if r.iter().any(|x| x.created) => run_express(tx, e, now)?,
@@ -605,7 +605,7 @@ impl Outbox {
                     Ok::<_, OutboxError>((r, handover))
                 })?;
                 let Some(handover) = handover else { return Ok::<_, OutboxError>((r, false)) };
-                                db.sync()?;
+                db.sync()?;
                 handover();
                 // Woken here, so a caller that stops waiting does not strand the message.
                 work.notify_one();

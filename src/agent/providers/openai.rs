@@ -159,7 +159,7 @@ pub async fn complete(
         headers.push(("authorization".to_string(), format!("Bearer {k}")));
     }
     let body = request_body(model, req, spec.max_tokens(model));
-        let resp = super::post_json(client, &url, super::headers_with(spec, headers), &body).await?;
+    let resp = super::post_json(client, &url, super::headers_with(spec, headers), &body).await?;
     if super::is_plain_json(&resp) {
         let c = plain_completion(&resp.text(super::PLAIN_BODY_LIMIT).await?)?;
         if !c.text.is_empty() {
