@@ -11,8 +11,8 @@
 //   {"cmd":"typing","to":"<digits or jid>","state":"composing|paused"} -> {"event":"typed"}
 //   {"cmd":"presence-subscribe","to":"<digits or jid>"} -> {"event":"subscribed","to"}
 //   {"cmd":"quit"}                                       -> closes the socket, exit 0
-// HARNESS_NICE=<0..19>: runs this process (every thread) at that niceness (benches: the contact yields the CPU
-//   to the assistant being measured, as a phone elsewhere would).
+// HARNESS_NICE=<0..19>: runs this process (every thread) at that niceness (benches: the contact
+//   yields the CPU to the assistant being measured, as a phone elsewhere would).
 // HARNESS_BOT_URL=<OpenAI-compatible base URL>: answers every text DM with the model's reply.
 // HARNESS_BOT_LIKE_GATEWAY=1 (with HARNESS_BOT_URL): also does what our gateway does by default
 //   around a turn: the read receipt and `composing` when the DM arrives, `paused` after the reply.
@@ -41,7 +41,13 @@ if (process.env.HARNESS_NICE) {
   // started before this line runs: renice every thread of the process; later ones inherit it.
   const nice = Number(process.env.HARNESS_NICE);
   setPriority(nice);
-  for (const tid of readdirSync('/proc/self/task')) setPriority(Number(tid), nice);
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      setPriority(Number(tid), nice);
+    } catch {
+      // The thread ended since the listing.
+    }
+  }
 }
 const logger = P({ level: process.env.BAILEYS_LOG || 'silent' }, P.destination(2));
 const started = Date.now();
