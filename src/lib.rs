@@ -16,10 +16,3 @@ pub mod util;
 
 #[cfg(test)]
 mod layering;
-
-/// The process-wide allocator for every binary of this crate (the gateway, the mock, tests and
-/// benches): mimalloc, whose small allocations and frees cost less than glibc's on the message
-/// path (full-turn bench, README "Benchmarks"). Built without transparent huge pages
-/// (`no_thp`), which would otherwise nearly double the gateway's resident memory.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
